@@ -1,0 +1,142 @@
+// Package drivers defines the small interfaces through which drover touches a
+// real cell, and the registry that resolves a driver by the name a plan uses.
+//
+// Drivers do one thing each and return evidence of what they did. They never
+// import workflows or activities; product knowledge (WebSphere commands, DB2
+// output formats) lives in the driver for that product and nowhere else.
+package drivers
+
+import (
+	"context"
+	"time"
+)
+
+// Kind is the kind of a driver.
+type Kind string
+
+const (
+	KindMiddleware Kind = "middleware"
+	KindStorage    Kind = "storage"
+	KindProbe      Kind = "probe"
+	KindRedirect   Kind = "redirect"
+)
+
+// Site is the part of a plan site a driver reads.
+type Site struct {
+	Name string `json:"name"`
+	// Role is primary, secondary or sandbox.
+	Role     string         `json:"role"`
+	Settings map[string]any `json:"settings,omitempty"`
+}
+
+// Component is the part of a plan component a middleware driver reads.
+type Component struct {
+	Name     string         `json:"name"`
+	Role     string         `json:"role"`
+	Product  string         `json:"product,omitempty"`
+	Settings map[string]any `json:"settings,omitempty"`
+}
+
+// Target is one component at one site.
+type Target struct {
+	Plan      string    `json:"plan"`
+	Site      Site      `json:"site"`
+	Component Component `json:"component"`
+}
+
+// StopMode says how a server is stopped.
+type StopMode string
+
+const (
+	StopGraceful  StopMode = "graceful"
+	StopImmediate StopMode = "immediate"
+)
+
+// State is what a middleware driver reports about a server.
+type State string
+
+const (
+	StateRunning  State = "running"
+	StateStopped  State = "stopped"
+	StateStarting State = "starting"
+	StateFailed   State = "failed"
+	StateUnknown  State = "unknown"
+)
+
+// Evidence records what a driver did, kept short enough for workflow history.
+type Evidence struct {
+	// Action is what ran: a command line, a URL, a snapshot name.
+	Action   string        `json:"action,omitempty"`
+	Output   string        `json:"output,omitempty"`
+	ExitCode int           `json:"exitCode,omitempty"`
+	Duration time.Duration `json:"duration,omitempty"`
+	// AlreadyDone is set when the call found the effect already in place
+	// (start of a running server), so a retry did nothing.
+	AlreadyDone bool `json:"alreadyDone,omitempty"`
+}
+
+// Status is a server's state with evidence.
+type Status struct {
+	State    State    `json:"state"`
+	PID      int      `json:"pid,omitempty"`
+	Detail   string   `json:"detail,omitempty"`
+	Evidence Evidence `json:"evidence"`
+}
+
+// Middleware starts, stops and reports on one server.
+// Start of a running server and stop of a stopped one are no-ops.
+type Middleware interface {
+	Start(ctx context.Context, t Target) (Evidence, error)
+	Stop(ctx context.Context, t Target, mode StopMode) (Evidence, error)
+	Status(ctx context.Context, t Target) (Status, error)
+}
+
+// Quiescer is implemented by middleware drivers that can pause and resume
+// writes, so a consistency group can be captured at one instant.
+type Quiescer interface {
+	Quiesce(ctx context.Context, t Target) (Evidence, error)
+	Resume(ctx context.Context, t Target) (Evidence, error)
+}
+
+// CheckRequest is one verification check.
+type CheckRequest struct {
+	Plan     string         `json:"plan"`
+	Site     Site           `json:"site"`
+	Level    string         `json:"level,omitempty"`
+	Name     string         `json:"name"`
+	Settings map[string]any `json:"settings,omitempty"`
+}
+
+// CheckResult is the outcome of one check. A check that ran and found a
+// problem returns Passed=false with a nil error; an error means the check
+// itself could not run (bad settings).
+type CheckResult struct {
+	Passed   bool              `json:"passed"`
+	Summary  string            `json:"summary"`
+	Details  map[string]string `json:"details,omitempty"`
+	Evidence Evidence          `json:"evidence"`
+}
+
+// Probe runs one verification check.
+type Probe interface {
+	Check(ctx context.Context, req CheckRequest) (CheckResult, error)
+}
+
+// RedirectRequest asks to point traffic at a site.
+type RedirectRequest struct {
+	Plan     string         `json:"plan"`
+	Site     Site           `json:"site"`
+	Settings map[string]any `json:"settings,omitempty"`
+}
+
+// Redirector moves traffic between sites and says where it points.
+type Redirector interface {
+	PointTo(ctx context.Context, req RedirectRequest) (Evidence, error)
+	Current(ctx context.Context, req RedirectRequest) (site string, err error)
+}
+
+// SettingsChecker is implemented by drivers that can check their settings
+// without doing anything, so a plan is rejected before a workflow starts.
+type SettingsChecker interface {
+	CheckSettings(settings map[string]any) error
+}

@@ -1,0 +1,72 @@
+package drivers
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DecodeSettings decodes a driver's settings into out strictly: an unknown
+// field is an error that names it. Durations in out should use the Duration
+// type so "30s" decodes.
+func DecodeSettings(settings map[string]any, out any) error {
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	raw, err := json.Marshal(settings)
+	if err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		msg := err.Error()
+		// encoding/json says `json: unknown field "x"`; users wrote YAML.
+		msg = strings.TrimPrefix(msg, "json: ")
+		return fmt.Errorf("settings: %s", msg)
+	}
+	return nil
+}
+
+// Duration is a time.Duration that decodes from "30s" or from a number of
+// seconds.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads "30s" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q (want e.g. 30s, 5m)", s)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("invalid duration %s (want e.g. 30s, 5m)", string(b))
+	}
+	*d = Duration(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// Truncate keeps the head and tail of long command output so evidence stays
+// small in workflow history.
+func Truncate(s string, max int) string {
+	if len(s) <= max || max < 20 {
+		return s
+	}
+	half := (max - 15) / 2
+	return s[:half] + "\n…[truncated]…\n" + s[len(s)-half:]
+}

@@ -1,0 +1,253 @@
+// Package plan holds drover's DR plan: its types, strict loading with source
+// positions, validation, and the restart tiers derived from component roles.
+//
+// A plan is written once by the operators of a cell and read by every
+// workflow. It travels in workflow inputs, so it must never hold a secret:
+// settings carry references (env:NAME, file:PATH) that activities resolve.
+package plan
+
+import (
+	"time"
+)
+
+// APIVersion is the only plan format this build reads.
+const APIVersion = "drover/v1"
+
+// Role is the part a component plays in the cell; it decides restart order.
+type Role string
+
+const (
+	RoleDatabase  Role = "database"
+	RoleDmgr      Role = "dmgr"
+	RoleNodeAgent Role = "nodeagent"
+	RoleMessaging Role = "messaging"
+	RoleSupport   Role = "support"
+	RoleApp       Role = "app"
+	RoleWebServer Role = "webserver"
+	RoleOther     Role = "other"
+)
+
+// Roles lists every role in restart order.
+var Roles = []Role{RoleDatabase, RoleDmgr, RoleNodeAgent, RoleMessaging, RoleSupport, RoleApp, RoleWebServer, RoleOther}
+
+// NeedsProduct reports whether components of this role belong to one product.
+func (r Role) NeedsProduct() bool {
+	return r == RoleMessaging || r == RoleSupport || r == RoleApp
+}
+
+// Level is one of the six verification levels of the BPM seed, in order.
+type Level string
+
+const (
+	LevelSystem      Level = "system"
+	LevelApplication Level = "application"
+	LevelInstance    Level = "instance"
+	LevelConsistency Level = "consistency"
+	LevelSCA         Level = "sca"
+	LevelMonitoring  Level = "monitoring"
+)
+
+// Levels lists the six verification levels in the order they run.
+var Levels = []Level{LevelSystem, LevelApplication, LevelInstance, LevelConsistency, LevelSCA, LevelMonitoring}
+
+// Fatal reports whether a failure at this level makes a recovery point
+// invalid. The seed tolerates instance-level findings, not system or
+// application ones.
+func (l Level) Fatal() bool { return l == LevelSystem || l == LevelApplication }
+
+// DataClass is a class of data from the BPM seed's classification.
+type DataClass string
+
+const (
+	DataConfiguration DataClass = "configuration"
+	DataRuntime       DataClass = "runtime"
+)
+
+// DriverKind names the four kinds of driver a plan can refer to.
+type DriverKind string
+
+const (
+	KindMiddleware DriverKind = "middleware"
+	KindStorage    DriverKind = "storage"
+	KindProbe      DriverKind = "probe"
+	KindRedirect   DriverKind = "redirect"
+)
+
+// Settings are a driver's own settings, decoded strictly by that driver.
+type Settings map[string]any
+
+// Pos is where something was written in the plan file.
+type Pos struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+}
+
+// Plan is a whole DR plan.
+type Plan struct {
+	APIVersion   string        `yaml:"apiVersion" json:"apiVersion"`
+	Name         string        `yaml:"name" json:"name"`
+	Description  string        `yaml:"description,omitempty" json:"description,omitempty"`
+	RPO          Duration      `yaml:"rpo" json:"rpo"`
+	RTO          Duration      `yaml:"rto" json:"rto"`
+	Products     []string      `yaml:"products" json:"products"`
+	Sites        Sites         `yaml:"sites" json:"sites"`
+	Components   []Component   `yaml:"components" json:"components"`
+	Storage      Storage       `yaml:"storage" json:"storage"`
+	Verification Verification  `yaml:"verification" json:"verification"`
+	Approvers    []Approver    `yaml:"approvers,omitempty" json:"approvers,omitempty"`
+	Gates        []Gate        `yaml:"gates,omitempty" json:"gates,omitempty"`
+	Redirect     *DriverRef    `yaml:"redirect,omitempty" json:"redirect,omitempty"`
+	Environment  []Rewrite     `yaml:"environment,omitempty" json:"environment,omitempty"`
+	External     []DriverCheck `yaml:"external,omitempty" json:"external,omitempty"`
+
+	// Source is the file the plan was loaded from.
+	Source string `yaml:"-" json:"source,omitempty"`
+}
+
+// Sites are the places a cell can run. Sandbox is optional: an isolated site
+// for drills and backup validation.
+type Sites struct {
+	Primary   *Site `yaml:"primary" json:"primary"`
+	Secondary *Site `yaml:"secondary" json:"secondary"`
+	Sandbox   *Site `yaml:"sandbox,omitempty" json:"sandbox,omitempty"`
+}
+
+// Site is one data center; drivers read its settings (addresses, paths).
+type Site struct {
+	Name     string   `yaml:"name" json:"name"`
+	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
+	Pos      Pos      `yaml:"-" json:"-"`
+}
+
+// Component is one server of the cell.
+type Component struct {
+	Name     string   `yaml:"name" json:"name"`
+	Role     Role     `yaml:"role" json:"role"`
+	Product  string   `yaml:"product,omitempty" json:"product,omitempty"`
+	Driver   string   `yaml:"driver" json:"driver"`
+	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
+	After    []string `yaml:"after,omitempty" json:"after,omitempty"`
+	// Optional components may be skipped at the start-failed gate.
+	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
+	// Readiness is the probe that says the component is up after a start;
+	// without one, the driver's status is used.
+	Readiness *DriverCheck `yaml:"readiness,omitempty" json:"readiness,omitempty"`
+	// StartTimeout bounds one start attempt including readiness.
+	StartTimeout Duration `yaml:"startTimeout,omitempty" json:"startTimeout,omitempty"`
+	Pos          Pos      `yaml:"-" json:"-"`
+}
+
+// Storage describes how the cell's data is captured.
+type Storage struct {
+	// Store is where recovery points live at the secondary site.
+	Store  Settings           `yaml:"store,omitempty" json:"store,omitempty"`
+	Groups []ConsistencyGroup `yaml:"groups" json:"groups"`
+}
+
+// ConsistencyGroup is everything captured at one instant.
+type ConsistencyGroup struct {
+	Name       string      `yaml:"name" json:"name"`
+	Driver     string      `yaml:"driver" json:"driver"`
+	Classes    []DataClass `yaml:"classes" json:"classes"`
+	Components []string    `yaml:"components,omitempty" json:"components,omitempty"`
+	Quiesce    bool        `yaml:"quiesce,omitempty" json:"quiesce,omitempty"`
+	Settings   Settings    `yaml:"settings,omitempty" json:"settings,omitempty"`
+	Pos        Pos         `yaml:"-" json:"-"`
+}
+
+// Verification holds the checks of each of the six levels.
+type Verification struct {
+	System      []DriverCheck `yaml:"system,omitempty" json:"system,omitempty"`
+	Application []DriverCheck `yaml:"application,omitempty" json:"application,omitempty"`
+	Instance    []DriverCheck `yaml:"instance,omitempty" json:"instance,omitempty"`
+	Consistency []DriverCheck `yaml:"consistency,omitempty" json:"consistency,omitempty"`
+	SCA         []DriverCheck `yaml:"sca,omitempty" json:"sca,omitempty"`
+	Monitoring  []DriverCheck `yaml:"monitoring,omitempty" json:"monitoring,omitempty"`
+}
+
+// Checks returns the checks of one level.
+func (v Verification) Checks(l Level) []DriverCheck {
+	switch l {
+	case LevelSystem:
+		return v.System
+	case LevelApplication:
+		return v.Application
+	case LevelInstance:
+		return v.Instance
+	case LevelConsistency:
+		return v.Consistency
+	case LevelSCA:
+		return v.SCA
+	case LevelMonitoring:
+		return v.Monitoring
+	}
+	return nil
+}
+
+// DriverCheck is one probe: a driver name and its settings.
+type DriverCheck struct {
+	Name     string   `yaml:"name" json:"name"`
+	Driver   string   `yaml:"driver" json:"driver"`
+	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
+	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Pos      Pos      `yaml:"-" json:"-"`
+}
+
+// DriverRef names a driver and its settings.
+type DriverRef struct {
+	Driver   string   `yaml:"driver" json:"driver"`
+	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
+	Pos      Pos      `yaml:"-" json:"-"`
+}
+
+// Approver is a person who may approve gates.
+type Approver struct {
+	Name      string `yaml:"name" json:"name"`
+	Email     string `yaml:"email,omitempty" json:"email,omitempty"`
+	PublicKey string `yaml:"publicKey,omitempty" json:"publicKey,omitempty"`
+	Pos       Pos    `yaml:"-" json:"-"`
+}
+
+// Escalation says what a gate does when its timeout passes.
+type Escalation string
+
+const (
+	EscalateAbort  Escalation = "abort"
+	EscalateRemind Escalation = "remind"
+)
+
+// Gate is a manual step: who may approve it, how many must, and for how long
+// the run waits.
+type Gate struct {
+	Name      string     `yaml:"name" json:"name"`
+	Approvers []string   `yaml:"approvers" json:"approvers"`
+	Quorum    int        `yaml:"quorum,omitempty" json:"quorum,omitempty"`
+	Timeout   Duration   `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	OnTimeout Escalation `yaml:"onTimeout,omitempty" json:"onTimeout,omitempty"`
+	Checklist []string   `yaml:"checklist,omitempty" json:"checklist,omitempty"`
+	Pos       Pos        `yaml:"-" json:"-"`
+}
+
+// Rewrite is an environment-specific change applied after a restore (the
+// seed's step 5): in the files matching Files, Primary becomes Secondary.
+type Rewrite struct {
+	Name      string   `yaml:"name" json:"name"`
+	Files     []string `yaml:"files" json:"files"`
+	Primary   string   `yaml:"primary" json:"primary"`
+	Secondary string   `yaml:"secondary" json:"secondary"`
+	Pos       Pos      `yaml:"-" json:"-"`
+}
+
+// Tier is a set of components that start in parallel.
+type Tier struct {
+	Index      int      `json:"index"`
+	Components []string `json:"components"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("15m").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
