@@ -1,0 +1,215 @@
+// Package starter is the drover command line: flags, output and exit codes.
+// Every command lives in its own file and adds itself with register, so the
+// command tree grows without one file every change must touch.
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Exit codes, as the README documents them.
+const (
+	ExitOK        = 0
+	ExitRunFailed = 1
+	ExitBadInput  = 2
+)
+
+// BadInputError is an error in what the user gave: a flag, a file, a field.
+// It exits with code 2.
+type BadInputError struct{ Err error }
+
+func (e *BadInputError) Error() string { return e.Err.Error() }
+func (e *BadInputError) Unwrap() error { return e.Err }
+
+// BadInput wraps err as bad input (exit 2).
+func BadInput(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &BadInputError{Err: err}
+}
+
+// BadInputf formats a bad-input error (exit 2).
+func BadInputf(format string, args ...any) error {
+	return &BadInputError{Err: fmt.Errorf(format, args...)}
+}
+
+// Globals are the flags every command shares and what they build.
+type Globals struct {
+	Address   string
+	Namespace string
+	Output    string
+	LogLevel  string
+	TLS       TLSFlags
+
+	Stdout io.Writer
+	Stderr io.Writer
+	logger *zap.Logger
+}
+
+// TLSFlags configure TLS and mTLS to the Temporal frontend.
+type TLSFlags struct {
+	CACert     string
+	ClientCert string
+	ClientKey  string
+	ServerName string
+	Enabled    bool
+}
+
+// Logger returns the one zap logger handed down to everything the command
+// runs. It writes to stderr so stdout stays clean for --output json.
+func (g *Globals) Logger() *zap.Logger {
+	if g.logger != nil {
+		return g.logger
+	}
+	level := zapcore.InfoLevel
+	if err := level.Set(g.LogLevel); err != nil {
+		level = zapcore.InfoLevel
+	}
+	cfg := zap.NewDevelopmentEncoderConfig()
+	cfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(cfg), zapcore.AddSync(g.Stderr), level)
+	g.logger = zap.New(core)
+	return g.logger
+}
+
+// JSON reports whether --output json was asked for.
+func (g *Globals) JSON() bool { return g.Output == "json" }
+
+type commandFactory func(g *Globals) *cobra.Command
+
+var factories []commandFactory
+
+// register adds a top-level command; each command file calls it from init.
+func register(f commandFactory) { factories = append(factories, f) }
+
+// NewRootCommand builds the command tree.
+func NewRootCommand(stdout, stderr io.Writer) (*cobra.Command, *Globals) {
+	g := &Globals{Stdout: stdout, Stderr: stderr}
+	root := &cobra.Command{
+		Use:           "drover",
+		Short:         "Disaster-recovery runbook automation on Temporal",
+		Long:          "drover runs a cell's DR runbook (backups, restore, ordered restart, six-level verification,\nfailover, failback and drills) as durable Temporal workflows.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			switch g.Output {
+			case "text", "json":
+			default:
+				return BadInputf("--output: must be text or json, not %q", g.Output)
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Address, "address", envOr("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+	pf.StringVar(&g.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	pf.StringVarP(&g.Output, "output", "o", "text", "output format: text or json")
+	pf.StringVar(&g.LogLevel, "log-level", envOr("DROVER_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	pf.BoolVar(&g.TLS.Enabled, "tls", os.Getenv("TEMPORAL_TLS") == "true", "use TLS to the frontend (env TEMPORAL_TLS=true)")
+	pf.StringVar(&g.TLS.CACert, "tls-ca", os.Getenv("TEMPORAL_TLS_CA"), "CA certificate file for the frontend (env TEMPORAL_TLS_CA)")
+	pf.StringVar(&g.TLS.ClientCert, "tls-cert", os.Getenv("TEMPORAL_TLS_CERT"), "client certificate file for mTLS (env TEMPORAL_TLS_CERT)")
+	pf.StringVar(&g.TLS.ClientKey, "tls-key", os.Getenv("TEMPORAL_TLS_KEY"), "client key file for mTLS (env TEMPORAL_TLS_KEY)")
+	pf.StringVar(&g.TLS.ServerName, "tls-server-name", os.Getenv("TEMPORAL_TLS_SERVER_NAME"), "server name to verify (env TEMPORAL_TLS_SERVER_NAME)")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return BadInput(err) })
+
+	for _, f := range factories {
+		root.AddCommand(f(g))
+	}
+	return root, g
+}
+
+// Main runs the CLI and returns the process exit code. No panic escapes it.
+func Main(args []string, stdout, stderr io.Writer) (code int) {
+	root, g := NewRootCommand(stdout, stderr)
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "drover: internal error: %v\n", r)
+			code = ExitRunFailed
+		}
+		if g.logger != nil {
+			_ = g.logger.Sync()
+		}
+	}()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "drover: %v\n", err)
+	return ExitCode(err)
+}
+
+// ExitCode maps an error to the documented exit code.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var bad *BadInputError
+	if errors.As(err, &bad) || isCobraUsageError(err) {
+		return ExitBadInput
+	}
+	return ExitRunFailed
+}
+
+// isCobraUsageError catches cobra's own argument errors (unknown command,
+// wrong number of args), which it returns as plain errors.
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument", "required flag"} {
+		if len(msg) >= len(p) && containsFold(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(s, sub string) bool {
+	return len(sub) <= len(s) && (indexFold(s, sub) >= 0)
+}
+
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if equalFoldASCII(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+func equalFoldASCII(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
