@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -69,4 +70,22 @@ func Truncate(s string, max int) string {
 	}
 	half := (max - 15) / 2
 	return s[:half] + "\n…[truncated]…\n" + s[len(s)-half:]
+}
+
+// ExpandPath expands ${VAR} and $VAR in a path setting from the worker's
+// environment. Unlike os.ExpandEnv an unset or empty variable is an error:
+// "${DROVER_LAB_DIR}/primary" must never quietly become "/primary".
+func ExpandPath(s string) (string, error) {
+	var missing []string
+	out := os.Expand(s, func(name string) string {
+		v := os.Getenv(name)
+		if v == "" {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("path %q: environment variable %s is not set", s, strings.Join(missing, ", "))
+	}
+	return out, nil
 }
