@@ -7,6 +7,8 @@
 package plan
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -102,7 +104,19 @@ type Plan struct {
 
 	// Source is the file the plan was loaded from.
 	Source string `yaml:"-" json:"source,omitempty"`
+
+	// src remembers where each field was written so validation can point
+	// at it. It does not travel in JSON: a plan rebuilt from workflow input
+	// still validates, only without line numbers.
+	src *source
 }
+
+// Site roles, as (*Plan).Site takes them.
+const (
+	SitePrimary   = "primary"
+	SiteSecondary = "secondary"
+	SiteSandbox   = "sandbox"
+)
 
 // Sites are the places a cell can run. Sandbox is optional: an isolated site
 // for drills and backup validation.
@@ -219,10 +233,14 @@ const (
 // Gate is a manual step: who may approve it, how many must, and for how long
 // the run waits.
 type Gate struct {
-	Name      string     `yaml:"name" json:"name"`
-	Approvers []string   `yaml:"approvers" json:"approvers"`
-	Quorum    int        `yaml:"quorum,omitempty" json:"quorum,omitempty"`
-	Timeout   Duration   `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Name      string   `yaml:"name" json:"name"`
+	Approvers []string `yaml:"approvers" json:"approvers"`
+	// Quorum is how many distinct approvers must approve; Parse sets 1
+	// when the plan leaves it out.
+	Quorum int `yaml:"quorum,omitempty" json:"quorum,omitempty"`
+	// Timeout is how long the run waits; 0 waits for ever.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// OnTimeout is abort or remind; Parse sets abort when left out.
 	OnTimeout Escalation `yaml:"onTimeout,omitempty" json:"onTimeout,omitempty"`
 	Checklist []string   `yaml:"checklist,omitempty" json:"checklist,omitempty"`
 	Pos       Pos        `yaml:"-" json:"-"`
@@ -251,3 +269,49 @@ type Duration time.Duration
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes the duration as a Go duration string, so plans in
+// workflow inputs read the way they were written.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string ("15m").
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("invalid duration %s: want a string such as \"15m\"", string(b))
+	}
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// UnmarshalYAML reads a Go duration string. Parse does not use it (it walks
+// the node tree itself); it is here for code that decodes plan types directly.
+func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return err
+	}
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: want a Go duration such as 90s, 15m or 1h30m", s)
+	}
+	return v, nil
+}

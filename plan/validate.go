@@ -1,0 +1,608 @@
+package plan
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// DriverChecker says whether a driver of a kind is known under a name and,
+// where the driver can tell, whether it accepts the settings. Kinds are
+// "middleware", "storage", "probe" and "redirect". drivers.Registry
+// implements it; plan does not import drivers, so a test can pass a fake.
+type DriverChecker interface {
+	CheckDriver(kind, name string, settings map[string]any) error
+}
+
+// LoadAndValidate reads, parses and validates a plan file: the one call the
+// CLI and the workflow starters make. The error is a Problems listing every
+// problem found (parse and validation together, in file order), or a read
+// error naming the file. checker may be nil to skip driver checks.
+func LoadAndValidate(path string, checker DriverChecker) (*Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	p, probs := parse(path, data)
+	if p != nil {
+		probs = append(probs, validate(p, checker)...)
+	}
+	if len(probs) > 0 {
+		sortProblems(probs)
+		return p, probs
+	}
+	return p, nil
+}
+
+// Validate checks a plan and returns every problem as a Problems, or nil.
+// Driver names and settings are checked through checker; nil skips them.
+// A plan decoded from JSON (a workflow input) validates the same way, only
+// without line numbers.
+func Validate(p *Plan, checker DriverChecker) error {
+	if p == nil {
+		return Problems{{Message: "no plan"}}
+	}
+	probs := validate(p, checker)
+	if len(probs) == 0 {
+		return nil
+	}
+	sortProblems(probs)
+	return probs
+}
+
+// nameRE is what names that end up in workflow IDs and file names may hold.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+const nameRule = "letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+type validator struct {
+	p       *Plan
+	file    string
+	checker DriverChecker
+	probs   Problems
+	checks  map[string]string // verification check name -> path first seen
+}
+
+func validate(p *Plan, checker DriverChecker) Problems {
+	v := &validator{p: p, file: p.Source, checker: checker, checks: map[string]string{}}
+	v.header()
+	v.sites()
+	v.components()
+	v.storage()
+	v.verification()
+	v.gates()
+	if p.Redirect != nil {
+		v.driver(KindRedirect, p.Redirect.Driver, p.Redirect.Settings, "redirect")
+		v.secrets(p.Redirect.Settings, "redirect.settings")
+	}
+	v.environment()
+	return v.probs
+}
+
+// parentPath strips the last ".name" or "[i]" of a field path.
+func parentPath(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
+
+// line finds where path was written, or else its nearest written parent.
+func (v *validator) line(path string) int {
+	if v.p.src == nil {
+		return 0
+	}
+	for p := path; p != ""; p = parentPath(p) {
+		if l := v.p.src.lines[p]; l > 0 {
+			return l
+		}
+	}
+	return 0
+}
+
+// suppressed reports whether the parser already reported path or a parent.
+func (v *validator) suppressed(path string) bool {
+	if v.p.src == nil {
+		return false
+	}
+	for p := path; p != ""; p = parentPath(p) {
+		if v.p.src.bad[p] {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	if v.suppressed(path) {
+		return
+	}
+	v.probs.add(v.file, v.line(path), path, format, args...)
+}
+
+func (v *validator) written(path string) bool {
+	if v.p.src == nil {
+		return false
+	}
+	_, ok := v.p.src.lines[path]
+	return ok
+}
+
+func (v *validator) name(path, name, what string) {
+	switch {
+	case name == "":
+		v.add(path, "required: the name of %s", what)
+	case !nameRE.MatchString(name):
+		v.add(path, "invalid name %q: use %s", name, nameRule)
+	}
+}
+
+func (v *validator) positive(path string, d Duration, what string) {
+	switch {
+	case d == 0 && !v.written(path):
+		v.add(path, "required: %s, a Go duration > 0 such as 15m", what)
+	case d <= 0:
+		v.add(path, "must be > 0, got %s", d)
+	}
+}
+
+func (v *validator) notNegative(path string, d Duration, zero string) {
+	if d < 0 {
+		v.add(path, "must not be negative, got %s (0 %s)", d, zero)
+	}
+}
+
+func (v *validator) header() {
+	p := v.p
+	switch p.APIVersion {
+	case APIVersion:
+	case "":
+		v.add("apiVersion", "required: write apiVersion: %s", APIVersion)
+	default:
+		v.add("apiVersion", "unsupported version %q: this drover reads %s", p.APIVersion, APIVersion)
+	}
+	v.name("name", p.Name, "the plan")
+	v.positive("rpo", p.RPO, "how much recent data may be lost")
+	v.positive("rto", p.RTO, "how long recovery may take")
+
+	if len(p.Products) == 0 {
+		v.add("products", "required: at least one product, in the order products start (e.g. [bpm, monitor])")
+	}
+	first := map[string]int{}
+	for i, prod := range p.Products {
+		path := fmt.Sprintf("products[%d]", i)
+		if j, dup := first[prod]; dup && prod != "" {
+			v.add(path, "product %q is listed twice (first as products[%d])", prod, j)
+			continue
+		}
+		first[prod] = i
+		v.name(path, prod, "a product")
+	}
+}
+
+func (v *validator) sites() {
+	s := v.p.Sites
+	check := func(role string, site *Site, what string) {
+		path := "sites." + role
+		if site == nil {
+			if what != "" {
+				v.add(path, "required: %s", what)
+			}
+			return
+		}
+		if site.Name == "" {
+			v.add(path+".name", "required: the name of the %s site", role)
+		}
+		v.secrets(site.Settings, path+".settings")
+	}
+	check(SitePrimary, s.Primary, "the site the cell normally runs at, with a name")
+	check(SiteSecondary, s.Secondary, "the site the cell recovers to, with a name")
+	check(SiteSandbox, s.Sandbox, "")
+
+	names := map[string]string{}
+	for _, r := range []struct {
+		role string
+		site *Site
+	}{{SitePrimary, s.Primary}, {SiteSecondary, s.Secondary}, {SiteSandbox, s.Sandbox}} {
+		if r.site == nil || r.site.Name == "" {
+			continue
+		}
+		if other, dup := names[r.site.Name]; dup {
+			v.add("sites."+r.role+".name", "%q is also the name of the %s site; each site needs its own name", r.site.Name, other)
+			continue
+		}
+		names[r.site.Name] = r.role
+	}
+}
+
+func roleList() string {
+	names := make([]string, len(Roles))
+	for i, r := range Roles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
+}
+
+func knownRole(r Role) bool {
+	for _, k := range Roles {
+		if r == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) hasProduct(prod string) bool {
+	for _, p := range v.p.Products {
+		if p == prod {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) components() {
+	p := v.p
+	if len(p.Components) == 0 {
+		v.add("components", "required: at least one component")
+		return
+	}
+	byName := map[string]int{}
+	for i := range p.Components {
+		c := &p.Components[i]
+		if c.Name == "" {
+			continue
+		}
+		if _, dup := byName[c.Name]; !dup {
+			byName[c.Name] = i
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	products := strings.Join(p.Products, ", ")
+
+	for i := range p.Components {
+		c := &p.Components[i]
+		path := fmt.Sprintf("components[%d]", i)
+		v.name(path+".name", c.Name, "the component")
+		if j := byName[c.Name]; c.Name != "" && j != i {
+			v.add(path+".name", "duplicate component name %q%s", c.Name, firstAt(p.Components[j].Pos))
+		}
+
+		switch {
+		case c.Role == "":
+			v.add(path+".role", "required: one of %s", roleList())
+		case !knownRole(c.Role):
+			hint := ""
+			if g := closest(string(c.Role), strings.Split(roleList(), ", ")); g != "" {
+				hint = fmt.Sprintf("; did you mean %q?", g)
+			}
+			v.add(path+".role", "unknown role %q (want one of %s)%s", c.Role, roleList(), hint)
+		}
+		switch {
+		case c.Product == "" && c.Role.NeedsProduct():
+			v.add(path+".product", "required for role %s: one of the plan's products (%s)", c.Role, products)
+		case c.Product != "" && !v.hasProduct(c.Product):
+			v.add(path+".product", "unknown product %q (the plan's products: %s)", c.Product, products)
+		}
+
+		v.driver(KindMiddleware, c.Driver, c.Settings, path)
+		v.secrets(c.Settings, path+".settings")
+		v.notNegative(path+".startTimeout", c.StartTimeout, "means the driver's default")
+
+		seen := map[string]bool{}
+		for j, a := range c.After {
+			ap := fmt.Sprintf("%s.after[%d]", path, j)
+			_, known := byName[a]
+			switch {
+			case a == "":
+				v.add(ap, "empty component name")
+			case a == c.Name:
+				v.add(ap, "a component cannot start after itself")
+			case !known:
+				hint := ""
+				if g := closest(a, names); g != "" {
+					hint = fmt.Sprintf("; did you mean %q?", g)
+				}
+				v.add(ap, "unknown component %q%s", a, hint)
+			case seen[a]:
+				v.add(ap, "%q is listed twice", a)
+			}
+			seen[a] = true
+		}
+
+		if r := c.Readiness; r != nil {
+			rp := path + ".readiness"
+			v.driver(KindProbe, r.Driver, r.Settings, rp)
+			v.secrets(r.Settings, rp+".settings")
+			v.notNegative(rp+".timeout", r.Timeout, "means the driver's default")
+		}
+	}
+
+	// Roles only chain downwards, so a cycle needs an after: edge. Report
+	// each one at the after: entry that closes it.
+	g := buildGraph(p, true)
+	for _, cyc := range g.cycles() {
+		v.add(cyc.path, "dependency cycle: %s (a → b: a starts after b)", strings.Join(cyc.names, " → "))
+	}
+}
+
+func (v *validator) storage() {
+	st := v.p.Storage
+	v.secrets(st.Store, "storage.store")
+	first := map[string]int{}
+	comps := map[string]bool{}
+	for _, c := range v.p.Components {
+		comps[c.Name] = true
+	}
+	for i := range st.Groups {
+		g := &st.Groups[i]
+		path := fmt.Sprintf("storage.groups[%d]", i)
+		if g.Name == "" {
+			v.add(path+".name", "required: the name of the consistency group")
+		} else if j, dup := first[g.Name]; dup {
+			v.add(path+".name", "duplicate consistency group %q%s", g.Name, firstAt(st.Groups[j].Pos))
+		} else {
+			first[g.Name] = i
+		}
+		v.driver(KindStorage, g.Driver, g.Settings, path)
+		v.secrets(g.Settings, path+".settings")
+
+		if len(g.Classes) == 0 {
+			v.add(path+".classes", "required: the data classes the group holds (configuration, runtime)")
+		}
+		seen := map[DataClass]bool{}
+		for j, cl := range g.Classes {
+			cp := fmt.Sprintf("%s.classes[%d]", path, j)
+			switch cl {
+			case DataConfiguration, DataRuntime:
+				if seen[cl] {
+					v.add(cp, "%q is listed twice", cl)
+				}
+				seen[cl] = true
+			case "installation":
+				v.add(cp, "installation data is checked, not copied: reinstall it at the secondary site (the seed's restore steps 1-2) and list only configuration and runtime")
+			case "memory":
+				v.add(cp, "memory data cannot be captured; in-flight work is recovered from runtime data (transaction logs, databases)")
+			default:
+				v.add(cp, "unknown data class %q (want configuration or runtime)", cl)
+			}
+		}
+		inGroup := map[string]bool{}
+		for j, name := range g.Components {
+			cp := fmt.Sprintf("%s.components[%d]", path, j)
+			switch {
+			case !comps[name]:
+				v.add(cp, "unknown component %q", name)
+			case inGroup[name]:
+				v.add(cp, "%q is listed twice", name)
+			}
+			inGroup[name] = true
+		}
+	}
+}
+
+func (v *validator) check(c *DriverCheck, path string) {
+	switch {
+	case c.Name == "":
+		v.add(path+".name", "required: the name of the check")
+	case v.checks[c.Name] != "":
+		first := v.checks[c.Name]
+		if l := v.line(first); l > 0 {
+			first = fmt.Sprintf("%s, line %d", first, l)
+		}
+		v.add(path+".name", "duplicate check name %q (first at %s)", c.Name, first)
+	default:
+		v.checks[c.Name] = path
+	}
+	v.driver(KindProbe, c.Driver, c.Settings, path)
+	v.secrets(c.Settings, path+".settings")
+	v.notNegative(path+".timeout", c.Timeout, "means the driver's default")
+}
+
+func (v *validator) verification() {
+	for _, l := range Levels {
+		checks := v.p.Verification.Checks(l)
+		for i := range checks {
+			v.check(&checks[i], fmt.Sprintf("verification.%s[%d]", l, i))
+		}
+	}
+	for i := range v.p.External {
+		v.check(&v.p.External[i], fmt.Sprintf("external[%d]", i))
+	}
+}
+
+func (v *validator) gates() {
+	p := v.p
+	approvers := map[string]int{}
+	for i, a := range p.Approvers {
+		path := fmt.Sprintf("approvers[%d].name", i)
+		switch j, dup := approvers[a.Name]; {
+		case a.Name == "":
+			v.add(path, "required: the approver's name")
+		case dup:
+			v.add(path, "duplicate approver %q%s", a.Name, firstAt(p.Approvers[j].Pos))
+		default:
+			approvers[a.Name] = i
+		}
+	}
+	gates := map[string]int{}
+	for i := range p.Gates {
+		g := &p.Gates[i]
+		path := fmt.Sprintf("gates[%d]", i)
+		switch j, dup := gates[g.Name]; {
+		case g.Name == "":
+			v.add(path+".name", "required: the name of the gate")
+		case dup:
+			v.add(path+".name", "duplicate gate %q%s", g.Name, firstAt(p.Gates[j].Pos))
+		default:
+			gates[g.Name] = i
+		}
+		if len(g.Approvers) == 0 {
+			v.add(path+".approvers", "required: at least one of the plan's approvers")
+		}
+		distinct := map[string]bool{}
+		for j, a := range g.Approvers {
+			ap := fmt.Sprintf("%s.approvers[%d]", path, j)
+			_, known := approvers[a]
+			switch {
+			case !known:
+				v.add(ap, "unknown approver %q (not in approvers:)", a)
+			case distinct[a]:
+				v.add(ap, "%q is listed twice", a)
+			}
+			distinct[a] = true
+		}
+		quorum := g.Quorum
+		if quorum == 0 && !v.written(path+".quorum") {
+			quorum = 1
+		}
+		if n := len(distinct); n > 0 && (quorum < 1 || quorum > n) {
+			v.add(path+".quorum", "must be between 1 and %d (the gate's approvers), got %d", n, g.Quorum)
+		} else if n == 0 && quorum < 1 {
+			v.add(path+".quorum", "must be at least 1, got %d", g.Quorum)
+		}
+		v.notNegative(path+".timeout", g.Timeout, "waits for ever")
+		switch g.OnTimeout {
+		case "", EscalateAbort, EscalateRemind:
+		default:
+			v.add(path+".onTimeout", "want abort or remind, got %q", g.OnTimeout)
+		}
+		for j, item := range g.Checklist {
+			if strings.TrimSpace(item) == "" {
+				v.add(fmt.Sprintf("%s.checklist[%d]", path, j), "empty checklist item")
+			}
+		}
+	}
+}
+
+func (v *validator) environment() {
+	first := map[string]int{}
+	for i := range v.p.Environment {
+		r := &v.p.Environment[i]
+		path := fmt.Sprintf("environment[%d]", i)
+		switch j, dup := first[r.Name]; {
+		case r.Name == "":
+			v.add(path+".name", "required: the name of the rewrite")
+		case dup:
+			v.add(path+".name", "duplicate rewrite %q%s", r.Name, firstAt(v.p.Environment[j].Pos))
+		default:
+			first[r.Name] = i
+		}
+		if len(r.Files) == 0 {
+			v.add(path+".files", "required: the files (glob patterns) to rewrite")
+		}
+		for j, f := range r.Files {
+			if f == "" {
+				v.add(fmt.Sprintf("%s.files[%d]", path, j), "empty file pattern")
+			}
+		}
+		if r.Primary == "" {
+			v.add(path+".primary", "required: the text as written at the primary site")
+		}
+		if r.Secondary == "" {
+			v.add(path+".secondary", "required: the text to write at the secondary site")
+		}
+		if r.Primary != "" && r.Primary == r.Secondary {
+			v.add(path+".secondary", "same as primary (%q): nothing to rewrite", r.Primary)
+		}
+	}
+}
+
+// driver checks that a driver is named and, through the checker, that it
+// exists and accepts its settings.
+func (v *validator) driver(kind DriverKind, name string, settings Settings, path string) {
+	if name == "" {
+		v.add(path+".driver", "required: the name of a %s driver", kind)
+		return
+	}
+	if v.checker == nil || v.suppressed(path+".settings") {
+		return
+	}
+	if err := v.checkDriver(kind, name, settings); err != nil {
+		// A driver reports bad settings as "settings: ..."; point at them.
+		msg := err.Error()
+		if rest, ok := strings.CutPrefix(msg, "settings: "); ok {
+			v.add(path+".settings", "%s driver %q: %s", kind, name, rest)
+			return
+		}
+		v.add(path+".driver", "%s", msg)
+	}
+}
+
+// checkDriver calls the checker; a driver that panics on odd settings is a
+// problem in the plan's report, not a crash of the CLI.
+func (v *validator) checkDriver(kind DriverKind, name string, settings Settings) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s driver %q failed checking its settings: %v", kind, name, r)
+		}
+	}()
+	return v.checker.CheckDriver(string(kind), name, settings)
+}
+
+// secretWords mark settings keys that hold credentials; secretSuffixes mark
+// keys that only name where a credential is (passwordFile, tokenURL).
+var (
+	secretWords    = []string{"password", "passwd", "passphrase", "secret", "token", "apikey", "api_key", "privatekey", "private_key", "credential"}
+	secretSuffixes = []string{"file", "path", "env", "ref", "url", "uri", "name", "user", "username", "id", "ttl", "timeout"}
+)
+
+// secrets rejects settings that look like a credential written in clear:
+// plans travel in workflow history, so they hold env:NAME or file:PATH.
+func (v *validator) secrets(s Settings, path string) {
+	v.secretsIn(map[string]any(s), path)
+}
+
+func (v *validator) secretsIn(val any, path string) {
+	switch x := val.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			sub := x[k]
+			kp := joinPath(path, k)
+			if s, ok := sub.(string); ok && looksSecret(k) && s != "" &&
+				!strings.HasPrefix(s, "env:") && !strings.HasPrefix(s, "file:") {
+				v.add(kp, "looks like a secret written in the plan; write a reference env:NAME or file:PATH instead (plans travel in workflow history)")
+				continue
+			}
+			v.secretsIn(sub, kp)
+		}
+	case []any:
+		for i, sub := range x {
+			v.secretsIn(sub, fmt.Sprintf("%s[%d]", path, i))
+		}
+	}
+}
+
+func looksSecret(key string) bool {
+	k := strings.ToLower(key)
+	for _, suf := range secretSuffixes {
+		if strings.HasSuffix(k, suf) {
+			return false
+		}
+	}
+	for _, w := range secretWords {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstAt says where the first of two duplicates was written, when known.
+func firstAt(p Pos) string {
+	if p.Line > 0 {
+		return fmt.Sprintf(" (first at line %d)", p.Line)
+	}
+	return ""
+}
