@@ -1,0 +1,261 @@
+// Package activities turns one runbook step into one driver call. Each
+// activity resolves its driver from the registry by the name the plan uses,
+// calls it, and returns the driver's evidence. Activities are written to be
+// retried: drivers make start of a started server and stop of a stopped one
+// no-ops, and long waits heartbeat so a dead worker is noticed.
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/plan"
+)
+
+// Activities holds what every activity needs. Tests build one with fake
+// drivers in the registry, never with a fake Temporal.
+type Activities struct {
+	Registry *drivers.Registry
+	Logger   *zap.Logger
+}
+
+// New returns activities that resolve drivers from registry.
+func New(registry *drivers.Registry, logger *zap.Logger) *Activities {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &Activities{Registry: registry, Logger: logger}
+}
+
+// Error types that tell the workflow what kind of failure it got.
+const (
+	// ErrTypeBadSettings marks a failure no retry can fix: the plan is wrong.
+	ErrTypeBadSettings = "BadSettings"
+	// ErrTypeNotReady marks a component that started but never became ready.
+	ErrTypeNotReady = "NotReady"
+)
+
+// SiteRef is a plan site together with the role it plays in this run.
+type SiteRef struct {
+	Role string    `json:"role"`
+	Site plan.Site `json:"site"`
+}
+
+// ComponentInput names one component at one site.
+type ComponentInput struct {
+	Plan      string         `json:"plan"`
+	Site      SiteRef        `json:"site"`
+	Component plan.Component `json:"component"`
+	// Immediate asks a stop to kill rather than drain.
+	Immediate bool `json:"immediate,omitempty"`
+}
+
+// StepResult is the evidence of one driver call.
+type StepResult struct {
+	Component string           `json:"component,omitempty"`
+	Evidence  drivers.Evidence `json:"evidence"`
+	// Attempt is the activity attempt that succeeded, for the report.
+	Attempt int `json:"attempt"`
+}
+
+// ReadyInput asks to wait until a component answers its readiness check.
+type ReadyInput struct {
+	ComponentInput
+	// Interval between readiness attempts.
+	Interval time.Duration `json:"interval"`
+}
+
+// ReadyResult says how the component became ready.
+type ReadyResult struct {
+	Component string              `json:"component"`
+	Attempts  int                 `json:"attempts"`
+	Check     drivers.CheckResult `json:"check"`
+	Status    *drivers.Status     `json:"status,omitempty"`
+}
+
+// CheckInput is one verification check at one site.
+type CheckInput struct {
+	Plan  string           `json:"plan"`
+	Site  SiteRef          `json:"site"`
+	Level plan.Level       `json:"level"`
+	Check plan.DriverCheck `json:"check"`
+}
+
+// CheckOutput is one check's result, named for the report.
+type CheckOutput struct {
+	Level  plan.Level          `json:"level"`
+	Name   string              `json:"name"`
+	Result drivers.CheckResult `json:"result"`
+}
+
+func driverSite(s SiteRef) drivers.Site {
+	return drivers.Site{Name: s.Site.Name, Role: s.Role, Settings: s.Site.Settings}
+}
+
+func target(in ComponentInput) drivers.Target {
+	return drivers.Target{
+		Plan: in.Plan,
+		Site: driverSite(in.Site),
+		Component: drivers.Component{
+			Name:     in.Component.Name,
+			Role:     string(in.Component.Role),
+			Product:  in.Component.Product,
+			Settings: in.Component.Settings,
+		},
+	}
+}
+
+// classify marks errors a retry cannot fix as non-retryable, so a plan
+// mistake fails fast instead of burning the retry budget.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if drivers.Permanent(err) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", op, err), ErrTypeBadSettings, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// StartComponent starts one server through its middleware driver.
+func (a *Activities) StartComponent(ctx context.Context, in ComponentInput) (StepResult, error) {
+	d, err := a.Registry.Middleware(in.Component.Driver)
+	if err != nil {
+		return StepResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+	}
+	log := a.Logger.With(zap.String("component", in.Component.Name), zap.String("site", in.Site.Site.Name))
+	log.Info("starting component", zap.Int32("attempt", activity.GetInfo(ctx).Attempt))
+	ev, err := d.Start(ctx, target(in))
+	if err != nil {
+		return StepResult{Component: in.Component.Name, Evidence: ev}, classify(fmt.Sprintf("start %s on %s", in.Component.Name, in.Site.Site.Name), err)
+	}
+	log.Info("component started", zap.Bool("alreadyRunning", ev.AlreadyDone), zap.Duration("took", ev.Duration))
+	return StepResult{Component: in.Component.Name, Evidence: ev, Attempt: int(activity.GetInfo(ctx).Attempt)}, nil
+}
+
+// StopComponent stops one server, gracefully or immediately.
+func (a *Activities) StopComponent(ctx context.Context, in ComponentInput) (StepResult, error) {
+	d, err := a.Registry.Middleware(in.Component.Driver)
+	if err != nil {
+		return StepResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+	}
+	mode := drivers.StopGraceful
+	if in.Immediate {
+		mode = drivers.StopImmediate
+	}
+	a.Logger.Info("stopping component", zap.String("component", in.Component.Name), zap.String("mode", string(mode)))
+	ev, err := d.Stop(ctx, target(in), mode)
+	if err != nil {
+		return StepResult{Component: in.Component.Name, Evidence: ev}, classify(fmt.Sprintf("stop %s on %s", in.Component.Name, in.Site.Site.Name), err)
+	}
+	return StepResult{Component: in.Component.Name, Evidence: ev, Attempt: int(activity.GetInfo(ctx).Attempt)}, nil
+}
+
+// ComponentStatus reports one server's state.
+func (a *Activities) ComponentStatus(ctx context.Context, in ComponentInput) (drivers.Status, error) {
+	d, err := a.Registry.Middleware(in.Component.Driver)
+	if err != nil {
+		return drivers.Status{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+	}
+	st, err := d.Status(ctx, target(in))
+	return st, classify(fmt.Sprintf("status of %s on %s", in.Component.Name, in.Site.Site.Name), err)
+}
+
+// WaitReady polls the component's readiness probe (or its driver status when
+// the plan gives no probe) until it passes, heartbeating each attempt. The
+// activity's start-to-close timeout bounds the wait.
+func (a *Activities) WaitReady(ctx context.Context, in ReadyInput) (ReadyResult, error) {
+	interval := in.Interval
+	if interval <= 0 {
+		interval = 250 * time.Millisecond
+	}
+	res := ReadyResult{Component: in.Component.Name}
+	var last string
+	for {
+		res.Attempts++
+		ok, summary, err := a.readyOnce(ctx, in, &res)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			return res, nil
+		}
+		last = summary
+		activity.RecordHeartbeat(ctx, res.Attempts)
+		select {
+		case <-ctx.Done():
+			return res, temporal.NewApplicationError(
+				fmt.Sprintf("%s on %s not ready after %d checks: %s", in.Component.Name, in.Site.Site.Name, res.Attempts, last),
+				ErrTypeNotReady)
+		case <-time.After(interval):
+		}
+	}
+}
+
+func (a *Activities) readyOnce(ctx context.Context, in ReadyInput, res *ReadyResult) (bool, string, error) {
+	if rc := in.Component.Readiness; rc != nil {
+		p, err := a.Registry.Probe(rc.Driver)
+		if err != nil {
+			return false, "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout(*rc, 10*time.Second))
+		defer cancel()
+		r, err := p.Check(cctx, drivers.CheckRequest{Plan: in.Plan, Site: driverSite(in.Site), Level: "readiness", Name: rc.Name, Settings: rc.Settings})
+		if err != nil {
+			if drivers.Permanent(err) {
+				return false, "", classify("readiness of "+in.Component.Name, err)
+			}
+			return false, err.Error(), nil
+		}
+		res.Check = r
+		return r.Passed, r.Summary, nil
+	}
+	d, err := a.Registry.Middleware(in.Component.Driver)
+	if err != nil {
+		return false, "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+	}
+	st, err := d.Status(ctx, target(in.ComponentInput))
+	if err != nil {
+		if drivers.Permanent(err) {
+			return false, "", classify("status of "+in.Component.Name, err)
+		}
+		return false, err.Error(), nil
+	}
+	res.Status = &st
+	return st.State == drivers.StateRunning, fmt.Sprintf("state %s %s", st.State, st.Detail), nil
+}
+
+// RunCheck runs one verification check. A check that ran and failed is a
+// result, not an error: only a check that could not run is retried.
+func (a *Activities) RunCheck(ctx context.Context, in CheckInput) (CheckOutput, error) {
+	p, err := a.Registry.Probe(in.Check.Driver)
+	if err != nil {
+		return CheckOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+	}
+	r, err := p.Check(ctx, drivers.CheckRequest{
+		Plan: in.Plan, Site: driverSite(in.Site), Level: string(in.Level), Name: in.Check.Name, Settings: in.Check.Settings,
+	})
+	if err != nil {
+		return CheckOutput{}, classify(fmt.Sprintf("check %s (%s level)", in.Check.Name, in.Level), err)
+	}
+	a.Logger.Info("check done", zap.String("check", in.Check.Name), zap.String("level", string(in.Level)), zap.Bool("passed", r.Passed))
+	return CheckOutput{Level: in.Level, Name: in.Check.Name, Result: r}, nil
+}
+
+func checkTimeout(c plan.DriverCheck, def time.Duration) time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout.D()
+	}
+	return def
+}
+
+// FailedCheck is the result recorded for a check that could not run at all.
+func FailedCheck(level plan.Level, name, summary string) CheckOutput {
+	return CheckOutput{Level: level, Name: name, Result: drivers.CheckResult{Passed: false, Summary: summary}}
+}

@@ -1,0 +1,63 @@
+// Package worker wires a Temporal worker: it registers drover's workflows and
+// activities, and hands the SDK the same zap logger everything else uses.
+package worker
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.uber.org/zap"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/workflows"
+)
+
+// Options configure a worker.
+type Options struct {
+	TaskQueue string
+	Registry  *drivers.Registry
+	Logger    *zap.Logger
+}
+
+// New returns a worker with every drover workflow and activity registered.
+// It does not start polling; call Run or Start.
+func New(c client.Client, opts Options) (sdkworker.Worker, error) {
+	if opts.Registry == nil {
+		return nil, fmt.Errorf("worker: no driver registry")
+	}
+	if opts.TaskQueue == "" {
+		opts.TaskQueue = workflows.TaskQueue
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{})
+	Register(w, activities.New(opts.Registry, opts.Logger))
+	return w, nil
+}
+
+// Registrar is what both a real worker and the test environment offer.
+type Registrar interface {
+	RegisterWorkflowWithOptions(w interface{}, options workflow.RegisterOptions)
+	RegisterActivity(a interface{})
+}
+
+// Register registers every workflow by its function name and the activities
+// struct's methods by theirs, so the names in history stay stable.
+func Register(r Registrar, acts *activities.Activities) {
+	for _, wf := range All {
+		r.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{})
+	}
+	r.RegisterActivity(acts)
+}
+
+// All lists drover's workflows.
+var All = []interface{}{
+	workflows.RestartWorkflow,
+	workflows.VerifyWorkflow,
+	workflows.BringUpWorkflow,
+	workflows.ShutdownWorkflow,
+}

@@ -1,0 +1,252 @@
+package workflows
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/plan"
+)
+
+// Approval is the payload of the approve signal. The same JSON works from
+// `drover approve`, the Web UI and `temporal workflow signal`.
+type Approval struct {
+	Gate     string `json:"gate"`
+	Approver string `json:"approver"`
+	// Decision is approve or reject; the start-failed gate takes retry, skip
+	// or abort.
+	Decision string `json:"decision"`
+	Comment  string `json:"comment,omitempty"`
+}
+
+// GateRecord is a gate as the status query and the report show it.
+type GateRecord struct {
+	Name      string           `json:"name"`
+	Detail    string           `json:"detail,omitempty"`
+	Checklist []string         `json:"checklist,omitempty"`
+	Options   []string         `json:"options"`
+	Approvers []string         `json:"approvers"`
+	Quorum    int              `json:"quorum"`
+	Opened    time.Time        `json:"opened"`
+	Closed    time.Time        `json:"closed,omitempty"`
+	Outcome   string           `json:"outcome"`
+	Approvals []ApprovalRecord `json:"approvals,omitempty"`
+	Reminders int              `json:"reminders,omitempty"`
+}
+
+// ApprovalRecord is one counted approval.
+type ApprovalRecord struct {
+	Approver string    `json:"approver"`
+	Decision string    `json:"decision"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// IgnoredSignal is a signal that was recorded and not counted.
+type IgnoredSignal struct {
+	At       time.Time `json:"at"`
+	Gate     string    `json:"gate,omitempty"`
+	Approver string    `json:"approver,omitempty"`
+	Reason   string    `json:"reason"`
+}
+
+// OutcomePending and OutcomeTimeout are gate outcomes besides the decisions.
+const (
+	OutcomePending = "pending"
+	OutcomeTimeout = "timeout"
+)
+
+// defaultGateTimeout bounds a gate the plan does not configure, so no run
+// waits forever for a person who is not coming.
+const defaultGateTimeout = 24 * time.Hour
+
+// gateKeeper owns the approve signal channel and the open gates.
+type gateKeeper struct {
+	r    *run
+	plan *plan.Plan
+	// open holds indexes into r.status.Gates by gate name; looked up, never
+	// iterated, so map order cannot leak into the history.
+	open map[string]int
+}
+
+// startGateKeeper starts the coroutine that reads approvals for the whole
+// run, so a signal sent while no gate is open is still recorded.
+func startGateKeeper(ctx workflow.Context, r *run, p *plan.Plan) *gateKeeper {
+	g := &gateKeeper{r: r, plan: p, open: map[string]int{}}
+	ch := workflow.GetSignalChannel(ctx, SignalApprove)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var raw any
+			if !ch.Receive(ctx, &raw) {
+				return
+			}
+			g.receive(ctx, raw)
+		}
+	})
+	return g
+}
+
+// decodeApproval decodes a signal payload strictly: unknown fields and
+// missing gate, approver or decision make it malformed.
+func decodeApproval(raw any) (Approval, error) {
+	var a Approval
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return a, fmt.Errorf("payload is not JSON: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return a, fmt.Errorf("payload: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	var missing []string
+	if a.Gate == "" {
+		missing = append(missing, "gate")
+	}
+	if a.Approver == "" {
+		missing = append(missing, "approver")
+	}
+	if a.Decision == "" {
+		missing = append(missing, "decision")
+	}
+	if len(missing) > 0 {
+		return a, fmt.Errorf("payload: missing %s", strings.Join(missing, ", "))
+	}
+	return a, nil
+}
+
+func (g *gateKeeper) ignore(ctx workflow.Context, a Approval, reason string) {
+	g.r.status.Ignored = append(g.r.status.Ignored, IgnoredSignal{
+		At: workflow.Now(ctx), Gate: a.Gate, Approver: a.Approver, Reason: reason,
+	})
+	workflow.GetLogger(ctx).Warn("approval ignored", "gate", a.Gate, "approver", a.Approver, "reason", reason)
+}
+
+func (g *gateKeeper) receive(ctx workflow.Context, raw any) {
+	a, err := decodeApproval(raw)
+	if err != nil {
+		g.ignore(ctx, a, "malformed: "+err.Error())
+		return
+	}
+	i, ok := g.open[a.Gate]
+	if !ok {
+		g.ignore(ctx, a, fmt.Sprintf("gate %q is not open", a.Gate))
+		return
+	}
+	rec := &g.r.status.Gates[i]
+	if !slices.Contains(rec.Approvers, a.Approver) {
+		g.ignore(ctx, a, fmt.Sprintf("%q may not approve gate %q (allowed: %s)", a.Approver, a.Gate, strings.Join(rec.Approvers, ", ")))
+		return
+	}
+	if !slices.Contains(rec.Options, a.Decision) {
+		g.ignore(ctx, a, fmt.Sprintf("decision %q is not one of %s", a.Decision, strings.Join(rec.Options, ", ")))
+		return
+	}
+	for _, prev := range rec.Approvals {
+		if prev.Approver == a.Approver {
+			g.ignore(ctx, a, fmt.Sprintf("%q already decided %q at this gate", a.Approver, prev.Decision))
+			return
+		}
+	}
+	rec.Approvals = append(rec.Approvals, ApprovalRecord{Approver: a.Approver, Decision: a.Decision, Comment: a.Comment, At: workflow.Now(ctx)})
+	workflow.GetLogger(ctx).Info("approval counted", "gate", a.Gate, "approver", a.Approver, "decision", a.Decision)
+	rec.Outcome = g.decide(rec)
+}
+
+// decide applies the quorum: a reject or abort from any allowed approver
+// ends the gate at once (one "no" is enough to stop a failover); any other
+// decision needs quorum distinct approvers agreeing.
+func (g *gateKeeper) decide(rec *GateRecord) string {
+	counts := map[string]int{}
+	for _, ap := range rec.Approvals {
+		if ap.Decision == DecisionReject || ap.Decision == DecisionAbort {
+			return ap.Decision
+		}
+		counts[ap.Decision]++
+	}
+	for _, opt := range rec.Options {
+		if counts[opt] >= rec.Quorum {
+			return opt
+		}
+	}
+	return OutcomePending
+}
+
+// gateRequest is what a runbook step asks of a gate.
+type gateRequest struct {
+	Name    string
+	Detail  string
+	Options []string
+	// Checklist adds to the gate's own checklist from the plan.
+	Checklist []string
+}
+
+// wait opens a gate and blocks until it is decided, times out, or ctx is
+// cancelled. A gate the plan does not define cannot be approved by anyone,
+// so it fails the run with a message saying what to add to the plan.
+func (g *gateKeeper) wait(ctx workflow.Context, req gateRequest) (string, error) {
+	spec, ok := findGate(g.plan, req.Name)
+	if !ok {
+		return "", fmt.Errorf("gate %s needs approval but the plan defines no gate %q with approvers", req.Name, req.Name)
+	}
+	options := req.Options
+	if len(options) == 0 {
+		options = []string{DecisionApprove, DecisionReject}
+	}
+	quorum := spec.Quorum
+	if quorum < 1 {
+		quorum = 1
+	}
+	g.r.status.Gates = append(g.r.status.Gates, GateRecord{
+		Name: req.Name, Detail: req.Detail, Checklist: append(slices.Clone(spec.Checklist), req.Checklist...),
+		Options: options, Approvers: slices.Clone(spec.Approvers), Quorum: quorum,
+		Opened: workflow.Now(ctx), Outcome: OutcomePending,
+	})
+	i := len(g.r.status.Gates) - 1
+	g.open[req.Name] = i
+	defer delete(g.open, req.Name)
+	prev := g.r.status.Phase
+	g.r.phase(ctx, "waiting:"+req.Name)
+	defer g.r.phase(ctx, prev)
+
+	timeout := spec.Timeout.D()
+	if timeout <= 0 {
+		timeout = defaultGateTimeout
+	}
+	rec := func() *GateRecord { return &g.r.status.Gates[i] }
+	for {
+		decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return rec().Outcome != OutcomePending })
+		if err != nil {
+			rec().Outcome = "cancelled"
+			rec().Closed = workflow.Now(ctx)
+			return "", err
+		}
+		if decided {
+			rec().Closed = workflow.Now(ctx)
+			return rec().Outcome, nil
+		}
+		if spec.OnTimeout == plan.EscalateRemind {
+			rec().Reminders++
+			workflow.GetLogger(ctx).Warn("gate still waiting for approval", "gate", req.Name,
+				"approvers", strings.Join(spec.Approvers, ", "), "reminder", rec().Reminders)
+			continue
+		}
+		rec().Outcome = OutcomeTimeout
+		rec().Closed = workflow.Now(ctx)
+		return OutcomeTimeout, nil
+	}
+}
+
+func findGate(p *plan.Plan, name string) (plan.Gate, bool) {
+	for _, g := range p.Gates {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return plan.Gate{}, false
+}

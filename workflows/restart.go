@@ -1,0 +1,239 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/plan"
+)
+
+// a is a nil receiver used only to name activity methods; the worker
+// registers the real struct.
+var a *activities.Activities
+
+// RestartInput asks to bring a site's components up in the plan's order.
+type RestartInput struct {
+	Plan plan.Plan          `json:"plan"`
+	Site activities.SiteRef `json:"site"`
+	// Only limits the restart to these components (still in plan order);
+	// empty means all.
+	Only []string `json:"only,omitempty"`
+}
+
+// RestartResult tells what each component did.
+type RestartResult struct {
+	Tiers      []plan.Tier        `json:"tiers"`
+	Components []ComponentOutcome `json:"components"`
+	Started    time.Time          `json:"started"`
+	Ended      time.Time          `json:"ended"`
+}
+
+// ComponentOutcome is one component's start.
+type ComponentOutcome struct {
+	Name     string    `json:"name"`
+	Tier     int       `json:"tier"`
+	Outcome  string    `json:"outcome"`
+	Attempts int       `json:"attempts"`
+	Started  time.Time `json:"started"`
+	Ready    time.Time `json:"ready,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// Defaults for starting a component when the plan says nothing.
+const (
+	defaultStartTimeout = 10 * time.Minute
+	// startAttempts is how often one start activity is tried before the
+	// start-failed gate asks a person.
+	startAttempts = 3
+)
+
+// RestartWorkflow is the seed's step 7: start the cell tier by tier in the
+// plan's derived order (database, dmgr and node agents, then per product
+// messaging, support and app servers), the members of a tier in parallel.
+// Each start is the driver's start followed by a readiness check; a start
+// that still fails after its retries raises the start-failed gate.
+func RestartWorkflow(ctx workflow.Context, in RestartInput) (RestartResult, error) {
+	r, err := newRun(ctx, KindRestart, in.Plan.Name)
+	if err != nil {
+		return RestartResult{}, err
+	}
+	gk := startGateKeeper(ctx, r, &in.Plan)
+	return restart(ctx, r, gk, in)
+}
+
+func restart(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput) (RestartResult, error) {
+	res := RestartResult{Started: workflow.Now(ctx)}
+	tiers, err := plan.Tiers(&in.Plan)
+	if err != nil {
+		return res, temporal.NewNonRetryableApplicationError(err.Error(), "BadPlan", err)
+	}
+	for _, t := range tiers {
+		members := t.Components
+		if len(in.Only) > 0 {
+			members = slices.DeleteFunc(slices.Clone(members), func(n string) bool { return !slices.Contains(in.Only, n) })
+		}
+		if len(members) == 0 {
+			continue
+		}
+		res.Tiers = append(res.Tiers, plan.Tier{Index: t.Index, Components: members})
+		r.phase(ctx, fmt.Sprintf("restart:tier-%d", t.Index))
+		outcomes, err := startTier(ctx, r, gk, in, t.Index, members)
+		res.Components = append(res.Components, outcomes...)
+		if err != nil {
+			res.Ended = workflow.Now(ctx)
+			return res, err
+		}
+	}
+	res.Ended = workflow.Now(ctx)
+	return res, nil
+}
+
+// startTier starts every member at once and waits for all of them; the next
+// tier must not begin while one member of this one is still coming up.
+func startTier(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput, tier int, members []string) ([]ComponentOutcome, error) {
+	outcomes := make([]ComponentOutcome, len(members))
+	errs := make([]error, len(members))
+	wg := workflow.NewWaitGroup(ctx)
+	for i, name := range members {
+		c, ok := findComponent(&in.Plan, name)
+		if !ok {
+			return nil, fmt.Errorf("tier %d names unknown component %q", tier, name)
+		}
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			outcomes[i], errs[i] = startComponent(ctx, r, gk, in, tier, c)
+		})
+	}
+	wg.Wait(ctx)
+	return outcomes, errors.Join(errs...)
+}
+
+// startComponent runs start + readiness until it succeeds or a person at
+// the start-failed gate says skip or abort.
+func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput, tier int, c plan.Component) (ComponentOutcome, error) {
+	out := ComponentOutcome{Name: c.Name, Tier: tier, Started: workflow.Now(ctx)}
+	step := r.begin(ctx, "start "+c.Name)
+	for {
+		attempts, err := startAndWaitReady(ctx, in, c)
+		out.Attempts += attempts
+		if err == nil {
+			out.Outcome = OutcomeOK
+			out.Ready = workflow.Now(ctx)
+			r.end(ctx, step, OutcomeOK, out.Attempts, "")
+			return out, nil
+		}
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			out.Outcome = "cancelled"
+			r.end(ctx, step, OutcomeFailed, out.Attempts, "cancelled")
+			return out, err
+		}
+		detail := fmt.Sprintf("%s did not start at %s: %s", c.Name, in.Site.Site.Name, rootMessage(err))
+		if isBadSettings(err) {
+			out.Outcome = OutcomeFailed
+			out.Detail = detail
+			r.end(ctx, step, OutcomeFailed, out.Attempts, detail)
+			return out, err
+		}
+		options := []string{DecisionRetry, DecisionAbort}
+		if c.Optional {
+			options = []string{DecisionRetry, DecisionSkip, DecisionAbort}
+		}
+		decision, gerr := gk.wait(ctx, gateRequest{Name: GateStartFailed, Detail: detail, Options: options})
+		if gerr != nil {
+			out.Outcome = OutcomeFailed
+			out.Detail = detail + "; " + gerr.Error()
+			r.end(ctx, step, OutcomeFailed, out.Attempts, out.Detail)
+			return out, fmt.Errorf("%s: %w", detail, gerr)
+		}
+		switch decision {
+		case DecisionRetry:
+			continue
+		case DecisionSkip:
+			out.Outcome = OutcomeSkipped
+			out.Detail = detail + "; skipped at gate " + GateStartFailed
+			r.end(ctx, step, OutcomeSkipped, out.Attempts, out.Detail)
+			return out, nil
+		default:
+			out.Outcome = OutcomeFailed
+			out.Detail = fmt.Sprintf("%s; gate %s: %s", detail, GateStartFailed, decision)
+			r.end(ctx, step, OutcomeFailed, out.Attempts, out.Detail)
+			return out, temporal.NewNonRetryableApplicationError(out.Detail, "StartFailed", nil)
+		}
+	}
+}
+
+// startAndWaitReady is one round of the start policy: the start activity with
+// its retries, then the readiness wait. It returns how many start attempts
+// the activity took.
+func startAndWaitReady(ctx workflow.Context, in RestartInput, c plan.Component) (int, error) {
+	timeout := c.StartTimeout.D()
+	if timeout <= 0 {
+		timeout = defaultStartTimeout
+	}
+	cin := activities.ComponentInput{Plan: in.Plan.Name, Site: in.Site, Component: c}
+	startCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        startAttempts,
+			NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings},
+		},
+	})
+	var started activities.StepResult
+	if err := workflow.ExecuteActivity(startCtx, a.StartComponent, cin).Get(ctx, &started); err != nil {
+		return startAttempts, err
+	}
+	readyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		// Readiness heartbeats every check; a worker that dies mid-wait is
+		// noticed within this, not at the end of the start timeout.
+		HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			MaximumAttempts:        2,
+			NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeNotReady},
+		},
+	})
+	var ready activities.ReadyResult
+	err := workflow.ExecuteActivity(readyCtx, a.WaitReady, activities.ReadyInput{ComponentInput: cin}).Get(ctx, &ready)
+	return max(started.Attempt, 1), err
+}
+
+func findComponent(p *plan.Plan, name string) (plan.Component, bool) {
+	for _, c := range p.Components {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return plan.Component{}, false
+}
+
+func isBadSettings(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.Type() == activities.ErrTypeBadSettings
+}
+
+// rootMessage returns the innermost message of a Temporal error chain, which
+// is what a person needs at a gate ("exit status 1: connection refused"),
+// not the activity-task wrapper around it.
+func rootMessage(err error) string {
+	msg := err.Error()
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			break
+		}
+		err = u
+		msg = err.Error()
+	}
+	return strings.TrimSpace(msg)
+}

@@ -1,0 +1,102 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// Status is what the status query answers: where the run stands.
+type Status struct {
+	Kind        string       `json:"kind"`
+	Plan        string       `json:"plan"`
+	Phase       string       `json:"phase"`
+	CurrentStep string       `json:"currentStep,omitempty"`
+	Steps       []StepRecord `json:"steps"`
+	Gates       []GateRecord `json:"gates,omitempty"`
+	// Ignored lists signals that were not counted: unauthorized approvers,
+	// malformed payloads, approvals for gates that are not open.
+	Ignored []IgnoredSignal `json:"ignored,omitempty"`
+}
+
+// StepRecord is one step of the runbook as it happened.
+type StepRecord struct {
+	Name     string    `json:"name"`
+	Phase    string    `json:"phase"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended,omitempty"`
+	Attempts int       `json:"attempts,omitempty"`
+	// Outcome is ok, failed, skipped or running.
+	Outcome string `json:"outcome"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Step outcomes.
+const (
+	OutcomeRunning = "running"
+	OutcomeOK      = "ok"
+	OutcomeFailed  = "failed"
+	OutcomeSkipped = "skipped"
+)
+
+// run is the bookkeeping every workflow shares: the status the query
+// answers and the phase the Web UI shows.
+type run struct {
+	status   Status
+	upsertSA bool
+}
+
+// newRun registers the status query. Search attributes are upserted only when
+// the starter set DroverPlan: then the namespace has drover's attributes, and a
+// cluster without them still runs drover's workflows.
+func newRun(ctx workflow.Context, kind, planName string) (*run, error) {
+	r := &run{status: Status{Kind: kind, Plan: planName, Phase: "starting", Steps: []StepRecord{}}}
+	_, r.upsertSA = workflow.GetTypedSearchAttributes(ctx).GetKeyword(SAPlan)
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return r.status, nil }); err != nil {
+		return nil, fmt.Errorf("register status query: %w", err)
+	}
+	return r, nil
+}
+
+// phase moves the run to a new phase and shows it in the Web UI's list.
+func (r *run) phase(ctx workflow.Context, phase string) {
+	r.status.Phase = phase
+	workflow.GetLogger(ctx).Info("phase", "phase", phase)
+	if r.upsertSA {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, SAPhase.ValueSet(phase)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert DroverPhase failed", "error", err)
+		}
+	}
+}
+
+// begin records a step as running and returns its index.
+func (r *run) begin(ctx workflow.Context, name string) int {
+	r.status.CurrentStep = name
+	r.status.Steps = append(r.status.Steps, StepRecord{
+		Name: name, Phase: r.status.Phase, Started: workflow.Now(ctx), Outcome: OutcomeRunning,
+	})
+	return len(r.status.Steps) - 1
+}
+
+// end closes a step with its outcome.
+func (r *run) end(ctx workflow.Context, i int, outcome string, attempts int, detail string) {
+	s := &r.status.Steps[i]
+	s.Ended = workflow.Now(ctx)
+	s.Outcome = outcome
+	s.Attempts = attempts
+	s.Detail = detail
+	if r.status.CurrentStep == s.Name {
+		r.status.CurrentStep = ""
+	}
+}
+
+// childOptions gives a child workflow the parent's search attributes, so a
+// filter by plan in the Web UI shows the whole run tree.
+func (r *run) childOptions(ctx workflow.Context, id, kind string) workflow.ChildWorkflowOptions {
+	opts := workflow.ChildWorkflowOptions{WorkflowID: id}
+	if r.upsertSA {
+		opts.TypedSearchAttributes = workflowSearchAttributes(r.status.Plan, kind)
+	}
+	return opts
+}

@@ -1,0 +1,128 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/plan"
+)
+
+// VerifyInput asks to verify a site at the six levels.
+type VerifyInput struct {
+	Plan plan.Plan          `json:"plan"`
+	Site activities.SiteRef `json:"site"`
+}
+
+// VerifyResult is the six-level table with evidence.
+type VerifyResult struct {
+	Levels []LevelResult `json:"levels"`
+	// Valid is false when a system- or application-level check failed: the
+	// recovery point behind this site must not be trusted.
+	Valid bool `json:"valid"`
+	// FailedLevel is the first fatal level that failed.
+	FailedLevel plan.Level `json:"failedLevel,omitempty"`
+	// Findings are non-fatal failures (instance level and later), reported
+	// as the seed tolerates them.
+	Findings []string  `json:"findings,omitempty"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended"`
+}
+
+// LevelResult is one level's checks.
+type LevelResult struct {
+	Level  plan.Level               `json:"level"`
+	Fatal  bool                     `json:"fatal"`
+	Passed bool                     `json:"passed"`
+	Ran    bool                     `json:"ran"`
+	Checks []activities.CheckOutput `json:"checks,omitempty"`
+}
+
+const defaultCheckTimeout = 2 * time.Minute
+
+// VerifyWorkflow is the seed's step 8: the six levels in order (system,
+// application, instance, consistency, SCA, monitoring), the checks of a
+// level in parallel. A system- or application-level failure makes the site
+// invalid and stops the verification there; later levels' failures are
+// findings.
+func VerifyWorkflow(ctx workflow.Context, in VerifyInput) (VerifyResult, error) {
+	r, err := newRun(ctx, KindVerify, in.Plan.Name)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	return verify(ctx, r, in)
+}
+
+func verify(ctx workflow.Context, r *run, in VerifyInput) (VerifyResult, error) {
+	res := VerifyResult{Valid: true, Started: workflow.Now(ctx)}
+	stop := false
+	for _, level := range plan.Levels {
+		lr := LevelResult{Level: level, Fatal: level.Fatal(), Passed: true}
+		checks := in.Plan.Verification.Checks(level)
+		if stop || len(checks) == 0 {
+			res.Levels = append(res.Levels, lr)
+			continue
+		}
+		lr.Ran = true
+		r.phase(ctx, "verify:"+string(level))
+		step := r.begin(ctx, "verify "+string(level))
+		lr.Checks = runChecks(ctx, in, level, checks)
+		failed := 0
+		for _, c := range lr.Checks {
+			if !c.Result.Passed {
+				failed++
+				lr.Passed = false
+				if !level.Fatal() {
+					res.Findings = append(res.Findings, fmt.Sprintf("%s/%s: %s", level, c.Name, c.Result.Summary))
+				}
+			}
+		}
+		outcome := OutcomeOK
+		if !lr.Passed {
+			outcome = OutcomeFailed
+		}
+		r.end(ctx, step, outcome, 1, fmt.Sprintf("%d of %d checks passed", len(lr.Checks)-failed, len(lr.Checks)))
+		res.Levels = append(res.Levels, lr)
+		if !lr.Passed && level.Fatal() {
+			res.Valid = false
+			res.FailedLevel = level
+			stop = true
+		}
+	}
+	res.Ended = workflow.Now(ctx)
+	return res, nil
+}
+
+// runChecks runs one level's checks at once. A check whose activity failed
+// after its retries counts as a failed check with the error as its summary:
+// verification reports, it does not crash.
+func runChecks(ctx workflow.Context, in VerifyInput, level plan.Level, checks []plan.DriverCheck) []activities.CheckOutput {
+	futures := make([]workflow.Future, len(checks))
+	for i, c := range checks {
+		timeout := c.Timeout.D()
+		if timeout <= 0 {
+			timeout = defaultCheckTimeout
+		}
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: timeout,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        time.Second,
+				MaximumAttempts:        3,
+				NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings},
+			},
+		})
+		futures[i] = workflow.ExecuteActivity(actx, a.RunCheck, activities.CheckInput{
+			Plan: in.Plan.Name, Site: in.Site, Level: level, Check: c,
+		})
+	}
+	out := make([]activities.CheckOutput, len(checks))
+	for i, f := range futures {
+		if err := f.Get(ctx, &out[i]); err != nil {
+			out[i] = activities.FailedCheck(level, checks[i].Name, "check could not run: "+rootMessage(err))
+		}
+	}
+	return out
+}
