@@ -1,8 +1,6 @@
 package workflows
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -91,18 +89,34 @@ func startGateKeeper(ctx workflow.Context, r *run, p *plan.Plan) *gateKeeper {
 	return g
 }
 
-// decodeApproval decodes a signal payload strictly: unknown fields and
-// missing gate, approver or decision make it malformed.
+// decodeApproval checks a signal payload by hand rather than with
+// encoding/json: unknown fields, non-string values and missing gate, approver
+// or decision make it malformed. (Reflection-based decoding also trips
+// workflowcheck; this keeps the workflow code provably deterministic.)
 func decodeApproval(raw any) (Approval, error) {
 	var a Approval
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return a, fmt.Errorf("payload is not JSON: %v", err)
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return a, fmt.Errorf("payload is not a JSON object with gate, approver and decision")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return a, fmt.Errorf("payload: %s", strings.TrimPrefix(err.Error(), "json: "))
+	fields := map[string]*string{"gate": &a.Gate, "approver": &a.Approver, "decision": &a.Decision, "comment": &a.Comment}
+	keys := make([]string, 0, len(m))
+	// The keys are sorted right after, so map order cannot leak.
+	//workflowcheck:ignore
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		dst, known := fields[k]
+		if !known {
+			return a, fmt.Errorf("payload: unknown field %q", k)
+		}
+		v, isString := m[k].(string)
+		if !isString {
+			return a, fmt.Errorf("payload: field %q must be a string", k)
+		}
+		*dst = v
 	}
 	var missing []string
 	if a.Gate == "" {
