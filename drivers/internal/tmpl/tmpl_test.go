@@ -108,12 +108,12 @@ func TestParseCommand(t *testing.T) {
 	assert.Nil(t, c)
 
 	for v, want := range map[string]any{
-		"start: empty command":       "  ",
-		"start: empty command list":  []any{},
-		"start[1]: want a string":    []any{"a", float64(3)},
-		"want a command as one":      map[string]any{"x": 1},
-		`start[0]:1:2: .Nope: no field "Nope"`:  []any{"{{.Nope}}"},
-		"start: want a command as o": true,
+		"start: empty command":                 "  ",
+		"start: empty command list":            []any{},
+		"start[1]: want a string":              []any{"a", float64(3)},
+		"want a command as one":                map[string]any{"x": 1},
+		`start[0]:1:2: .Nope: no field "Nope"`: []any{"{{.Nope}}"},
+		"start: want a command as o":           true,
 	} {
 		_, err := ParseCommand("start", want, MiddlewareData{})
 		require.Error(t, err)
