@@ -59,7 +59,12 @@ func Parse(file string, data []byte) (*Plan, error) {
 func parse(file string, data []byte) (*Plan, Problems) {
 	var probs Problems
 	root, err := parseYAML(data)
-	if err != nil {
+	var extra *extraDocError
+	switch {
+	case errors.As(err, &extra):
+		probs.add(file, extra.line, "", "a plan file holds one YAML document; remove the second one (from this line)")
+		return nil, probs
+	case err != nil:
 		line, msg := yamlErrorLine(err)
 		probs.add(file, line, "", "%s", msg)
 		return nil, probs
@@ -102,7 +107,7 @@ func parseYAML(data []byte) (root *yaml.Node, err error) {
 	case err != nil:
 		return nil, err
 	default:
-		return nil, fmt.Errorf("yaml: line %d: a plan file holds one YAML document; remove the second one (after ---)", extra.Line)
+		return nil, &extraDocError{line: extra.Line}
 	}
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
@@ -113,6 +118,11 @@ func parseYAML(data []byte) (root *yaml.Node, err error) {
 	return &doc, nil
 }
 
+// extraDocError is a second YAML document in a plan file.
+type extraDocError struct{ line int }
+
+func (e *extraDocError) Error() string { return fmt.Sprintf("line %d: a second YAML document", e.line) }
+
 var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
 // yamlErrorLine splits the YAML library's "yaml: line N: msg" into its parts.
@@ -122,7 +132,12 @@ func yamlErrorLine(err error) (int, string) {
 		return 0, "invalid YAML: " + err.Error()
 	}
 	line, _ := strconv.Atoi(m[1])
-	return line, "invalid YAML: " + m[2]
+	if line == 0 {
+		return 0, "invalid YAML: " + m[2]
+	}
+	// The YAML library often names the line where the enclosing block
+	// starts rather than the broken one.
+	return line, "invalid YAML at or near this line: " + m[2]
 }
 
 // applyDefaults fills the values a plan may leave out.
@@ -177,11 +192,16 @@ func (d *decoder) step(n *yaml.Node, path string) bool {
 	return true
 }
 
-// deref follows an alias to its anchored value. The returned release must
-// be called when the caller is done with the value.
+// deref follows an alias to its anchored value, and marks an anchored value
+// as being decoded so an alias inside it cannot expand it again. The
+// returned release must be called when the caller is done with the value.
 func (d *decoder) deref(n *yaml.Node, path string) (*yaml.Node, func(), bool) {
 	if n.Kind != yaml.AliasNode {
-		return n, func() {}, true
+		if n.Anchor == "" || d.active[n] {
+			return n, func() {}, true
+		}
+		d.active[n] = true
+		return n, func() { delete(d.active, n) }, true
 	}
 	target := n.Alias
 	if target == nil {
@@ -299,7 +319,11 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		}
 	case reflect.Int:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-			d.fail(n, path, "want a whole number, got %s", kindName(n))
+			got := kindName(n)
+			if n.Kind == yaml.ScalarNode {
+				got = strconv.Quote(n.Value)
+			}
+			d.fail(n, path, "want a whole number, got %s", got)
 			return
 		}
 		var i int
@@ -425,6 +449,11 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(kv.key, fp, "%s", msg)
 			continue
 		}
+		// A field's line is its key's: a mapping or list written below
+		// the key still points at the key.
+		if _, seen := d.src.lines[fp]; !seen {
+			d.src.lines[fp] = kv.key.Line
+		}
 		d.value(kv.val, v.Field(f.index), fp)
 	}
 }
@@ -535,7 +564,7 @@ func (d *decoder) anyValue(n *yaml.Node, path string) (any, bool) {
 		for _, kv := range d.pairs(n, path) {
 			fp := joinPath(path, kv.name)
 			if _, seen := d.src.lines[fp]; !seen {
-				d.src.lines[fp] = kv.val.Line
+				d.src.lines[fp] = kv.key.Line
 			}
 			v, ok := d.anyValue(kv.val, fp)
 			if !ok {
