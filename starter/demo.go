@@ -1,0 +1,297 @@
+package starter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/drivers/builtin"
+	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/workflows"
+)
+
+func init() { register(newDemoCmd) }
+
+type demoOptions struct {
+	dir    string
+	stay   bool
+	uiPort int
+	port   int
+}
+
+func newDemoCmd(g *Globals) *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run drover end to end on this machine: embedded Temporal, Web UI, worker and a real cell",
+		Long: "Starts an embedded Temporal server with its Web UI and a worker, writes a plan for a small cell of\n" +
+			"real local processes, brings the cell up in the plan's tier order with the exec driver, verifies it\n" +
+			"with probes, shuts it down in reverse order, and prints where to see the runs in the Web UI.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), g, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.dir, "dir", filepath.Join(".drover", "demo"), "working directory for the demo's plan, logs and Temporal database")
+	cmd.Flags().BoolVar(&o.stay, "stay", false, "keep the Web UI up after the demo until Ctrl-C")
+	cmd.Flags().IntVar(&o.uiPort, "ui-port", 0, "Web UI port (0 picks a free one)")
+	cmd.Flags().IntVar(&o.port, "port", 0, "Temporal frontend port (0 picks a free one)")
+	return cmd
+}
+
+func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
+	log := g.Logger()
+	dir, err := filepath.Abs(o.dir)
+	if err != nil {
+		return BadInputf("--dir: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return BadInputf("--dir: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the drover executable for the demo's processes: %w", err)
+	}
+	planPath, err := writeDemoPlan(dir, exe)
+	if err != nil {
+		return err
+	}
+	p, err := plan.LoadAndValidate(planPath, builtin.Registry(log))
+	if err != nil {
+		return fmt.Errorf("the demo's own plan does not validate (a bug): %w", err)
+	}
+
+	st, err := startStack(ctx, g, stackOptions{Port: o.port, UIPort: o.uiPort, DBFile: filepath.Join(dir, "temporal.db")})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	out := g.Stdout
+	fmt.Fprintf(out, "drover demo: Temporal at %s, Web UI at %s\n", st.server.FrontendAddress(), st.server.UIURL())
+	fmt.Fprintf(out, "plan %s (%s)\n", p.Name, planPath)
+
+	site := activities.SiteRef{Role: "primary", Site: *p.Sites.Primary}
+	stamp := time.Now().UTC().Format("20060102T150405")
+	var up workflows.BringUpResult
+	upID := fmt.Sprintf("drover/%s/bringup/%s", p.Name, stamp)
+	runErr := runWorkflow(ctx, st.client, upID, p.Name, workflows.KindBringUp, workflows.BringUpWorkflow,
+		workflows.BringUpInput{Plan: *p, Site: site}, &up)
+	printBringUp(out, up)
+
+	// Always stop what the demo started, also when the bring-up failed.
+	downID := fmt.Sprintf("drover/%s/shutdown/%s", p.Name, stamp)
+	var down workflows.ShutdownResult
+	downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	downErr := runWorkflow(downCtx, st.client, downID, p.Name, "shutdown", workflows.ShutdownWorkflow,
+		workflows.ShutdownInput{Plan: *p, Site: site}, &down)
+	if downErr == nil {
+		fmt.Fprintf(out, "cell stopped in reverse order: %s\n", stopOrder(down))
+	} else {
+		log.Error("shutdown of the demo cell failed", zap.Error(downErr))
+	}
+
+	fmt.Fprintf(out, "\nWeb UI: %s\n", st.server.UIURL())
+	fmt.Fprintf(out, "  runs of this plan: %s\n", runsURL(st.server.UIURL(), g.Namespace, p.Name))
+	fmt.Fprintf(out, "  (the runs are kept in %s; `drover server --db-file %s` shows them again)\n",
+		filepath.Join(dir, "temporal.db"), filepath.Join(dir, "temporal.db"))
+	if runErr != nil {
+		return fmt.Errorf("demo bring-up failed: %w", runErr)
+	}
+	if downErr != nil {
+		return fmt.Errorf("demo shutdown failed: %w", downErr)
+	}
+	if o.stay {
+		fmt.Fprintln(out, "Web UI stays up; press Ctrl-C to stop.")
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// runWorkflow starts a workflow with drover's search attributes and waits for
+// its result.
+func runWorkflow(ctx context.Context, c client.Client, id, planName, kind string, wf any, in any, out any) error {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    id,
+		TaskQueue:             workflows.TaskQueue,
+		TypedSearchAttributes: workflows.StartSearchAttributes(planName, kind),
+	}, wf, in)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	return run.Get(ctx, out)
+}
+
+func runsURL(ui, namespace, planName string) string {
+	q := url.QueryEscape(fmt.Sprintf(`DroverPlan="%s"`, planName))
+	return fmt.Sprintf("%s/namespaces/%s/workflows?query=%s", ui, url.PathEscape(namespace), q)
+}
+
+func printBringUp(out io.Writer, r workflows.BringUpResult) {
+	for _, t := range r.Restart.Tiers {
+		fmt.Fprintf(out, "tier %d: %s\n", t.Index, strings.Join(t.Components, ", "))
+	}
+	for _, c := range r.Restart.Components {
+		took := ""
+		if !c.Ready.IsZero() {
+			took = c.Ready.Sub(c.Started).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(out, "  %-10s %-8s attempts=%d %s %s\n", c.Name, c.Outcome, c.Attempts, took, c.Detail)
+	}
+	for _, l := range r.Verify.Levels {
+		if !l.Ran {
+			continue
+		}
+		fmt.Fprintf(out, "verify %-12s passed=%v\n", l.Level, l.Passed)
+		for _, c := range l.Checks {
+			fmt.Fprintf(out, "  %-14s %v  %s\n", c.Name, c.Result.Passed, c.Result.Summary)
+		}
+	}
+}
+
+func stopOrder(r workflows.ShutdownResult) string {
+	names := make([]string, 0, len(r.Components))
+	for _, c := range r.Components {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, " → ")
+}
+
+// demoPlan is a small three-tier cell of real processes: a database, an app
+// server that refuses to start without it, and a web server in front.
+var demoPlan = template.Must(template.New("demo").Funcs(template.FuncMap{"json": jsonString}).Parse(`apiVersion: drover/v1
+name: demo
+description: >
+  First-run demo: three real local processes started in tier order by the exec
+  driver, each checked for readiness, then verified by probes.
+rpo: 15m
+rto: 30m
+products: [shop]
+sites:
+  primary:
+    name: local
+    settings:
+      host: 127.0.0.1
+  secondary:
+    name: standby
+    settings:
+      host: 127.0.0.1
+components:
+{{- range .Nodes}}
+  - name: {{.Name}}
+    role: {{.Role}}
+{{- if .Product}}
+    product: {{.Product}}
+{{- end}}
+    driver: exec
+    settings:
+      start: {{json .Start}}
+      stop: {{json .Stop}}
+      status: {{json .Status}}
+      timeout: 30s
+    readiness:
+      name: {{.Name}}-ready
+      driver: http
+      settings:
+        url: http://{{.Addr}}/health
+        passField: passed
+    startTimeout: 1m
+{{- end}}
+verification:
+  system:
+    - name: db-listening
+      driver: tcp
+      settings:
+        address: {{(index .Nodes 0).Addr}}
+  application:
+    - name: app-health
+      driver: http
+      settings:
+        url: http://{{(index .Nodes 1).Addr}}/health
+        passField: passed
+  monitoring:
+    - name: web-health
+      driver: http
+      settings:
+        url: http://{{(index .Nodes 2).Addr}}/health
+        passField: passed
+approvers:
+  - name: demo
+gates:
+  - name: start-failed
+    approvers: [demo]
+    timeout: 5m
+    onTimeout: abort
+`))
+
+type demoNode struct {
+	Name, Role, Product, Addr string
+	Start, Stop, Status       string
+}
+
+func writeDemoPlan(dir, exe string) (string, error) {
+	roles := []struct{ name, role, product, needs string }{
+		{"db", "database", "", ""},
+		{"app", "app", "shop", "db"},
+		{"web", "webserver", "", "app"},
+	}
+	addrs := map[string]string{}
+	var nodes []demoNode
+	for _, r := range roles {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			return "", err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		addrs[r.name] = addr
+		pid := shellQuote(filepath.Join(dir, r.name+".pid"))
+		logf := shellQuote(filepath.Join(dir, r.name+".log"))
+		start := fmt.Sprintf("nohup %s demo-node --name %s --listen %s --needs %s >%s 2>&1 & echo $! >%s",
+			shellQuote(exe), r.name, addr, addrs[r.needs], logf, pid)
+		nodes = append(nodes, demoNode{
+			Name: r.name, Role: r.role, Product: r.product, Addr: addr,
+			Start:  start,
+			Stop:   fmt.Sprintf("if [ -f %[1]s ]; then kill $(cat %[1]s) 2>/dev/null; rm -f %[1]s; fi; true", pid),
+			Status: fmt.Sprintf("[ -f %[1]s ] && kill -0 $(cat %[1]s) 2>/dev/null", pid),
+		})
+	}
+	var b strings.Builder
+	if err := demoPlan.Execute(&b, map[string]any{"Nodes": nodes}); err != nil {
+		return "", fmt.Errorf("render demo plan: %w", err)
+	}
+	path := filepath.Join(dir, "demo-plan.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("write demo plan: %w", err)
+	}
+	return path, nil
+}
+
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free loopback port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// jsonString quotes a string for YAML: a JSON string is a valid YAML scalar.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
