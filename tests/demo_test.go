@@ -1,0 +1,74 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/drover-dr/drover/devserver"
+	"github.com/drover-dr/drover/workflows"
+)
+
+// TestDemoEndToEnd runs `drover demo` as a user does, then reopens the
+// Temporal database it left behind and finds its runs by DroverPlan, as the
+// Web UI's filter does.
+func TestDemoEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, droverBin, "demo", "--dir", dir)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	require.NoError(t, err, "drover demo failed\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+
+	text := out.String()
+	require.Contains(t, text, "Web UI: http://127.0.0.1:")
+	require.Contains(t, text, "tier 1: db")
+	require.Contains(t, text, "tier 2: app")
+	require.Contains(t, text, "tier 3: web")
+	require.Contains(t, text, "cell stopped in reverse order: web → app → db")
+	for _, level := range []string{"system", "application", "monitoring"} {
+		require.Regexp(t, `verify `+level+` +passed=true`, text)
+	}
+
+	// The demo's processes are gone: each stop took effect.
+	for _, node := range []string{"db", "app", "web"} {
+		require.NoFileExists(t, filepath.Join(dir, node+".pid"))
+	}
+
+	srv, err := devserver.Start(ctx, devserver.Options{DBFile: filepath.Join(dir, "temporal.db"), UIPort: -1,
+		SearchAttributes: workflows.SearchAttributes})
+	require.NoError(t, err)
+	defer srv.Stop()
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace()})
+	require.NoError(t, err)
+	defer c.Close()
+
+	var kinds []string
+	require.Eventually(t, func() bool {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: srv.Namespace(), Query: `DroverPlan = "demo"`,
+		})
+		if err != nil {
+			return false
+		}
+		kinds = kinds[:0]
+		for _, e := range resp.Executions {
+			kinds = append(kinds, e.GetType().GetName())
+		}
+		return len(kinds) >= 5
+	}, 30*time.Second, 200*time.Millisecond, "runs filterable by DroverPlan: %v", kinds)
+	joined := strings.Join(kinds, ",")
+	for _, wf := range []string{"BringUpWorkflow", "RestartWorkflow", "VerifyWorkflow", "ShutdownWorkflow"} {
+		require.Contains(t, joined, wf)
+	}
+}
