@@ -87,11 +87,12 @@ func Parse(field, src string, sample any) (*Template, error) {
 	return &Template{field: field, src: src, t: t}, nil
 }
 
-// Render executes the template with data.
+// Render executes the template with data. Its errors (a key the site does
+// not define) are marked drivers.ErrBadSettings: a retry cannot fix them.
 func (t *Template) Render(data any) (string, error) {
 	var b strings.Builder
 	if err := t.t.Execute(&b, data); err != nil {
-		return "", cleanErr(err)
+		return "", drivers.BadSettings(cleanErr(err))
 	}
 	return b.String(), nil
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/secret"
 )
 
@@ -66,7 +67,7 @@ func (c *Command) Argv(data any) ([]string, error) {
 		return []string{"/bin/sh", "-c", out[0]}, nil
 	}
 	if out[0] == "" {
-		return nil, fmt.Errorf("%s: the program name renders empty", c.parts[0].field)
+		return nil, drivers.BadSettingsf("%s: the program name renders empty", c.parts[0].field)
 	}
 	return out, nil
 }
@@ -188,7 +189,9 @@ type Resolved struct {
 }
 
 // Resolve renders the literals and resolves the secret references. Errors
-// name the field and the reference, never a secret value.
+// name the field and the reference, never a secret value. A secret that
+// cannot be read is not marked permanent (a mounted file may appear, a
+// variable may be set before a retry); a template error is.
 func (v *Values) Resolve(data any) (Resolved, error) {
 	var r Resolved
 	if v == nil {
