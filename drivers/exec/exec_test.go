@@ -63,8 +63,8 @@ func readPIDFile(path string) (int, error) {
 func (f *fixture) settings() map[string]any {
 	return map[string]any{
 		// The server's output goes to a file: a daemon must not hold our pipe.
-		"start": `echo start >> {{shquote .Vars.log}}; sleep 300 > /dev/null 2>&1 & echo $! > {{shquote .Vars.pidfile}}; echo started {{.Component.Name}} on {{.Site.Name}}`,
-		"stop":  []any{"/bin/sh", "-c", `echo stop >> "$2"; kill "$(cat "$1")" && rm -f "$1"`, "sh", "{{.Vars.pidfile}}", "{{.Vars.log}}"},
+		"start":  `echo start >> {{shquote .Vars.log}}; sleep 300 > /dev/null 2>&1 & echo $! > {{shquote .Vars.pidfile}}; echo started {{.Component.Name}} on {{.Site.Name}}`,
+		"stop":   []any{"/bin/sh", "-c", `echo stop >> "$2"; kill "$(cat "$1")" && rm -f "$1"`, "sh", "{{.Vars.pidfile}}", "{{.Vars.log}}"},
 		"status": []any{"/bin/sh", "{{.Vars.alive}}", "{{.Vars.pidfile}}"},
 		"vars": map[string]any{
 			"pidfile": f.pidfile, "log": f.log, "alive": f.alive,
