@@ -467,6 +467,10 @@ type pair struct {
 // entries written in the mapping win over merged ones, earlier merge sources
 // over later ones. A key written twice is a problem.
 func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+	// Merges can fan out like aliases; count every entry against maxNodes.
+	if !d.step(n, path) {
+		return nil
+	}
 	var out []pair
 	seen := map[string]int{} // name -> line first written
 	var merges []*yaml.Node
@@ -499,6 +503,9 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 	for _, m := range merges {
 		for _, src := range d.mergeSources(m, path) {
 			for _, kv := range src {
+				if !d.step(kv.key, path) {
+					return out
+				}
 				if _, dup := seen[kv.name]; dup {
 					continue
 				}
@@ -620,7 +627,11 @@ func (d *decoder) anyValue(n *yaml.Node, path string) (any, bool) {
 }
 
 // closest returns the candidate within a small edit distance of s, or "".
+// Past a few hundred candidates a guess costs more than it helps.
 func closest(s string, candidates []string) string {
+	if len(candidates) > 300 {
+		return ""
+	}
 	best, bestD := "", 3
 	ls := strings.ToLower(s)
 	for _, c := range candidates {

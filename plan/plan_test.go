@@ -638,3 +638,14 @@ func TestExampleFilesInTestdata(t *testing.T) {
 		}
 	}
 }
+
+func TestMergeBombIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: drover/v1\nsites:\n  primary:\n    name: a\n    settings:\n      l0: &l0 {a: 1, b: 2, c: 3}\n")
+	for i := 1; i < 12; i++ {
+		fmt.Fprintf(&b, "      l%d: &l%d {<<: [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d]}\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	_, err := Parse("bomb.yaml", []byte(b.String()))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "expands to more than")
+}

@@ -264,6 +264,7 @@ func (v *validator) components() {
 	for n := range byName {
 		names = append(names, n)
 	}
+	sort.Strings(names) // so a "did you mean" guess is the same every run
 	products := strings.Join(p.Products, ", ")
 
 	for i := range p.Components {
