@@ -16,6 +16,7 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
 )
 
 // Activities holds what every activity needs. Tests build one with fake
@@ -88,11 +89,7 @@ type CheckInput struct {
 }
 
 // CheckOutput is one check's result, named for the report.
-type CheckOutput struct {
-	Level  plan.Level          `json:"level"`
-	Name   string              `json:"name"`
-	Result drivers.CheckResult `json:"result"`
-}
+type CheckOutput = report.Check
 
 func driverSite(s SiteRef) drivers.Site {
 	return drivers.Site{Name: s.Site.Name, Role: s.Role, Settings: s.Site.Settings}

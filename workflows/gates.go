@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
 )
 
 // Approval is the payload of the approve signal. The same JSON works from
@@ -23,35 +24,13 @@ type Approval struct {
 }
 
 // GateRecord is a gate as the status query and the report show it.
-type GateRecord struct {
-	Name      string           `json:"name"`
-	Detail    string           `json:"detail,omitempty"`
-	Checklist []string         `json:"checklist,omitempty"`
-	Options   []string         `json:"options"`
-	Approvers []string         `json:"approvers"`
-	Quorum    int              `json:"quorum"`
-	Opened    time.Time        `json:"opened"`
-	Closed    time.Time        `json:"closed,omitempty"`
-	Outcome   string           `json:"outcome"`
-	Approvals []ApprovalRecord `json:"approvals,omitempty"`
-	Reminders int              `json:"reminders,omitempty"`
-}
+type GateRecord = report.Gate
 
 // ApprovalRecord is one counted approval.
-type ApprovalRecord struct {
-	Approver string    `json:"approver"`
-	Decision string    `json:"decision"`
-	Comment  string    `json:"comment,omitempty"`
-	At       time.Time `json:"at"`
-}
+type ApprovalRecord = report.Approval
 
 // IgnoredSignal is a signal that was recorded and not counted.
-type IgnoredSignal struct {
-	At       time.Time `json:"at"`
-	Gate     string    `json:"gate,omitempty"`
-	Approver string    `json:"approver,omitempty"`
-	Reason   string    `json:"reason"`
-}
+type IgnoredSignal = report.Ignored
 
 // OutcomePending and OutcomeTimeout are gate outcomes besides the decisions.
 const (

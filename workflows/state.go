@@ -2,9 +2,10 @@ package workflows
 
 import (
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/report"
 )
 
 // Status is what the status query answers: where the run stands.
@@ -21,16 +22,7 @@ type Status struct {
 }
 
 // StepRecord is one step of the runbook as it happened.
-type StepRecord struct {
-	Name     string    `json:"name"`
-	Phase    string    `json:"phase"`
-	Started  time.Time `json:"started"`
-	Ended    time.Time `json:"ended,omitempty"`
-	Attempts int       `json:"attempts,omitempty"`
-	// Outcome is ok, failed, skipped or running.
-	Outcome string `json:"outcome"`
-	Detail  string `json:"detail,omitempty"`
-}
+type StepRecord = report.Step
 
 // Step outcomes.
 const (

@@ -9,6 +9,7 @@ import (
 
 	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
 )
 
 // VerifyInput asks to verify a site at the six levels.
@@ -18,28 +19,10 @@ type VerifyInput struct {
 }
 
 // VerifyResult is the six-level table with evidence.
-type VerifyResult struct {
-	Levels []LevelResult `json:"levels"`
-	// Valid is false when a system- or application-level check failed: the
-	// recovery point behind this site must not be trusted.
-	Valid bool `json:"valid"`
-	// FailedLevel is the first fatal level that failed.
-	FailedLevel plan.Level `json:"failedLevel,omitempty"`
-	// Findings are non-fatal failures (instance level and later), reported
-	// as the seed tolerates them.
-	Findings []string  `json:"findings,omitempty"`
-	Started  time.Time `json:"started"`
-	Ended    time.Time `json:"ended"`
-}
+type VerifyResult = report.Verification
 
 // LevelResult is one level's checks.
-type LevelResult struct {
-	Level  plan.Level               `json:"level"`
-	Fatal  bool                     `json:"fatal"`
-	Passed bool                     `json:"passed"`
-	Ran    bool                     `json:"ran"`
-	Checks []activities.CheckOutput `json:"checks,omitempty"`
-}
+type LevelResult = report.Level
 
 const defaultCheckTimeout = 2 * time.Minute
 
@@ -57,7 +40,7 @@ func VerifyWorkflow(ctx workflow.Context, in VerifyInput) (VerifyResult, error) 
 }
 
 func verify(ctx workflow.Context, r *run, in VerifyInput) (VerifyResult, error) {
-	res := VerifyResult{Valid: true, Started: workflow.Now(ctx)}
+	res := VerifyResult{Site: in.Site.Site.Name, Valid: true, Started: workflow.Now(ctx)}
 	stop := false
 	for _, level := range plan.Levels {
 		lr := LevelResult{Level: level, Fatal: level.Fatal(), Passed: true}

@@ -1,0 +1,154 @@
+// Package report holds what a drover run proves: every step with its times
+// and attempts, every gate with who decided what and when, the recovery
+// point, the RPO and RTO achieved against the plan's targets, and the
+// six-level verification table with evidence. Workflows fill a Report as
+// they go (it is plain data, safe in workflow code); an activity writes it
+// as JSON and Markdown beside the recovery points, where it outlives the
+// Temporal server that ran the workflow.
+package report
+
+import (
+	"time"
+
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/plan"
+)
+
+// Step is one step of a runbook as it happened.
+type Step struct {
+	Name     string    `json:"name"`
+	Phase    string    `json:"phase"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended,omitzero"`
+	Attempts int       `json:"attempts,omitempty"`
+	// Outcome is ok, failed, skipped or running.
+	Outcome string `json:"outcome"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Gate is a manual step: what it asked, who decided, and when.
+type Gate struct {
+	Name      string     `json:"name"`
+	Detail    string     `json:"detail,omitempty"`
+	Checklist []string   `json:"checklist,omitempty"`
+	Options   []string   `json:"options"`
+	Approvers []string   `json:"approvers"`
+	Quorum    int        `json:"quorum"`
+	Opened    time.Time  `json:"opened"`
+	Closed    time.Time  `json:"closed,omitzero"`
+	Outcome   string     `json:"outcome"`
+	Approvals []Approval `json:"approvals,omitempty"`
+	Reminders int        `json:"reminders,omitempty"`
+}
+
+// Approval is one counted decision at a gate.
+type Approval struct {
+	Approver string    `json:"approver"`
+	Decision string    `json:"decision"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
+	// Signed is true when the approval carried a signature that verified
+	// against the approver's public key in the plan.
+	Signed bool `json:"signed,omitempty"`
+}
+
+// Ignored is a signal that was recorded and not counted.
+type Ignored struct {
+	At       time.Time `json:"at"`
+	Gate     string    `json:"gate,omitempty"`
+	Approver string    `json:"approver,omitempty"`
+	Reason   string    `json:"reason"`
+}
+
+// Check is one verification check's outcome with its evidence.
+type Check struct {
+	Level  plan.Level          `json:"level"`
+	Name   string              `json:"name"`
+	Result drivers.CheckResult `json:"result"`
+}
+
+// Level is one verification level.
+type Level struct {
+	Level  plan.Level `json:"level"`
+	Fatal  bool       `json:"fatal"`
+	Passed bool       `json:"passed"`
+	Ran    bool       `json:"ran"`
+	Checks []Check    `json:"checks,omitempty"`
+}
+
+// Verification is the six-level table.
+type Verification struct {
+	Site   string  `json:"site,omitempty"`
+	Levels []Level `json:"levels"`
+	// Valid is false when a system- or application-level check failed.
+	Valid       bool       `json:"valid"`
+	FailedLevel plan.Level `json:"failedLevel,omitempty"`
+	// Findings are non-fatal failures, reported as the seed tolerates them.
+	Findings []string  `json:"findings,omitempty"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended"`
+}
+
+// Point names the recovery point a run used.
+type Point struct {
+	ID          string    `json:"id"`
+	Mode        string    `json:"mode,omitempty"`
+	BaseID      string    `json:"baseId,omitempty"`
+	Captured    time.Time `json:"captured"`
+	Consistency string    `json:"consistency,omitempty"`
+	Validity    string    `json:"validity,omitempty"`
+	Bytes       int64     `json:"bytes,omitempty"`
+}
+
+// Objective is an achieved RPO or RTO against the plan's target.
+type Objective struct {
+	Target   time.Duration `json:"target"`
+	Achieved time.Duration `json:"achieved"`
+	// Known is false when the run ended before the objective could be
+	// measured (a failed failover has no RTO).
+	Known bool `json:"known"`
+	Met   bool `json:"met"`
+}
+
+// Measure fills an objective.
+func Measure(target, achieved time.Duration) Objective {
+	return Objective{Target: target, Achieved: achieved, Known: true, Met: achieved <= target}
+}
+
+// SiteState says in what state a run left a site.
+type SiteState struct {
+	Role  string `json:"role"`
+	Site  string `json:"site"`
+	State string `json:"state"`
+}
+
+// Report is the record of one run.
+type Report struct {
+	Kind       string `json:"kind"`
+	Plan       string `json:"plan"`
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+	// Outcome is completed, failed or cancelled.
+	Outcome string    `json:"outcome"`
+	Error   string    `json:"error,omitempty"`
+	Planned bool      `json:"planned,omitempty"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended"`
+	// Declared is when the disaster was declared (the run's start unless
+	// given): the origin of both RPO and RTO.
+	Declared time.Time `json:"declared,omitzero"`
+	// Redirected is when traffic reached the restored site.
+	Redirected time.Time `json:"redirected,omitzero"`
+	Point      *Point    `json:"point,omitempty"`
+	// Abandoned are points that failed verification during this run and
+	// were rolled back from.
+	Abandoned    []Point       `json:"abandoned,omitempty"`
+	RPO          Objective     `json:"rpo"`
+	RTO          Objective     `json:"rto"`
+	Steps        []Step        `json:"steps"`
+	Gates        []Gate        `json:"gates,omitempty"`
+	Ignored      []Ignored     `json:"ignored,omitempty"`
+	Verification *Verification `json:"verification,omitempty"`
+	Sites        []SiteState   `json:"sites,omitempty"`
+	Notes        []string      `json:"notes,omitempty"`
+}
