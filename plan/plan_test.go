@@ -29,7 +29,11 @@ func newFakeChecker() fakeChecker {
 	}
 }
 
-var execSettings = map[string]bool{"start": true, "stop": true, "stopImmediate": true, "status": true}
+// execSettings are the fields of the real exec driver's settings.
+var execSettings = map[string]bool{
+	"start": true, "stop": true, "stopImmediate": true, "status": true, "quiesce": true, "resume": true, "pidfile": true,
+	"timeout": true, "timeouts": true, "killGrace": true, "workdir": true, "env": true, "vars": true, "statusRunning": true, "statusStopped": true,
+}
 
 func (f fakeChecker) CheckDriver(kind, name string, settings map[string]any) error {
 	known, ok := f[kind]

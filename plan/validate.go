@@ -526,13 +526,18 @@ func (v *validator) driver(kind DriverKind, name string, settings Settings, path
 		return
 	}
 	if err := v.checkDriver(kind, name, settings); err != nil {
-		// A driver reports bad settings as "settings: ..."; point at them.
 		msg := err.Error()
-		if rest, ok := strings.CutPrefix(msg, "settings: "); ok {
-			v.add(path+".settings", "%s driver %q: %s", kind, name, rest)
+		// An unknown name is the driver field's fault (drivers.Registry says
+		// "unknown <kind> driver"); anything else is about the settings.
+		if strings.Contains(msg, "unknown "+string(kind)+" driver") || strings.HasPrefix(msg, "unknown driver kind") {
+			v.add(path+".driver", "%s", msg)
 			return
 		}
-		v.add(path+".driver", "%s", msg)
+		msg = strings.TrimPrefix(msg, "settings: ")
+		if !strings.Contains(msg, name) {
+			msg = fmt.Sprintf("%s driver %q: %s", kind, name, msg)
+		}
+		v.add(path+".settings", "%s", msg)
 	}
 }
 
