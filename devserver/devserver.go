@@ -39,6 +39,9 @@ type Options struct {
 	IP string
 	// Port of the frontend gRPC API; 0 picks a free port.
 	Port int
+	// HTTPPort of the frontend's HTTP API (JSON over HTTP); 0 picks a free
+	// port.
+	HTTPPort int
 	// UIPort of the Web UI; 0 picks a free port, negative runs no UI.
 	UIPort int
 	// DBFile is the SQLite file that holds the server's state. Empty keeps the
@@ -125,13 +128,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := temporal.NewServer(serverOpts...)
+	ts, err := startTemporal(serverOpts)
 	if err != nil {
-		return nil, fmt.Errorf("build temporal server: %w", err)
-	}
-	if err := ts.Start(); err != nil {
-		// Start may have brought some services up before failing.
-		_ = ts.Stop()
 		return nil, fmt.Errorf("start temporal server on %s: %w", ports.frontendAddr(), err)
 	}
 
@@ -158,6 +156,27 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		zap.String("frontend", s.frontend), zap.String("ui", s.uiURL),
 		zap.String("namespace", s.namespace), zap.String("db", dbDescription(o.DBFile)))
 	return s, nil
+}
+
+// startTemporal builds and starts the server. A Fatal log of the server
+// panics instead of exiting (see serverLogger); one raised while building or
+// starting comes back here as an error.
+func startTemporal(opts []temporal.ServerOption) (ts temporal.Server, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ts, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	ts, err = temporal.NewServer(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := ts.Start(); err != nil {
+		// Start may have brought some services up before failing.
+		_ = ts.Stop()
+		return nil, err
+	}
+	return ts, nil
 }
 
 // Stop stops the UI and the server. It is safe to call more than once; later
@@ -196,8 +215,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.UIPort > 65535 {
 		return o, fmt.Errorf("devserver options: UIPort %d is out of range", o.UIPort)
 	}
-	if o.Port != 0 && o.Port == o.UIPort {
-		return o, fmt.Errorf("devserver options: Port and UIPort are both %d", o.Port)
+	if o.HTTPPort < 0 || o.HTTPPort > 65535 {
+		return o, fmt.Errorf("devserver options: HTTPPort %d is out of range 0-65535", o.HTTPPort)
+	}
+	if o.Port != 0 && (o.Port == o.UIPort || o.Port == o.HTTPPort) || o.HTTPPort != 0 && o.HTTPPort == o.UIPort {
+		return o, fmt.Errorf("devserver options: Port %d, HTTPPort %d and UIPort %d must differ", o.Port, o.HTTPPort, o.UIPort)
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
@@ -231,13 +253,14 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // serverLogger routes the server's logs through logger, no lower than level.
-// The level can be raised later (Stop does).
+// The level can be raised later (Stop does). A Fatal log panics rather than
+// exit: a library must not end the process that embeds it.
 func serverLogger(logger *zap.Logger, level string) (*zap.Logger, zap.AtomicLevel, error) {
 	lvl, err := zap.ParseAtomicLevel(level)
 	if err != nil {
 		return nil, lvl, fmt.Errorf("devserver options: LogLevel %q: %w", level, err)
 	}
-	return logger.Named("temporal").WithOptions(zap.IncreaseLevel(lvl)), lvl, nil
+	return logger.Named("server").WithOptions(zap.IncreaseLevel(lvl), zap.WithFatalHook(zapcore.WriteThenPanic)), lvl, nil
 }
 
 func dbDescription(file string) string {
@@ -269,7 +292,7 @@ func (p ports) httpAddr() string {
 // can in rare cases be taken before the server binds it; the bind then fails
 // with an error naming the port.
 func pickPorts(o Options) (ports, error) {
-	p := ports{ip: o.IP, dialHost: o.IP, frontend: o.Port, ui: o.UIPort}
+	p := ports{ip: o.IP, dialHost: o.IP, frontend: o.Port, http: o.HTTPPort, ui: o.UIPort}
 	if ip := net.ParseIP(o.IP); ip.IsUnspecified() {
 		// Listening on every interface; a local client still dials loopback.
 		p.dialHost = "127.0.0.1"
@@ -296,9 +319,10 @@ func pickPorts(o Options) (ports, error) {
 		}
 		err = fmt.Errorf("pick a free port on %s: the OS kept returning taken ports", ip)
 	}
-	taken[p.frontend] = p.frontend != 0
-	if p.ui > 0 {
-		taken[p.ui] = true
+	for _, fixed := range []int{p.frontend, p.http, p.ui} {
+		if fixed > 0 {
+			taken[fixed] = true
+		}
 	}
 	pick(o.IP, &p.frontend)
 	pick(o.IP, &p.http)
@@ -308,7 +332,25 @@ func pickPorts(o Options) (ports, error) {
 	if p.ui == 0 {
 		pick(o.IP, &p.ui)
 	}
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	// The server logs Fatal (and so exits the process) when it cannot bind a
+	// port; a port given by the caller and already taken must be an error.
+	for _, fixed := range []struct {
+		name string
+		port int
+	}{{"Port", o.Port}, {"HTTPPort", o.HTTPPort}, {"UIPort", o.UIPort}} {
+		if fixed.port <= 0 {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(o.IP, strconv.Itoa(fixed.port)))
+		if err != nil {
+			return p, fmt.Errorf("%s %d on %s: %w", fixed.name, fixed.port, o.IP, err)
+		}
+		_ = l.Close()
+	}
+	return p, nil
 }
 
 func freePort(ip string) (int, error) {
