@@ -6,6 +6,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/drivers"
+	execdriver "github.com/drover-dr/drover/drivers/exec"
+	"github.com/drover-dr/drover/drivers/probe"
 )
 
 // Registry returns a registry holding every built-in driver.
@@ -15,6 +17,9 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	}
 	r := drivers.NewRegistry()
 	// Each driver package adds its line here.
-	_ = logger
+	r.RegisterMiddleware("exec", execdriver.New(logger.Named("exec")))
+	r.RegisterProbe("http", probe.NewHTTP(logger.Named("probe.http")))
+	r.RegisterProbe("tcp", probe.NewTCP(logger.Named("probe.tcp")))
+	r.RegisterProbe("exec", probe.NewExec(logger.Named("probe.exec")))
 	return r
 }
