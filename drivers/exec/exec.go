@@ -336,7 +336,10 @@ func (d *Driver) Start(ctx context.Context, t drivers.Target) (drivers.Evidence,
 	return d.runChecked(ctx, c, OpStart, t)
 }
 
-// Stop runs the stop command unless status says the server is stopped.
+// Stop runs the stop command unless status says the server is stopped. A
+// status command that fails or times out does not prevent the stop (a wedged
+// server has a wedged status); the evidence notes it. Start, by contrast,
+// fails when status fails, rather than risk a second instance.
 //
 // An immediate stop runs stopImmediate when given. Without it, and with a
 // pidfile, it terminates the pidfile process's group (SIGTERM, then SIGKILL
@@ -351,8 +354,14 @@ func (d *Driver) Stop(ctx context.Context, t drivers.Target, mode drivers.StopMo
 		return drivers.Evidence{}, drivers.BadSettingsf("exec driver: unknown stop mode %q (want %s or %s)", mode, drivers.StopGraceful, drivers.StopImmediate)
 	}
 	st, err := d.status(ctx, c, t)
-	if err != nil {
+	var note string
+	switch {
+	case drivers.Permanent(err), ctx.Err() != nil:
 		return st.Evidence, fmt.Errorf("status before stop: %w", err)
+	case err != nil:
+		// A wedged server often has a wedged status command too; that is
+		// no reason not to stop it.
+		note = "note: status failed, stopping anyway: " + shortOutput(err.Error()) + "\n"
 	}
 	if st.State == drivers.StateStopped {
 		ev := st.Evidence
@@ -360,17 +369,21 @@ func (d *Driver) Stop(ctx context.Context, t drivers.Target, mode drivers.StopMo
 		ev.Output = drivers.Truncate("already stopped ("+st.Detail+"); stop not run\n"+ev.Output, EvidenceLimit)
 		return ev, nil
 	}
-	if mode == drivers.StopGraceful {
-		return d.runChecked(ctx, c, OpStop, t)
+	var ev drivers.Evidence
+	switch {
+	case mode == drivers.StopGraceful:
+		ev, err = d.runChecked(ctx, c, OpStop, t)
+	case c.cmds[OpStopImmediate] != nil:
+		ev, err = d.runChecked(ctx, c, OpStopImmediate, t)
+	case c.pidfile != nil:
+		ev, err = d.killPidfile(ctx, c, t)
+	default:
+		ev, err = d.runChecked(ctx, c, OpStop, t)
+		note += "note: no stopImmediate command and no pidfile; ran the graceful stop command\n"
 	}
-	if c.cmds[OpStopImmediate] != nil {
-		return d.runChecked(ctx, c, OpStopImmediate, t)
+	if note != "" {
+		ev.Output = drivers.Truncate(note+ev.Output, EvidenceLimit)
 	}
-	if c.pidfile != nil {
-		return d.killPidfile(ctx, c, t)
-	}
-	ev, err := d.runChecked(ctx, c, OpStop, t)
-	ev.Output = drivers.Truncate("note: no stopImmediate command and no pidfile; ran the graceful stop command\n"+ev.Output, EvidenceLimit)
 	return ev, err
 }
 

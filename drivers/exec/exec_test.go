@@ -449,6 +449,28 @@ func TestStopImmediate(t *testing.T) {
 	})
 }
 
+func TestStopProceedsWhenStatusHangs(t *testing.T) {
+	f := newFixture(t)
+	s := f.settings()
+	d := newDriver()
+	_, err := d.Start(context.Background(), target(s))
+	require.NoError(t, err)
+	// The server is wedged: its status command never answers.
+	s["status"] = "sleep 1000"
+	s["timeouts"] = map[string]any{"status": "200ms"}
+	s["killGrace"] = "1s"
+	ev, err := d.Stop(context.Background(), target(s), drivers.StopGraceful)
+	require.NoError(t, err)
+	assert.Contains(t, ev.Output, "note: status failed, stopping anyway")
+	assert.Equal(t, []string{"start", "stop"}, f.ops(t))
+
+	// Start does not guess: a failed status fails the start.
+	_, err = d.Start(context.Background(), target(s))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "status before start")
+	assert.Equal(t, []string{"start", "stop"}, f.ops(t))
+}
+
 func TestQuiesceResume(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "q.log")
