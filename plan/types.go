@@ -101,6 +101,10 @@ type Plan struct {
 	Redirect     *DriverRef    `yaml:"redirect,omitempty" json:"redirect,omitempty"`
 	Environment  []Rewrite     `yaml:"environment,omitempty" json:"environment,omitempty"`
 	External     []DriverCheck `yaml:"external,omitempty" json:"external,omitempty"`
+	// Recovery are the checks that say in-flight work is recovered after a
+	// restart (the seed's step 9): instances resumed, in-doubt transactions
+	// resolved. The failover waits until they all pass.
+	Recovery []DriverCheck `yaml:"recovery,omitempty" json:"recovery,omitempty"`
 
 	// Source is the file the plan was loaded from.
 	Source string `yaml:"-" json:"source,omitempty"`
@@ -130,7 +134,11 @@ type Sites struct {
 type Site struct {
 	Name     string   `yaml:"name" json:"name"`
 	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
-	Pos      Pos      `yaml:"-" json:"-"`
+	// Installation is the site's installation manifest (product versions
+	// and fix levels, JSON), checked before a failover and never copied.
+	// ${VAR} is expanded on the worker.
+	Installation string `yaml:"installation,omitempty" json:"installation,omitempty"`
+	Pos          Pos    `yaml:"-" json:"-"`
 }
 
 // Component is one server of the cell.
@@ -156,6 +164,23 @@ type Storage struct {
 	// Store is where recovery points live at the secondary site.
 	Store  Settings           `yaml:"store,omitempty" json:"store,omitempty"`
 	Groups []ConsistencyGroup `yaml:"groups" json:"groups"`
+	// Schedule says how often points are taken and validated.
+	Schedule BackupSchedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+}
+
+// BackupSchedule is the plan's backup policy. The interval itself is derived
+// from the RPO (the SAN seed's rule: shorter than the RPO minus the time a
+// backup takes to capture and ship); Interval only caps it.
+type BackupSchedule struct {
+	// Interval, when set, is the longest gap between two backups; the
+	// derived interval is used when it is shorter.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// FullEvery takes a full point when the newest full is older (default
+	// 168h, weekly); cumulative points in between.
+	FullEvery Duration `yaml:"fullEvery,omitempty" json:"fullEvery,omitempty"`
+	// Validate says which new points are validated in the sandbox:
+	// every, daily (the newest of each day) or none (default).
+	Validate string `yaml:"validate,omitempty" json:"validate,omitempty"`
 }
 
 // ConsistencyGroup is everything captured at one instant.
@@ -211,7 +236,9 @@ type DriverCheck struct {
 type DriverRef struct {
 	Driver   string   `yaml:"driver" json:"driver"`
 	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
-	Pos      Pos      `yaml:"-" json:"-"`
+	// Check confirms traffic arrives through the redirect.
+	Check *DriverCheck `yaml:"check,omitempty" json:"check,omitempty"`
+	Pos   Pos          `yaml:"-" json:"-"`
 }
 
 // Approver is a person who may approve gates.
