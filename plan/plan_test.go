@@ -628,8 +628,8 @@ func TestTiersRefuseAnInvalidPlan(t *testing.T) {
 }
 
 func TestExampleFilesInTestdata(t *testing.T) {
-	// Every committed fuzz seed either parses into a plan that validates or
-	// fails with problems; none may panic (FuzzParse checks the same).
+	// The plans in testdata/plans (also FuzzParse's seeds): valid-* must
+	// validate, every other one must fail with problems.
 	files, err := filepath.Glob("testdata/plans/*.yaml")
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
