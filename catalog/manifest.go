@@ -143,6 +143,9 @@ type Member struct {
 	Files []File `json:"files,omitempty"`
 	// Deleted are paths present in the base full point and gone since.
 	Deleted []string `json:"deleted,omitempty"`
+	// Mode and MTime (Unix nanoseconds) are the member folder's own.
+	Mode  uint32 `json:"mode,omitempty"`
+	MTime int64  `json:"mtime,omitempty"`
 }
 
 // File types in a manifest.

@@ -1,0 +1,505 @@
+// Package archive is the "archive" storage driver (the BPM seed's simple
+// server backup, done fast): every member of a consistency group becomes a
+// tar stream compressed with zstd on every core, written into the point's
+// staging folder in the store with a checksum of every file and of every
+// archive. Full and cumulative (changed since the last full) modes.
+//
+// The lvm driver reuses WriteGroup and RestoreGroup on its snapshot mount.
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/storage"
+)
+
+// Method is recorded in the manifest of groups this driver captures.
+const Method = "tar+zstd"
+
+// Settings are the archive driver's group settings.
+type Settings struct {
+	// Members are the sub-directories of the site's dataRoot to capture;
+	// the group's components when left out.
+	Members []string `json:"members,omitempty"`
+	// Compare is how a cumulative point finds changed files: mtime (size
+	// and modification time, the default) or checksum (reads every file).
+	Compare Compare `json:"compare,omitempty"`
+	// Workers compress in parallel; every core when 0.
+	Workers int `json:"workers,omitempty"`
+}
+
+// DecodeSettings decodes and checks the group settings.
+func DecodeSettings(raw map[string]any) (Settings, error) {
+	var s Settings
+	if err := drivers.DecodeSettings(raw, &s); err != nil {
+		return s, drivers.BadSettings(err)
+	}
+	switch s.Compare {
+	case "":
+		s.Compare = CompareMtime
+	case CompareMtime, CompareChecksum:
+	default:
+		return s, drivers.BadSettingsf("settings: compare: %q (want mtime or checksum)", s.Compare)
+	}
+	if s.Workers < 0 {
+		return s, drivers.BadSettingsf("settings: workers: %d is negative", s.Workers)
+	}
+	return s, nil
+}
+
+// Driver is the archive storage driver.
+type Driver struct {
+	Logger *zap.Logger
+}
+
+// New returns the archive driver.
+func New(logger *zap.Logger) *Driver {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &Driver{Logger: logger}
+}
+
+var _ storage.Driver = (*Driver)(nil)
+
+// CheckSettings implements drivers.SettingsChecker.
+func (d *Driver) CheckSettings(settings map[string]any) error {
+	s, err := DecodeSettings(settings)
+	if err != nil {
+		return err
+	}
+	for _, m := range s.Members {
+		if err := catalog.CheckName("member", m); err != nil {
+			return drivers.BadSettingsf("settings: members: %v", err)
+		}
+	}
+	return nil
+}
+
+type prepared struct {
+	s        Settings
+	store    *catalog.Store
+	dataRoot string
+	members  []string
+}
+
+func prepare(req storage.Request) (*prepared, error) {
+	if err := storage.CheckRequest(req); err != nil {
+		return nil, err
+	}
+	s, err := DecodeSettings(req.Group.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", req.Group.Name, err)
+	}
+	members, err := storage.Members(req.Group, s.Members)
+	if err != nil {
+		return nil, err
+	}
+	root, err := storage.DataRoot(req.Site)
+	if err != nil {
+		return nil, err
+	}
+	store, err := catalog.Open(req.Store)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{s: s, store: store, dataRoot: root, members: members}, nil
+}
+
+// Estimate sums the member data a capture would read.
+func (d *Driver) Estimate(ctx context.Context, req storage.Request) (storage.Estimate, error) {
+	p, err := prepare(req)
+	if err != nil {
+		return storage.Estimate{}, err
+	}
+	base, err := baseGroup(p.store, req)
+	if err != nil {
+		return storage.Estimate{}, err
+	}
+	return EstimateMembers(ctx, p.dataRoot, p.members, base, p.s.Compare)
+}
+
+// EstimateMembers sums the bytes and files a capture of members would
+// write (for a cumulative point, the changed ones by size and mtime; by
+// checksum the estimate is every file, an upper bound).
+func EstimateMembers(ctx context.Context, root string, members []string, base *catalog.Group, cmp Compare) (storage.Estimate, error) {
+	var est storage.Estimate
+	for _, m := range members {
+		entries, _, err := walk(ctx, filepath.Join(root, m))
+		if err != nil {
+			return est, fmt.Errorf("estimate member %s: %w", m, err)
+		}
+		if bm := baseMember(base, m); bm != nil && cmp == CompareMtime {
+			if entries, _, err = changedSince(ctx, entries, bm, CompareMtime); err != nil {
+				return est, err
+			}
+		}
+		for _, e := range entries {
+			est.Files++
+			est.Bytes += sizeOf(e.info) + 512
+		}
+	}
+	return est, nil
+}
+
+// Capture writes every member's archive into the point's staging folder.
+// With the group quiesced it is the whole backup, so it runs on every core.
+func (d *Driver) Capture(ctx context.Context, req storage.Request, progress storage.Progress) (storage.Result, error) {
+	start := time.Now()
+	p, err := prepare(req)
+	if err != nil {
+		return storage.Result{Group: req.Group.Name}, err
+	}
+	if done, err := p.store.Exists(req.Plan, req.PointID); err != nil || done {
+		return storage.Result{Group: req.Group.Name, Evidence: drivers.Evidence{AlreadyDone: done}}, err
+	}
+	base, err := baseGroup(p.store, req)
+	if err != nil {
+		return storage.Result{Group: req.Group.Name}, err
+	}
+	g, res, err := WriteGroup(ctx, p.store, req, WriteSpec{
+		Root: p.dataRoot, Members: p.members, Base: base, Compare: p.s.Compare, Workers: p.s.Workers,
+		Method: Method, Driver: req.Group.Driver, Consistency: storage.Consistency(req.Quiesced, false),
+		Instant: start,
+	}, progress)
+	if err != nil {
+		return res, err
+	}
+	for _, w := range g.Warnings {
+		d.Logger.Warn("archive capture", zap.String("group", g.Name), zap.String("point", req.PointID), zap.String("warning", w))
+	}
+	res.Instant = start
+	res.Evidence = drivers.Evidence{Action: fmt.Sprintf("tar+zstd %d members of %s into %s", len(p.members), p.dataRoot, p.store.StagingDir(req.Plan, req.PointID)),
+		Duration: time.Since(start)}
+	return res, nil
+}
+
+// Ship has nothing left to move: Capture wrote into the store. It checks
+// the group is staged (or the point committed).
+func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage.Progress) (storage.Result, error) {
+	res := storage.Result{Group: req.Group.Name, Evidence: drivers.Evidence{Action: "none: the archive was written to the store during capture", AlreadyDone: true}}
+	p, err := prepare(req)
+	if err != nil {
+		return res, err
+	}
+	loc, err := p.store.LocateGroup(req.Plan, req.PointID, req.Group.Name)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return res, fmt.Errorf("ship group %s of %s: %w", req.Group.Name, req.PointID, storage.ErrRecapture)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Stored = loc.Group.Size
+	res.Bytes = loc.Group.DataSize
+	return res, nil
+}
+
+// Verify checks every archive's checksum in the store.
+func (d *Driver) Verify(ctx context.Context, req storage.Request, progress storage.Progress) (storage.VerifyResult, error) {
+	p, err := prepare(req)
+	if err != nil {
+		return storage.VerifyResult{Group: req.Group.Name}, err
+	}
+	return storage.VerifyGroup(ctx, p.store, req.Plan, req.PointID, req.Group.Name, progress)
+}
+
+// Restore extracts the group's members into the target site's dataRoot.
+func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progress storage.Progress) (storage.Result, error) {
+	store, err := catalog.Open(req.Store)
+	if err != nil {
+		return storage.Result{Group: req.Group.Name}, err
+	}
+	root, err := storage.DataRoot(req.Site)
+	if err != nil {
+		return storage.Result{Group: req.Group.Name}, err
+	}
+	return RestoreGroup(ctx, store, req, root, progress)
+}
+
+// Release has nothing to free: the archive driver holds nothing outside
+// the store.
+func (d *Driver) Release(ctx context.Context, req storage.Request) (drivers.Evidence, error) {
+	return drivers.Evidence{Action: "none", AlreadyDone: true}, nil
+}
+
+// baseGroup loads the group from a cumulative point's base.
+func baseGroup(store *catalog.Store, req storage.Request) (*catalog.Group, error) {
+	if req.Mode != catalog.ModeCumulative {
+		return nil, nil
+	}
+	m, err := store.Load(req.Plan, req.BaseID)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: base point %s: %w: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable, err)
+	}
+	if m.Mode != catalog.ModeFull {
+		return nil, fmt.Errorf("group %s: base point %s is %s: %w", req.Group.Name, req.BaseID, m.Mode, storage.ErrBaseUnavailable)
+	}
+	g := m.GroupByName(req.Group.Name)
+	if g == nil {
+		return nil, fmt.Errorf("group %s: base point %s does not hold it: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable)
+	}
+	return g, nil
+}
+
+func baseMember(base *catalog.Group, name string) *catalog.Member {
+	if base == nil {
+		return nil
+	}
+	for i := range base.Members {
+		if base.Members[i].Name == name {
+			return &base.Members[i]
+		}
+	}
+	// A member new since the base: every file is a change.
+	return &catalog.Member{Name: name}
+}
+
+// WriteSpec says what WriteGroup archives and how to record it.
+type WriteSpec struct {
+	// Root holds the members as sub-directories.
+	Root        string
+	Members     []string
+	Base        *catalog.Group
+	Compare     Compare
+	Workers     int
+	Method      string
+	Driver      string
+	Consistency catalog.Consistency
+	Instant     time.Time
+	Source      map[string]string
+}
+
+// WriteGroup archives members from spec.Root into the point's staging
+// folder (starting the group over if a previous attempt left anything) and
+// records the group's manifest there.
+func WriteGroup(ctx context.Context, store *catalog.Store, req storage.Request, spec WriteSpec, progress storage.Progress) (*catalog.Group, storage.Result, error) {
+	res := storage.Result{Group: req.Group.Name}
+	gdir, err := store.ResetGroup(req.Plan, req.PointID, req.Group.Name)
+	if err != nil {
+		return nil, res, err
+	}
+	fail := func(err error) (*catalog.Group, storage.Result, error) {
+		// No partial group: a failed capture leaves nothing that looks done.
+		_, _ = store.ResetGroup(req.Plan, req.PointID, req.Group.Name)
+		_ = os.Remove(gdir)
+		return nil, res, fmt.Errorf("capture group %s of %s: %w", req.Group.Name, req.PointID, err)
+	}
+	var done atomic.Int64
+	report := func(delta int64) { progress.Report(done.Add(delta)) }
+	results := make([]MemberResult, len(spec.Members))
+	g, gctx := errgroup.WithContext(ctx)
+	// Members in parallel: each has its own reader, so many small files in
+	// several members do not wait on one another; compression workers
+	// already use every core.
+	g.SetLimit(max(1, min(len(spec.Members), runtime.GOMAXPROCS(0))))
+	for i, m := range spec.Members {
+		g.Go(func() error {
+			artifact := req.Group.Name + "/" + m + ".tar.zst"
+			r, err := WriteMember(gctx, m, filepath.Join(spec.Root, m), filepath.Join(gdir, m+".tar.zst"), artifact,
+				WriteOptions{Workers: spec.Workers, Base: baseMember(spec.Base, m), Compare: spec.Compare, Progress: report})
+			results[i] = r
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fail(err)
+	}
+	if err := catalog.SyncDir(gdir); err != nil {
+		return fail(err)
+	}
+	grp := &catalog.Group{Name: req.Group.Name, Driver: spec.Driver, Method: spec.Method,
+		Consistency: spec.Consistency, Instant: spec.Instant.UTC(), Source: spec.Source}
+	for _, r := range results {
+		grp.Members = append(grp.Members, r.Member)
+		grp.Artifacts = append(grp.Artifacts, r.Artifact)
+		grp.Size += r.Artifact.Size
+		grp.DataSize += r.DataBytes
+		grp.Warnings = append(grp.Warnings, r.Warnings...)
+		res.Files += int64(len(r.Member.Files))
+	}
+	if err := store.WriteGroup(req.Plan, req.PointID, *grp); err != nil {
+		return fail(err)
+	}
+	res.Bytes = grp.DataSize
+	res.Stored = grp.Size
+	return grp, res, nil
+}
+
+// RestoreGroup restores a group stored as member archives (the archive and
+// lvm drivers) into root: each member is extracted into a temporary folder
+// beside its target (for a cumulative point, the base first, then the
+// point), and only when every member extracted cleanly are they moved into
+// place. A damaged archive stops the restore before any target changes.
+func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.RestoreRequest, root string, progress storage.Progress) (storage.Result, error) {
+	start := time.Now()
+	res := storage.Result{Group: req.Group.Name}
+	if err := catalog.CheckName("group", req.Group.Name); err != nil {
+		return res, drivers.BadSettings(err)
+	}
+	chain, err := storage.PointOf(store, req.Plan, req.PointID, req.AllowInvalid)
+	if err != nil {
+		return res, fmt.Errorf("restore group %s: %w", req.Group.Name, err)
+	}
+	last := chain[len(chain)-1].GroupByName(req.Group.Name)
+	if last == nil {
+		return res, fmt.Errorf("restore: point %s has no group %q", req.PointID, req.Group.Name)
+	}
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return res, fmt.Errorf("restore group %s: %w", req.Group.Name, err)
+	}
+	members := last.Members
+	for _, m := range members {
+		target := filepath.Join(root, m.Name)
+		if !req.Replace {
+			if empty, err := emptyOrMissing(target); err != nil {
+				return res, fmt.Errorf("restore member %s: %w", m.Name, err)
+			} else if !empty {
+				return res, fmt.Errorf("restore member %s: %s exists and is not empty (restore with replace to overwrite it)", m.Name, target)
+			}
+		}
+	}
+	tmps := make([]string, len(members))
+	cleanup := func() {
+		for _, t := range tmps {
+			if t != "" {
+				_ = os.RemoveAll(t)
+			}
+		}
+	}
+	var done atomic.Int64
+	report := func(delta int64) { progress.Report(done.Add(delta)) }
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, min(len(members), runtime.GOMAXPROCS(0))))
+	for i, m := range members {
+		tmp := filepath.Join(root, "."+m.Name+".restore-"+req.PointID)
+		tmps[i] = tmp
+		g.Go(func() error {
+			if err := os.RemoveAll(tmp); err != nil {
+				return err
+			}
+			if err := os.Mkdir(tmp, 0o750); err != nil {
+				return fmt.Errorf("restore member %s: %w", m.Name, err)
+			}
+			for _, pt := range chain {
+				pg := pt.GroupByName(req.Group.Name)
+				if pg == nil {
+					continue
+				}
+				var mem *catalog.Member
+				for k := range pg.Members {
+					if pg.Members[k].Name == m.Name {
+						mem = &pg.Members[k]
+					}
+				}
+				if mem == nil || mem.Artifact == "" {
+					continue
+				}
+				var art *catalog.Artifact
+				for k := range pg.Artifacts {
+					if pg.Artifacts[k].Name == mem.Artifact {
+						art = &pg.Artifacts[k]
+					}
+				}
+				if art == nil {
+					return &storage.CorruptError{File: filepath.Join(req.Plan, "points", pt.ID, catalog.ManifestFile), Reason: "member " + m.Name + " names a missing artifact"}
+				}
+				src := filepath.Join(store.PointDir(req.Plan, pt.ID), art.Name)
+				name, _ := filepath.Rel(store.Root, src)
+				r, err := ExtractMember(gctx, src, *art, *mem, tmp, ExtractOptions{Progress: report, Name: name})
+				if err != nil {
+					return fmt.Errorf("restore member %s from point %s: %w", m.Name, pt.ID, err)
+				}
+				if mem.Mode != 0 {
+					if err := os.Chmod(tmp, fs.FileMode(mem.Mode)); err != nil {
+						return fmt.Errorf("restore member %s: %w", m.Name, err)
+					}
+					mt := time.Unix(0, mem.MTime)
+					if err := os.Chtimes(tmp, mt, mt); err != nil {
+						return fmt.Errorf("restore member %s: %w", m.Name, err)
+					}
+				}
+				mu.Lock()
+				res.Files += r.Files
+				res.Bytes += r.DataBytes
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		cleanup()
+		return res, err
+	}
+	// Every member extracted and checked: swap them in.
+	for i, m := range members {
+		target := filepath.Join(root, m.Name)
+		old := filepath.Join(root, "."+m.Name+".old-"+req.PointID)
+		if err := os.RemoveAll(old); err != nil {
+			cleanup()
+			return res, fmt.Errorf("restore member %s: %w", m.Name, err)
+		}
+		if err := os.Rename(target, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+			cleanup()
+			return res, fmt.Errorf("restore member %s: move the old data aside: %w", m.Name, err)
+		}
+		if err := os.Rename(tmps[i], target); err != nil {
+			cleanup()
+			return res, fmt.Errorf("restore member %s: %w", m.Name, err)
+		}
+		tmps[i] = ""
+		if err := os.RemoveAll(old); err != nil {
+			return res, fmt.Errorf("restore member %s: remove the old data: %w", m.Name, err)
+		}
+	}
+	if err := syncFS(root); err != nil {
+		return res, fmt.Errorf("restore group %s: %w", req.Group.Name, err)
+	}
+	res.Evidence = drivers.Evidence{Action: fmt.Sprintf("extract %d members of point %s into %s", len(members), req.PointID, root), Duration: time.Since(start)}
+	return res, nil
+}
+
+func emptyOrMissing(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if len(names) == 0 {
+		return true, nil
+	}
+	return false, err
+}
+
+// syncFS flushes the file system holding dir once, instead of an fsync per
+// restored file.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
