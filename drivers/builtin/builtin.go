@@ -8,6 +8,7 @@ import (
 	"github.com/drover-dr/drover/drivers"
 	execdriver "github.com/drover-dr/drover/drivers/exec"
 	"github.com/drover-dr/drover/drivers/probe"
+	"github.com/drover-dr/drover/drivers/storage/archive"
 )
 
 // Registry returns a registry holding every built-in driver.
@@ -21,5 +22,6 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterProbe("http", probe.NewHTTP(logger.Named("probe.http")))
 	r.RegisterProbe("tcp", probe.NewTCP(logger.Named("probe.tcp")))
 	r.RegisterProbe("exec", probe.NewExec(logger.Named("probe.exec")))
+	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
 	return r
 }
