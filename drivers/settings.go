@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DecodeSettings decodes a driver's settings into out strictly: an unknown
@@ -63,13 +64,23 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // Truncate keeps the head and tail of long command output so evidence stays
-// small in workflow history.
+// small in workflow history. The result is at most max bytes and never
+// splits a UTF-8 character.
 func Truncate(s string, max int) string {
-	if len(s) <= max || max < 20 {
+	const marker = "\n…[truncated]…\n"
+	if len(s) <= max || max < len(marker)+2 {
 		return s
 	}
-	half := (max - 15) / 2
-	return s[:half] + "\n…[truncated]…\n" + s[len(s)-half:]
+	half := (max - len(marker)) / 2
+	head := s[:half]
+	for len(head) > 0 && !utf8.RuneStart(s[len(head)]) {
+		head = head[:len(head)-1]
+	}
+	tail := s[len(s)-half:]
+	for len(tail) > 0 && !utf8.RuneStart(tail[0]) {
+		tail = tail[1:]
+	}
+	return head + marker + tail
 }
 
 // ExpandPath expands ${VAR} and $VAR in a path setting from the worker's
