@@ -1,0 +1,243 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Lab servers are detached OS processes: their own session, output to a log
+// file, a pid file beside the site's data root. They outlive whoever started
+// them, as real servers outlive the orchestrator.
+
+// EnvExe overrides the executable the launcher runs as "EXE lab serve ...".
+const EnvExe = "DROVER_LAB_EXE"
+
+// pidInfo is a pid file's content. StartTicks (from /proc) tells our process
+// from another that reused the pid.
+type pidInfo struct {
+	PID        int       `json:"pid"`
+	StartTicks uint64    `json:"startTicks"`
+	Server     string    `json:"server"`
+	Site       string    `json:"site,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+}
+
+func readPidFile(path string) (*pidInfo, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var p pidInfo
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("pid file %s: %w", path, err)
+	}
+	return &p, nil
+}
+
+// procState returns a process's state letter (R, S, T, Z...) and start time
+// in clock ticks since boot.
+func procState(pid int) (byte, uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name may hold spaces and parentheses; fields resume
+	// after the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 || i+2 >= len(data) {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := strings.Fields(string(data[i+2:]))
+	if len(fields) < 20 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ticks, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, 0, err
+	}
+	return fields[0][0], ticks, nil
+}
+
+// procLife is what a pid file's process is doing now.
+type procLife int
+
+const (
+	procGone procLife = iota
+	procAlive
+	procFrozen
+)
+
+func (p *pidInfo) life() procLife {
+	if p == nil || p.PID <= 0 {
+		return procGone
+	}
+	state, ticks, err := procState(p.PID)
+	if err != nil || ticks != p.StartTicks || state == 'Z' || state == 'X' {
+		return procGone
+	}
+	if state == 'T' || state == 't' {
+		return procFrozen
+	}
+	return procAlive
+}
+
+// launch starts "EXE lab serve args..." detached, writes the pid file and
+// returns the process and the log offset where its output begins.
+func launch(pidPath, logPath, server, site string, args []string) (*exec.Cmd, int64, error) {
+	exe := os.Getenv(EnvExe)
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, 0, fmt.Errorf("find the drover executable: %w", err)
+		}
+	}
+	for _, dir := range []string{filepath.Dir(pidPath), filepath.Dir(logPath)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, 0, err
+		}
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open log: %w", err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "==== %s start %s\n", time.Now().Format(time.RFC3339Nano), server)
+	offset, _ := logf.Seek(0, 2)
+	cmd := exec.Command(exe, append([]string{"lab", "serve"}, args...)...)
+	cmd.Env = append(os.Environ(), EnvServe+"=1")
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, 0, fmt.Errorf("start %s: %w", server, err)
+	}
+	// Reap the child when it exits while we are still around; if we exit
+	// first, init adopts it.
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	_, ticks, err := procState(cmd.Process.Pid)
+	if err != nil {
+		// It exited already; the caller reads why from the log.
+		<-exited
+	}
+	info := pidInfo{PID: cmd.Process.Pid, StartTicks: ticks, Server: server, Site: site, StartedAt: time.Now().UTC()}
+	data, _ := json.Marshal(info)
+	if err := writeFileAtomic(pidPath, data, 0o644); err != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return nil, 0, err
+	}
+	exitedCmds.Store(cmd.Process.Pid, exited)
+	return cmd, offset, nil
+}
+
+// exitedCmds maps the pids this process launched to a channel closed when
+// they exit, so a start can tell "exited" from "still starting" at once.
+var exitedCmds sync.Map // int → chan struct{}
+
+// startFailure reads what a server printed since offset and picks the line
+// that says why it stopped.
+func startFailure(logPath string, offset int64) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, 0); err != nil {
+		return ""
+	}
+	var last, reason string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		last = line
+		if reason == "" && strings.HasPrefix(line, "panic:") {
+			reason = line
+		}
+		if strings.Contains(line, "cannot start") || strings.Contains(line, ": failed:") {
+			reason = line
+		}
+	}
+	if reason != "" {
+		return reason
+	}
+	return last
+}
+
+// signalGroup sends sig to a server's process group (the server leads its
+// own session).
+func signalGroup(p *pidInfo, sig syscall.Signal) error {
+	err := syscall.Kill(-p.PID, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		err = syscall.Kill(p.PID, sig)
+	}
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// waitGone waits until the process is gone or the timeout passes.
+func waitGone(p *pidInfo, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p.life() == procGone {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// strayServers finds lab server processes of this lab dir that no pid file
+// names (a pid file lost with its site, a launch cut short), by reading
+// each process's command line: only processes started as
+// "lab serve ... --lab-dir DIR" match.
+func strayServers(dir string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+		if len(args) < 3 || args[1] != "lab" || args[2] != "serve" {
+			continue
+		}
+		for i := 3; i+1 < len(args); i++ {
+			if args[i] == "--lab-dir" && args[i+1] == dir {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
+}
