@@ -115,6 +115,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 
+	// Phase times go to the debug log: start-up speed is a feature here.
+	began := time.Now()
+	var phases []zap.Field
+	phase := func(name string) {
+		phases = append(phases, zap.Duration("took."+name, time.Since(began)))
+		began = time.Now()
+	}
+
 	ports, err := pickPorts(o)
 	if err != nil {
 		return nil, err
@@ -124,6 +132,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 
+	phase("db")
 	serverOpts, err := buildServerOptions(o, ports, sqlCfg, srvLogger)
 	if err != nil {
 		return nil, err
@@ -142,19 +151,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		logLevel:  srvLevel,
 		temporal:  ts,
 	}
+	phase("server")
 	if err := s.registerSearchAttributes(ctx, o, ports.dialHost); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
+	phase("searchAttributes")
 	if o.UIPort >= 0 {
 		if err := s.startUI(ctx, o, ports); err != nil {
 			_ = s.Stop()
 			return nil, err
 		}
+		phase("ui")
 	}
-	logger.Debug("embedded temporal server started",
+	logger.Debug("embedded temporal server started", append([]zap.Field{
 		zap.String("frontend", s.frontend), zap.String("ui", s.uiURL),
-		zap.String("namespace", s.namespace), zap.String("db", dbDescription(o.DBFile)))
+		zap.String("namespace", s.namespace), zap.String("db", dbDescription(o.DBFile))}, phases...)...)
 	return s, nil
 }
 
@@ -183,6 +195,7 @@ func startTemporal(opts []temporal.ServerOption) (ts temporal.Server, err error)
 // calls return the first call's result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
+		began := time.Now()
 		var errs []error
 		// While it shuts down, the server's own workers and clients warn
 		// about every connection the shutdown closes; none of that is news.
@@ -198,6 +211,8 @@ func (s *Server) Stop() error {
 			}
 		}
 		s.stopErr = errors.Join(errs...)
+		s.logger.Debug("embedded temporal server stopped", zap.String("frontend", s.frontend),
+			zap.Duration("took", time.Since(began)), zap.Error(s.stopErr))
 	})
 	return s.stopErr
 }
