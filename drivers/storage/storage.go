@@ -133,9 +133,12 @@ type Driver interface {
 	// its base full point first, then the point. It refuses an invalid
 	// point and any artifact whose checksum does not match, naming it.
 	Restore(ctx context.Context, req RestoreRequest, progress Progress) (Result, error)
-	// Release frees what the driver holds outside the store for a point
-	// (a source snapshot) once the point is deleted or abandoned.
-	Release(ctx context.Context, req Request) (drivers.Evidence, error)
+	// Sweep removes what the driver holds outside the store (source
+	// snapshots) for points that are gone: deleted by retention, or
+	// abandoned by a crashed run. req names the plan, site and group
+	// (PointID and Mode are ignored); active lists points still being made.
+	// It returns what it removed.
+	Sweep(ctx context.Context, req Request, active []string) ([]string, error)
 }
 
 // Errors a retry cannot fix, marked so activities fail the step for good.

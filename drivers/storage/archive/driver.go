@@ -231,10 +231,10 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 	return RestoreGroup(ctx, store, req, root, progress)
 }
 
-// Release has nothing to free: the archive driver holds nothing outside
+// Sweep has nothing to remove: the archive driver holds nothing outside
 // the store.
-func (d *Driver) Release(ctx context.Context, req storage.Request) (drivers.Evidence, error) {
-	return drivers.Evidence{Action: "none", AlreadyDone: true}, nil
+func (d *Driver) Sweep(ctx context.Context, req storage.Request, active []string) ([]string, error) {
+	return nil, nil
 }
 
 // baseGroup loads the group from a cumulative point's base.

@@ -557,3 +557,84 @@ func copyFile(ctx context.Context, cw *chunkWriter, e entry, size int64, h hash.
 	}
 	return nil
 }
+
+// CompressStream compresses everything r yields into dst (temporary name,
+// fsync, rename) as independent zstd frames, on every core, and returns the
+// artifact entry (named artifactName). It is how streams that are not tar
+// (a btrfs send stream) are stored.
+func CompressStream(ctx context.Context, r io.Reader, dst, artifactName string, opts WriteOptions) (catalog.Artifact, int64, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = DefaultChunkSize
+	}
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return catalog.Artifact{}, 0, catalog.StoreError(err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			out.Close()
+			os.Remove(tmp)
+		}
+	}()
+	p := &pipeline{chunk: opts.ChunkSize, workers: opts.Workers}
+	var art catalog.Artifact
+	var total int64
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *job, opts.Workers)
+	order := make(chan *job, 2*opts.Workers)
+	g.Go(func() error {
+		defer close(work)
+		defer close(order)
+		cw := &chunkWriter{p: p, ctx: gctx, work: work, order: order}
+		for {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			room := cw.room()
+			n, err := r.Read(room)
+			if n > 0 {
+				total += int64(n)
+				if opts.Progress != nil {
+					opts.Progress(int64(n))
+				}
+				if gerr := cw.grew(n); gerr != nil {
+					return gerr
+				}
+			}
+			if err == io.EOF {
+				return cw.flush()
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	for i := 0; i < opts.Workers; i++ {
+		g.Go(func() error { return p.compress(work) })
+	}
+	g.Go(func() error {
+		var err error
+		art, err = p.write(gctx, order, out)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return art, total, catalog.StoreError(err)
+	}
+	if err := out.Sync(); err != nil {
+		return art, total, catalog.StoreError(err)
+	}
+	if err := out.Close(); err != nil {
+		return art, total, catalog.StoreError(err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return art, total, err
+	}
+	ok = true
+	art.Name = artifactName
+	return art, total, nil
+}

@@ -446,3 +446,80 @@ func untar(ctx context.Context, r io.Reader, root *os.Root, want map[string]*cat
 	}
 	return res, nil
 }
+
+// DecompressStream writes the decompressed content of a stored stream to w,
+// checking the artifact's size and checksum. The check completes only at
+// the end: a consumer of w must treat what it got as unconfirmed until
+// DecompressStream returns nil. Damage is a *storage.CorruptError.
+func DecompressStream(ctx context.Context, src string, art catalog.Artifact, w io.Writer, opts ExtractOptions) (int64, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Name == "" {
+		opts.Name = src
+	}
+	corrupt := func(format string, args ...any) error {
+		return &storage.CorruptError{File: opts.Name, Reason: fmt.Sprintf(format, args...)}
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, corrupt("missing")
+		}
+		return 0, fmt.Errorf("open %s: %w", opts.Name, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() != art.Size {
+		return 0, corrupt("%d bytes, the manifest says %d (truncated or overwritten)", st.Size(), art.Size)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	stream := newFrameStream(gctx)
+	var sum uint64
+	var read, written int64
+	g.Go(func() error {
+		var err error
+		sum, read, err = readFrames(gctx, f, art, opts.Workers, stream, opts.Progress)
+		stream.finish(err)
+		if err != nil {
+			return corrupt("%v", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer stream.abandon()
+		var err error
+		written, err = io.Copy(writeTagger{w}, stream)
+		var we writeError
+		if err != nil && !errors.As(err, &we) {
+			return corrupt("%v", err)
+		}
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return written, err
+	}
+	if read != art.Size {
+		return written, corrupt("read %d bytes, the manifest says %d", read, art.Size)
+	}
+	if got := catalog.FormatChecksum(sum); got != art.Checksum {
+		return written, corrupt("checksum %s, the manifest says %s", got, art.Checksum)
+	}
+	return written, nil
+}
+
+// writeError marks an error of the consumer, as opposed to damage in the
+// stream being read.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+func (e writeError) Unwrap() error { return e.err }
+
+type writeTagger struct{ w io.Writer }
+
+func (t writeTagger) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		err = writeError{err}
+	}
+	return n, err
+}
