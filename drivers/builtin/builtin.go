@@ -9,6 +9,8 @@ import (
 	execdriver "github.com/drover-dr/drover/drivers/exec"
 	"github.com/drover-dr/drover/drivers/probe"
 	"github.com/drover-dr/drover/drivers/storage/archive"
+	"github.com/drover-dr/drover/drivers/storage/btrfs"
+	"github.com/drover-dr/drover/drivers/storage/lvm"
 )
 
 // Registry returns a registry holding every built-in driver.
@@ -23,5 +25,7 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterProbe("tcp", probe.NewTCP(logger.Named("probe.tcp")))
 	r.RegisterProbe("exec", probe.NewExec(logger.Named("probe.exec")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
+	r.RegisterStorage("btrfs", btrfs.New(logger.Named("storage.btrfs")))
+	r.RegisterStorage("lvm", lvm.New(logger.Named("storage.lvm")))
 	return r
 }
