@@ -133,6 +133,10 @@ type Driver interface {
 	// its base full point first, then the point. It refuses an invalid
 	// point and any artifact whose checksum does not match, naming it.
 	Restore(ctx context.Context, req RestoreRequest, progress Progress) (Result, error)
+	// Release frees what the driver holds outside the store for one point
+	// (its source snapshot), once the point is deleted or abandoned. It is
+	// harmless when there is nothing to free.
+	Release(ctx context.Context, req Request) (drivers.Evidence, error)
 	// Sweep removes what the driver holds outside the store (source
 	// snapshots) for points that are gone: deleted by retention, or
 	// abandoned by a crashed run. req names the plan, site and group

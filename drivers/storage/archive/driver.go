@@ -231,6 +231,12 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 	return RestoreGroup(ctx, store, req, root, progress)
 }
 
+// Release has nothing to free: the archive driver holds nothing outside
+// the store.
+func (d *Driver) Release(ctx context.Context, req storage.Request) (drivers.Evidence, error) {
+	return drivers.Evidence{Action: "none", AlreadyDone: true}, nil
+}
+
 // Sweep has nothing to remove: the archive driver holds nothing outside
 // the store.
 func (d *Driver) Sweep(ctx context.Context, req storage.Request, active []string) ([]string, error) {

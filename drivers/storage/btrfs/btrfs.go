@@ -503,6 +503,25 @@ func (d *Driver) clearReceive(ctx context.Context, recv string) {
 	}
 }
 
+// Release deletes the point's snapshot from the source, if it is there.
+func (d *Driver) Release(ctx context.Context, req storage.Request) (drivers.Evidence, error) {
+	req.Mode, req.BaseID = catalog.ModeFull, ""
+	p, err := prepare(req)
+	if err != nil {
+		return drivers.Evidence{}, err
+	}
+	snap := filepath.Join(p.snapDir, snapName(req.Plan, req.PointID, req.Group.Name))
+	if !exists(snap) {
+		return drivers.Evidence{Action: "none: no snapshot " + snap, AlreadyDone: true}, nil
+	}
+	c := d.btrfs("subvolume", "delete", snap)
+	out, err := d.run(ctx, "delete snapshot", c)
+	if err != nil {
+		return drivers.Evidence{Action: c.String(), Output: out}, fmt.Errorf("btrfs release of group %s of %s: %w", req.Group.Name, req.PointID, err)
+	}
+	return drivers.Evidence{Action: c.String(), Output: drivers.Truncate(out, 500)}, nil
+}
+
 // Sweep deletes source snapshots of points that no longer need them: every
 // snapshot of this plan and group except those of active points and of
 // the newest committed full point (the parent of the next cumulative).

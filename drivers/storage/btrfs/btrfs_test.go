@@ -216,6 +216,16 @@ func TestBtrfsFullAndCumulativeRoundTrip(t *testing.T) {
 	assert.Equal(t, "LOG 1\n", read(t, filepath.Join(target, "db2/log/s1.log")))
 	assert.Equal(t, "<cell/>", read(t, filepath.Join(target, "dmgr/config/cell.xml")))
 
+	// Release drops one point's snapshot; again is harmless.
+	_, err = f.d.Capture(context.Background(), f.req("x1", catalog.ModeFull, ""), nil)
+	require.NoError(t, err)
+	_, err = f.d.Release(context.Background(), f.req("x1", catalog.ModeFull, ""))
+	require.NoError(t, err)
+	ev, err := f.d.Release(context.Background(), f.req("x1", catalog.ModeFull, ""))
+	require.NoError(t, err)
+	assert.True(t, ev.AlreadyDone)
+	assert.Equal(t, []string{"bpm.f1.cell"}, snapshotsIn(t, snaps))
+
 	// A second full: the sweep drops the first full's snapshot.
 	f.backup("f2", catalog.ModeFull, "")
 	removed, err := f.d.Sweep(context.Background(), f.req("", catalog.ModeFull, ""), nil)

@@ -406,6 +406,19 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 	return archive.RestoreGroup(ctx, store, req, root, progress)
 }
 
+// Release unmounts and removes the point's snapshot, if it is there.
+func (d *Driver) Release(ctx context.Context, req storage.Request) (drivers.Evidence, error) {
+	req.Mode, req.BaseID = catalog.ModeFull, ""
+	p, err := prepare(req)
+	if err != nil {
+		return drivers.Evidence{}, err
+	}
+	if err := d.release(ctx, p); err != nil {
+		return drivers.Evidence{Action: "release " + p.snapLV()}, fmt.Errorf("lvm release of group %s of %s: %w", req.Group.Name, req.PointID, err)
+	}
+	return drivers.Evidence{Action: "umount (if mounted) and lvremove -f " + p.snapLV() + " (if present)"}, nil
+}
+
 // Sweep removes this plan's snapshots of the origin volume that belong to
 // no active point (left by a crashed worker), unmounting them first.
 func (d *Driver) Sweep(ctx context.Context, req storage.Request, active []string) ([]string, error) {

@@ -370,3 +370,15 @@ func TestLVMCheckSettings(t *testing.T) {
 		assert.ErrorIs(t, err, drivers.ErrBadSettings)
 	}
 }
+
+func TestLVMRelease(t *testing.T) {
+	f := newLfix(t)
+	req := f.req("p1")
+	_, err := f.d.Capture(context.Background(), req, nil)
+	require.NoError(t, err)
+	_, err = f.d.Release(context.Background(), req)
+	require.NoError(t, err)
+	assert.Empty(t, f.fake.snapshots())
+	_, err = f.d.Release(context.Background(), req)
+	require.NoError(t, err, "releasing again is harmless")
+}
