@@ -1,16 +1,21 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,10 +24,19 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/drover-dr/drover/codec"
 	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/starter"
 )
@@ -234,4 +248,123 @@ func TestMutualTLSFrontend(t *testing.T) {
 	c, err := g.Dial()
 	require.NoError(t, err)
 	c.Close()
+}
+
+type secretInput struct {
+	Password string `json:"password"`
+}
+
+func leakyActivity(_ context.Context, in secretInput) error {
+	return temporal.NewNonRetryableApplicationError("login refused for password "+in.Password, "LoginError", nil)
+}
+
+func leakyWorkflow(ctx workflow.Context, in secretInput) (string, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	err := workflow.ExecuteActivity(ctx, leakyActivity, in).Get(ctx, nil)
+	if err == nil {
+		return "", errors.New("leakyActivity should have failed")
+	}
+	return "recovered from: " + err.Error(), nil
+}
+
+// TestEncryptedHistoryOverMutualTLS runs a workflow over mTLS with the
+// converters --encryption-key-file gives, then reads the raw history as the
+// server stores it: the secret is in no payload and no failure message, and
+// the codec server's handler decodes the payloads back for the UI.
+func TestEncryptedHistoryOverMutualTLS(t *testing.T) {
+	const secret = "db2-password-s3cr3t"
+	p := newPKI(t)
+	srv := startTLSServer(t, &devserver.TLS{
+		CertFile: p.serverCert, KeyFile: p.serverKey, ServerCAFile: p.ca,
+		ClientCAFile: p.ca, ClientCertFile: p.clientCert, ClientKeyFile: p.clientKey,
+	})
+	keyFile := filepath.Join(t.TempDir(), "payload.key")
+	var out bytes.Buffer
+	require.Equal(t, starter.ExitOK, starter.Main([]string{"keys", "new-encryption-key", "--out", keyFile}, &out, &out), out.String())
+	dc, fc, err := starter.EncryptionConverters(keyFile)
+	require.NoError(t, err)
+
+	pair, err := tls.LoadX509KeyPair(p.clientCert, p.clientKey)
+	require.NoError(t, err)
+	caPEM, err := os.ReadFile(p.ca)
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(caPEM))
+	tlsCfg := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	dial := func(withKey bool) client.Client {
+		o := client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg}}
+		if withKey {
+			o.DataConverter, o.FailureConverter = dc, fc
+		}
+		c, err := client.Dial(o)
+		require.NoError(t, err)
+		t.Cleanup(c.Close)
+		return c
+	}
+	c := dial(true)
+	w := worker.New(c, "encrypted", worker.Options{})
+	w.RegisterWorkflow(leakyWorkflow)
+	w.RegisterActivity(leakyActivity)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "encrypted"}, leakyWorkflow, secretInput{Password: secret})
+	require.NoError(t, err)
+	var result string
+	require.NoError(t, run.Get(ctx, &result))
+	assert.Contains(t, result, secret, "the keyed client reads everything back")
+
+	// The raw history, read by a client without the key.
+	raw := dial(false)
+	var payloads []*commonpb.Payload
+	var sawFailure bool
+	it := raw.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		b, err := proto.Marshal(ev)
+		require.NoError(t, err)
+		require.NotContains(t, string(b), secret, "event %d (%s) leaks the secret", ev.GetEventId(), ev.GetEventType())
+		if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+			payloads = append(payloads, a.GetInput().GetPayloads()...)
+		}
+		if a := ev.GetWorkflowExecutionCompletedEventAttributes(); a != nil {
+			payloads = append(payloads, a.GetResult().GetPayloads()...)
+		}
+		if a := ev.GetActivityTaskFailedEventAttributes(); a != nil {
+			sawFailure = true
+			assert.Equal(t, "Encoded failure", a.GetFailure().GetMessage())
+			payloads = append(payloads, a.GetFailure().GetEncodedAttributes())
+		}
+	}
+	require.True(t, sawFailure, "the activity failure is in the history")
+	require.Len(t, payloads, 3)
+
+	// What the Web UI does: POST the payloads to the codec server.
+	key, err := codec.LoadKey(keyFile)
+	require.NoError(t, err)
+	cd, err := codec.NewCodec(key)
+	require.NoError(t, err)
+	hs := httptest.NewServer(codec.NewHTTPHandler(cd, codec.HTTPOptions{AllowedOrigins: []string{"http://127.0.0.1:8233"}}))
+	defer hs.Close()
+	body, err := protojson.Marshal(&commonpb.Payloads{Payloads: payloads})
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, hs.URL+"/decode", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Origin", "http://127.0.0.1:8233")
+	req.Header.Set("X-Namespace", srv.Namespace())
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	decoded, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(decoded))
+	var got commonpb.Payloads
+	require.NoError(t, protojson.Unmarshal(decoded, &got))
+	require.Len(t, got.Payloads, 3)
+	for i, pl := range got.Payloads {
+		assert.Contains(t, string(pl.GetData()), secret, "decoded payload %d", i)
+	}
 }
