@@ -1,0 +1,119 @@
+package starter
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/storage"
+	"github.com/drover-dr/drover/drivers/storage/archive"
+)
+
+// planWithStore writes the golden plan with its store moved to a temp dir.
+func planWithStore(t *testing.T, store string) string {
+	t.Helper()
+	b, err := os.ReadFile(goldenPlan)
+	require.NoError(t, err)
+	s := strings.Replace(string(b), "path: /drover/recovery-points", "path: "+store, 1)
+	require.NotEqual(t, string(b), s, "the golden plan's store path moved; update this test")
+	f := filepath.Join(t.TempDir(), "plan.yaml")
+	require.NoError(t, os.WriteFile(f, []byte(s), 0o644))
+	return f
+}
+
+func makePoint(t *testing.T, store *catalog.Store, data, id string, mode catalog.Mode, base string) {
+	t.Helper()
+	d := archive.New(nil)
+	req := storage.Request{Plan: "bpm-golden", PointID: id, Store: store.Root, Mode: mode, BaseID: base, Quiesced: true,
+		Site:  drivers.Site{Settings: map[string]any{"dataRoot": data}},
+		Group: storage.Group{Name: "cell", Driver: "archive", Components: []string{"db2"}}}
+	_, err := d.Capture(context.Background(), req, nil)
+	require.NoError(t, err)
+	_, err = store.Commit("bpm-golden", id, catalog.CommitInfo{Mode: mode, BaseID: base, Started: time.Now(), Ended: time.Now(), Groups: []string{"cell"}})
+	require.NoError(t, err)
+}
+
+func TestPointsList(t *testing.T) {
+	dir := t.TempDir()
+	storeDir := filepath.Join(dir, "store")
+	data := filepath.Join(dir, "data")
+	require.NoError(t, os.MkdirAll(storeDir, 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(data, "db2"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(data, "db2", "t.dat"), []byte("rows"), 0o644))
+	store, err := catalog.Open(storeDir)
+	require.NoError(t, err)
+	planFile := planWithStore(t, storeDir)
+
+	code, out, errs := runDrover("points", "list", "--plan", planFile)
+	require.Equal(t, ExitOK, code, errs)
+	assert.Contains(t, out, "no recovery points of plan bpm-golden")
+
+	makePoint(t, store, data, "20260302T100000Z-000001", catalog.ModeFull, "")
+	makePoint(t, store, data, "20260302T110000Z-000002", catalog.ModeCumulative, "20260302T100000Z-000001")
+	makePoint(t, store, data, "20260302T120000Z-000003", catalog.ModeFull, "")
+	require.NoError(t, store.SetValidity("bpm-golden", "20260302T100000Z-000001", catalog.Validity{State: catalog.Valid, Run: "v1"}))
+	require.NoError(t, store.SetValidity("bpm-golden", "20260302T120000Z-000003", catalog.Validity{State: catalog.Invalid, Reason: "consistency level: ledger mismatch"}))
+	// A damaged manifest is listed, not fatal.
+	require.NoError(t, os.MkdirAll(store.PointDir("bpm-golden", "broken"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(store.PointDir("bpm-golden", "broken"), catalog.ManifestFile), []byte("{"), 0o644))
+
+	code, out, errs = runDrover("points", "list", "--plan", planFile)
+	require.Equal(t, ExitOK, code, errs)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.GreaterOrEqual(t, len(lines), 5, out)
+	assert.Regexp(t, `^ID\s+AGE\s+MODE\s+CONSISTENCY\s+VALIDITY\s+SIZE$`, lines[0])
+	assert.Regexp(t, `^20260302T120000Z-000003\s+\d+\w+\s+full\s+quiesced\s+invalid\s+\d`, lines[1], "newest first")
+	assert.Regexp(t, `^20260302T110000Z-000002\s+\S+\s+cumulative of 20260302T100000Z-000001\s+quiesced\s+unverified`, lines[2])
+	assert.Regexp(t, `^20260302T100000Z-000001\s+\S+\s+full\s+quiesced\s+valid`, lines[3])
+	assert.Contains(t, out, "broken")
+	assert.Contains(t, out, "unreadable")
+	assert.Contains(t, out, "invalid: consistency level: ledger mismatch")
+
+	code, out, errs = runDrover("points", "list", "--plan", planFile, "--output", "json")
+	require.Equal(t, ExitOK, code, errs)
+	var doc struct {
+		Plan   string
+		Points []map[string]any
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &doc))
+	assert.Equal(t, "bpm-golden", doc.Plan)
+	require.Len(t, doc.Points, 4)
+	byID := map[string]map[string]any{}
+	for _, p := range doc.Points {
+		byID[p["id"].(string)] = p
+	}
+	assert.Equal(t, "valid", byID["20260302T100000Z-000001"]["validity"].(map[string]any)["state"])
+	assert.Greater(t, byID["20260302T100000Z-000001"]["ageSeconds"].(float64), 0.0)
+	assert.NotEmpty(t, byID["broken"]["problem"])
+}
+
+func TestPointsListBadInput(t *testing.T) {
+	code, _, errs := runDrover("points", "list")
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, "--plan: required")
+
+	code, _, errs = runDrover("points", "list", "--plan", filepath.Join(t.TempDir(), "nope.yaml"))
+	assert.Equal(t, ExitBadInput, code, errs)
+
+	// A store that is not there (an NFS mount that is not mounted) is a
+	// failed run, not bad input.
+	code, _, errs = runDrover("points", "list", "--plan", planWithStore(t, filepath.Join(t.TempDir(), "not-mounted")))
+	assert.Equal(t, ExitRunFailed, code)
+	assert.Contains(t, errs, "not-mounted")
+}
+
+func TestFormatAge(t *testing.T) {
+	assert.Equal(t, "42s", formatAge(42*time.Second))
+	assert.Equal(t, "17m", formatAge(17*time.Minute+3*time.Second))
+	assert.Equal(t, "3h05m", formatAge(3*time.Hour+5*time.Minute))
+	assert.Equal(t, "2d04h", formatAge(52*time.Hour))
+}
