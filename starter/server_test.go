@@ -71,7 +71,9 @@ func TestServerCommandServesUntilCancelled(t *testing.T) {
 		assert.Equal(t, typ, sas.GetCustomAttributes()[name], "search attribute %s", name)
 	}
 
+	stopBegan := time.Now()
 	cancel() // what SIGINT does through Main's signal context
+	defer func() { t.Logf("drover server returned %s after its context was cancelled", time.Since(stopBegan)) }()
 	select {
 	case err := <-done:
 		require.NoError(t, err)
