@@ -25,16 +25,17 @@ import (
 
 // Statement is what an approver signs. Every field is covered by the
 // signature, so none can be changed in transit.
+// The JSON names are those of the approve signal's payload.
 type Statement struct {
-	WorkflowID string
-	RunID      string
-	Gate       string
-	Decision   string
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+	Gate       string `json:"gate"`
+	Decision   string `json:"decision"`
 	// Nonce is fresh per approval (NewNonce), so a captured approval
 	// cannot be sent again.
-	Nonce    string
-	Approver string
-	Comment  string
+	Nonce    string `json:"nonce"`
+	Approver string `json:"approver"`
+	Comment  string `json:"comment,omitempty"`
 }
 
 // domain separates drover approval signatures from anything else the same

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -357,4 +360,32 @@ func TestParsePublicKeyRefusesWeakKeys(t *testing.T) {
 	require.True(t, ed25519.Verify(zero, st.Canonical(), make([]byte, 64)))
 	err := Verify(base64.StdEncoding.EncodeToString(zero), st, base64.StdEncoding.EncodeToString(make([]byte, 64)))
 	require.ErrorIs(t, err, ErrBadPublicKey)
+}
+
+func TestApproveMakesTheSignalPayload(t *testing.T) {
+	k := newKey(t, "alice")
+	s, err := k.Approve("failover-bpm-prod", "run-1", "start-secondary", "approve", "", "racks cabled")
+	require.NoError(t, err)
+	assert.Equal(t, "alice", s.Approver)
+	assert.True(t, ValidNonce(s.Nonce))
+	keys := []Key{{Name: "alice", PublicKey: k.PublicKey()}}
+	require.NoError(t, Check(keys, Expect{WorkflowID: "failover-bpm-prod", RunID: "run-1", Gate: "start-secondary"}, nil, s))
+
+	// The JSON is the approve signal's payload, every value a string.
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	assert.ElementsMatch(t, []string{"workflowId", "runId", "gate", "decision", "nonce", "approver", "comment", "signature"}, slices.Collect(maps.Keys(m)))
+	for k, v := range m {
+		assert.IsType(t, "", v, k)
+	}
+
+	_, err = k.Approve("w", "r", "g", "approve", "bob", "")
+	require.ErrorContains(t, err, `belongs to "alice", not "bob"`)
+	_, err = k.Approve("w", "", "g", "approve", "", "")
+	require.ErrorContains(t, err, "missing runId")
+	anon := &PrivateKey{Key: k.Key}
+	_, err = anon.Approve("w", "r", "g", "approve", "", "")
+	require.ErrorContains(t, err, "no approver name")
 }

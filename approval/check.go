@@ -6,13 +6,14 @@ import (
 )
 
 // Signed is a statement with its signature: the fields a signed approve
-// signal carries. In the signal's JSON they are gate, approver, decision,
-// comment (as before) plus workflowId, runId, nonce and signature.
+// signal carries. Marshalled to JSON it is the signal's payload: gate,
+// approver, decision, comment (as for unsigned approvals) plus workflowId,
+// runId, nonce and signature.
 type Signed struct {
 	Statement
 	// Signature is Sign's output: base64 of the ed25519 signature over
 	// Statement.Canonical().
-	Signature string
+	Signature string `json:"signature"`
 }
 
 // Key is one approver's public key as the plan lists it

@@ -36,6 +36,30 @@ func (k *PrivateKey) PublicKey() string {
 // Sign signs st with the key.
 func (k *PrivateKey) Sign(st Statement) string { return Sign(k.Key, st) }
 
+// Approve makes a signed approval with a fresh nonce for what `drover
+// approve` sends. approver defaults to the name in the key file; a
+// different name is refused here rather than as a forgery by the workflow.
+func (k *PrivateKey) Approve(workflowID, runID, gate, decision, approver, comment string) (Signed, error) {
+	if approver == "" {
+		approver = k.Name
+	}
+	if approver == "" {
+		return Signed{}, errors.New("approve: no approver name given and the key file names none")
+	}
+	if k.Name != "" && k.Name != approver {
+		return Signed{}, fmt.Errorf("approve: the key file belongs to %q, not %q", k.Name, approver)
+	}
+	nonce, err := NewNonce()
+	if err != nil {
+		return Signed{}, err
+	}
+	st := Statement{WorkflowID: workflowID, RunID: runID, Gate: gate, Decision: decision, Nonce: nonce, Approver: approver, Comment: comment}
+	if missing := missingFields(st); missing != "" {
+		return Signed{}, fmt.Errorf("approve: missing %s", missing)
+	}
+	return Signed{Statement: st, Signature: k.Sign(st)}, nil
+}
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // ValidName reports whether name can name an approver's key files: 1 to 64
