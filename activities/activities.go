@@ -165,15 +165,25 @@ func (a *Activities) ComponentStatus(ctx context.Context, in ComponentInput) (dr
 }
 
 // WaitReady polls the component's readiness probe (or its driver status when
-// the plan gives no probe) until it passes, heartbeating each attempt. The
-// activity's start-to-close timeout bounds the wait.
+// the plan gives no probe) until it passes, heartbeating each attempt. It
+// gives up a little before the activity's deadline, with the last thing the
+// probe said, and early when the server process has gone (status stopped
+// three checks in a row): waiting out the timeout for a dead process only
+// delays the start-failed gate.
 func (a *Activities) WaitReady(ctx context.Context, in ReadyInput) (ReadyResult, error) {
 	interval := in.Interval
 	if interval <= 0 {
 		interval = 250 * time.Millisecond
 	}
+	deadline := activity.GetInfo(ctx).Deadline.Add(-2 * time.Second)
 	res := ReadyResult{Component: in.Component.Name}
 	var last string
+	stoppedInARow := 0
+	notReady := func(why string) error {
+		return temporal.NewApplicationError(
+			fmt.Sprintf("%s on %s not ready after %d checks: %s", in.Component.Name, in.Site.Site.Name, res.Attempts, why),
+			ErrTypeNotReady)
+	}
 	for {
 		res.Attempts++
 		ok, summary, err := a.readyOnce(ctx, in, &res)
@@ -184,15 +194,34 @@ func (a *Activities) WaitReady(ctx context.Context, in ReadyInput) (ReadyResult,
 			return res, nil
 		}
 		last = summary
+		if in.Component.Readiness != nil && a.processGone(ctx, in.ComponentInput) {
+			stoppedInARow++
+			if stoppedInARow >= 3 {
+				return res, notReady("the server is not running any more (its status says stopped); last check: " + last)
+			}
+		} else {
+			stoppedInARow = 0
+		}
 		activity.RecordHeartbeat(ctx, res.Attempts)
+		if time.Now().Add(interval).After(deadline) {
+			return res, notReady(last)
+		}
 		select {
 		case <-ctx.Done():
-			return res, temporal.NewApplicationError(
-				fmt.Sprintf("%s on %s not ready after %d checks: %s", in.Component.Name, in.Site.Site.Name, res.Attempts, last),
-				ErrTypeNotReady)
+			return res, notReady(last)
 		case <-time.After(interval):
 		}
 	}
+}
+
+// processGone asks the middleware driver whether the server stopped.
+func (a *Activities) processGone(ctx context.Context, in ComponentInput) bool {
+	d, err := a.Registry.Middleware(in.Component.Driver)
+	if err != nil {
+		return false
+	}
+	st, err := d.Status(ctx, target(in))
+	return err == nil && (st.State == drivers.StateStopped || st.State == drivers.StateFailed)
 }
 
 func (a *Activities) readyOnce(ctx context.Context, in ReadyInput, res *ReadyResult) (bool, string, error) {

@@ -233,7 +233,7 @@ approvers:
 gates:
   - name: start-failed
     approvers: [demo]
-    timeout: 5m
+    timeout: 2m
     onTimeout: abort
 `))
 
@@ -259,7 +259,7 @@ func writeDemoPlan(dir, exe string) (string, error) {
 		addrs[r.name] = addr
 		pid := shellQuote(filepath.Join(dir, r.name+".pid"))
 		logf := shellQuote(filepath.Join(dir, r.name+".log"))
-		start := fmt.Sprintf("nohup %s demo-node --name %s --listen %s --needs %s >%s 2>&1 & echo $! >%s",
+		start := fmt.Sprintf("nohup %s demo-node --name %s --listen %s --needs=%s >%s 2>&1 & echo $! >%s",
 			shellQuote(exe), r.name, addr, addrs[r.needs], logf, pid)
 		nodes = append(nodes, demoNode{
 			Name: r.name, Role: r.role, Product: r.product, Addr: addr,
@@ -292,6 +292,9 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 
 // jsonString quotes a string for YAML: a JSON string is a valid YAML scalar.
 func jsonString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // keep > and & readable in the plan
+	_ = enc.Encode(s)
+	return strings.TrimSpace(b.String())
 }
