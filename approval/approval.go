@@ -14,6 +14,7 @@ package approval
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -118,6 +119,18 @@ func decodeBase64(s string, kind error) ([]byte, error) {
 // FormatPublicKey is the plan's form of a public key (see ParsePublicKey).
 func FormatPublicKey(pub ed25519.PublicKey) string {
 	return base64.StdEncoding.EncodeToString(pub)
+}
+
+// Fingerprint is a short, stable name for a public key to show in reports
+// beside the approver ("SHA256:" and the unpadded base64 of its SHA-256, as
+// ssh-keygen -l shows keys). It is pure, so workflows may call it.
+func Fingerprint(pub string) string {
+	key, err := ParsePublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(key)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
 
 // ParseSignature reads a signature: standard base64 of 64 bytes.

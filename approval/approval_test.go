@@ -389,3 +389,13 @@ func TestApproveMakesTheSignalPayload(t *testing.T) {
 	_, err = anon.Approve("w", "r", "g", "approve", "", "")
 	require.ErrorContains(t, err, "no approver name")
 }
+
+func TestFingerprint(t *testing.T) {
+	a, b := newKey(t, "a"), newKey(t, "b")
+	fa := Fingerprint(a.PublicKey())
+	assert.True(t, strings.HasPrefix(fa, "SHA256:"), fa)
+	assert.Len(t, fa, len("SHA256:")+43)
+	assert.Equal(t, fa, Fingerprint(" "+a.PublicKey()+"\n"))
+	assert.NotEqual(t, fa, Fingerprint(b.PublicKey()))
+	assert.Equal(t, "", Fingerprint("junk"))
+}
