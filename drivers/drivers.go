@@ -140,3 +140,10 @@ type Redirector interface {
 type SettingsChecker interface {
 	CheckSettings(settings map[string]any) error
 }
+
+// Drainer is implemented by redirect drivers that can stop new work from
+// reaching a site while the work already there finishes (a planned
+// failover drains the front door before its final backup).
+type Drainer interface {
+	Drain(ctx context.Context, req RedirectRequest) (Evidence, error)
+}

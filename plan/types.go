@@ -280,7 +280,9 @@ type Rewrite struct {
 	Files     []string `yaml:"files" json:"files"`
 	Primary   string   `yaml:"primary" json:"primary"`
 	Secondary string   `yaml:"secondary" json:"secondary"`
-	Pos       Pos      `yaml:"-" json:"-"`
+	// Sandbox is the value at the sandbox site, for drills and validation.
+	Sandbox string `yaml:"sandbox,omitempty" json:"sandbox,omitempty"`
+	Pos     Pos    `yaml:"-" json:"-"`
 }
 
 // Tier is a set of components that start in parallel.
@@ -341,4 +343,18 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q: want a Go duration such as 90s, 15m or 1h30m", s)
 	}
 	return v, nil
+}
+
+// Value returns the rewrite's value at the site playing role (primary,
+// secondary or sandbox), and whether it has one.
+func (r Rewrite) Value(role string) (string, bool) {
+	switch role {
+	case "primary":
+		return r.Primary, r.Primary != ""
+	case "secondary":
+		return r.Secondary, r.Secondary != ""
+	case "sandbox":
+		return r.Sandbox, r.Sandbox != ""
+	}
+	return "", false
 }

@@ -60,4 +60,9 @@ var All = []interface{}{
 	workflows.VerifyWorkflow,
 	workflows.BringUpWorkflow,
 	workflows.ShutdownWorkflow,
+	workflows.BackupWorkflow,
+	workflows.ValidateWorkflow,
+	workflows.DrillWorkflow,
+	workflows.FailoverWorkflow,
+	workflows.FailbackWorkflow,
 }

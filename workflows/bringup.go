@@ -62,3 +62,7 @@ func BringUpWorkflow(ctx workflow.Context, in BringUpInput) (BringUpResult, erro
 	r.phase(ctx, "done")
 	return res, nil
 }
+
+func errVerification(v VerifyResult) error {
+	return fmt.Errorf("verification of %s failed at the %s level", v.Site, v.FailedLevel)
+}

@@ -1,0 +1,393 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/plan"
+)
+
+// BackupInput asks for one recovery point.
+type BackupInput struct {
+	Plan plan.Plan `json:"plan"`
+	// Site is where the data is; the primary when empty.
+	Site *activities.SiteRef `json:"site,omitempty"`
+	// Store overrides the plan's storage.store (failback ships to the
+	// primary's store).
+	Store plan.Settings `json:"store,omitempty"`
+	// Mode is full or cumulative; empty lets the preflight decide by the
+	// plan's schedule.
+	Mode activities.Mode `json:"mode,omitempty"`
+	// Reason is why the point is taken: scheduled, manual, invocation.
+	Reason string `json:"reason,omitempty"`
+	// Validate validates the new point in the sandbox afterwards.
+	Validate bool `json:"validate,omitempty"`
+}
+
+// BackupResult is the committed point and what retention did.
+type BackupResult struct {
+	Point     activities.Point            `json:"point"`
+	Preflight activities.PreflightResult  `json:"preflight"`
+	Groups    []activities.GroupResult    `json:"groups"`
+	Retention *activities.RetentionResult `json:"retention,omitempty"`
+	// Validation is the id of the validation run started for the point.
+	Validation string `json:"validation,omitempty"`
+}
+
+const (
+	defaultFullEvery = 7 * 24 * time.Hour
+	// captureTimeout bounds one capture, ship, verify or restore of a group;
+	// heartbeats notice a dead worker long before it.
+	captureTimeout   = 6 * time.Hour
+	heartbeatTimeout = 2 * time.Minute
+)
+
+func storageOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: captureTimeout,
+		HeartbeatTimeout:    heartbeatTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    3,
+			NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeStoreFull,
+				activities.ErrTypeCorrupt, activities.ErrTypeNoPoint, activities.ErrTypeQuiesce},
+		},
+	})
+}
+
+func shortOptions(ctx workflow.Context, timeout time.Duration, attempts int32) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    attempts,
+			NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeStoreFull,
+				activities.ErrTypeCorrupt, activities.ErrTypeNoPoint, activities.ErrTypeQuiesce},
+		},
+	})
+}
+
+// PointID derives a recovery point's id from the run that takes it, so a
+// retried activity or a replay always names the same point and a backup
+// can never produce two.
+func PointID(ctx workflow.Context) string {
+	info := workflow.GetInfo(ctx)
+	run := info.WorkflowExecution.RunID
+	if len(run) > 8 {
+		run = run[:8]
+	}
+	run = strings.ReplaceAll(run, "-", "")
+	return info.WorkflowStartTime.UTC().Format("20060102T150405Z") + "-" + run
+}
+
+func storeRef(p *plan.Plan, override plan.Settings) activities.StoreRef {
+	s := p.Storage.Store
+	if len(override) > 0 {
+		s = override
+	}
+	return activities.StoreRef{Plan: p.Name, Settings: s}
+}
+
+func siteRef(p *plan.Plan, role string) activities.SiteRef {
+	var s *plan.Site
+	switch role {
+	case "primary":
+		s = p.Sites.Primary
+	case "secondary":
+		s = p.Sites.Secondary
+	case "sandbox":
+		s = p.Sites.Sandbox
+	}
+	if s == nil {
+		return activities.SiteRef{Role: role}
+	}
+	return activities.SiteRef{Role: role, Site: *s}
+}
+
+// BackupWorkflow takes one consistent recovery point: preflight (store
+// reachable, room for the estimated size) → quiesce the groups that ask for
+// it → capture every group → resume, always → ship → verify at the
+// destination → record the point → apply retention. A backup that fails
+// leaves no point behind: its staging is removed.
+func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) {
+	r, err := newRun(ctx, KindBackup, in.Plan.Name)
+	if err != nil {
+		return BackupResult{}, err
+	}
+	return backup(ctx, r, in)
+}
+
+func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) {
+	var res BackupResult
+	p := &in.Plan
+	site := siteRef(p, "primary")
+	if in.Site != nil {
+		site = *in.Site
+	}
+	store := storeRef(p, in.Store)
+	groups := p.Storage.Groups
+	if len(groups) == 0 {
+		return res, temporal.NewNonRetryableApplicationError("plan "+p.Name+" has no storage groups to back up", "BadPlan", nil)
+	}
+	id := PointID(ctx)
+	started := workflow.Now(ctx)
+	fullEvery := p.Storage.Schedule.FullEvery.D()
+	if fullEvery <= 0 {
+		fullEvery = defaultFullEvery
+	}
+
+	// Preflight: nothing is written until it passes.
+	r.phase(ctx, "preflight")
+	step := r.begin(ctx, "preflight")
+	err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.PreflightBackup, activities.PreflightInput{
+		Store: store, Site: site, Groups: groups, Mode: in.Mode, FullEvery: fullEvery, Now: started,
+	}).Get(ctx, &res.Preflight)
+	if err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		r.phase(ctx, "failed")
+		return res, fmt.Errorf("backup preflight: %w", err)
+	}
+	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%s point (%s), about %d bytes", res.Preflight.Mode, res.Preflight.Reason, res.Preflight.EstimateBytes))
+
+	groupsOut, err := captureAndShip(ctx, r, p, site, store, id, res.Preflight)
+	res.Groups = groupsOut
+	if err != nil {
+		abandon(ctx, r, store, id, site, groups)
+		r.phase(ctx, "failed")
+		return res, err
+	}
+
+	r.phase(ctx, "record")
+	step = r.begin(ctx, "record point "+id)
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.Name
+	}
+	err = workflow.ExecuteActivity(shortOptions(ctx, 10*time.Minute, 5), a.CommitPoint, activities.CommitInput{
+		Store: store, PointID: id, Mode: res.Preflight.Mode, BaseID: res.Preflight.BaseID,
+		Started: started, Ended: workflow.Now(ctx), Groups: names,
+	}).Get(ctx, &res.Point)
+	if err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		abandon(ctx, r, store, id, site, groups)
+		r.phase(ctx, "failed")
+		return res, fmt.Errorf("record point %s: %w", id, err)
+	}
+	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%s %s, %d bytes, consistency %s", res.Point.Mode, res.Point.ID, res.Point.Size, res.Point.Consistency))
+
+	// Retention never fails a backup: the new point is good whatever
+	// happens to old ones.
+	r.phase(ctx, "retention")
+	step = r.begin(ctx, "retention")
+	var ret activities.RetentionResult
+	if err := workflow.ExecuteActivity(shortOptions(ctx, 30*time.Minute, 3), a.ApplyRetention, activities.RetentionInput{
+		Store: store, Site: site, Groups: groups,
+	}).Get(ctx, &ret); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+	} else {
+		res.Retention = &ret
+		r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("deleted %d points", len(ret.Deleted)))
+	}
+
+	if in.Validate && p.Sites.Sandbox != nil {
+		res.Validation = startValidation(ctx, r, in.Plan, res.Point.ID)
+	}
+	r.phase(ctx, "done")
+	return res, nil
+}
+
+// captureAndShip holds the quiesce window around the captures only, and
+// resumes writes whatever happens to them.
+func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, store activities.StoreRef, id string, pre activities.PreflightResult) ([]activities.GroupResult, error) {
+	groups := p.Storage.Groups
+	quiesced := quiesceTargets(p)
+
+	r.phase(ctx, "quiesce")
+	paused, qerr := forEachComponent(ctx, r, quiesced, "quiesce", func(ctx workflow.Context, c plan.Component) workflow.Future {
+		return workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.QuiesceComponent,
+			activities.ComponentInput{Plan: p.Name, Site: site, Component: c})
+	})
+
+	var results []activities.GroupResult
+	var cerr error
+	if qerr == nil {
+		r.phase(ctx, "capture")
+		results, cerr = forEachGroup(ctx, r, groups, "capture", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
+			return workflow.ExecuteActivity(storageOptions(ctx), a.CaptureGroup, activities.GroupInput{
+				Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID,
+				Quiesced: g.Quiesce,
+			})
+		})
+	}
+
+	// Resume even when the capture failed or the run is being cancelled:
+	// a cell left with its writes paused is an outage drover caused.
+	if len(paused) > 0 {
+		r.phase(ctx, "resume")
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		if _, err := forEachComponent(dctx, r, paused, "resume", func(ctx workflow.Context, c plan.Component) workflow.Future {
+			return workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 10), a.ResumeComponent,
+				activities.ComponentInput{Plan: p.Name, Site: site, Component: c})
+		}); err != nil {
+			return results, fmt.Errorf("resume writes after capture: %w", err)
+		}
+	}
+	if qerr != nil {
+		return results, fmt.Errorf("quiesce: %w", qerr)
+	}
+	if cerr != nil {
+		return results, fmt.Errorf("capture: %w", cerr)
+	}
+
+	r.phase(ctx, "ship")
+	if _, err := forEachGroup(ctx, r, groups, "ship", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
+		return workflow.ExecuteActivity(storageOptions(ctx), a.ShipGroup, activities.GroupInput{
+			Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID, Quiesced: g.Quiesce,
+		})
+	}); err != nil {
+		return results, fmt.Errorf("ship: %w", err)
+	}
+
+	r.phase(ctx, "verify")
+	step := r.begin(ctx, "verify point at destination")
+	futures := make([]workflow.Future, len(groups))
+	for i, g := range groups {
+		futures[i] = workflow.ExecuteActivity(storageOptions(ctx), a.VerifyGroup, activities.GroupInput{
+			Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID,
+		})
+	}
+	var bad []string
+	for i, f := range futures {
+		var v activities.GroupVerify
+		if err := f.Get(ctx, &v); err != nil {
+			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+			return results, fmt.Errorf("verify group %s: %w", groups[i].Name, err)
+		}
+		if !v.OK {
+			bad = append(bad, fmt.Sprintf("group %s: %s: %s", groups[i].Name, v.BadFile, v.Reason))
+		}
+	}
+	if len(bad) > 0 {
+		detail := strings.Join(bad, "; ")
+		r.end(ctx, step, OutcomeFailed, 1, detail)
+		return results, temporal.NewNonRetryableApplicationError("point "+id+" does not match its checksums at the destination: "+detail, activities.ErrTypeCorrupt, nil)
+	}
+	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d groups verified", len(groups)))
+	return results, nil
+}
+
+// quiesceTargets are the components of every group that asks for quiesce:
+// the group's own components, or the whole cell when it lists none.
+func quiesceTargets(p *plan.Plan) []plan.Component {
+	var names []string
+	for _, g := range p.Storage.Groups {
+		if !g.Quiesce {
+			continue
+		}
+		members := g.Components
+		if len(members) == 0 {
+			members = nil
+			for _, c := range p.Components {
+				members = append(members, c.Name)
+			}
+		}
+		for _, m := range members {
+			if !slices.Contains(names, m) {
+				names = append(names, m)
+			}
+		}
+	}
+	var out []plan.Component
+	for _, n := range names {
+		if c, ok := findComponent(p, n); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// forEachComponent runs one activity per component at once and returns the
+// components it succeeded for, so a partial quiesce can be undone.
+func forEachComponent(ctx workflow.Context, r *run, cs []plan.Component, verb string, run func(workflow.Context, plan.Component) workflow.Future) ([]plan.Component, error) {
+	futures := make([]workflow.Future, len(cs))
+	steps := make([]int, len(cs))
+	for i, c := range cs {
+		steps[i] = r.begin(ctx, verb+" "+c.Name)
+		futures[i] = run(ctx, c)
+	}
+	var done []plan.Component
+	var errs []error
+	for i, f := range futures {
+		var sr activities.StepResult
+		if err := f.Get(ctx, &sr); err != nil {
+			r.end(ctx, steps[i], OutcomeFailed, 1, rootMessage(err))
+			errs = append(errs, fmt.Errorf("%s %s: %w", verb, cs[i].Name, err))
+			continue
+		}
+		r.end(ctx, steps[i], OutcomeOK, sr.Attempt, sr.Evidence.Action)
+		done = append(done, cs[i])
+	}
+	return done, errors.Join(errs...)
+}
+
+func forEachGroup(ctx workflow.Context, r *run, gs []plan.ConsistencyGroup, verb string, run func(workflow.Context, plan.ConsistencyGroup) workflow.Future) ([]activities.GroupResult, error) {
+	futures := make([]workflow.Future, len(gs))
+	steps := make([]int, len(gs))
+	for i, g := range gs {
+		steps[i] = r.begin(ctx, verb+" group "+g.Name)
+		futures[i] = run(ctx, g)
+	}
+	out := make([]activities.GroupResult, len(gs))
+	var errs []error
+	for i, f := range futures {
+		if err := f.Get(ctx, &out[i]); err != nil {
+			r.end(ctx, steps[i], OutcomeFailed, 1, rootMessage(err))
+			errs = append(errs, fmt.Errorf("group %s: %w", gs[i].Name, err))
+			continue
+		}
+		r.end(ctx, steps[i], OutcomeOK, 1, fmt.Sprintf("%d bytes, %d files", out[i].Bytes, out[i].Files))
+	}
+	return out, errors.Join(errs...)
+}
+
+// abandon removes what a failed backup staged; it runs even when the
+// backup is cancelled.
+func abandon(ctx workflow.Context, r *run, store activities.StoreRef, id string, site activities.SiteRef, groups []plan.ConsistencyGroup) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	step := r.begin(dctx, "abandon point "+id)
+	err := workflow.ExecuteActivity(shortOptions(dctx, 30*time.Minute, 5), a.AbandonPoint, activities.AbandonInput{
+		Store: store, PointID: id, Site: site, Groups: groups,
+	}).Get(dctx, nil)
+	if err != nil {
+		r.end(dctx, step, OutcomeFailed, 1, rootMessage(err))
+		return
+	}
+	r.end(dctx, step, OutcomeOK, 1, "staging removed")
+}
+
+// startValidation starts a validation run for a new point and does not wait:
+// the point is recorded; its validity follows.
+func startValidation(ctx workflow.Context, r *run, p plan.Plan, pointID string) string {
+	id := fmt.Sprintf("drover/%s/validate/%s", p.Name, pointID)
+	opts := r.childOptions(ctx, id, KindValidate)
+	opts.ParentClosePolicy = 2 // abandon: the validation outlives the backup
+	cctx := workflow.WithChildOptions(ctx, opts)
+	f := workflow.ExecuteChildWorkflow(cctx, ValidateWorkflow, ValidateInput{Plan: p, PointID: pointID})
+	// Wait for the child to start so it is not lost when the backup ends.
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("validation did not start", "point", pointID, "error", err)
+		return ""
+	}
+	return id
+}

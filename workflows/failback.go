@@ -1,0 +1,131 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
+)
+
+// FailbackInput asks to return the cell to the primary site.
+type FailbackInput struct {
+	Plan plan.Plan `json:"plan"`
+}
+
+// FailbackResult is what the failback did.
+type FailbackResult struct {
+	Point      activities.Point       `json:"point"`
+	Verify     VerifyResult           `json:"verify"`
+	RTO        report.Objective       `json:"rto"`
+	Redirected time.Time              `json:"redirected,omitzero"`
+	Report     activities.ReportPaths `json:"report"`
+}
+
+// FailbackWorkflow is the BPM seed's 4.4: the primary is back. Take a
+// backup of the now-live secondary, ship it, wait at the failback gate,
+// shut the secondary down cleanly in reverse order, restore at the primary,
+// restart in order, verify, redirect back, report. Nothing committed at the
+// secondary is lost: the backup is taken after the secondary is drained.
+func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResult, err error) {
+	r, err := newRun(ctx, KindFailback, in.Plan.Name)
+	if err != nil {
+		return res, err
+	}
+	gk := startGateKeeper(ctx, r, &in.Plan)
+	p := &in.Plan
+	store := storeRef(p, nil)
+	primary, secondary := siteRef(p, "primary"), siteRef(p, "secondary")
+	started := workflow.GetInfo(ctx).WorkflowStartTime
+	rep := report.Report{Declared: started}
+	st := sites{}
+	st.set("secondary", p.Sites.Secondary, "live (serving traffic)")
+	st.set("primary", p.Sites.Primary, "back, idle")
+	f := &failover{r: r, gk: gk, p: p, store: store, sites: &st, rep: &rep}
+	defer func() {
+		rep.Sites = st.states
+		res.Report = finishReport(ctx, r, store, &rep, err)
+		if err != nil {
+			r.phase(ctx, "failed")
+		} else {
+			r.phase(ctx, "done")
+		}
+	}()
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+
+	// Drain the secondary, then back it up: with no new work arriving the
+	// point holds everything committed there.
+	r.phase(ctx, "drain")
+	if p.Redirect != nil {
+		step := r.begin(ctx, "drain new work at the front door")
+		if err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.DrainTraffic, activities.RedirectInput{
+			Plan: p.Name, Redirect: *p.Redirect, Site: secondary,
+		}).Get(ctx, nil); err != nil {
+			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		} else {
+			r.end(ctx, step, OutcomeOK, 1, "")
+		}
+	}
+	r.phase(ctx, "backup-secondary")
+	step := r.begin(ctx, "backup of "+secondary.Site.Name)
+	opts := r.childOptions(ctx, id+"/backup-secondary", KindBackup)
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	var bk BackupResult
+	if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
+		Plan: *p, Site: &secondary, Mode: activities.ModeFull, Reason: "failback",
+	}).Get(ctx, &bk); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return res, fmt.Errorf("backup of the secondary: %w", err)
+	}
+	r.end(ctx, step, OutcomeOK, 1, "point "+bk.Point.ID)
+	res.Point, rep.Point = bk.Point, pointRef(bk.Point)
+
+	if err := f.gate(ctx, GateFailback, fmt.Sprintf("stop %s and restore point %s at %s", secondary.Site.Name, bk.Point.ID, primary.Site.Name), false); err != nil {
+		return res, err
+	}
+	r.phase(ctx, "stop-secondary")
+	if err := shutdownSite(ctx, r, p, secondary, false, id+"/stop-secondary"); err != nil {
+		st.set("secondary", p.Sites.Secondary, "stop failed: "+rootMessage(err))
+		return res, err
+	}
+	st.set("secondary", p.Sites.Secondary, "stopped in reverse order")
+
+	st.set("primary", p.Sites.Primary, "restoring point "+bk.Point.ID)
+	if err := restoreSite(ctx, r, p, store, bk.Point.ID, primary, "secondary"); err != nil {
+		st.set("primary", p.Sites.Primary, "partly restored: "+rootMessage(err))
+		return res, err
+	}
+	up, err := bringUpChildren(ctx, r, p, primary, id+"/primary")
+	res.Verify = up.Verify
+	if len(up.Verify.Levels) > 0 {
+		rep.Verification = &res.Verify
+	}
+	if err != nil {
+		st.set("primary", p.Sites.Primary, "start failed: "+rootMessage(err))
+		return res, err
+	}
+	if !up.Verify.Valid {
+		st.set("primary", p.Sites.Primary, "running, verification failed")
+		return res, errVerification(up.Verify)
+	}
+	st.set("primary", p.Sites.Primary, "running, verified")
+	if len(p.Recovery) > 0 {
+		if err := waitRecovery(ctx, r, p, primary); err != nil {
+			return res, err
+		}
+	}
+	if err := redirectTo(ctx, r, p, primary); err != nil {
+		return res, err
+	}
+	res.Redirected = workflow.Now(ctx)
+	rep.Redirected = res.Redirected
+	st.set("primary", p.Sites.Primary, "live (serving traffic)")
+	res.RTO = report.Measure(p.RTO.D(), res.Redirected.Sub(started))
+	rep.RTO = res.RTO
+	rep.RPO = report.Measure(p.RPO.D(), 0)
+	return res, nil
+}

@@ -1,0 +1,428 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
+)
+
+// Gates of the failover runbook besides the shared ones.
+const (
+	GateInstallationMismatch = "installation-mismatch"
+	GatePlannedPrimary       = "planned-failover-primary"
+	GateRollback             = "rollback"
+	GateFailback             = "failback"
+)
+
+// FailoverInput asks to move the cell to the secondary site.
+type FailoverInput struct {
+	Plan plan.Plan `json:"plan"`
+	// Planned leaves the primary on purpose: drain, final backup, orderly
+	// stop. Unplanned assumes the primary is gone.
+	Planned bool `json:"planned"`
+	// PointID forces a recovery point; empty takes the newest valid one.
+	PointID string `json:"pointId,omitempty"`
+	// DeclaredAt is when the disaster was declared; the run's start when
+	// zero. RPO and RTO are measured from it.
+	DeclaredAt time.Time `json:"declaredAt,omitzero"`
+}
+
+// FailoverResult is what the failover achieved.
+type FailoverResult struct {
+	Point      activities.Point       `json:"point"`
+	Verify     VerifyResult           `json:"verify"`
+	RPO        report.Objective       `json:"rpo"`
+	RTO        report.Objective       `json:"rto"`
+	Redirected time.Time              `json:"redirected,omitzero"`
+	Report     activities.ReportPaths `json:"report"`
+}
+
+// sites tracks the state each site is left in, for the report.
+type sites struct{ states []report.SiteState }
+
+func (s *sites) set(role string, site *plan.Site, state string) {
+	for i := range s.states {
+		if s.states[i].Role == role {
+			s.states[i].State = state
+			return
+		}
+	}
+	s.states = append(s.states, report.SiteState{Role: role, Site: siteName(site), State: state})
+}
+
+// FailoverWorkflow is the restore runbook of the BPM seed (steps 1–10) with
+// the PureApplication seed's planned and unplanned failover around it:
+// preflight → (planned: drain, final invocation backup, orderly stop of the
+// primary, manual actions) → gate start-secondary → restore → restart →
+// verify (rolling back to an older point when verification fails) →
+// recover in-flight work → redirect → report.
+func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResult, err error) {
+	r, err := newRun(ctx, KindFailover, in.Plan.Name)
+	if err != nil {
+		return res, err
+	}
+	gk := startGateKeeper(ctx, r, &in.Plan)
+	p := &in.Plan
+	store := storeRef(p, nil)
+	declared := in.DeclaredAt
+	if declared.IsZero() {
+		declared = workflow.GetInfo(ctx).WorkflowStartTime
+	}
+	rep := report.Report{Planned: in.Planned, Declared: declared}
+	var st sites
+	st.set("primary", p.Sites.Primary, "running (untouched)")
+	if !in.Planned {
+		st.set("primary", p.Sites.Primary, "lost (disaster declared)")
+	}
+	st.set("secondary", p.Sites.Secondary, "idle (untouched)")
+	defer func() {
+		rep.Sites = st.states
+		res.Report = finishReport(ctx, r, store, &rep, err)
+		if err != nil {
+			r.phase(ctx, "failed")
+		} else {
+			r.phase(ctx, "done")
+		}
+	}()
+
+	f := &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep}
+	if err := f.preflight(ctx); err != nil {
+		return res, err
+	}
+	invocation := f.primarySide(ctx)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	pointID := in.PointID
+	if pointID == "" {
+		pointID = invocation
+	}
+	pt, err := choosePoint(ctx, r, store, activities.ChooseInput{PointID: pointID})
+	if err != nil {
+		return res, err
+	}
+	if err := f.acceptDataLoss(ctx, pt, declared); err != nil {
+		return res, err
+	}
+	if err := f.gate(ctx, GateStartSecondary, "start the cell at "+siteName(p.Sites.Secondary), false); err != nil {
+		return res, err
+	}
+
+	pt, up, err := f.restoreAndVerify(ctx, pt)
+	res.Point, rep.Point, res.Verify = pt, pointRef(pt), up.Verify
+	if len(up.Verify.Levels) > 0 {
+		rep.Verification = &res.Verify
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := f.recoverInFlight(ctx); err != nil {
+		return res, err
+	}
+	if err := f.redirect(ctx, siteRef(p, "secondary")); err != nil {
+		return res, err
+	}
+	res.Redirected = workflow.Now(ctx)
+	rep.Redirected = res.Redirected
+	st.set("secondary", p.Sites.Secondary, "live (serving traffic)")
+	res.RPO = report.Measure(p.RPO.D(), max(declared.Sub(pt.Instant), 0))
+	res.RTO = report.Measure(p.RTO.D(), res.Redirected.Sub(declared))
+	rep.RPO, rep.RTO = res.RPO, res.RTO
+	return res, nil
+}
+
+type failover struct {
+	r     *run
+	gk    *gateKeeper
+	p     *plan.Plan
+	store activities.StoreRef
+	in    FailoverInput
+	sites *sites
+	rep   *report.Report
+	// tried are points abandoned after failed verification in this run.
+	tried []string
+}
+
+// gate waits for a gate; optional gates the plan does not define are
+// passed with a note, required ones fail the run.
+func (f *failover) gate(ctx workflow.Context, name, detail string, required bool) error {
+	if _, ok := findGate(f.p, name); !ok && !required {
+		f.rep.Notes = append(f.rep.Notes, fmt.Sprintf("gate %s not defined in the plan: passed without approval", name))
+		return nil
+	}
+	decision, err := f.gk.wait(ctx, gateRequest{Name: name, Detail: detail})
+	if err != nil {
+		return err
+	}
+	if decision != DecisionApprove {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("gate %s: %s", name, decision), "GateRefused", nil)
+	}
+	return nil
+}
+
+// preflight is step 1: the installations of both sites must match.
+func (f *failover) preflight(ctx workflow.Context) error {
+	f.r.phase(ctx, "preflight")
+	step := f.r.begin(ctx, "compare installation manifests")
+	var inst activities.InstallationResult
+	err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.CompareInstallation, activities.InstallationInput{
+		Store: f.store, Reference: siteRef(f.p, "primary"), Target: siteRef(f.p, "secondary"),
+	}).Get(ctx, &inst)
+	if err != nil {
+		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return err
+	}
+	if inst.Match {
+		f.r.end(ctx, step, OutcomeOK, 1, "match ("+inst.ReferenceFrom+")")
+		return nil
+	}
+	detail := "installations differ: " + strings.Join(inst.Differences, "; ")
+	f.r.end(ctx, step, OutcomeFailed, 1, detail)
+	return f.gate(ctx, GateInstallationMismatch, detail, true)
+}
+
+// primarySide is step 2. Planned: drain, take a final invocation backup and
+// wait until it is shipped and verified, stop the primary in reverse order,
+// and let people do the manual actions. Unplanned: try the invocation backup
+// only if the primary answers at once. It returns the invocation point's id,
+// or "" when there is none.
+func (f *failover) primarySide(ctx workflow.Context) string {
+	p := f.p
+	primary := siteRef(p, "primary")
+	if !f.in.Planned {
+		f.r.phase(ctx, "primary")
+		if !f.primaryAnswers(ctx) {
+			f.rep.Notes = append(f.rep.Notes, "primary did not answer: no invocation backup")
+			return ""
+		}
+		id, err := f.invocationBackup(ctx, 15*time.Minute)
+		if err != nil {
+			f.rep.Notes = append(f.rep.Notes, "invocation backup failed, going on with the catalog: "+rootMessage(err))
+		}
+		return id
+	}
+
+	f.r.phase(ctx, "drain")
+	if p.Redirect != nil {
+		step := f.r.begin(ctx, "drain new work at the front door")
+		err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.DrainTraffic, activities.RedirectInput{
+			Plan: p.Name, Redirect: *p.Redirect, Site: primary,
+		}).Get(ctx, nil)
+		if err != nil {
+			f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		} else {
+			f.r.end(ctx, step, OutcomeOK, 1, "")
+		}
+	}
+	f.sites.set("primary", p.Sites.Primary, "drained")
+	id, err := f.invocationBackup(ctx, 0)
+	if err != nil {
+		f.rep.Notes = append(f.rep.Notes, "final invocation backup failed: "+rootMessage(err))
+	}
+	f.r.phase(ctx, "stop-primary")
+	if err := shutdownSite(ctx, f.r, p, primary, false, workflow.GetInfo(ctx).WorkflowExecution.ID+"/stop-primary"); err != nil {
+		f.rep.Notes = append(f.rep.Notes, "orderly stop of the primary failed: "+rootMessage(err))
+		f.sites.set("primary", p.Sites.Primary, "stop failed: "+rootMessage(err))
+	} else {
+		f.sites.set("primary", p.Sites.Primary, "stopped in reverse order (planned)")
+	}
+	_ = f.gate(ctx, GatePlannedPrimary, "manual actions at "+siteName(p.Sites.Primary)+" before the secondary starts", false)
+	return id
+}
+
+// primaryAnswers asks the primary's database whether it runs, briefly: an
+// unplanned failover must not wait on a site that is gone.
+func (f *failover) primaryAnswers(ctx workflow.Context) bool {
+	var db *plan.Component
+	for i := range f.p.Components {
+		if f.p.Components[i].Role == plan.RoleDatabase {
+			db = &f.p.Components[i]
+			break
+		}
+	}
+	if db == nil {
+		return false
+	}
+	step := f.r.begin(ctx, "probe primary "+db.Name)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	var status struct {
+		State string `json:"state"`
+	}
+	err := workflow.ExecuteActivity(actx, a.ComponentStatus, activities.ComponentInput{
+		Plan: f.p.Name, Site: siteRef(f.p, "primary"), Component: *db,
+	}).Get(ctx, &status)
+	up := err == nil && status.State == "running"
+	detail := "state " + status.State
+	if err != nil {
+		detail = rootMessage(err)
+	}
+	f.r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("answers=%v (%s)", up, detail))
+	return up
+}
+
+// invocationBackup is the LVLT4i seed's final save when a disaster is
+// declared: a backup child run, waited for until shipped and verified.
+func (f *failover) invocationBackup(ctx workflow.Context, timeout time.Duration) (string, error) {
+	f.r.phase(ctx, "invocation-backup")
+	step := f.r.begin(ctx, "invocation backup")
+	opts := f.r.childOptions(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID+"/invocation-backup", KindBackup)
+	if timeout > 0 {
+		opts.WorkflowExecutionTimeout = timeout
+	}
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	var res BackupResult
+	err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
+		Plan: *f.p, Reason: "invocation",
+	}).Get(ctx, &res)
+	if err != nil {
+		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return "", err
+	}
+	f.r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("point %s captured %s", res.Point.ID, res.Point.Instant.UTC().Format(time.RFC3339)))
+	return res.Point.ID, nil
+}
+
+// acceptDataLoss raises the gate when the point is older than the RPO,
+// showing the window of data that will be lost.
+func (f *failover) acceptDataLoss(ctx workflow.Context, pt activities.Point, declared time.Time) error {
+	age := declared.Sub(pt.Instant)
+	if age <= f.p.RPO.D() {
+		return nil
+	}
+	detail := fmt.Sprintf("point %s was captured %s before the declaration (RPO %s): the work of that window is lost",
+		pt.ID, age.Round(time.Second), f.p.RPO)
+	return f.gate(ctx, GateAcceptDataLoss, detail, true)
+}
+
+// restoreAndVerify is steps 3–8 at the secondary. A system- or
+// application-level failure marks the point invalid and offers to roll back
+// to the previous valid point: stop the secondary, restore the older point,
+// restart, verify again.
+func (f *failover) restoreAndVerify(ctx workflow.Context, pt activities.Point) (activities.Point, BringUpResult, error) {
+	secondary := siteRef(f.p, "secondary")
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	for attempt := 1; ; attempt++ {
+		f.sites.set("secondary", f.p.Sites.Secondary, "restoring point "+pt.ID)
+		if err := restoreSite(ctx, f.r, f.p, f.store, pt.ID, secondary, "primary"); err != nil {
+			f.sites.set("secondary", f.p.Sites.Secondary, "partly restored: "+rootMessage(err))
+			return pt, BringUpResult{}, err
+		}
+		f.sites.set("secondary", f.p.Sites.Secondary, "restored, starting")
+		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt))
+		if err != nil {
+			f.sites.set("secondary", f.p.Sites.Secondary, "start failed: "+rootMessage(err))
+			return pt, up, err
+		}
+		if up.Verify.Valid {
+			f.sites.set("secondary", f.p.Sites.Secondary, "running, verified")
+			return pt, up, nil
+		}
+		reason := fmt.Sprintf("verification failed at the %s level", up.Verify.FailedLevel)
+		f.sites.set("secondary", f.p.Sites.Secondary, "running, "+reason)
+		f.markInvalid(ctx, pt, reason)
+		f.tried = append(f.tried, pt.ID)
+		f.rep.Abandoned = append(f.rep.Abandoned, *pointRef(pt))
+
+		var older activities.Point
+		if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.ChoosePoint, activities.ChooseInput{
+			Store: f.store, Exclude: f.tried,
+		}).Get(ctx, &older); err != nil {
+			return pt, up, fmt.Errorf("point %s is invalid (%s) and there is no older valid point: %w", pt.ID, reason, err)
+		}
+		if err := f.gate(ctx, GateRollback, fmt.Sprintf("point %s is invalid (%s); roll back to %s captured %s?",
+			pt.ID, reason, older.ID, older.Instant.UTC().Format(time.RFC3339)), true); err != nil {
+			return pt, up, fmt.Errorf("point %s: %s; %w", pt.ID, reason, err)
+		}
+		f.r.phase(ctx, "rollback")
+		if err := shutdownSite(ctx, f.r, f.p, secondary, true, fmt.Sprintf("%s/rollback-%d", id, attempt)); err != nil {
+			return pt, up, err
+		}
+		pt = older
+	}
+}
+
+func (f *failover) markInvalid(ctx workflow.Context, pt activities.Point, reason string) {
+	step := f.r.begin(ctx, "mark point "+pt.ID+" invalid")
+	err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 5), a.SetValidity, activities.ValidityInput{
+		Store: f.store, PointID: pt.ID, Validity: activities.Validity{
+			State: activities.StateInvalid, Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx),
+		},
+	}).Get(ctx, nil)
+	if err != nil {
+		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return
+	}
+	f.r.end(ctx, step, OutcomeOK, 1, reason)
+}
+
+// recoverInFlight is step 9: wait until the cell says its in-flight
+// instances resumed and in-doubt transactions are resolved.
+func (f *failover) recoverInFlight(ctx workflow.Context) error {
+	if len(f.p.Recovery) == 0 {
+		return nil
+	}
+	return waitRecovery(ctx, f.r, f.p, siteRef(f.p, "secondary"))
+}
+
+func waitRecovery(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) error {
+	r.phase(ctx, "recover-inflight")
+	step := r.begin(ctx, "recover in-flight work")
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	var out []activities.CheckOutput
+	if err := workflow.ExecuteActivity(actx, a.WaitChecks, activities.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return fmt.Errorf("in-flight work not recovered at %s: %w", site.Site.Name, err)
+	}
+	var parts []string
+	for _, c := range out {
+		parts = append(parts, c.Name+": "+c.Result.Summary)
+	}
+	r.end(ctx, step, OutcomeOK, 1, strings.Join(parts, "; "))
+	return nil
+}
+
+// redirect is step 10: point traffic at the site and confirm through it.
+func (f *failover) redirect(ctx workflow.Context, site activities.SiteRef) error {
+	return redirectTo(ctx, f.r, f.p, site)
+}
+
+func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) error {
+	if p.Redirect == nil {
+		return nil
+	}
+	r.phase(ctx, "redirect")
+	step := r.begin(ctx, "redirect traffic to "+site.Site.Name)
+	var rr activities.RedirectResult
+	if err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 5), a.Redirect, activities.RedirectInput{
+		Plan: p.Name, Redirect: *p.Redirect, Site: site,
+	}).Get(ctx, &rr); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return fmt.Errorf("redirect to %s: %w", site.Site.Name, err)
+	}
+	detail := "traffic points at " + rr.Current
+	if c := p.Redirect.Check; c != nil {
+		checks := runChecks(ctx, VerifyInput{Plan: *p, Site: site}, "redirect", []plan.DriverCheck{*c})
+		if !checks[0].Result.Passed {
+			r.end(ctx, step, OutcomeFailed, 1, detail+"; check through it failed: "+checks[0].Result.Summary)
+			return fmt.Errorf("traffic redirected to %s but the check through it failed: %s", site.Site.Name, checks[0].Result.Summary)
+		}
+		detail += "; " + checks[0].Result.Summary
+	}
+	r.end(ctx, step, OutcomeOK, 1, detail)
+	return nil
+}

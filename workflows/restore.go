@@ -1,0 +1,203 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
+)
+
+// pointRef is a catalog point as the report names it.
+func pointRef(p activities.Point) *report.Point {
+	return &report.Point{ID: p.ID, Mode: string(p.Mode), BaseID: p.BaseID, Captured: p.Instant,
+		Consistency: string(p.Consistency), Validity: string(p.Validity.State), Bytes: p.Size}
+}
+
+// choosePoint reads the catalog for the point to restore.
+func choosePoint(ctx workflow.Context, r *run, store activities.StoreRef, in activities.ChooseInput) (activities.Point, error) {
+	step := r.begin(ctx, "choose recovery point")
+	in.Store = store
+	var pt activities.Point
+	if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.ChoosePoint, in).Get(ctx, &pt); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return pt, err
+	}
+	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%s (%s, captured %s, %s, %s)", pt.ID, pt.Mode,
+		pt.Instant.UTC().Format(time.RFC3339), pt.Consistency, pt.Validity.State))
+	return pt, nil
+}
+
+// restoreSite is the BPM seed's steps 3 to 6 at one site: restore the
+// configuration and runtime data of every group from the same point, apply
+// the environment-specific changes, and check the resources outside the
+// recovery scope answer.
+func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef, pointID string, target activities.SiteRef, fromRole string) error {
+	r.phase(ctx, "restore")
+	if _, err := forEachGroup(ctx, r, p.Storage.Groups, "restore", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
+		return workflow.ExecuteActivity(storageOptions(ctx), a.RestoreGroup, activities.RestoreInput{
+			Store: store, PointID: pointID, Site: target, Group: g,
+		})
+	}); err != nil {
+		return fmt.Errorf("restore point %s into %s: %w", pointID, target.Site.Name, err)
+	}
+
+	if len(p.Environment) > 0 {
+		r.phase(ctx, "environment")
+		step := r.begin(ctx, "apply environment changes")
+		var rws []activities.RewriteResult
+		if err := workflow.ExecuteActivity(shortOptions(ctx, 10*time.Minute, 3), a.ApplyEnvironment, activities.EnvironmentInput{
+			Site: target, FromRole: fromRole, Rewrites: p.Environment,
+		}).Get(ctx, &rws); err != nil {
+			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+			return fmt.Errorf("environment changes at %s: %w", target.Site.Name, err)
+		}
+		var parts []string
+		for _, rw := range rws {
+			parts = append(parts, fmt.Sprintf("%s: %d of %d files changed", rw.Name, len(rw.Changed), rw.Files))
+		}
+		r.end(ctx, step, OutcomeOK, 1, strings.Join(parts, "; "))
+	}
+
+	if len(p.External) > 0 {
+		r.phase(ctx, "connectivity")
+		step := r.begin(ctx, "connectivity outside the recovery scope")
+		checks := runChecks(ctx, VerifyInput{Plan: *p, Site: target}, "external", p.External)
+		var failed []string
+		for _, c := range checks {
+			if !c.Result.Passed {
+				failed = append(failed, c.Name+": "+c.Result.Summary)
+			}
+		}
+		if len(failed) > 0 {
+			r.end(ctx, step, OutcomeFailed, 1, strings.Join(failed, "; "))
+			return fmt.Errorf("resources outside the recovery scope do not answer from %s: %s", target.Site.Name, strings.Join(failed, "; "))
+		}
+		r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d checks passed", len(checks)))
+	}
+	return nil
+}
+
+// bringUpChildren runs the restart and the verification as child
+// workflows, so the Web UI shows them apart and each keeps its own history.
+func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, idPrefix string) (BringUpResult, error) {
+	var res BringUpResult
+	r.phase(ctx, "restart")
+	step := r.begin(ctx, "restart "+site.Site.Name)
+	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", KindRestart))
+	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site}).Get(ctx, &res.Restart); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return res, fmt.Errorf("restart %s: %w", site.Site.Name, err)
+	}
+	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d components in %d tiers", len(res.Restart.Components), len(res.Restart.Tiers)))
+
+	r.phase(ctx, "verify")
+	step = r.begin(ctx, "verify "+site.Site.Name)
+	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/verify", KindVerify))
+	if err := workflow.ExecuteChildWorkflow(cctx, VerifyWorkflow, VerifyInput{Plan: *p, Site: site}).Get(ctx, &res.Verify); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return res, fmt.Errorf("verify %s: %w", site.Site.Name, err)
+	}
+	outcome := OutcomeOK
+	if !res.Verify.Valid {
+		outcome = OutcomeFailed
+	}
+	r.end(ctx, step, outcome, 1, fmt.Sprintf("valid=%v findings=%d", res.Verify.Valid, len(res.Verify.Findings)))
+	return res, nil
+}
+
+// shutdownSite stops a site in reverse order as a child workflow.
+func shutdownSite(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, immediate bool, id string) error {
+	step := r.begin(ctx, "stop "+site.Site.Name)
+	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id, "shutdown"))
+	var res ShutdownResult
+	if err := workflow.ExecuteChildWorkflow(cctx, ShutdownWorkflow, ShutdownInput{Plan: *p, Site: site, Immediate: immediate}).Get(ctx, &res); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return fmt.Errorf("stop %s: %w", site.Site.Name, err)
+	}
+	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d components stopped", len(res.Components)))
+	return nil
+}
+
+// tearDownSandbox stops whatever runs in the sandbox and empties it. It
+// runs on a disconnected context: a cancelled drill still cleans up.
+func tearDownSandbox(ctx workflow.Context, r *run, p *plan.Plan, sandbox activities.SiteRef, idPrefix string) error {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	r.phase(dctx, "teardown")
+	var errs []error
+	if err := shutdownSite(dctx, r, p, sandbox, true, idPrefix+"/teardown"); err != nil {
+		errs = append(errs, err)
+	}
+	step := r.begin(dctx, "wipe sandbox "+sandbox.Site.Name)
+	if err := workflow.ExecuteActivity(shortOptions(dctx, 10*time.Minute, 5), a.WipeSite, sandbox).Get(dctx, nil); err != nil {
+		r.end(dctx, step, OutcomeFailed, 1, rootMessage(err))
+		errs = append(errs, err)
+	} else {
+		r.end(dctx, step, OutcomeOK, 1, "")
+	}
+	return errors.Join(errs...)
+}
+
+// trialResult is what a restore into the sandbox showed.
+type trialResult struct {
+	BringUp  BringUpResult
+	Restored time.Time
+	// RTO is from the start of the restore to a verified cell.
+	RTO time.Duration
+}
+
+// trial restores a point into the isolated sandbox while the primary keeps
+// running, starts the cell in order and verifies it at the six levels; the
+// sandbox is always torn down afterwards, whatever happened.
+func trial(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef, point activities.Point, idPrefix string) (res trialResult, err error) {
+	sandbox := siteRef(p, "sandbox")
+	if p.Sites.Sandbox == nil {
+		return res, fmt.Errorf("plan %s has no sandbox site for drills and validation", p.Name)
+	}
+	defer func() {
+		if terr := tearDownSandbox(ctx, r, p, sandbox, idPrefix); terr != nil {
+			err = errors.Join(err, fmt.Errorf("sandbox teardown: %w", terr))
+		}
+	}()
+	started := workflow.Now(ctx)
+	step := r.begin(ctx, "prepare sandbox "+sandbox.Site.Name)
+	if err := workflow.ExecuteActivity(shortOptions(ctx, 10*time.Minute, 3), a.WipeSite, sandbox).Get(ctx, nil); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return res, err
+	}
+	r.end(ctx, step, OutcomeOK, 1, "")
+	if err := restoreSite(ctx, r, p, store, point.ID, sandbox, "primary"); err != nil {
+		return res, err
+	}
+	res.Restored = workflow.Now(ctx)
+	res.BringUp, err = bringUpChildren(ctx, r, p, sandbox, idPrefix)
+	res.RTO = workflow.Now(ctx).Sub(started)
+	return res, err
+}
+
+// finishReport fills the parts of a report every run shares and stores it.
+func finishReport(ctx workflow.Context, r *run, store activities.StoreRef, rep *report.Report, runErr error) activities.ReportPaths {
+	info := workflow.GetInfo(ctx)
+	rep.Kind, rep.Plan = r.status.Kind, r.status.Plan
+	rep.WorkflowID, rep.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
+	rep.Started, rep.Ended = info.WorkflowStartTime, workflow.Now(ctx)
+	rep.Outcome = "completed"
+	if runErr != nil {
+		rep.Outcome, rep.Error = "failed", rootMessage(runErr)
+		if ctx.Err() != nil {
+			rep.Outcome = "cancelled"
+		}
+	}
+	rep.Steps, rep.Gates, rep.Ignored = r.status.Steps, r.status.Gates, r.status.Ignored
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	var paths activities.ReportPaths
+	if err := workflow.ExecuteActivity(shortOptions(dctx, 2*time.Minute, 5), a.WriteReport, activities.ReportInput{Store: store, Report: *rep}).Get(dctx, &paths); err != nil {
+		workflow.GetLogger(ctx).Error("report not written", "error", err)
+	}
+	return paths
+}

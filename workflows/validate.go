@@ -1,0 +1,104 @@
+package workflows
+
+import (
+	"time"
+
+	"fmt"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
+)
+
+// ValidateInput asks to validate one recovery point.
+type ValidateInput struct {
+	Plan plan.Plan `json:"plan"`
+	// PointID names the point; empty takes the newest usable one.
+	PointID string `json:"pointId,omitempty"`
+}
+
+// ValidateResult is the verdict and where the report is.
+type ValidateResult struct {
+	Point  activities.Point       `json:"point"`
+	Valid  bool                   `json:"valid"`
+	Reason string                 `json:"reason,omitempty"`
+	Verify VerifyResult           `json:"verify"`
+	Report activities.ReportPaths `json:"report"`
+}
+
+// ValidateWorkflow is the BPM seed's Figure 3 and its configuration and
+// runtime DR tests: restore a point into the isolated sandbox, start the
+// cell in order, verify the six levels, and record the point valid or
+// invalid (a system- or application-level failure makes it invalid;
+// instance-level findings are kept on a valid point). The sandbox is torn
+// down whatever happened.
+func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, error) {
+	r, err := newRun(ctx, KindValidate, in.Plan.Name)
+	if err != nil {
+		return ValidateResult{}, err
+	}
+	var res ValidateResult
+	p := &in.Plan
+	store := storeRef(p, nil)
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	rep := report.Report{}
+
+	r.phase(ctx, "preflight")
+	pt, err := choosePoint(ctx, r, store, activities.ChooseInput{PointID: in.PointID, AllowUnverified: true})
+	if err != nil {
+		res.Report = finishReport(ctx, r, store, &rep, err)
+		return res, err
+	}
+	res.Point = pt
+	rep.Point = pointRef(pt)
+
+	tr, terr := trial(ctx, r, p, store, pt, id)
+	res.Verify = tr.BringUp.Verify
+	if len(tr.BringUp.Verify.Levels) > 0 {
+		rep.Verification = &res.Verify
+	}
+	validity := activities.Validity{Run: id, At: workflow.Now(ctx), Findings: res.Verify.Findings}
+	switch {
+	case len(tr.BringUp.Verify.Levels) > 0 && !res.Verify.Valid:
+		validity.State = activities.StateInvalid
+		validity.Reason = fmt.Sprintf("verification failed at the %s level", res.Verify.FailedLevel)
+	case len(tr.BringUp.Verify.Levels) > 0:
+		validity.State = activities.StateValid
+	case terr != nil && isRestoreOrStartFailure(tr):
+		// The cell could not even be brought up from this point: as
+		// unusable as a failed system level.
+		validity.State = activities.StateInvalid
+		validity.Reason = "the cell did not come up from this point: " + rootMessage(terr)
+	}
+	if validity.State != "" {
+		res.Valid, res.Reason = validity.State == activities.StateValid, validity.Reason
+		r.phase(ctx, "record")
+		step := r.begin(ctx, "record point "+string(validity.State))
+		if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 5), a.SetValidity, activities.ValidityInput{
+			Store: store, PointID: pt.ID, Validity: validity,
+		}).Get(ctx, nil); err != nil {
+			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+			terr = err
+		} else {
+			r.end(ctx, step, OutcomeOK, 1, validity.Reason)
+		}
+		rep.Point.Validity = string(validity.State)
+	}
+	rep.RTO = report.Measure(p.RTO.D(), tr.RTO)
+	res.Report = finishReport(ctx, r, store, &rep, terr)
+	if terr != nil && validity.State == "" {
+		r.phase(ctx, "failed")
+		return res, terr
+	}
+	r.phase(ctx, "done")
+	return res, nil
+}
+
+// isRestoreOrStartFailure tells a point that could not be brought up (its
+// fault) from a run that could not reach the sandbox at all (not its fault):
+// only when restore finished is the point to blame.
+func isRestoreOrStartFailure(tr trialResult) bool {
+	return !tr.Restored.IsZero()
+}
