@@ -90,6 +90,8 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site activities
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+site.Site.Name)
 	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", KindRestart))
+	r.status.Child = idPrefix + "/restart"
+	defer func() { r.status.Child = "" }()
 	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, fmt.Errorf("restart %s: %w", site.Site.Name, err)

@@ -10,12 +10,15 @@ import (
 
 // Status is what the status query answers: where the run stands.
 type Status struct {
-	Kind        string       `json:"kind"`
-	Plan        string       `json:"plan"`
-	Phase       string       `json:"phase"`
-	CurrentStep string       `json:"currentStep,omitempty"`
-	Steps       []StepRecord `json:"steps"`
-	Gates       []GateRecord `json:"gates,omitempty"`
+	Kind        string `json:"kind"`
+	Plan        string `json:"plan"`
+	Phase       string `json:"phase"`
+	CurrentStep string `json:"currentStep,omitempty"`
+	// Child is the child workflow running now (a restart whose
+	// start-failed gate may need approval there).
+	Child string       `json:"child,omitempty"`
+	Steps []StepRecord `json:"steps"`
+	Gates []GateRecord `json:"gates,omitempty"`
 	// Ignored lists signals that were not counted: unauthorized approvers,
 	// malformed payloads, approvals for gates that are not open.
 	Ignored []IgnoredSignal `json:"ignored,omitempty"`

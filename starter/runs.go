@@ -1,0 +1,455 @@
+package starter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/workflows"
+)
+
+func init() {
+	register(newFailoverCmd)
+	register(newFailbackCmd)
+	register(newDrillCmd)
+	register(newBackupCmd)
+	register(newApproveCmd)
+	register(newStatusCmd)
+}
+
+// Workflow ids derive from the plan, so the server itself refuses a second
+// failover or failback of one plan while one runs.
+func switchoverID(planName string) string { return "drover/" + planName + "/switchover" }
+func drillID(planName string) string      { return "drover/" + planName + "/drill" }
+
+// runFlags are shared by commands that start a run.
+type runFlags struct {
+	plan  string
+	watch bool
+}
+
+func (f *runFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.plan, "plan", "", "the plan file (required)")
+	cmd.Flags().BoolVar(&f.watch, "watch", false, "follow the run until it ends, printing phases and open gates")
+	_ = cmd.MarkFlagRequired("plan")
+}
+
+// startRun starts a workflow with drover's search attributes. An id that is
+// already running is refused with the run that holds it.
+func startRun(ctx context.Context, c client.Client, id, planName, kind string, wf, in any) (client.WorkflowRun, error) {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                workflows.TaskQueue,
+		TypedSearchAttributes:    workflows.StartSearchAttributes(planName, kind),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, wf, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, BadInputf("%s of plan %s refused: workflow %s is already running (run %s); wait for it or cancel it",
+			kind, planName, id, started.RunId)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", id, err)
+	}
+	return run, nil
+}
+
+// running reports whether a workflow id has an open run.
+func running(ctx context.Context, c client.Client, id string) bool {
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return false
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+}
+
+// finishRun prints where the run is and, with --watch, follows it to the end.
+func finishRun(ctx context.Context, g *Globals, c client.Client, run client.WorkflowRun, watch bool, result any) error {
+	if !watch {
+		if g.JSON() {
+			return json.NewEncoder(g.Stdout).Encode(map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+		}
+		fmt.Fprintf(g.Stdout, "started %s (run %s)\n", run.GetID(), run.GetRunID())
+		fmt.Fprintf(g.Stdout, "follow it: drover status %s; approve gates: drover approve %s --gate GATE --as NAME\n", run.GetID(), run.GetID())
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- run.Get(ctx, result) }()
+	watchStatus(ctx, g.Stdout, c, run.GetID(), done)
+	err := <-done
+	if g.JSON() {
+		_ = json.NewEncoder(g.Stdout).Encode(result)
+	}
+	if err != nil {
+		return fmt.Errorf("%s failed: %w", run.GetID(), err)
+	}
+	return nil
+}
+
+// watchStatus prints every phase change and every newly opened gate until
+// done delivers; the error is put back for the caller.
+func watchStatus(ctx context.Context, out io.Writer, c client.Client, id string, done chan error) {
+	seenPhase := ""
+	seenGates := map[string]bool{}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			done <- err
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st, target, err := statusTree(ctx, c, id)
+		if err != nil {
+			continue
+		}
+		if st.Phase != seenPhase {
+			fmt.Fprintf(out, "%s  phase %s\n", time.Now().Format("15:04:05"), st.Phase)
+			seenPhase = st.Phase
+		}
+		for _, gt := range st.Gates {
+			key := target + "/" + gt.Name + gt.Opened.String()
+			if gt.Outcome != workflows.OutcomePending || seenGates[key] {
+				continue
+			}
+			seenGates[key] = true
+			fmt.Fprintf(out, "GATE %s waits for %s of %s: %s\n", gt.Name, quorumText(gt.Quorum), strings.Join(gt.Approvers, ", "), gt.Detail)
+			for _, item := range gt.Checklist {
+				fmt.Fprintf(out, "  [ ] %s\n", item)
+			}
+			fmt.Fprintf(out, "  approve: drover approve %s --gate %s --as NAME (options: %s)\n", target, gt.Name, strings.Join(gt.Options, ", "))
+		}
+	}
+}
+
+func quorumText(q int) string {
+	if q <= 1 {
+		return "one approval"
+	}
+	return fmt.Sprintf("%d approvals", q)
+}
+
+// queryStatus asks a run for its status.
+func queryStatus(ctx context.Context, c client.Client, id string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}
+
+// statusTree returns the status of the run, or of its active child when
+// the child holds the open gate (a restart's start-failed gate), with the
+// id that gate belongs to.
+func statusTree(ctx context.Context, c client.Client, id string) (workflows.Status, string, error) {
+	st, err := queryStatus(ctx, c, id)
+	if err != nil {
+		return st, id, err
+	}
+	if st.Child != "" && !hasPendingGate(st) {
+		if cst, err := queryStatus(ctx, c, st.Child); err == nil && hasPendingGate(cst) {
+			cst.Phase = st.Phase + " > " + cst.Phase
+			return cst, st.Child, nil
+		}
+	}
+	return st, id, nil
+}
+
+func hasPendingGate(st workflows.Status) bool {
+	return slices.ContainsFunc(st.Gates, func(g workflows.GateRecord) bool { return g.Outcome == workflows.OutcomePending })
+}
+
+func newFailoverCmd(g *Globals) *cobra.Command {
+	var f runFlags
+	var planned, unplanned bool
+	var point string
+	cmd := &cobra.Command{
+		Use:   "failover --plan F --planned|--unplanned",
+		Short: "Move the cell to the secondary site (planned or unplanned)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if planned == unplanned {
+				return BadInputf("failover: give exactly one of --planned or --unplanned")
+			}
+			p, _, err := loadCheckedPlan(g, f.plan)
+			if err != nil {
+				return err
+			}
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if running(cmd.Context(), c, drillID(p.Name)) {
+				g.Logger().Warn("a drill of this plan is running; it uses the sandbox only and goes on")
+			}
+			run, err := startRun(cmd.Context(), c, switchoverID(p.Name), p.Name, workflows.KindFailover, workflows.FailoverWorkflow,
+				workflows.FailoverInput{Plan: *p, Planned: planned, PointID: point})
+			if err != nil {
+				return err
+			}
+			var res workflows.FailoverResult
+			return finishRun(cmd.Context(), g, c, run, f.watch, &res)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().BoolVar(&planned, "planned", false, "leave the primary on purpose: drain, final backup, orderly stop")
+	cmd.Flags().BoolVar(&unplanned, "unplanned", false, "the primary is gone")
+	cmd.Flags().StringVar(&point, "point", "", "restore this recovery point instead of the newest valid one")
+	return cmd
+}
+
+func newFailbackCmd(g *Globals) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "failback --plan F",
+		Short: "Return the cell from the secondary to the primary site",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := loadCheckedPlan(g, f.plan)
+			if err != nil {
+				return err
+			}
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			run, err := startRun(cmd.Context(), c, switchoverID(p.Name), p.Name, workflows.KindFailback, workflows.FailbackWorkflow,
+				workflows.FailbackInput{Plan: *p})
+			if err != nil {
+				return err
+			}
+			var res workflows.FailbackResult
+			return finishRun(cmd.Context(), g, c, run, f.watch, &res)
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newDrillCmd(g *Globals) *cobra.Command {
+	var f runFlags
+	var point string
+	cmd := &cobra.Command{
+		Use:   "drill --plan F",
+		Short: "Restore the newest valid point into the sandbox, verify it, measure the RTO, clean up",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := loadCheckedPlan(g, f.plan)
+			if err != nil {
+				return err
+			}
+			if p.Sites.Sandbox == nil {
+				return BadInputf("%s: sites.sandbox: a drill needs an isolated sandbox site", f.plan)
+			}
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if running(cmd.Context(), c, switchoverID(p.Name)) {
+				return BadInputf("drill of plan %s refused: a failover or failback (%s) is running", p.Name, switchoverID(p.Name))
+			}
+			run, err := startRun(cmd.Context(), c, drillID(p.Name), p.Name, workflows.KindDrill, workflows.DrillWorkflow,
+				workflows.DrillInput{Plan: *p, PointID: point})
+			if err != nil {
+				return err
+			}
+			var res workflows.DrillResult
+			return finishRun(cmd.Context(), g, c, run, f.watch, &res)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&point, "point", "", "drill this recovery point instead of the newest valid one")
+	return cmd
+}
+
+func newBackupCmd(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "backup", Short: "Take recovery points", Args: cobra.NoArgs}
+	var f runFlags
+	var full, validate bool
+	run := &cobra.Command{
+		Use:   "run --plan F [--full]",
+		Short: "Take one recovery point now",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := loadCheckedPlan(g, f.plan)
+			if err != nil {
+				return err
+			}
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			in := workflows.BackupInput{Plan: *p, Reason: "manual", Validate: validate}
+			if full {
+				in.Mode = activities.ModeFull
+			}
+			id := fmt.Sprintf("drover/%s/backup/%s", p.Name, time.Now().UTC().Format("20060102T150405.000"))
+			r, err := startRun(cmd.Context(), c, id, p.Name, workflows.KindBackup, workflows.BackupWorkflow, in)
+			if err != nil {
+				return err
+			}
+			var res workflows.BackupResult
+			if err := finishRun(cmd.Context(), g, c, r, true, &res); err != nil {
+				return err
+			}
+			if !g.JSON() {
+				fmt.Fprintf(g.Stdout, "point %s: %s, %d bytes, consistency %s, validity %s\n", res.Point.ID, res.Point.Mode,
+					res.Point.Size, res.Point.Consistency, res.Point.Validity.State)
+			}
+			return nil
+		},
+	}
+	f.add(run)
+	_ = run.Flags().MarkHidden("watch")
+	run.Flags().BoolVar(&full, "full", false, "take a full point rather than a cumulative one")
+	run.Flags().BoolVar(&validate, "validate", false, "validate the new point in the sandbox afterwards")
+	cmd.AddCommand(run)
+	return cmd
+}
+
+func newApproveCmd(g *Globals) *cobra.Command {
+	var gate, as, comment, decision string
+	var reject bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "approve WORKFLOW --gate G --as NAME [--reject] [--comment TEXT]",
+		Short: "Approve (or reject) a gate of a running workflow and wait until the run counted it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if gate == "" || as == "" {
+				return BadInputf("approve: --gate and --as are required")
+			}
+			d := workflows.DecisionApprove
+			switch {
+			case reject && decision != "":
+				return BadInputf("approve: give --reject or --decision, not both")
+			case reject:
+				d = workflows.DecisionReject
+			case decision != "":
+				d = decision
+			}
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
+			defer cancel()
+			res, err := approve(ctx, c, args[0], workflows.Approval{Gate: gate, Approver: as, Decision: d, Comment: comment})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Stdout, "%s: %s counted at gate %s of %s (gate outcome: %s)\n", as, d, gate, res.target, res.outcome)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&gate, "gate", "", "the gate to decide")
+	cmd.Flags().StringVar(&as, "as", "", "the approver's name, as the plan lists it")
+	cmd.Flags().BoolVar(&reject, "reject", false, "reject instead of approve")
+	cmd.Flags().StringVar(&decision, "decision", "", "another decision the gate offers (retry, skip, abort)")
+	cmd.Flags().StringVar(&comment, "comment", "", "why")
+	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the run to count the approval")
+	return cmd
+}
+
+type approveResult struct{ target, outcome string }
+
+// approve signals the run (or its active child) that holds the open gate
+// and waits until the status query shows the approval counted, or says why
+// it was ignored.
+func approve(ctx context.Context, c client.Client, id string, ap workflows.Approval) (approveResult, error) {
+	st, target, err := statusTree(ctx, c, id)
+	if err != nil {
+		return approveResult{}, BadInputf("approve: cannot read the status of %s: %v", id, err)
+	}
+	before := len(st.Ignored)
+	if err := c.SignalWorkflow(ctx, target, "", workflows.SignalApprove, ap); err != nil {
+		return approveResult{}, fmt.Errorf("signal %s: %w", target, err)
+	}
+	for {
+		st, err := queryStatus(ctx, c, target)
+		if err == nil {
+			for i := len(st.Gates) - 1; i >= 0; i-- {
+				gt := st.Gates[i]
+				if gt.Name != ap.Gate {
+					continue
+				}
+				for _, rec := range gt.Approvals {
+					if rec.Approver == ap.Approver && rec.Decision == ap.Decision {
+						return approveResult{target: target, outcome: gt.Outcome}, nil
+					}
+				}
+			}
+			if len(st.Ignored) > before {
+				last := st.Ignored[len(st.Ignored)-1]
+				return approveResult{}, BadInputf("approval not counted by %s: %s", target, last.Reason)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return approveResult{}, fmt.Errorf("approval sent to %s but not seen counted in time", target)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func newStatusCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status WORKFLOW",
+		Short: "Show where a run stands: phase, steps, open gates with their checklists",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, target, err := statusTree(cmd.Context(), c, args[0])
+			if err != nil {
+				return fmt.Errorf("status of %s: %w", args[0], err)
+			}
+			if g.JSON() {
+				return json.NewEncoder(g.Stdout).Encode(st)
+			}
+			printStatus(g.Stdout, target, st)
+			return nil
+		},
+	}
+}
+
+func printStatus(out io.Writer, id string, st workflows.Status) {
+	fmt.Fprintf(out, "%s: %s of plan %s, phase %s\n", id, st.Kind, st.Plan, st.Phase)
+	for _, s := range st.Steps {
+		fmt.Fprintf(out, "  %-8s %-40s %s\n", s.Outcome, s.Name, s.Detail)
+	}
+	for _, gt := range st.Gates {
+		fmt.Fprintf(out, "  gate %s: %s\n", gt.Name, gt.Outcome)
+		for _, item := range gt.Checklist {
+			fmt.Fprintf(out, "    [ ] %s\n", item)
+		}
+	}
+	for _, ig := range st.Ignored {
+		fmt.Fprintf(out, "  ignored signal: %s\n", ig.Reason)
+	}
+}
+
