@@ -174,8 +174,12 @@ func consume(ctx context.Context, s *labServer, me *meClient, dest, deadLetter s
 	}
 }
 
-func consumeStmt(m Message, consumer string) Stmt {
-	return Stmt{SQL: "DELETE FROM me.messages WHERE id = ? AND lease_owner = ?", Args: []any{m.ID, consumer}, Expect: expect(1)}
+// consumeStmt deletes a consumed message. The branch's lock on the message
+// (taken at prepare) keeps every other consumer off it until the outcome;
+// the lease only decides who gets it first, so it is not checked here: a
+// lease released meanwhile must not turn a commit into a heuristic.
+func consumeStmt(m Message) Stmt {
+	return Stmt{SQL: "DELETE FROM me.messages WHERE id = ?", Args: []any{m.ID}, Expect: expect(1)}
 }
 
 func sendStmt(bus, dest, typ, instance string, body any, now int64) Stmt {
@@ -213,8 +217,10 @@ const (
 )
 
 // newOrder is OrderHandling's receive.
-func (a *bpmApp) newOrder(customer string, amount int64) (string, *GlobalTx) {
-	p := newID()
+func (a *bpmApp) newOrder(p, customer string, amount int64) (string, *GlobalTx) {
+	if p == "" {
+		p = newID()
+	}
 	now := time.Now().UnixNano()
 	srv := a.s.o.server
 	body := flowBody{Order: p, Customer: customer, Amount: amount}
@@ -247,7 +253,7 @@ func (a *bpmApp) navigate(m Message) (*GlobalTx, error) {
 	}
 	now := time.Now().UnixNano()
 	srv := a.s.o.server
-	consumed := consumeStmt(m, srv)
+	consumed := consumeStmt(m)
 	msgLock := fmt.Sprintf("msg:%d", m.ID)
 	tx := func(bpm []Stmt, bpmLocks []string, me []Stmt, steps ...LedgerStep) *GlobalTx {
 		return &GlobalTx{
@@ -343,6 +349,9 @@ func (a *bpmApp) navigate(m Message) (*GlobalTx, error) {
 }
 
 type orderRequest struct {
+	// Order is the client's order id; it becomes the instance id, so a
+	// client that retries after a lost answer does not order twice.
+	Order    string `json:"order,omitempty"`
 	Customer string `json:"customer"`
 	Amount   int64  `json:"amount"`
 }
@@ -352,6 +361,8 @@ type OrderResponse struct {
 	Instance string `json:"instance"`
 	Server   string `json:"server"`
 	Site     string `json:"site"`
+	// Repeated is set when the order had been taken before.
+	Repeated bool `json:"repeated,omitempty"`
 }
 
 func (a *bpmApp) handleOrder(w http.ResponseWriter, r *http.Request) {
@@ -364,8 +375,21 @@ func (a *bpmApp) handleOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("order: customer is empty"))
 		return
 	}
-	p, tx := a.newOrder(req.Customer, req.Amount)
-	if err := a.tm.Run(r.Context(), []*GlobalTx{tx})[0]; err != nil {
+	if req.Order != "" && !validName(req.Order) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("order: id %q may hold only letters, digits, '-' and '_'", req.Order))
+		return
+	}
+	p, tx := a.newOrder(req.Order, req.Customer, req.Amount)
+	err := a.tm.Run(r.Context(), []*GlobalTx{tx})[0]
+	if errors.Is(err, ErrVotedNo) && req.Order != "" {
+		// A retried order that an earlier attempt committed: answer as
+		// the first time.
+		if rs, qerr := a.s.db.Query(r.Context(), false, Stmt{SQL: "SELECT server FROM bpm.instances WHERE id = ?", Args: []any{p}}); qerr == nil && len(rs[0].Rows) == 1 {
+			writeJSON(w, http.StatusOK, OrderResponse{Instance: p, Server: jsonString(rs[0].Rows[0][0]), Site: a.s.o.site, Repeated: true})
+			return
+		}
+	}
+	if err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, ErrOutcomePending) {
 			status = http.StatusAccepted

@@ -140,8 +140,35 @@ func (l *Lab) Up(ctx context.Context) error {
 	if err := l.StartFrontDoor(ctx); err != nil {
 		return err
 	}
+	return l.StartSite(ctx, p.Name)
+}
+
+// StartSite starts every server of a site in start-up order, each tier in
+// parallel.
+func (l *Lab) StartSite(ctx context.Context, site string) error {
 	for _, tier := range l.Topo.StartOrder() {
-		if err := l.startTier(ctx, p.Name, tier); err != nil {
+		if err := l.startTier(ctx, site, tier); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StopSite stops every server of a site in reverse start-up order.
+func (l *Lab) StopSite(ctx context.Context, site string, immediate bool) error {
+	tiers := l.Topo.StartOrder()
+	for i := len(tiers) - 1; i >= 0; i-- {
+		errs := make([]error, len(tiers[i]))
+		var wg sync.WaitGroup
+		for j, s := range tiers[i] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[j] = l.Stop(ctx, site, s.Name, immediate)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return err
 		}
 	}

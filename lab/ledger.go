@@ -153,6 +153,9 @@ type LedgerReport struct {
 	Duplicates     []string `json:"duplicates,omitempty"`
 	DuplicateCount int      `json:"duplicateCount"`
 	SiteSteps      int      `json:"siteSteps"`
+	// Redone counts ledger steps the site holds from a later commit: work
+	// lost with the recovery point and done again after it.
+	Redone int `json:"redone"`
 	// CapturedThrough is the latest instant such that every ledger step
 	// committed up to it is at the site: the recovery point achieved.
 	CapturedThrough time.Time `json:"capturedThrough,omitzero"`
@@ -171,8 +174,8 @@ func (r LedgerReport) RPO(failure time.Time) time.Duration {
 }
 
 func (r LedgerReport) String() string {
-	s := fmt.Sprintf("site %s at %s: %d of %d expected steps present, %d missing, %d duplicated (site holds %d steps, ledger %d)",
-		r.Site, r.CaptureInstant.Format(time.RFC3339Nano), r.Present, r.Expected, r.MissingCount, r.DuplicateCount, r.SiteSteps, r.LedgerSteps)
+	s := fmt.Sprintf("site %s at %s: %d of %d expected steps present, %d missing, %d duplicated (site holds %d steps, ledger %d, %d redone after recovery)",
+		r.Site, r.CaptureInstant.Format(time.RFC3339Nano), r.Present, r.Expected, r.MissingCount, r.DuplicateCount, r.SiteSteps, r.LedgerSteps, r.Redone)
 	if !r.CapturedThrough.IsZero() {
 		s += "; captured through " + r.CapturedThrough.Format(time.RFC3339Nano)
 	}
@@ -212,8 +215,11 @@ func CheckLedger(dir, site string, captureInstant time.Time) (LedgerReport, erro
 		i string
 		q int
 	}
-	present := map[key]bool{}
-	rows, err := db.QueryContext(ctx, "SELECT instance, seq, name FROM steps")
+	// committed is when the site's row was written; a row written after
+	// the ledger's instant is the step redone after a recovery, not the
+	// commit the ledger recorded.
+	committed := map[key]int64{}
+	rows, err := db.QueryContext(ctx, "SELECT instance, seq, name, committed FROM steps")
 	if err != nil {
 		return rep, fmt.Errorf("check ledger: read steps of site %s: %w", site, err)
 	}
@@ -221,11 +227,12 @@ func CheckLedger(dir, site string, captureInstant time.Time) (LedgerReport, erro
 	for rows.Next() {
 		var i, name string
 		var q int
-		if err := rows.Scan(&i, &q, &name); err != nil {
+		var at int64
+		if err := rows.Scan(&i, &q, &name, &at); err != nil {
 			rows.Close()
 			return rep, err
 		}
-		present[key{i, q}] = true
+		committed[key{i, q}] = at
 		byName[i+"\x00"+name]++
 		rep.SiteSteps++
 	}
@@ -258,7 +265,11 @@ func CheckLedger(dir, site string, captureInstant time.Time) (LedgerReport, erro
 	dup.Close()
 	gap := false
 	for _, s := range ledger {
-		ok := present[key{s.Instance, s.Seq}]
+		at, found := committed[key{s.Instance, s.Seq}]
+		ok := found && at <= s.At.UnixNano()
+		if found && !ok {
+			rep.Redone++
+		}
 		if !ok {
 			gap = true
 		} else if !gap {

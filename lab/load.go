@@ -32,9 +32,11 @@ type LoadReport struct {
 	BySite   map[string]int64 `json:"bySite"`
 	Errors   map[string]int64 `json:"errors,omitempty"`
 	Elapsed  time.Duration    `json:"elapsed"`
-	// FirstInstance and LastInstance bracket what this run started.
+	// FirstAt and LastAt bracket the accepted orders.
 	FirstAt time.Time `json:"firstAt"`
 	LastAt  time.Time `json:"lastAt"`
+	// Orders are the ids of the accepted orders (process instance ids).
+	Orders []string `json:"-"`
 }
 
 func (r LoadReport) String() string {
@@ -95,7 +97,7 @@ func (l *Lab) RunLoad(ctx context.Context, o LoadOptions) (LoadReport, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			req := orderRequest{Customer: fmt.Sprintf("customer-%03d", n%997), Amount: 10 + n%490}
+			req := orderRequest{Order: "o-" + newID(), Customer: fmt.Sprintf("customer-%03d", n%997), Amount: 10 + n%490}
 			var resp OrderResponse
 			err := fd.call(ctx, "/order", req, &resp)
 			now := time.Now()
@@ -112,6 +114,7 @@ func (l *Lab) RunLoad(ctx context.Context, o LoadOptions) (LoadReport, error) {
 			}
 			rep.Accepted++
 			rep.BySite[resp.Site]++
+			rep.Orders = append(rep.Orders, resp.Instance)
 			if rep.FirstAt.IsZero() {
 				rep.FirstAt = now
 			}

@@ -43,6 +43,9 @@ type meEngine struct {
 	bus    string
 	cancel context.CancelFunc
 
+	// rmu serializes session registration, so no lease is handed out to a
+	// consumer while its old leases are being released.
+	rmu      sync.Mutex
 	mu       sync.Mutex
 	cond     *sync.Cond
 	version  int64
@@ -120,20 +123,9 @@ func (m *meEngine) handleReceive(w http.ResponseWriter, r *http.Request) {
 		wait = 10 * time.Second
 	}
 	ctx := r.Context()
-	m.mu.Lock()
-	prev, known := m.sessions[req.Consumer]
-	m.sessions[req.Consumer] = req.Session
-	m.mu.Unlock()
-	if known && prev != req.Session || !known {
-		// A consumer that reconnects with a new session lost what it held:
-		// its leases go back on the queue at once.
-		if _, err := m.s.db.Exec(ctx, Stmt{
-			SQL:  "UPDATE me.messages SET lease_until = 0, lease_owner = NULL WHERE bus = ? AND lease_owner = ?",
-			Args: []any{m.bus, req.Consumer},
-		}); err != nil {
-			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("messaging engine store: %w", err))
-			return
-		}
+	if err := m.register(ctx, req.Consumer, req.Session); err != nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("messaging engine store: %w", err))
+		return
 	}
 	deadline := time.Now().Add(wait)
 	for {
@@ -154,6 +146,32 @@ func (m *meEngine) handleReceive(w http.ResponseWriter, r *http.Request) {
 		}
 		m.waitChange(ctx, v, deadline)
 	}
+}
+
+// register notes a consumer's session. A consumer that comes back with a
+// new session lost what it held: its leases go back on the queue at once,
+// before it receives anything, except messages a prepared transaction of
+// its previous life still locks (their outcome is for recovery to decide).
+func (m *meEngine) register(ctx context.Context, consumer, session string) error {
+	m.rmu.Lock()
+	defer m.rmu.Unlock()
+	m.mu.Lock()
+	known := m.sessions[consumer] == session
+	m.mu.Unlock()
+	if known {
+		return nil
+	}
+	if _, err := m.s.db.Exec(ctx, Stmt{
+		SQL: `UPDATE me.messages SET lease_until = 0, lease_owner = NULL WHERE bus = ? AND lease_owner = ?
+  AND NOT EXISTS (SELECT 1 FROM me.xa_locks l WHERE l.key = 'msg:' || me.messages.id)`,
+		Args: []any{m.bus, consumer},
+	}); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.sessions[consumer] = session
+	m.mu.Unlock()
+	return nil
 }
 
 // waitChange waits until the commit version moves past v or the deadline.

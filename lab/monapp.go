@@ -90,7 +90,7 @@ ON CONFLICT(instance) DO UPDATE SET steps_seen = steps_seen + 1,
 	}
 	return &GlobalTx{Branches: []Branch{
 		{DB: DBMonitor, Stmts: mon},
-		{DB: DBME, Stmts: []Stmt{consumeStmt(m, a.s.o.server)}, Locks: []string{fmt.Sprintf("msg:%d", m.ID)}},
+		{DB: DBME, Stmts: []Stmt{consumeStmt(m)}, Locks: []string{fmt.Sprintf("msg:%d", m.ID)}},
 	}}, nil
 }
 

@@ -38,6 +38,13 @@ func New(t testing.TB) *lab.Lab {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	if os.Getenv("DROVER_LAB_KEEP") != "" {
+		// Keep the lab dir for a post-mortem.
+		if dir, err = os.MkdirTemp("", "drover-lab-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("lab dir kept: %s", dir)
+	}
 	l, err := lab.Create(dir, lab.StandardTopology(fmt.Sprintf("test-%d", base), base, TimeScale), Logger(t))
 	if err != nil {
 		t.Fatal(err)
