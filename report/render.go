@@ -93,7 +93,7 @@ func (r Report) Markdown() string {
 			for _, a := range g.Approvals {
 				sig := ""
 				if a.Signed {
-					sig = " (signed)"
+					sig = " (signed " + a.Signer + ")"
 				}
 				d := fmt.Sprintf("%s: %s at %s%s", a.Approver, a.Decision, stamp(a.At), sig)
 				if a.Comment != "" {

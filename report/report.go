@@ -50,6 +50,8 @@ type Approval struct {
 	// Signed is true when the approval carried a signature that verified
 	// against the approver's public key in the plan.
 	Signed bool `json:"signed,omitempty"`
+	// Signer is the fingerprint of the key that signed it.
+	Signer string `json:"signer,omitempty"`
 }
 
 // Ignored is a signal that was recorded and not counted.

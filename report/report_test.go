@@ -22,7 +22,7 @@ func sample() Report {
 		RTO:   Measure(time.Minute, 80*time.Second),
 		Steps: []Step{{Name: "restore cell", Phase: "restore", Started: t0, Ended: t0.Add(time.Second), Attempts: 1, Outcome: "ok", Detail: "a|b"}},
 		Gates: []Gate{{Name: "start-secondary", Outcome: "approve", Opened: t0, Closed: t0.Add(time.Second),
-			Approvals: []Approval{{Approver: "alice", Decision: "approve", At: t0.Add(time.Second), Signed: true, Comment: "go"}}}},
+			Approvals: []Approval{{Approver: "alice", Decision: "approve", At: t0.Add(time.Second), Signed: true, Signer: "SHA256:abc", Comment: "go"}}}},
 		Verification: &Verification{Site: "dc2", Valid: true, Levels: []Level{
 			{Level: plan.LevelSystem, Fatal: true, Passed: true, Ran: true, Checks: []Check{{Level: plan.LevelSystem, Name: "containers", Result: drivers.CheckResult{Passed: true, Summary: "4 of 4 started"}}}},
 			{Level: plan.LevelInstance, Ran: true, Checks: []Check{{Level: plan.LevelInstance, Name: "instances", Result: drivers.CheckResult{Summary: "2 failed"}}}},
@@ -38,7 +38,7 @@ func TestMarkdownShowsWhatHappened(t *testing.T) {
 	require.Contains(t, md, "| RTO | 1m20s achieved against a target of 1m0s: **missed** |")
 	require.Contains(t, md, "| system | true | pass | containers | 4 of 4 started |")
 	require.Contains(t, md, "| instance | false | **FAIL** | instances | 2 failed |")
-	require.Contains(t, md, "alice: approve at 2026-11-23 10:00:01.000Z (signed) — go")
+	require.Contains(t, md, "alice: approve at 2026-11-23 10:00:01.000Z (signed SHA256:abc) — go")
 	require.Contains(t, md, `a\|b`, "a pipe in a detail must not break the table")
 	require.Contains(t, md, "| primary | dc1 | lost (disaster) |")
 }

@@ -18,6 +18,11 @@ func (g *Globals) Dial() (client.Client, error) {
 		Namespace: g.Namespace,
 		Logger:    worker.NewSDKLogger(g.Logger().Named("sdk")),
 	}
+	dc, fc, err := EncryptionConverters(g.EncryptionKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	opts.DataConverter, opts.FailureConverter = dc, fc // nil keeps the defaults
 	tlsCfg, err := g.TLS.config()
 	if err != nil {
 		return nil, err

@@ -51,6 +51,9 @@ type Globals struct {
 	Output    string
 	LogLevel  string
 	TLS       TLSFlags
+	// EncryptionKeyFile turns on AES-256-GCM encryption of payloads and
+	// failure messages in Temporal's history.
+	EncryptionKeyFile string
 
 	Stdout io.Writer
 	Stderr io.Writer
@@ -123,6 +126,8 @@ func NewRootCommand(stdout, stderr io.Writer) (*cobra.Command, *Globals) {
 	pf.StringVar(&g.TLS.ClientCert, "tls-cert", os.Getenv("TEMPORAL_TLS_CERT"), "client certificate file for mTLS (env TEMPORAL_TLS_CERT)")
 	pf.StringVar(&g.TLS.ClientKey, "tls-key", os.Getenv("TEMPORAL_TLS_KEY"), "client key file for mTLS (env TEMPORAL_TLS_KEY)")
 	pf.StringVar(&g.TLS.ServerName, "tls-server-name", os.Getenv("TEMPORAL_TLS_SERVER_NAME"), "server name to verify (env TEMPORAL_TLS_SERVER_NAME)")
+	pf.StringVar(&g.EncryptionKeyFile, "encryption-key-file", os.Getenv("DROVER_ENCRYPTION_KEY_FILE"),
+		"AES-256 key file: encrypt payloads and failure messages in Temporal's history (env DROVER_ENCRYPTION_KEY_FILE)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return BadInput(err) })
 
 	for _, f := range factories {

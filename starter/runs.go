@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/approval"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -328,7 +330,7 @@ func newBackupCmd(g *Globals) *cobra.Command {
 }
 
 func newApproveCmd(g *Globals) *cobra.Command {
-	var gate, as, comment, decision string
+	var gate, as, comment, decision, keyFile string
 	var reject bool
 	var wait time.Duration
 	cmd := &cobra.Command{
@@ -355,7 +357,13 @@ func newApproveCmd(g *Globals) *cobra.Command {
 			defer c.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
-			res, err := approve(ctx, c, args[0], workflows.Approval{Gate: gate, Approver: as, Decision: d, Comment: comment})
+			var key *approval.PrivateKey
+			if keyFile != "" {
+				if key, err = approval.LoadPrivateKey(keyFile); err != nil {
+					return BadInputf("--key: %v", err)
+				}
+			}
+			res, err := approve(ctx, c, args[0], workflows.Approval{Gate: gate, Approver: as, Decision: d, Comment: comment}, key)
 			if err != nil {
 				return err
 			}
@@ -369,6 +377,7 @@ func newApproveCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&decision, "decision", "", "another decision the gate offers (retry, skip, abort)")
 	cmd.Flags().StringVar(&comment, "comment", "", "why")
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the run to count the approval")
+	cmd.Flags().StringVar(&keyFile, "key", os.Getenv("DROVER_APPROVER_KEY"), "the approver's private key file: signs the approval (env DROVER_APPROVER_KEY)")
 	return cmd
 }
 
@@ -377,13 +386,27 @@ type approveResult struct{ target, outcome string }
 // approve signals the run (or its active child) that holds the open gate
 // and waits until the status query shows the approval counted, or says why
 // it was ignored.
-func approve(ctx context.Context, c client.Client, id string, ap workflows.Approval) (approveResult, error) {
+func approve(ctx context.Context, c client.Client, id string, ap workflows.Approval, key *approval.PrivateKey) (approveResult, error) {
 	st, target, err := statusTree(ctx, c, id)
 	if err != nil {
 		return approveResult{}, BadInputf("approve: cannot read the status of %s: %v", id, err)
 	}
 	before := len(st.Ignored)
-	if err := c.SignalWorkflow(ctx, target, "", workflows.SignalApprove, ap); err != nil {
+	var payload any = ap
+	if key != nil {
+		// The signature binds the exact run, so describe it first.
+		d, err := c.DescribeWorkflowExecution(ctx, target, "")
+		if err != nil {
+			return approveResult{}, fmt.Errorf("describe %s: %w", target, err)
+		}
+		runID := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		signed, err := key.Approve(target, runID, ap.Gate, ap.Decision, ap.Approver, ap.Comment)
+		if err != nil {
+			return approveResult{}, BadInput(err)
+		}
+		payload = signed
+	}
+	if err := c.SignalWorkflow(ctx, target, "", workflows.SignalApprove, payload); err != nil {
 		return approveResult{}, fmt.Errorf("signal %s: %w", target, err)
 	}
 	for {
@@ -452,4 +475,3 @@ func printStatus(out io.Writer, id string, st workflows.Status) {
 		fmt.Fprintf(out, "  ignored signal: %s\n", ig.Reason)
 	}
 }
-

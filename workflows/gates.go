@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/drover-dr/drover/approval"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
@@ -21,6 +22,14 @@ type Approval struct {
 	// or abort.
 	Decision string `json:"decision"`
 	Comment  string `json:"comment,omitempty"`
+	// The signed form (issue 6): when any approver in the plan has a public
+	// key, every approval must be signed over the run, the gate, the
+	// decision and a nonce, so a signal's approver field alone proves
+	// nothing.
+	WorkflowID string `json:"workflowId,omitempty"`
+	RunID      string `json:"runId,omitempty"`
+	Nonce      string `json:"nonce,omitempty"`
+	Signature  string `json:"signature,omitempty"`
 }
 
 // GateRecord is a gate as the status query and the report show it.
@@ -49,12 +58,22 @@ type gateKeeper struct {
 	// open holds indexes into r.status.Gates by gate name; looked up, never
 	// iterated, so map order cannot leak into the history.
 	open map[string]int
+	// keys are the approvers' public keys; signed is set when any approver
+	// has one, and then every approval must verify against them.
+	keys   []approval.Key
+	signed bool
+	// nonces already counted: a replayed signed approval is refused.
+	nonces map[string]bool
 }
 
 // startGateKeeper starts the coroutine that reads approvals for the whole
 // run, so a signal sent while no gate is open is still recorded.
 func startGateKeeper(ctx workflow.Context, r *run, p *plan.Plan) *gateKeeper {
-	g := &gateKeeper{r: r, plan: p, open: map[string]int{}}
+	g := &gateKeeper{r: r, plan: p, open: map[string]int{}, nonces: map[string]bool{}}
+	for _, ap := range p.Approvers {
+		g.keys = append(g.keys, approval.Key{Name: ap.Name, PublicKey: ap.PublicKey})
+	}
+	g.signed = approval.Required(g.keys)
 	ch := workflow.GetSignalChannel(ctx, SignalApprove)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
@@ -78,7 +97,8 @@ func decodeApproval(raw any) (Approval, error) {
 	if !ok {
 		return a, fmt.Errorf("payload is not a JSON object with gate, approver and decision")
 	}
-	fields := map[string]*string{"gate": &a.Gate, "approver": &a.Approver, "decision": &a.Decision, "comment": &a.Comment}
+	fields := map[string]*string{"gate": &a.Gate, "approver": &a.Approver, "decision": &a.Decision, "comment": &a.Comment,
+		"workflowId": &a.WorkflowID, "runId": &a.RunID, "nonce": &a.Nonce, "signature": &a.Signature}
 	keys := make([]string, 0, len(m))
 	// The keys are sorted right after, so map order cannot leak.
 	//workflowcheck:ignore
@@ -126,6 +146,18 @@ func (g *gateKeeper) receive(ctx workflow.Context, raw any) {
 		g.ignore(ctx, a, "malformed: "+err.Error())
 		return
 	}
+	if g.signed {
+		// Verified before anything else, so forged, replayed and wrong-run
+		// approvals are named as such even when no gate is open.
+		info := workflow.GetInfo(ctx).WorkflowExecution
+		st := approval.Statement{WorkflowID: a.WorkflowID, RunID: a.RunID, Gate: a.Gate, Decision: a.Decision,
+			Nonce: a.Nonce, Approver: a.Approver, Comment: a.Comment}
+		if err := approval.Check(g.keys, approval.Expect{WorkflowID: info.ID, RunID: info.RunID, Gate: a.Gate},
+			func(n string) bool { return g.nonces[n] }, approval.Signed{Statement: st, Signature: a.Signature}); err != nil {
+			g.ignore(ctx, a, err.Error())
+			return
+		}
+	}
 	i, ok := g.open[a.Gate]
 	if !ok {
 		g.ignore(ctx, a, fmt.Sprintf("gate %q is not open", a.Gate))
@@ -146,7 +178,13 @@ func (g *gateKeeper) receive(ctx workflow.Context, raw any) {
 			return
 		}
 	}
-	rec.Approvals = append(rec.Approvals, ApprovalRecord{Approver: a.Approver, Decision: a.Decision, Comment: a.Comment, At: workflow.Now(ctx)})
+	if g.signed {
+		// Spent only when counted, so a valid approval sent early can be
+		// sent again once its gate opens.
+		g.nonces[a.Nonce] = true
+	}
+	rec.Approvals = append(rec.Approvals, ApprovalRecord{Approver: a.Approver, Decision: a.Decision, Comment: a.Comment,
+		At: workflow.Now(ctx), Signed: g.signed, Signer: g.fingerprint(a.Approver)})
 	workflow.GetLogger(ctx).Info("approval counted", "gate", a.Gate, "approver", a.Approver, "decision", a.Decision)
 	rec.Outcome = g.decide(rec)
 }
@@ -233,6 +271,19 @@ func (g *gateKeeper) wait(ctx workflow.Context, req gateRequest) (string, error)
 		rec().Closed = workflow.Now(ctx)
 		return OutcomeTimeout, nil
 	}
+}
+
+// fingerprint names the key an approval was verified with, for the report.
+func (g *gateKeeper) fingerprint(approver string) string {
+	if !g.signed {
+		return ""
+	}
+	for _, k := range g.keys {
+		if k.Name == approver {
+			return approval.Fingerprint(k.PublicKey)
+		}
+	}
+	return ""
 }
 
 func findGate(p *plan.Plan, name string) (plan.Gate, bool) {
