@@ -1,10 +1,12 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +45,9 @@ func newFixture(t *testing.T) *fixture {
 	f.write("db2/log/s0000001.log", "LOG RECORD 1\n")
 	f.write("dmgr/config/cells/cell.xml", "<cell name='c1'/>")
 	f.write("dmgr/tranlog/tran1", string(make([]byte, 3<<20)))
+	blob := make([]byte, 700<<10) // incompressible: stored as raw frames
+	fillRandom(rand.New(rand.NewPCG(1, 1)), blob)
+	f.write("dmgr/tranlog/blob.bin", string(blob))
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "dmgr", "empty"), 0o700))
 	require.NoError(t, os.Symlink("../config/cells/cell.xml", filepath.Join(root, "dmgr", "empty", "link")))
 	require.NoError(t, os.Chmod(filepath.Join(root, "db2/log/s0000001.log"), 0o600))
@@ -130,7 +135,7 @@ func tree(t *testing.T, root string) map[string]string {
 func TestFullBackupRestoresTheSameTree(t *testing.T) {
 	f := newFixture(t)
 	id, res := f.backup(catalog.ModeFull, "")
-	assert.EqualValues(t, 11, res.Files, "entries: folders, files, links")
+	assert.EqualValues(t, 12, res.Files, "entries: folders, files, links")
 	m, err := f.store.Load("bpm", id)
 	require.NoError(t, err)
 	assert.Equal(t, catalog.ConsistencyQuiesced, m.Consistency)
@@ -144,7 +149,7 @@ func TestFullBackupRestoresTheSameTree(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "secondary")
 	r, err := f.restore(id, target, false)
 	require.NoError(t, err)
-	assert.EqualValues(t, 11, r.Files)
+	assert.EqualValues(t, 12, r.Files)
 	assert.Equal(t, tree(t, f.root), tree(t, target), "same files, modes, mtimes, links")
 
 	// The archive is a plain .tar.zst that standard tools read too.
@@ -155,6 +160,10 @@ func TestFullBackupRestoresTheSameTree(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(out, "config/cells/cell.xml"))
 		require.NoError(t, err)
 		assert.Equal(t, "<cell name='c1'/>", string(b))
+		b, err = os.ReadFile(filepath.Join(out, "tranlog/blob.bin"))
+		require.NoError(t, err)
+		orig, _ := os.ReadFile(filepath.Join(f.root, "dmgr/tranlog/blob.bin"))
+		assert.True(t, bytes.Equal(orig, b), "raw frames read back by the zstd CLI")
 	}
 
 	// Restoring over data needs replace.

@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/drover-dr/drover/catalog"
 )
@@ -29,9 +32,10 @@ import (
 // files straight into chunk buffers, hashing them as they go, workers
 // compress, one goroutine writes the frames in order and hashes them.
 
-// DefaultChunkSize is the tar bytes per zstd frame: big enough that the
-// ratio is close to one long stream, small enough to keep every core busy.
-const DefaultChunkSize = 4 << 20
+// DefaultChunkSize is the tar bytes per chunk (one or a few zstd frames):
+// big enough that the ratio is close to one long stream, small enough to
+// keep every core busy and the encoder's history in cache.
+const DefaultChunkSize = 2 << 20
 
 // Compare says how a cumulative capture decides a file changed.
 type Compare string
@@ -341,7 +345,7 @@ func (p *pipeline) compress(work <-chan *job) error {
 		} else {
 			dst = make([]byte, 0, enc.MaxEncodedSize(p.chunk))
 		}
-		j.out = enc.EncodeAll(j.in, dst)
+		j.out = encodeChunk(enc, j.in, dst)
 		p.putIn(j.in)
 		j.in = nil
 		close(j.done)
@@ -349,8 +353,92 @@ func (p *pipeline) compress(work <-chan *job) error {
 	return nil
 }
 
+// segSize is the unit encodeChunk classifies: zstd's largest block.
+const segSize = 128 << 10
+
+// encodeChunk appends the chunk to dst as zstd frames: runs of segments
+// that look incompressible (random, already compressed) become raw frames
+// at memory speed, the rest goes through the encoder. zstd itself stores
+// such blocks raw too, but only after trying to compress them.
+func encodeChunk(enc *zstd.Encoder, in, dst []byte) []byte {
+	start := 0
+	for start < len(in) {
+		end := min(start+segSize, len(in))
+		raw := incompressible(in[start:end])
+		for end < len(in) {
+			next := min(end+segSize, len(in))
+			if incompressible(in[end:next]) != raw {
+				break
+			}
+			end = next
+		}
+		if raw {
+			dst = appendRawFrame(dst, in[start:end])
+		} else {
+			dst = enc.EncodeAll(in[start:end], dst)
+		}
+		start = end
+	}
+	return dst
+}
+
+// incompressible estimates the byte entropy of a segment from 64-byte
+// samples every 2 KiB: random or compressed data is close to 8 bits a
+// byte, text and most binary data well below.
+func incompressible(seg []byte) bool {
+	if len(seg) < 16<<10 {
+		return false
+	}
+	var hist [256]uint32
+	n := 0
+	for off := 0; off+64 <= len(seg); off += 2048 {
+		for _, c := range seg[off : off+64] {
+			hist[c]++
+		}
+		n += 64
+	}
+	h := 0.0
+	for _, c := range hist {
+		if c > 0 {
+			p := float64(c) / float64(n)
+			h -= p * math.Log2(p)
+		}
+	}
+	return h > 7.6
+}
+
+// appendRawFrame appends data as one zstd frame of raw (stored) blocks.
+func appendRawFrame(dst, data []byte) []byte {
+	// Magic number, then a frame header: single segment, 4-byte content
+	// size, no checksum, no dictionary (RFC 8878, 3.1.1).
+	dst = append(dst, 0x28, 0xB5, 0x2F, 0xFD, 0xA0)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(data)))
+	for {
+		n := min(len(data), segSize)
+		last := uint32(0)
+		if n == len(data) {
+			last = 1
+		}
+		hdr := uint32(n)<<3 | last // block type 0: raw
+		dst = append(dst, byte(hdr), byte(hdr>>8), byte(hdr>>16))
+		dst = append(dst, data[:n]...)
+		data = data[n:]
+		if last == 1 {
+			return dst
+		}
+	}
+}
+
+// startWriteback asks the kernel to start writing a range just written to
+// disk, so the fsync at the end waits for the last few megabytes only,
+// not the whole archive: writeback overlaps compression. Where it is not
+// supported (NFS, other systems) the fsync simply does all the work.
+func startWriteback(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
 // write writes frames in order and hashes them.
-func (p *pipeline) write(ctx context.Context, order <-chan *job, out io.Writer) (catalog.Artifact, error) {
+func (p *pipeline) write(ctx context.Context, order <-chan *job, out *os.File) (catalog.Artifact, error) {
 	var art catalog.Artifact
 	h := catalog.NewHash()
 	for j := range order {
@@ -362,6 +450,7 @@ func (p *pipeline) write(ctx context.Context, order <-chan *job, out io.Writer) 
 		if _, err := out.Write(j.out); err != nil {
 			return art, err
 		}
+		startWriteback(out, art.Size, int64(len(j.out)))
 		_, _ = h.Write(j.out)
 		art.Size += int64(len(j.out))
 		art.Frames = append(art.Frames, int64(len(j.out)))

@@ -1,0 +1,68 @@
+package archive
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A chunk mixing text, random and zero runs comes out as several frames,
+// some raw; both the Go decoder and the zstd CLI read it back exactly.
+func TestEncodeChunkMixesRawAndCompressedFrames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var in []byte
+	for i, kind := range []string{"text", "random", "random", "zero", "text", "random"} {
+		seg := make([]byte, 100_000+i*30_000)
+		switch kind {
+		case "text":
+			fillText(rng, seg)
+		case "random":
+			fillRandom(rng, seg)
+		}
+		in = append(in, seg...)
+	}
+	enc := encoders.Get().(*zstd.Encoder)
+	defer encoders.Put(enc)
+	out := encodeChunk(enc, in, nil)
+	assert.Less(t, len(out), len(in), "text and zeros still compress")
+	assert.Greater(t, bytes.Count(out, []byte{0x28, 0xB5, 0x2F, 0xFD}), 1, "more than one frame")
+
+	dec := decoders.Get().(*zstd.Decoder)
+	defer decoders.Put(dec)
+	got, err := dec.DecodeAll(out, nil)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(in, got))
+
+	if _, err := exec.LookPath("zstd"); err == nil {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "x.zst")
+		require.NoError(t, os.WriteFile(f, out, 0o644))
+		got, err := exec.Command("zstd", "-q", "-d", "-c", f).Output()
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(in, got), "the zstd CLI reads raw frames too")
+	}
+}
+
+func TestIncompressible(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	b := make([]byte, segSize)
+	fillRandom(rng, b)
+	assert.True(t, incompressible(b))
+	fillText(rng, b)
+	assert.False(t, incompressible(b))
+	assert.False(t, incompressible(make([]byte, segSize)))
+	assert.False(t, incompressible(b[:100]), "short segments are always compressed")
+	// An empty raw frame is still a valid frame.
+	dec := decoders.Get().(*zstd.Decoder)
+	defer decoders.Put(dec)
+	got, err := dec.DecodeAll(appendRawFrame(nil, nil), nil)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
