@@ -1,0 +1,417 @@
+package starter
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/storage"
+	"github.com/drover-dr/drover/drivers/storage/archive"
+	"github.com/drover-dr/drover/drivers/storage/btrfs"
+)
+
+func init() {
+	register(newBenchCmd)
+	benchSubcommands = append(benchSubcommands, newBenchBackupCmd)
+}
+
+// benchSubcommands lets other files add `drover bench ...` benchmarks.
+var benchSubcommands []commandFactory
+
+func newBenchCmd(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Benchmarks that print each figure beside a same-run baseline",
+		Args:  cobra.NoArgs,
+	}
+	for _, f := range benchSubcommands {
+		cmd.AddCommand(f(g))
+	}
+	return cmd
+}
+
+// benchFigure is one measured figure, its baseline and their ratio.
+type benchFigure struct {
+	Name     string  `json:"name"`
+	Ours     string  `json:"ours"`
+	Baseline string  `json:"baseline"`
+	Ratio    float64 `json:"ratio,omitempty"`
+	// Meaning says how to read the ratio.
+	Meaning string `json:"meaning"`
+	Skipped string `json:"skipped,omitempty"`
+	// Seconds and bytes behind the figure, for scripts.
+	OursSeconds     float64 `json:"oursSeconds,omitempty"`
+	BaselineSeconds float64 `json:"baselineSeconds,omitempty"`
+	Bytes           int64   `json:"bytes,omitempty"`
+}
+
+type benchBackupOpts struct {
+	size   int64
+	dir    string
+	keep   bool
+	rounds int
+	btrfs  bool
+}
+
+func newBenchBackupCmd(g *Globals) *cobra.Command {
+	var o benchBackupOpts
+	var size string
+	cmd := &cobra.Command{
+		Use:   "backup [--size 1GiB] [--dir D]",
+		Short: "Archive backup, cumulative backup, restore and btrfs snapshot figures against tar|zstd on generated data",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := parseSize(size)
+			if err != nil {
+				return BadInputf("--size: %v", err)
+			}
+			if n < 1<<20 {
+				return BadInputf("--size: %s is below 1 MiB", size)
+			}
+			if o.rounds < 1 {
+				return BadInputf("--rounds: %d is below 1", o.rounds)
+			}
+			o.size = n
+			return benchBackup(cmd.Context(), g, o)
+		},
+	}
+	cmd.Flags().StringVar(&size, "size", "1GiB", "size of the generated data set (half text, half random)")
+	cmd.Flags().StringVar(&o.dir, "dir", "", "work folder (default: a new temporary folder, removed afterwards)")
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the work folder")
+	cmd.Flags().IntVar(&o.rounds, "rounds", 2, "runs of each measurement; the best of each side is kept")
+	cmd.Flags().BoolVar(&o.btrfs, "btrfs", true, "measure btrfs snapshot time at size and 4x size (needs root, btrfs-progs, a loop device)")
+	return cmd
+}
+
+// parseSize reads "1GiB", "512MiB", "64M", "1G" (binary units) or bytes.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "iB"), "B")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%q is not a size (want e.g. 1GiB, 256MiB)", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
+func mbps(bytes int64, d time.Duration) string {
+	return fmt.Sprintf("%.0f MB/s", float64(bytes)/d.Seconds()/1e6)
+}
+
+func secs(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
+	log := g.Logger()
+	dir := o.dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "drover-bench-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(dir)
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data := filepath.Join(dir, "data")
+	storeDir := filepath.Join(dir, "store")
+	for _, p := range []string{data, storeDir} {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(storeDir, 0o755); err != nil {
+		return err
+	}
+	log.Info("generating the data set", zap.String("dir", data), zap.String("size", catalog.HumanBytes(o.size)))
+	t0 := time.Now()
+	ds, err := archive.GenerateDataset(data, o.size, nil, 42)
+	if err != nil {
+		return fmt.Errorf("generate the data set: %w", err)
+	}
+	log.Info("data set ready", zap.Int("files", len(ds.Files)), zap.Duration("took", time.Since(t0)))
+	_ = exec.Command("sync").Run()
+
+	store, err := catalog.Open(storeDir)
+	if err != nil {
+		return err
+	}
+	d := archive.New(log.Named("archive"))
+	req := func(id string, mode catalog.Mode, base string) storage.Request {
+		return storage.Request{Plan: "bench", PointID: id, Store: storeDir, Mode: mode, BaseID: base, Quiesced: true,
+			Site:  drivers.Site{Name: "bench", Settings: map[string]any{"dataRoot": data}},
+			Group: storage.Group{Name: "g", Driver: "archive", Components: ds.Members}}
+	}
+	var figs []benchFigure
+	zstdPath, zerr := exec.LookPath("zstd")
+
+	// Full backup: ours (capture = tar + zstd + checksums + fsync) against
+	// tar -cf - | zstd -1 -T0 > FILE on the same data.
+	var ours, base time.Duration
+	var fullID string
+	var stored, baseSize int64
+	for r := 0; r < o.rounds; r++ {
+		if zerr == nil {
+			out := filepath.Join(dir, "baseline.tar.zst")
+			t := time.Now()
+			if b, err := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf("tar -cf - -C %q . | %q -q -1 -T0 > %q", data, zstdPath, out)).CombinedOutput(); err != nil {
+				return fmt.Errorf("baseline tar | zstd: %w: %s", err, b)
+			}
+			if e := time.Since(t); base == 0 || e < base {
+				base = e
+			}
+			if st, err := os.Stat(out); err == nil {
+				baseSize = st.Size()
+			}
+			_ = os.Remove(out)
+		}
+		id := fmt.Sprintf("full-%d", r)
+		t := time.Now()
+		res, err := d.Capture(ctx, req(id, catalog.ModeFull, ""), nil)
+		if err != nil {
+			return fmt.Errorf("full backup: %w", err)
+		}
+		if _, err := store.Commit("bench", id, catalog.CommitInfo{Mode: catalog.ModeFull, Groups: []string{"g"}}); err != nil {
+			return err
+		}
+		if e := time.Since(t); ours == 0 || e < ours {
+			ours = e
+		}
+		stored = res.Stored
+		if fullID != "" {
+			_ = store.Delete("bench", fullID)
+		}
+		fullID = id
+	}
+	full := benchFigure{Name: "archive full backup throughput", Bytes: ds.Bytes, OursSeconds: ours.Seconds(),
+		Ours:    fmt.Sprintf("%s (%s, %s stored, fsynced)", mbps(ds.Bytes, ours), secs(ours), catalog.HumanBytes(stored)),
+		Meaning: "throughput ours / baseline (>1 is faster)"}
+	if zerr != nil {
+		full.Skipped = "baseline needs the zstd CLI (apt-get install zstd)"
+	} else {
+		full.Baseline = fmt.Sprintf("tar -cf - DIR | zstd -1 -T0 > FILE: %s (%s, %s)", mbps(ds.Bytes, base), secs(base), catalog.HumanBytes(baseSize))
+		full.BaselineSeconds = base.Seconds()
+		full.Ratio = base.Seconds() / ours.Seconds()
+	}
+	figs = append(figs, full)
+
+	// Cumulative with 1% of the files changed, against the full.
+	nChanged, changedBytes, err := archive.ChangeFiles(ds, 0.01, 7)
+	if err != nil {
+		return err
+	}
+	var cum time.Duration
+	for r := 0; r < o.rounds; r++ {
+		id := fmt.Sprintf("cum-%d", r)
+		t := time.Now()
+		if _, err := d.Capture(ctx, req(id, catalog.ModeCumulative, fullID), nil); err != nil {
+			return fmt.Errorf("cumulative backup: %w", err)
+		}
+		if _, err := store.Commit("bench", id, catalog.CommitInfo{Mode: catalog.ModeCumulative, BaseID: fullID, Groups: []string{"g"}}); err != nil {
+			return err
+		}
+		if e := time.Since(t); cum == 0 || e < cum {
+			cum = e
+		}
+	}
+	figs = append(figs, benchFigure{Name: fmt.Sprintf("cumulative backup, %d files (%s) of %d changed", nChanged, catalog.HumanBytes(changedBytes), len(ds.Files)),
+		Ours: secs(cum), Baseline: "full backup: " + secs(ours), Ratio: ours.Seconds() / cum.Seconds(),
+		OursSeconds: cum.Seconds(), BaselineSeconds: ours.Seconds(), Meaning: "times faster than the full (target >= 10)"})
+
+	// Restore of the full point against zstd -d | tar -x of the same
+	// archives.
+	m, err := store.Load("bench", fullID)
+	if err != nil {
+		return err
+	}
+	var rest, rbase time.Duration
+	for r := 0; r < o.rounds; r++ {
+		target := filepath.Join(dir, "restore-ours")
+		_ = os.RemoveAll(target)
+		t := time.Now()
+		if _, err := d.Restore(ctx, storage.RestoreRequest{Plan: "bench", PointID: fullID, Store: storeDir,
+			Site: drivers.Site{Name: "target", Settings: map[string]any{"dataRoot": target}}, Group: storage.Group{Name: "g", Driver: "archive"}, Replace: true}, nil); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		if e := time.Since(t); rest == 0 || e < rest {
+			rest = e
+		}
+		_ = os.RemoveAll(target)
+		if zerr == nil {
+			target := filepath.Join(dir, "restore-baseline")
+			_ = os.RemoveAll(target)
+			var script []string
+			for _, mem := range m.Groups[0].Members {
+				arch := filepath.Join(store.PointDir("bench", fullID), mem.Artifact)
+				md := filepath.Join(target, mem.Name)
+				script = append(script, fmt.Sprintf("mkdir -p %q && %q -q -d -c %q | tar -xf - -C %q", md, zstdPath, arch, md))
+			}
+			t := time.Now()
+			if b, err := exec.CommandContext(ctx, "sh", "-c", strings.Join(script, " && ")).CombinedOutput(); err != nil {
+				return fmt.Errorf("baseline zstd -d | tar -x: %w: %s", err, b)
+			}
+			if e := time.Since(t); rbase == 0 || e < rbase {
+				rbase = e
+			}
+			_ = os.RemoveAll(target)
+		}
+	}
+	rf := benchFigure{Name: "restore throughput", Bytes: ds.Bytes, OursSeconds: rest.Seconds(),
+		Ours:    fmt.Sprintf("%s (%s, every file and archive checked, synced)", mbps(ds.Bytes, rest), secs(rest)),
+		Meaning: "throughput ours / baseline (>1 is faster)"}
+	if zerr != nil {
+		rf.Skipped = "baseline needs the zstd CLI (apt-get install zstd)"
+	} else {
+		rf.Baseline = fmt.Sprintf("zstd -d | tar -x of the same archives: %s (%s)", mbps(ds.Bytes, rbase), secs(rbase))
+		rf.BaselineSeconds = rbase.Seconds()
+		rf.Ratio = rbase.Seconds() / rest.Seconds()
+	}
+	figs = append(figs, rf)
+
+	bf := benchFigure{Name: "btrfs snapshot time", Meaning: "time at 4x the data / time at 1x (about 1: constant)"}
+	if !o.btrfs {
+		bf.Skipped = "--btrfs=false"
+	} else if small, large, why, err := benchBtrfsSnapshot(ctx, g, dir, o.size); err != nil {
+		return fmt.Errorf("btrfs snapshot benchmark: %w", err)
+	} else if why != "" {
+		bf.Skipped = why
+	} else {
+		bf.Ours = fmt.Sprintf("%s at %s", secs(large), catalog.HumanBytes(4*o.size))
+		bf.Baseline = fmt.Sprintf("%s at %s", secs(small), catalog.HumanBytes(o.size))
+		bf.OursSeconds, bf.BaselineSeconds = large.Seconds(), small.Seconds()
+		bf.Ratio = large.Seconds() / small.Seconds()
+	}
+	figs = append(figs, bf)
+
+	if g.JSON() {
+		return planWriteJSON(g, map[string]any{"size": ds.Bytes, "files": len(ds.Files), "dir": dir, "figures": figs})
+	}
+	fmt.Fprintf(g.Stdout, "drover bench backup: %s in %d files (half log text, half random) under %s, best of %d\n", catalog.HumanBytes(ds.Bytes), len(ds.Files), dir, o.rounds)
+	for _, f := range figs {
+		fmt.Fprintf(g.Stdout, "\n%s\n", f.Name)
+		if f.Ours != "" {
+			fmt.Fprintf(g.Stdout, "  drover:   %s\n", f.Ours)
+		}
+		if f.Baseline != "" {
+			fmt.Fprintf(g.Stdout, "  baseline: %s\n", f.Baseline)
+		}
+		if f.Ratio != 0 {
+			fmt.Fprintf(g.Stdout, "  ratio:    %.2fx  (%s)\n", f.Ratio, f.Meaning)
+		}
+		if f.Skipped != "" {
+			fmt.Fprintf(g.Stdout, "  skipped:  %s\n", f.Skipped)
+		}
+	}
+	return nil
+}
+
+// benchBtrfsSnapshot times the btrfs driver's capture (a read-only
+// snapshot) of a subvolume holding size bytes, then 4x size: the median of
+// several snapshots at each size. why says why it was skipped.
+func benchBtrfsSnapshot(ctx context.Context, g *Globals, dir string, size int64) (small, large time.Duration, why string, err error) {
+	if os.Geteuid() != 0 {
+		return 0, 0, "needs root to mount a loop-device btrfs", nil
+	}
+	for _, tool := range []string{"mkfs.btrfs", "btrfs", "mount", "umount", "truncate"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return 0, 0, tool + " not found (apt-get install btrfs-progs)", nil
+		}
+	}
+	img := filepath.Join(dir, "btrfs.img")
+	mnt := filepath.Join(dir, "btrfs")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return 0, 0, "", err
+	}
+	imgSize := 5*size + 512<<20
+	if out, err := exec.Command("truncate", "-s", strconv.FormatInt(imgSize, 10), img).CombinedOutput(); err != nil {
+		return 0, 0, fmt.Sprintf("truncate: %v: %s", err, out), nil
+	}
+	defer os.Remove(img)
+	if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
+		return 0, 0, fmt.Sprintf("mkfs.btrfs: %v: %s", err, strings.TrimSpace(string(out))), nil
+	}
+	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		return 0, 0, fmt.Sprintf("cannot mount a loop device: %v: %s", err, strings.TrimSpace(string(out))), nil
+	}
+	defer func() {
+		if out, uerr := exec.Command("umount", mnt).CombinedOutput(); uerr != nil && err == nil {
+			err = fmt.Errorf("umount %s: %v: %s", mnt, uerr, out)
+		}
+	}()
+	root := filepath.Join(mnt, "primary")
+	if out, err := exec.Command("btrfs", "subvolume", "create", root).CombinedOutput(); err != nil {
+		return 0, 0, "", fmt.Errorf("btrfs subvolume create: %v: %s", err, out)
+	}
+	storeDir := filepath.Join(mnt, "store")
+	if err := os.MkdirAll(storeDir, 0o755); err != nil {
+		return 0, 0, "", err
+	}
+	d := btrfs.New(g.Logger().Named("btrfs"))
+	n := 0
+	measure := func() (time.Duration, error) {
+		_ = exec.Command("sync").Run()
+		var ts []time.Duration
+		for i := 0; i < 7; i++ {
+			n++
+			req := storage.Request{Plan: "bench", PointID: fmt.Sprintf("s%d", n), Store: storeDir, Mode: catalog.ModeFull,
+				Site:  drivers.Site{Settings: map[string]any{"dataRoot": root}},
+				Group: storage.Group{Name: "g", Driver: "btrfs", Components: []string{"db", "dmgr", "node1", "node2"}}}
+			t := time.Now()
+			if _, err := d.Capture(ctx, req, nil); err != nil {
+				return 0, err
+			}
+			ts = append(ts, time.Since(t))
+			if _, err := d.Release(ctx, req); err != nil {
+				return 0, err
+			}
+		}
+		sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
+		return ts[len(ts)/2], nil
+	}
+	if _, err := archive.GenerateDataset(filepath.Join(root, "a"), size, nil, 1); err != nil {
+		return 0, 0, "", err
+	}
+	if small, err = measure(); err != nil {
+		return 0, 0, "", err
+	}
+	if _, err := archive.GenerateDataset(filepath.Join(root, "b"), 3*size, nil, 2); err != nil {
+		return 0, 0, "", fmt.Errorf("fill to 4x: %w", err)
+	}
+	if large, err = measure(); err != nil {
+		return 0, 0, "", err
+	}
+	return small, large, "", nil
+}
