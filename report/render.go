@@ -104,6 +104,23 @@ func (r Report) Markdown() string {
 			w("| %s | %s | %s | %s | %s |\n", g.Name, g.Outcome, stamp(g.Opened), stamp(g.Closed), cell(strings.Join(ds, "; ")))
 		}
 		w("\n")
+		for _, g := range r.Gates {
+			if g.Detail == "" && len(g.Checklist) == 0 {
+				continue
+			}
+			w("**%s**: %s\n\n", g.Name, g.Detail)
+			done := g.Outcome != "pending" && g.Outcome != "timeout" && g.Outcome != "reject" && g.Outcome != "abort"
+			for _, item := range g.Checklist {
+				mark := " "
+				if done {
+					mark = "x"
+				}
+				w("- [%s] %s\n", mark, item)
+			}
+			if len(g.Checklist) > 0 {
+				w("\n")
+			}
+		}
 	}
 	if len(r.Ignored) > 0 {
 		w("## Signals ignored\n\n")

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -80,15 +81,13 @@ func shortOptions(ctx workflow.Context, timeout time.Duration, attempts int32) w
 
 // PointID derives a recovery point's id from the run that takes it, so a
 // retried activity or a replay always names the same point and a backup
-// can never produce two.
+// can never produce two. The run is hashed whole: the leading digits of a
+// time-ordered run id are the same for runs started close together.
 func PointID(ctx workflow.Context) string {
 	info := workflow.GetInfo(ctx)
-	run := info.WorkflowExecution.RunID
-	if len(run) > 8 {
-		run = run[:8]
-	}
-	run = strings.ReplaceAll(run, "-", "")
-	return info.WorkflowStartTime.UTC().Format("20060102T150405Z") + "-" + run
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID))
+	return fmt.Sprintf("%s-%06x", info.WorkflowStartTime.UTC().Format("20060102T150405Z"), h.Sum64()&0xffffff)
 }
 
 func storeRef(p *plan.Plan, override plan.Settings) activities.StoreRef {

@@ -97,7 +97,7 @@ func TestForgedReplayedWrongRunAndUnsignedApprovalsAreRejected(t *testing.T) {
 		tampered,
 		wrongRun,
 		Approval{Gate: "two-person", Approver: "bob", Decision: DecisionApprove}, // unsigned
-		sign(t, s.bob, testWorkflowID, testRunID, "one", DecisionApprove, "bob"),   // a gate that is not open
+		sign(t, s.bob, testWorkflowID, testRunID, "one", DecisionApprove, "bob"), // a gate that is not open
 		sign(t, s.bob, testWorkflowID, testRunID, "two-person", DecisionApprove, "bob"),
 	)
 	require.Equal(t, DecisionApprove, out)

@@ -1,0 +1,475 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/storage"
+	"github.com/drover-dr/drover/drivers/storage/archive"
+	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
+)
+
+// These tests run the DR workflows on the SDK's test environment with the
+// real activities and the real archive storage driver over real files in a
+// temporary directory; only the middleware, probes and redirect are fakes
+// of the cell (per site), so failures can be injected.
+
+type siteCell struct {
+	mu        sync.Mutex
+	running   map[string]bool // site/component
+	starts    []string
+	stops     []string
+	quiesced  map[string]bool
+	quiesces  int
+	resumes   int
+	failCheck map[string]bool // site/check -> fails
+	pointsAt  string
+	drained   []string
+}
+
+func newSiteCell() *siteCell {
+	return &siteCell{running: map[string]bool{}, quiesced: map[string]bool{}, failCheck: map[string]bool{}}
+}
+
+func key(t drivers.Target) string { return t.Site.Name + "/" + t.Component.Name }
+
+func (c *siteCell) Start(_ context.Context, t drivers.Target) (drivers.Evidence, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running[key(t)] {
+		return drivers.Evidence{AlreadyDone: true}, nil
+	}
+	c.running[key(t)] = true
+	c.starts = append(c.starts, key(t))
+	return drivers.Evidence{Action: "start " + key(t)}, nil
+}
+
+func (c *siteCell) Stop(_ context.Context, t drivers.Target, _ drivers.StopMode) (drivers.Evidence, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running[key(t)] {
+		c.stops = append(c.stops, key(t))
+	}
+	c.running[key(t)] = false
+	return drivers.Evidence{Action: "stop " + key(t)}, nil
+}
+
+func (c *siteCell) Status(_ context.Context, t drivers.Target) (drivers.Status, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running[key(t)] {
+		return drivers.Status{State: drivers.StateRunning}, nil
+	}
+	return drivers.Status{State: drivers.StateStopped}, nil
+}
+
+func (c *siteCell) Quiesce(_ context.Context, t drivers.Target) (drivers.Evidence, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.quiesced[key(t)] = true
+	c.quiesces++
+	return drivers.Evidence{Action: "quiesce " + key(t)}, nil
+}
+
+func (c *siteCell) Resume(_ context.Context, t drivers.Target) (drivers.Evidence, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.quiesced[key(t)] = false
+	c.resumes++
+	return drivers.Evidence{Action: "resume " + key(t)}, nil
+}
+
+func (c *siteCell) Check(_ context.Context, req drivers.CheckRequest) (drivers.CheckResult, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failCheck[req.Site.Name+"/"+req.Name] {
+		return drivers.CheckResult{Passed: false, Summary: req.Name + " failed at " + req.Site.Name}, nil
+	}
+	return drivers.CheckResult{Passed: true, Summary: req.Name + " ok at " + req.Site.Name}, nil
+}
+
+func (c *siteCell) PointTo(_ context.Context, req drivers.RedirectRequest) (drivers.Evidence, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pointsAt = req.Site.Name
+	return drivers.Evidence{Action: "point to " + req.Site.Name}, nil
+}
+
+func (c *siteCell) Current(context.Context, drivers.RedirectRequest) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pointsAt, nil
+}
+
+func (c *siteCell) Drain(_ context.Context, req drivers.RedirectRequest) (drivers.Evidence, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drained = append(c.drained, req.Site.Name)
+	return drivers.Evidence{Action: "drain " + req.Site.Name}, nil
+}
+
+// flakyStorage wraps the archive driver to fail a capture on demand.
+type flakyStorage struct {
+	*archive.Driver
+	failCapture bool
+}
+
+func (f *flakyStorage) Capture(ctx context.Context, req storage.Request, p storage.Progress) (storage.Result, error) {
+	if f.failCapture {
+		return storage.Result{}, drivers.BadSettingsf("injected capture failure")
+	}
+	return f.Driver.Capture(ctx, req, p)
+}
+
+type drEnv struct {
+	runs int
+	t    *testing.T
+	dir  string
+	cell *siteCell
+	stor *flakyStorage
+	plan plan.Plan
+	ts   testsuite.WorkflowTestSuite
+}
+
+func newDREnv(t *testing.T) *drEnv {
+	dir := t.TempDir()
+	e := &drEnv{t: t, dir: dir, cell: newSiteCell(), stor: &flakyStorage{Driver: archive.New(nil)}}
+	site := func(name string) *plan.Site {
+		return &plan.Site{Name: name, Settings: plan.Settings{"dataRoot": filepath.Join(dir, name)},
+			Installation: filepath.Join(dir, name+"-installation.json")}
+	}
+	for _, s := range []string{"dc1", "dc2", "sandbox"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, s), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, s+"-installation.json"), []byte(`{"bpm":{"version":"7.5","fixes":["IF1"]}}`), 0o644))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "store"), 0o755))
+	e.writeData("db", "config/datasource.json", `{"db":"127.0.1.1:50000"}`)
+	e.writeData("db", "runtime/orders.dat", "order-1\n")
+	e.writeData("app", "config/server.json", `{"db":"127.0.1.1:50000","me":"127.0.1.1:7276"}`)
+	e.writeData("app", "runtime/tranlog", "tx-1\n")
+	check := func(name string) []plan.DriverCheck { return []plan.DriverCheck{{Name: name, Driver: "cell"}} }
+	e.plan = plan.Plan{
+		APIVersion: plan.APIVersion, Name: "cell", RPO: plan.Duration(time.Hour), RTO: plan.Duration(time.Hour),
+		Products: []string{"bpm"},
+		Sites:    plan.Sites{Primary: site("dc1"), Secondary: site("dc2"), Sandbox: site("sandbox")},
+		Components: []plan.Component{
+			{Name: "db", Role: plan.RoleDatabase, Driver: "cell"},
+			{Name: "app", Role: plan.RoleApp, Product: "bpm", Driver: "cell"},
+		},
+		Storage: plan.Storage{
+			Store:  plan.Settings{"path": filepath.Join(dir, "store")},
+			Groups: []plan.ConsistencyGroup{{Name: "cell", Driver: "archive", Classes: []plan.DataClass{plan.DataConfiguration, plan.DataRuntime}, Components: []string{"db", "app"}, Quiesce: true}},
+		},
+		Verification: plan.Verification{System: check("system"), Application: check("apps"), Instance: check("instances")},
+		Recovery:     check("inflight"),
+		Redirect:     &plan.DriverRef{Driver: "cell", Check: &plan.DriverCheck{Name: "front-door", Driver: "cell"}},
+		Environment: []plan.Rewrite{{Name: "hosts", Files: []string{"*/config/*.json"},
+			Primary: "127.0.1.1", Secondary: "127.0.2.1", Sandbox: "127.0.3.1"}},
+		Approvers: []plan.Approver{{Name: "ops"}},
+		Gates: []plan.Gate{
+			{Name: GateStartSecondary, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour), Checklist: []string{"configure the top-of-rack switches"}},
+			{Name: GateAcceptDataLoss, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: GateRollback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: GateStartFailed, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+		},
+	}
+	return e
+}
+
+func (e *drEnv) writeData(member, rel, content string) {
+	path := filepath.Join(e.dir, "dc1", member, rel)
+	require.NoError(e.t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(e.t, os.WriteFile(path, []byte(content), 0o644))
+}
+
+func (e *drEnv) env() *testsuite.TestWorkflowEnvironment {
+	env := e.ts.NewTestWorkflowEnvironment()
+	// Each run gets its own workflow id, as on a real server, so point ids
+	// derived from the run differ.
+	e.runs++
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: fmt.Sprintf("run-%d", e.runs)})
+	reg := drivers.NewRegistry()
+	reg.RegisterMiddleware("cell", e.cell)
+	reg.RegisterProbe("cell", e.cell)
+	reg.RegisterRedirect("cell", e.cell)
+	reg.RegisterStorage("archive", e.stor)
+	env.RegisterActivity(activities.New(reg, nil))
+	for _, wf := range []any{RestartWorkflow, VerifyWorkflow, ShutdownWorkflow, BackupWorkflow, ValidateWorkflow, DrillWorkflow, FailoverWorkflow, FailbackWorkflow} {
+		env.RegisterWorkflow(wf)
+	}
+	env.SetTestTimeout(2 * time.Minute)
+	return env
+}
+
+func (e *drEnv) approve(env *testsuite.TestWorkflowEnvironment, after time.Duration, gate string) {
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: DecisionApprove})
+	}, after)
+}
+
+func (e *drEnv) backup(mode activities.Mode) BackupResult {
+	env := e.env()
+	env.ExecuteWorkflow(BackupWorkflow, BackupInput{Plan: e.plan, Mode: mode})
+	require.NoError(e.t, env.GetWorkflowError())
+	var res BackupResult
+	require.NoError(e.t, env.GetWorkflowResult(&res))
+	return res
+}
+
+func (e *drEnv) points() []catalog.Point {
+	st, err := catalog.Open(filepath.Join(e.dir, "store"))
+	require.NoError(e.t, err)
+	pts, err := st.List("cell")
+	require.NoError(e.t, err)
+	return pts
+}
+
+func (e *drEnv) setValidity(id string, state catalog.ValidityState) {
+	st, err := catalog.Open(filepath.Join(e.dir, "store"))
+	require.NoError(e.t, err)
+	require.NoError(e.t, st.SetValidity("cell", id, catalog.Validity{State: state, Reason: "test"}))
+}
+
+func TestBackupQuiescesCapturesAndRecordsOnePoint(t *testing.T) {
+	e := newDREnv(t)
+	full := e.backup("")
+	require.Equal(t, catalog.ModeFull, full.Point.Mode, "no full exists yet")
+	require.Equal(t, catalog.ConsistencyQuiesced, full.Point.Consistency)
+	require.Equal(t, 2, e.cell.quiesces)
+	require.Equal(t, 2, e.cell.resumes)
+	require.False(t, e.cell.quiesced["dc1/db"], "writes resumed")
+
+	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
+	cum := e.backup("")
+	require.Equal(t, catalog.ModeCumulative, cum.Point.Mode)
+	require.Equal(t, full.Point.ID, cum.Point.BaseID)
+	require.Len(t, e.points(), 2)
+}
+
+func TestBackupResumesWritesWhenCaptureFailsAndLeavesNoPoint(t *testing.T) {
+	e := newDREnv(t)
+	e.stor.failCapture = true
+	env := e.env()
+	env.ExecuteWorkflow(BackupWorkflow, BackupInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "injected capture failure")
+	require.Equal(t, e.cell.quiesces, e.cell.resumes, "every paused component is resumed")
+	require.False(t, e.cell.quiesced["dc1/db"])
+	require.Empty(t, e.points(), "a failed backup leaves no point")
+	staging, _ := filepath.Glob(filepath.Join(e.dir, "store", "cell", "staging", "*"))
+	require.Empty(t, staging, "nor any staging")
+}
+
+func TestValidateMarksPointsValidOrInvalidAndTearsDownTheSandbox(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+
+	env := e.env()
+	env.ExecuteWorkflow(ValidateWorkflow, ValidateInput{Plan: e.plan, PointID: pt.ID})
+	require.NoError(t, env.GetWorkflowError())
+	var res ValidateResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.True(t, res.Valid)
+	require.Equal(t, catalog.Valid, e.points()[0].Validity.State)
+	// The restored config was rewritten for the sandbox, then wiped.
+	require.Contains(t, e.cell.starts, "sandbox/db")
+	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	require.Empty(t, entries, "sandbox torn down")
+	require.False(t, e.cell.running["sandbox/app"])
+	require.FileExists(t, res.Report.Markdown)
+
+	e.cell.failCheck["sandbox/system"] = true
+	env = e.env()
+	env.ExecuteWorkflow(ValidateWorkflow, ValidateInput{Plan: e.plan, PointID: pt.ID})
+	require.NoError(t, env.GetWorkflowError())
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.False(t, res.Valid)
+	require.Equal(t, catalog.Invalid, e.points()[0].Validity.State)
+	require.Contains(t, e.points()[0].Validity.Reason, "system level")
+	entries, _ = os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	require.Empty(t, entries, "sandbox torn down after a failed validation too")
+}
+
+func TestDrillLeavesPrimaryUntouchedAndSandboxGone(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+
+	env := e.env()
+	env.ExecuteWorkflow(DrillWorkflow, DrillInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res DrillResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.True(t, res.RTO.Known)
+	require.True(t, e.cell.running["dc1/db"] && e.cell.running["dc1/app"], "primary untouched")
+	for _, s := range e.cell.stops {
+		require.False(t, strings.HasPrefix(s, "dc1/"), "drill stopped %s", s)
+	}
+	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	require.Empty(t, entries)
+}
+
+func TestDrillCancelledStillCleansUp(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	// Cancel once the sandbox holds restored data.
+	env.SetOnActivityCompletedListener(func(info *activity.Info, _ converter.EncodedValue, _ error) {
+		if info.ActivityType.Name == "ApplyEnvironment" {
+			env.CancelWorkflow()
+		}
+	})
+	env.ExecuteWorkflow(DrillWorkflow, DrillInput{Plan: e.plan})
+	require.Error(t, env.GetWorkflowError())
+	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	require.Empty(t, entries, "a cancelled drill still tears the sandbox down")
+}
+
+func TestUnplannedFailoverRestoresRewritesStartsVerifiesRedirectsAndReports(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, pt.ID, res.Point.ID)
+	require.Equal(t, "dc2", e.cell.pointsAt)
+	require.True(t, res.RPO.Known && res.RTO.Known)
+
+	ds, err := os.ReadFile(filepath.Join(e.dir, "dc2", "db", "config", "datasource.json"))
+	require.NoError(t, err)
+	require.Equal(t, `{"db":"127.0.2.1:50000"}`, string(ds), "data source rewritten to the secondary (step 5)")
+	orders, err := os.ReadFile(filepath.Join(e.dir, "dc2", "db", "runtime", "orders.dat"))
+	require.NoError(t, err)
+	require.Equal(t, "order-1\n", string(orders))
+	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.starts, "database before app")
+
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	require.Equal(t, "completed", rep.Outcome)
+	require.Equal(t, GateStartSecondary, rep.Gates[0].Name)
+	require.Equal(t, "ops", rep.Gates[0].Approvals[0].Approver)
+	require.NotNil(t, rep.Verification)
+	md, err := os.ReadFile(res.Report.Markdown)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "configure the top-of-rack switches")
+	require.Contains(t, string(md), "live (serving traffic)")
+}
+
+func TestFailoverRollsBackToThePreviousValidPoint(t *testing.T) {
+	e := newDREnv(t)
+	older := e.backup("").Point
+	e.setValidity(older.ID, catalog.Valid)
+	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
+	newer := e.backup("").Point
+	e.setValidity(newer.ID, catalog.Valid)
+
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	// The newer point fails the application level at the secondary; the
+	// operator approves the rollback, and the older point verifies.
+	e.cell.failCheck["dc2/apps"] = true
+	env.RegisterDelayedCallback(func() {
+		e.cell.mu.Lock()
+		e.cell.failCheck["dc2/apps"] = false
+		e.cell.mu.Unlock()
+		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRollback, Approver: "ops", Decision: DecisionApprove})
+	}, 2*time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, older.ID, res.Point.ID)
+	byID := map[string]catalog.Point{}
+	for _, p := range e.points() {
+		byID[p.ID] = p
+	}
+	require.Equal(t, catalog.Invalid, byID[newer.ID].Validity.State, "the point that failed verification is marked invalid")
+	orders, err := os.ReadFile(filepath.Join(e.dir, "dc2", "db", "runtime", "orders.dat"))
+	require.NoError(t, err)
+	require.Equal(t, "order-1\n", string(orders), "the older point's data")
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	require.Len(t, rep.Abandoned, 1)
+}
+
+func TestPlannedFailoverDrainsBacksUpAndStopsPrimaryInReverse(t *testing.T) {
+	e := newDREnv(t)
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, Planned: true})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, []string{"dc1"}, e.cell.drained)
+	require.Equal(t, []string{"dc1/app", "dc1/db"}, e.cell.stops, "reverse order")
+	require.Equal(t, time.Duration(0), res.RPO.Achieved, "the invocation backup loses nothing")
+	require.Len(t, e.points(), 1, "the invocation backup is the point restored")
+	require.Equal(t, res.Point.ID, e.points()[0].ID)
+}
+
+func TestFailoverAsksToAcceptDataLossWhenThePointIsOlderThanTheRPO(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalApprove, Approval{Gate: GateAcceptDataLoss, Approver: "ops", Decision: DecisionReject, Comment: "wait for the primary"})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, DeclaredAt: time.Now().Add(3 * time.Hour)})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "accept-data-loss: reject")
+	require.Empty(t, e.cell.starts, "nothing restored or started after a refused data loss")
+}
+
+func TestFailbackReturnsTheCellToThePrimary(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	// Work done at the secondary while it was live.
+	path := filepath.Join(e.dir, "dc2", "db", "runtime", "orders.dat")
+	require.NoError(t, os.WriteFile(path, []byte("order-1\norder-3-at-dc2\n"), 0o644))
+	require.NoError(t, os.RemoveAll(filepath.Join(e.dir, "dc1", "db")))
+
+	env = e.env()
+	env.ExecuteWorkflow(FailbackWorkflow, FailbackInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailbackResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, "dc1", e.cell.pointsAt)
+	orders, err := os.ReadFile(filepath.Join(e.dir, "dc1", "db", "runtime", "orders.dat"))
+	require.NoError(t, err)
+	require.Equal(t, "order-1\norder-3-at-dc2\n", string(orders), "work done at the secondary comes back")
+	ds, err := os.ReadFile(filepath.Join(e.dir, "dc1", "db", "config", "datasource.json"))
+	require.NoError(t, err)
+	require.Equal(t, `{"db":"127.0.1.1:50000"}`, string(ds), "rewritten back to the primary")
+	require.False(t, e.cell.running["dc2/db"], "secondary stopped")
+}
