@@ -514,3 +514,51 @@ const (
 	StateValid     = catalog.Valid
 	StateInvalid   = catalog.Invalid
 )
+
+// StatsResult summarises a plan's points for the RPO monitor and the
+// schedule.
+type StatsResult struct {
+	Points int `json:"points"`
+	// NewestValid is the newest point validated good; nil when none is.
+	NewestValid *Point `json:"newestValid,omitempty"`
+	// NewestUsable is the newest point that is not invalid.
+	NewestUsable *Point `json:"newestUsable,omitempty"`
+	// RecentDurations are how long the last backups took to capture, ship
+	// and verify, newest first.
+	RecentDurations []time.Duration `json:"recentDurations,omitempty"`
+}
+
+// PointStats reads the catalog for the newest valid point and how long
+// recent backups took.
+func (a *Activities) PointStats(ctx context.Context, ref StoreRef) (StatsResult, error) {
+	st, _, err := openStore(ref)
+	if err != nil {
+		return StatsResult{}, err
+	}
+	return Stats(st, ref.Plan)
+}
+
+// Stats is PointStats on an open store, for the CLI.
+func Stats(st *catalog.Store, planName string) (StatsResult, error) {
+	points, err := st.List(planName)
+	if err != nil {
+		return StatsResult{}, storageError("list recovery points", err)
+	}
+	res := StatsResult{Points: len(points)}
+	for i := len(points) - 1; i >= 0; i-- {
+		p := points[i]
+		if p.Problem != "" {
+			continue
+		}
+		if res.NewestValid == nil && p.Validity.State == catalog.Valid {
+			res.NewestValid = &points[i]
+		}
+		if res.NewestUsable == nil && p.Usable() {
+			res.NewestUsable = &points[i]
+		}
+		if len(res.RecentDurations) < 5 && !p.Ended.IsZero() && !p.Started.IsZero() {
+			res.RecentDurations = append(res.RecentDurations, p.Ended.Sub(p.Started))
+		}
+	}
+	return res, nil
+}

@@ -65,4 +65,5 @@ var All = []interface{}{
 	workflows.DrillWorkflow,
 	workflows.FailoverWorkflow,
 	workflows.FailbackWorkflow,
+	workflows.RPOMonitorWorkflow,
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/catalog"
@@ -472,4 +473,30 @@ func TestFailbackReturnsTheCellToThePrimary(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, `{"db":"127.0.1.1:50000"}`, string(ds), "rewritten back to the primary")
 	require.False(t, e.cell.running["dc2/db"], "secondary stopped")
+}
+
+func TestRPOMonitorReportsABreachWhenNoNewPointArrives(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	var seen []RPOStatus
+	query := func() {
+		v, err := env.QueryWorkflow(QueryRPO)
+		require.NoError(t, err)
+		var st RPOStatus
+		require.NoError(t, v.Get(&st))
+		seen = append(seen, st)
+	}
+	env.RegisterDelayedCallback(query, 45*time.Minute)
+	env.RegisterDelayedCallback(query, 95*time.Minute)
+	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e.plan, Interval: 30 * time.Minute, ChecksPerRun: 4})
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, env.GetWorkflowError(), &can, "the monitor continues as new to keep its history small")
+	require.Len(t, seen, 2)
+	require.Equal(t, RPOOk, seen[0].Status)
+	require.Equal(t, pt.ID, seen[0].PointID)
+	require.Equal(t, RPOBreached, seen[1].Status, "an hour's RPO is breached 95 minutes after the only point")
+	require.Equal(t, 1, seen[1].Breaches)
+	require.Greater(t, seen[1].Age, time.Hour)
 }

@@ -95,3 +95,12 @@ func (r *run) childOptions(ctx workflow.Context, id, kind string) workflow.Child
 	}
 	return opts
 }
+
+// setRPOStatus shows the monitor's verdict in the Web UI's list.
+func (r *run) setRPOStatus(ctx workflow.Context, status string) {
+	if r.upsertSA {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, SARPOStatus.ValueSet(status)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert DroverRPOStatus failed", "error", err)
+		}
+	}
+}

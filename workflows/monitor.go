@@ -1,0 +1,123 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/plan"
+)
+
+// QueryRPO answers the monitor's RPOStatus.
+const QueryRPO = "rpo"
+
+// RPO states, the values of DroverRPOStatus.
+const (
+	RPOOk       = "ok"
+	RPOBreached = "breached"
+	RPONoPoint  = "no-valid-point"
+	RPOUnknown  = "unknown"
+)
+
+// MonitorInput configures the RPO monitor; the state fields carry over
+// continue-as-new.
+type MonitorInput struct {
+	Plan plan.Plan `json:"plan"`
+	// Interval between checks; a tenth of the RPO (at least 10s, at most
+	// 5m) when zero.
+	Interval time.Duration `json:"interval,omitempty"`
+	// ChecksPerRun bounds the history of one run before continue-as-new.
+	ChecksPerRun int       `json:"checksPerRun,omitempty"`
+	Last         RPOStatus `json:"last"`
+}
+
+// RPOStatus is where the plan stands against its RPO.
+type RPOStatus struct {
+	Status   string        `json:"status"`
+	RPO      time.Duration `json:"rpo"`
+	PointID  string        `json:"pointId,omitempty"`
+	Captured time.Time     `json:"captured,omitzero"`
+	Age      time.Duration `json:"age"`
+	// BreachedSince is when the current breach began.
+	BreachedSince time.Time `json:"breachedSince,omitzero"`
+	Breaches      int       `json:"breaches"`
+	CheckedAt     time.Time `json:"checkedAt"`
+	Error         string    `json:"error,omitempty"`
+}
+
+// MonitorID is the one RPO monitor of a plan.
+func MonitorID(planName string) string { return "drover/" + planName + "/rpo-monitor" }
+
+func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return min(max(p.RPO.D()/10, 10*time.Second), 5*time.Minute)
+}
+
+// RPOMonitorWorkflow tracks the age of the newest valid point in the
+// secondary store against the plan's RPO, answers the rpo query, keeps
+// DroverRPOStatus up to date for the Web UI, and logs an alert when the RPO
+// is breached. It continues as new to keep its history small.
+func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
+	r, err := newRun(ctx, KindMonitor, in.Plan.Name)
+	if err != nil {
+		return err
+	}
+	st := in.Last
+	st.RPO = in.Plan.RPO.D()
+	if err := workflow.SetQueryHandler(ctx, QueryRPO, func() (RPOStatus, error) { return st, nil }); err != nil {
+		return err
+	}
+	checks := in.ChecksPerRun
+	if checks <= 0 {
+		checks = 500
+	}
+	interval := monitorInterval(&in.Plan, in.Interval)
+	store := storeRef(&in.Plan, nil)
+	log := workflow.GetLogger(ctx)
+	r.phase(ctx, "monitoring")
+	for i := 0; i < checks; i++ {
+		var stats activities.StatsResult
+		err := workflow.ExecuteActivity(shortOptions(ctx, time.Minute, 3), a.PointStats, store).Get(ctx, &stats)
+		now := workflow.Now(ctx)
+		prev := st.Status
+		st.CheckedAt, st.Error = now, ""
+		switch {
+		case err != nil:
+			st.Status, st.Error = RPOUnknown, rootMessage(err)
+		case stats.NewestValid == nil:
+			st.Status, st.PointID, st.Captured, st.Age = RPONoPoint, "", time.Time{}, 0
+		default:
+			st.PointID, st.Captured = stats.NewestValid.ID, stats.NewestValid.Instant
+			st.Age = now.Sub(st.Captured)
+			st.Status = RPOOk
+			if st.Age > st.RPO {
+				st.Status = RPOBreached
+			}
+		}
+		breach := st.Status == RPOBreached || st.Status == RPONoPoint
+		if breach && (prev != RPOBreached && prev != RPONoPoint) {
+			st.BreachedSince = now
+			st.Breaches++
+		}
+		if !breach {
+			st.BreachedSince = time.Time{}
+		}
+		if breach {
+			log.Error("ALERT: RPO breached", "plan", in.Plan.Name, "status", st.Status, "age", st.Age.String(),
+				"rpo", st.RPO.String(), "point", st.PointID, "since", st.BreachedSince)
+		}
+		if st.Status != prev {
+			r.setRPOStatus(ctx, st.Status)
+			r.status.CurrentStep = fmt.Sprintf("rpo %s: newest valid point %s, age %s", st.Status, st.PointID, st.Age.Round(time.Second))
+		}
+		if err := workflow.Sleep(ctx, interval); err != nil {
+			return err
+		}
+	}
+	in.Last = st
+	return workflow.NewContinueAsNewError(ctx, RPOMonitorWorkflow, in)
+}
