@@ -562,3 +562,19 @@ func Stats(st *catalog.Store, planName string) (StatsResult, error) {
 	}
 	return res, nil
 }
+
+// PlanLifecycle reads the plan's lifecycle state from the store.
+func (a *Activities) PlanLifecycle(ctx context.Context, ref StoreRef) (catalog.Lifecycle, error) {
+	st, _, err := openStore(ref)
+	if err != nil {
+		return catalog.Lifecycle{}, err
+	}
+	l, err := st.ReadLifecycle(ref.Plan)
+	return l, storageError("plan lifecycle", err)
+}
+
+// Lifecycle is a plan's lifecycle record.
+type Lifecycle = catalog.Lifecycle
+
+// StateEnabled is the lifecycle state a failover expects.
+const StateEnabled = catalog.StateEnabled

@@ -190,6 +190,10 @@ func newDREnv(t *testing.T) *drEnv {
 			{Name: GateStartFailed, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 		},
 	}
+	st, err := catalog.Open(filepath.Join(dir, "store"))
+	require.NoError(t, err)
+	_, err = st.Transition("cell", catalog.StateEnabled, "secondary", "test", time.Now())
+	require.NoError(t, err)
 	return e
 }
 
@@ -499,4 +503,27 @@ func TestRPOMonitorReportsABreachWhenNoNewPointArrives(t *testing.T) {
 	require.Equal(t, RPOBreached, seen[1].Status, "an hour's RPO is breached 95 minutes after the only point")
 	require.Equal(t, 1, seen[1].Breaches)
 	require.Greater(t, seen[1].Age, time.Hour)
+}
+
+func TestFailoverRefusesAPlanThatIsNotEnabledUnlessForcedAtAGate(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	st, err := catalog.Open(filepath.Join(e.dir, "store"))
+	require.NoError(t, err)
+	_, err = st.Transition("cell", catalog.StateDisabled, "", "test", time.Now())
+	require.NoError(t, err)
+
+	env := e.env()
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.ErrorContains(t, env.GetWorkflowError(), `no gate "plan-not-enabled"`)
+	require.Empty(t, e.cell.starts)
+
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: GatePlanNotEnabled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+	env = e.env()
+	e.approve(env, time.Minute, GatePlanNotEnabled)
+	e.approve(env, 2*time.Minute, GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, "dc2", e.cell.pointsAt)
 }

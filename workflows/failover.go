@@ -20,6 +20,7 @@ const (
 	GatePlannedPrimary       = "planned-failover-primary"
 	GateRollback             = "rollback"
 	GateFailback             = "failback"
+	GatePlanNotEnabled       = "plan-not-enabled"
 )
 
 // FailoverInput asks to move the cell to the secondary site.
@@ -168,10 +169,26 @@ func (f *failover) gate(ctx workflow.Context, name, detail string, required bool
 	return nil
 }
 
-// preflight is step 1: the installations of both sites must match.
+// preflight is step 1: the plan must be enabled (or a person forces it at
+// a gate) and the installations of both sites must match.
 func (f *failover) preflight(ctx workflow.Context) error {
 	f.r.phase(ctx, "preflight")
-	step := f.r.begin(ctx, "compare installation manifests")
+	step := f.r.begin(ctx, "plan lifecycle")
+	var l activities.Lifecycle
+	if err := workflow.ExecuteActivity(shortOptions(ctx, time.Minute, 3), a.PlanLifecycle, f.store).Get(ctx, &l); err != nil {
+		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return err
+	}
+	if l.State != activities.StateEnabled {
+		detail := fmt.Sprintf("plan %s is %s, not enabled (drover plan apply): force the failover?", f.p.Name, l.State)
+		f.r.end(ctx, step, OutcomeFailed, 1, detail)
+		if err := f.gate(ctx, GatePlanNotEnabled, detail, true); err != nil {
+			return err
+		}
+	} else {
+		f.r.end(ctx, step, OutcomeOK, 1, "enabled")
+	}
+	step = f.r.begin(ctx, "compare installation manifests")
 	var inst activities.InstallationResult
 	err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.CompareInstallation, activities.InstallationInput{
 		Store: f.store, Reference: siteRef(f.p, "primary"), Target: siteRef(f.p, "secondary"),

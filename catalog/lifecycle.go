@@ -1,0 +1,97 @@
+package catalog
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// PlanState is a plan's place in the PureApplication seed's DR profile
+// lifecycle: defined → validated → enabled (the secondary role first, then
+// the primary); disabled stops the schedule and the monitor.
+type PlanState string
+
+const (
+	StateDefined   PlanState = "defined"
+	StateValidated PlanState = "validated"
+	StateEnabled   PlanState = "enabled"
+	StateDisabled  PlanState = "disabled"
+)
+
+// Lifecycle is kept in the store beside the points, so a fresh orchestrator
+// at the secondary knows whether the plan was enabled.
+type Lifecycle struct {
+	Plan  string    `json:"plan"`
+	State PlanState `json:"state"`
+	// Roles are enabled one by one: secondary (the RPO monitor) before
+	// primary (the backup schedule).
+	Roles map[string]bool `json:"roles,omitempty"`
+	// Digest identifies the plan file that was applied.
+	Digest  string           `json:"digest,omitempty"`
+	History []LifecycleEvent `json:"history,omitempty"`
+}
+
+// LifecycleEvent is one transition.
+type LifecycleEvent struct {
+	At     time.Time `json:"at"`
+	State  PlanState `json:"state"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+func (s *Store) lifecyclePath(plan string) string {
+	return filepath.Join(s.planDir(plan), "lifecycle.json")
+}
+
+// ReadLifecycle returns the plan's lifecycle; a plan never applied is
+// "defined".
+func (s *Store) ReadLifecycle(plan string) (Lifecycle, error) {
+	l := Lifecycle{Plan: plan, State: StateDefined}
+	if err := CheckName("plan", plan); err != nil {
+		return l, err
+	}
+	data, err := os.ReadFile(s.lifecyclePath(plan))
+	if errors.Is(err, fs.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return l, fmt.Errorf("lifecycle of %s: %w", plan, err)
+	}
+	if err := json.Unmarshal(data, &l); err != nil {
+		return l, fmt.Errorf("lifecycle of %s: %w: %v", plan, ErrCorrupt, err)
+	}
+	return l, nil
+}
+
+// Transition records a new state (and role), atomically.
+func (s *Store) Transition(plan string, state PlanState, role string, detail string, now time.Time) (Lifecycle, error) {
+	l, err := s.ReadLifecycle(plan)
+	if err != nil {
+		return l, err
+	}
+	l.State = state
+	if l.Roles == nil {
+		l.Roles = map[string]bool{}
+	}
+	switch {
+	case role != "" && state == StateEnabled:
+		l.Roles[role] = true
+	case state == StateDisabled:
+		l.Roles = map[string]bool{}
+	}
+	l.History = append(l.History, LifecycleEvent{At: now.UTC(), State: state, Detail: detail})
+	if len(l.History) > 50 {
+		l.History = l.History[len(l.History)-50:]
+	}
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return l, err
+	}
+	if err := os.MkdirAll(s.planDir(plan), 0o750); err != nil {
+		return l, StoreError(err)
+	}
+	return l, WriteFileAtomic(s.lifecyclePath(plan), data, 0o640)
+}
