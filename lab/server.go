@@ -317,8 +317,8 @@ func (s *labServer) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.health()) })
 	mux.HandleFunc("POST /admin/quiesce", s.handleQuiesce)
 	mux.HandleFunc("POST /admin/resume", s.handleResume)
-	mux.HandleFunc("GET /probe/{level}", s.handleProbe)
-	mux.HandleFunc("GET /stats", s.handleStats)
+	mux.HandleFunc("GET /probe/{level}", s.ready2(s.handleProbe))
+	mux.HandleFunc("GET /stats", s.ready2(s.handleStats))
 	switch s.prof.Server.Role {
 	case RoleDatabase:
 		s.dbs.routes(mux)
@@ -349,12 +349,18 @@ func (s *labServer) ready2(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *labServer) health() Health {
 	cfg := s.prof.Server
+	// What startRole sets is read only once the state says running: the
+	// state's store orders those writes before this read.
 	h := Health{
 		Server: cfg.Server, Role: cfg.Role, Product: cfg.Product, Node: cfg.Node, Site: s.o.site,
-		State: s.state.Load().(string), PID: os.Getpid(), StartedAt: s.started, ReadyAt: s.ready,
-		Quiesced: s.isQuiesced(), Detail: map[string]any{},
+		State: s.state.Load().(string), PID: os.Getpid(), StartedAt: s.started,
+		Detail: map[string]any{},
 	}
 	running := h.State == StateRunning
+	if running {
+		h.ReadyAt = s.ready
+		h.Quiesced = s.isQuiesced()
+	}
 	switch cfg.Role {
 	case RoleMessaging:
 		h.Detail["bus"] = BusOf(cfg.Product)
@@ -392,6 +398,10 @@ func (s *labServer) handleQuiesce(w http.ResponseWriter, r *http.Request) {
 	if max <= 0 {
 		max = 10 * time.Minute
 	}
+	if st := s.state.Load().(string); st != StateRunning {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%s is %s", s.o.server, st))
+		return
+	}
 	s.pmu.Lock()
 	already := s.paused
 	s.paused = true
@@ -411,6 +421,10 @@ func (s *labServer) handleQuiesce(w http.ResponseWriter, r *http.Request) {
 func (s *labServer) handleResume(w http.ResponseWriter, r *http.Request) {
 	if s.dbs != nil {
 		s.dbs.handleResume(w, r)
+		return
+	}
+	if st := s.state.Load().(string); st != StateRunning {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%s is %s", s.o.server, st))
 		return
 	}
 	s.pmu.Lock()
