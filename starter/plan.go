@@ -25,7 +25,7 @@ func newPlanCmd(g *Globals) *cobra.Command {
 		Short: "Check and inspect DR plans",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newPlanValidateCmd(g), newPlanShowCmd(g))
+	cmd.AddCommand(newPlanValidateCmd(g), newPlanShowCmd(g), newPlanApplyCmd(g), newPlanDisableCmd(g), newPlanStatusCmd(g))
 	return cmd
 }
 

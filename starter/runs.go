@@ -325,7 +325,7 @@ func newBackupCmd(g *Globals) *cobra.Command {
 	_ = run.Flags().MarkHidden("watch")
 	run.Flags().BoolVar(&full, "full", false, "take a full point rather than a cumulative one")
 	run.Flags().BoolVar(&validate, "validate", false, "validate the new point in the sandbox afterwards")
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, newBackupScheduleCmd(g))
 	return cmd
 }
 

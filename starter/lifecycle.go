@@ -1,0 +1,410 @@
+package starter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/builtin"
+	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/workflows"
+)
+
+func backupScheduleID(planName string) string   { return "drover/" + planName + "/backup-schedule" }
+func validateScheduleID(planName string) string { return "drover/" + planName + "/validate-schedule" }
+
+// scheduleMargin multiplies the longest recent backup: the interval leaves
+// room for a backup twice as slow as any seen lately.
+const scheduleMargin = 2
+
+// minInterval is the shortest interval drover schedules.
+const minInterval = 10 * time.Second
+
+// backupInterval applies the SAN seed's rule: the interval must be shorter
+// than the RPO minus the time a backup takes to capture and ship. The time
+// is the longest of the recent backups in the catalog, with a margin.
+func backupInterval(p *plan.Plan, stats activities.StatsResult) (time.Duration, string, error) {
+	var took time.Duration
+	for _, d := range stats.RecentDurations {
+		took = max(took, d)
+	}
+	reserve := took * scheduleMargin
+	interval := p.RPO.D() - reserve
+	why := fmt.Sprintf("RPO %s minus %d × the longest recent backup (%s)", p.RPO, scheduleMargin, took.Round(time.Millisecond))
+	if len(stats.RecentDurations) == 0 {
+		// No backup yet: keep a quarter of the RPO for the first ones.
+		reserve = p.RPO.D() / 4
+		interval = p.RPO.D() - reserve
+		why = fmt.Sprintf("RPO %s minus a quarter for the first backups (none measured yet)", p.RPO)
+	}
+	if cap := p.Storage.Schedule.Interval.D(); cap > 0 && cap < interval {
+		interval = cap
+		why += fmt.Sprintf(", capped by storage.schedule.interval %s", cap)
+	}
+	if interval < minInterval {
+		return 0, why, fmt.Errorf("the RPO of %s cannot be met: %s leaves %s between backups (at least %s needed)",
+			p.RPO, why, interval.Round(time.Millisecond), minInterval)
+	}
+	return interval.Round(time.Second), why, nil
+}
+
+func openPlanStore(p *plan.Plan) (*catalog.Store, error) {
+	st, _, err := catalog.OpenFromSettings(p.Storage.Store)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: recovery point store: %w", p.Name, err)
+	}
+	return st, nil
+}
+
+// ensureSchedule creates or updates a schedule so re-applying a plan keeps
+// one schedule per plan.
+func ensureSchedule(ctx context.Context, c client.Client, opts client.ScheduleOptions) error {
+	h := c.ScheduleClient().GetHandle(ctx, opts.ID)
+	if _, err := h.Describe(ctx); err == nil {
+		return h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			s := in.Description.Schedule
+			s.Spec = &opts.Spec
+			s.Action = opts.Action
+			s.Policy.Overlap = opts.Overlap
+			s.State.Paused = false
+			return &client.ScheduleUpdate{Schedule: &s}, nil
+		}})
+	}
+	_, err := c.ScheduleClient().Create(ctx, opts)
+	return err
+}
+
+// scheduleBackups creates or updates the plan's backup schedule (and the
+// daily validation when the plan asks for it).
+func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.Plan, st *catalog.Store) (time.Duration, string, error) {
+	stats, err := activities.Stats(st, p.Name)
+	if err != nil {
+		return 0, "", err
+	}
+	interval, why, err := backupInterval(p, stats)
+	if err != nil {
+		return 0, why, err
+	}
+	in := workflows.BackupInput{Plan: *p, Reason: "scheduled", Validate: p.Storage.Schedule.Validate == "every"}
+	err = ensureSchedule(ctx, c, client.ScheduleOptions{
+		ID:   backupScheduleID(p.Name),
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}},
+		Action: &client.ScheduleWorkflowAction{
+			ID: "drover/" + p.Name + "/backup", Workflow: workflows.BackupWorkflow, Args: []any{in},
+			TaskQueue: workflows.TaskQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, workflows.KindBackup),
+		},
+		// A backup still running when the next is due is not doubled up.
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+	})
+	if err != nil {
+		return 0, why, fmt.Errorf("backup schedule of %s: %w", p.Name, err)
+	}
+	if p.Storage.Schedule.Validate == "daily" && p.Sites.Sandbox != nil {
+		err = ensureSchedule(ctx, c, client.ScheduleOptions{
+			ID:   validateScheduleID(p.Name),
+			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
+			Action: &client.ScheduleWorkflowAction{
+				ID: "drover/" + p.Name + "/validate", Workflow: workflows.ValidateWorkflow, Args: []any{workflows.ValidateInput{Plan: *p}},
+				TaskQueue: workflows.TaskQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, workflows.KindValidate),
+			},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		})
+		if err != nil {
+			return 0, why, fmt.Errorf("validation schedule of %s: %w", p.Name, err)
+		}
+	}
+	g.Logger().Info("backup schedule set", zap.String("plan", p.Name), zap.Duration("every", interval), zap.String("why", why))
+	return interval, why, nil
+}
+
+// startMonitor starts the plan's RPO monitor unless it already runs.
+func startMonitor(ctx context.Context, c client.Client, p *plan.Plan) error {
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.MonitorID(p.Name), TaskQueue: workflows.TaskQueue,
+		TypedSearchAttributes:    workflows.StartSearchAttributes(p.Name, workflows.KindMonitor),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.RPOMonitorWorkflow, workflows.MonitorInput{Plan: *p})
+	return err
+}
+
+func fileDigest(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// validateForEnable is the lifecycle's "validated" step: both sites
+// reachable, installation manifests matching, the store writable. The
+// drivers' settings were accepted when the plan loaded.
+func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalog.Store) []string {
+	var problems []string
+	if err := st.CheckWritable(p.Name); err != nil {
+		problems = append(problems, fmt.Sprintf("storage.store: %v", err))
+	}
+	for _, role := range []string{"primary", "secondary"} {
+		s, ok := p.Site(role)
+		if !ok {
+			continue
+		}
+		if raw, ok := s.Settings["dataRoot"].(string); ok {
+			if _, err := expandAndStat(raw); err != nil {
+				problems = append(problems, fmt.Sprintf("sites.%s (%s): data root not reachable: %v", role, s.Name, err))
+			}
+		}
+	}
+	acts := activities.New(builtin.Registry(g.Logger()), g.Logger())
+	ref := activities.StoreRef{Plan: p.Name, Settings: p.Storage.Store}
+	primary := activities.SiteRef{Role: "primary", Site: *p.Sites.Primary}
+	secondary := activities.SiteRef{Role: "secondary", Site: *p.Sites.Secondary}
+	res, err := acts.CompareInstallation(ctx, activities.InstallationInput{Store: ref, Reference: primary, Target: secondary})
+	switch {
+	case err != nil:
+		problems = append(problems, fmt.Sprintf("installation manifests: %v", err))
+	case !res.Match:
+		for _, d := range res.Differences {
+			problems = append(problems, "installation manifests differ: "+d)
+		}
+	default:
+		// Keep the primary's manifest in the store: a failover after the
+		// primary is lost compares against this copy.
+		if err := acts.RecordInstallation(ctx, activities.InstallationInput{Store: ref, Reference: primary}); err != nil {
+			problems = append(problems, fmt.Sprintf("record the primary's installation manifest: %v", err))
+		}
+	}
+	return problems
+}
+
+func expandAndStat(raw string) (os.FileInfo, error) {
+	path, err := drivers.ExpandPath(raw)
+	if err != nil {
+		return nil, err
+	}
+	return os.Stat(path)
+}
+
+func newPlanApplyCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "apply FILE",
+		Short: "Register a plan: defined → validated → enabled (RPO monitor, then the backup schedule)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			p, _, err := loadCheckedPlan(g, args[0])
+			if err != nil {
+				return err
+			}
+			st, err := openPlanStore(p)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			l, err := st.ReadLifecycle(p.Name)
+			if err != nil {
+				return err
+			}
+			if l.State == catalog.StateDefined {
+				if _, err := st.Transition(p.Name, catalog.StateDefined, "", "applied "+args[0], now); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(g.Stdout, "plan %s: defined\n", p.Name)
+			if problems := validateForEnable(ctx, g, p, st); len(problems) > 0 {
+				for _, pr := range problems {
+					fmt.Fprintf(g.Stderr, "%s: %s\n", args[0], pr)
+				}
+				return fmt.Errorf("plan %s not validated: %d problems", p.Name, len(problems))
+			}
+			if _, err := st.Transition(p.Name, catalog.StateValidated, "", "sites reachable, installations match, store writable (digest "+fileDigest(args[0])+")", now); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Stdout, "plan %s: validated (sites reachable, installations match, store writable, driver settings accepted)\n", p.Name)
+
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			// The secondary role first: the side that watches the points.
+			if err := startMonitor(ctx, c, p); err != nil {
+				return fmt.Errorf("start the RPO monitor: %w", err)
+			}
+			if _, err := st.Transition(p.Name, catalog.StateEnabled, "secondary", "RPO monitor "+workflows.MonitorID(p.Name), time.Now()); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Stdout, "plan %s: enabled as secondary (RPO monitor %s)\n", p.Name, workflows.MonitorID(p.Name))
+			interval, why, err := scheduleBackups(ctx, g, c, p, st)
+			if err != nil {
+				return err
+			}
+			if _, err := st.Transition(p.Name, catalog.StateEnabled, "primary", fmt.Sprintf("backups every %s", interval), time.Now()); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Stdout, "plan %s: enabled as primary (backups every %s: %s)\n", p.Name, interval, why)
+			return nil
+		},
+	}
+}
+
+func newPlanDisableCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "disable FILE",
+		Short: "Stop a plan's backup schedule and RPO monitor",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			p, _, err := loadCheckedPlan(g, args[0])
+			if err != nil {
+				return err
+			}
+			st, err := openPlanStore(p)
+			if err != nil {
+				return err
+			}
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var errs []error
+			for _, id := range []string{backupScheduleID(p.Name), validateScheduleID(p.Name)} {
+				if err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx); err != nil && !isNotFound(err) {
+					errs = append(errs, fmt.Errorf("delete schedule %s: %w", id, err))
+				}
+			}
+			if err := c.CancelWorkflow(ctx, workflows.MonitorID(p.Name), ""); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("stop the RPO monitor: %w", err))
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			if _, err := st.Transition(p.Name, catalog.StateDisabled, "", "schedule deleted, monitor stopped", time.Now()); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Stdout, "plan %s: disabled (no backups scheduled, RPO monitor stopped)\n", p.Name)
+			return nil
+		},
+	}
+}
+
+func isNotFound(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}
+
+// planStatus is what `drover plan status` shows.
+type planStatus struct {
+	Plan      string               `json:"plan"`
+	Lifecycle catalog.Lifecycle    `json:"lifecycle"`
+	Schedule  string               `json:"schedule,omitempty"`
+	NextRuns  []time.Time          `json:"nextRuns,omitempty"`
+	Paused    bool                 `json:"paused,omitempty"`
+	RPO       *workflows.RPOStatus `json:"rpo,omitempty"`
+}
+
+func newPlanStatusCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status FILE",
+		Short: "Show a plan's lifecycle state, its backup schedule and where it stands against its RPO",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			p, _, err := loadCheckedPlan(g, args[0])
+			if err != nil {
+				return err
+			}
+			st, err := openPlanStore(p)
+			if err != nil {
+				return err
+			}
+			out := planStatus{Plan: p.Name}
+			if out.Lifecycle, err = st.ReadLifecycle(p.Name); err != nil {
+				return err
+			}
+			if c, err := g.Dial(); err == nil {
+				defer c.Close()
+				if d, err := c.ScheduleClient().GetHandle(ctx, backupScheduleID(p.Name)).Describe(ctx); err == nil {
+					out.Schedule = backupScheduleID(p.Name)
+					out.NextRuns = d.Info.NextActionTimes
+					out.Paused = d.Schedule.State.Paused
+				}
+				if v, err := c.QueryWorkflow(ctx, workflows.MonitorID(p.Name), "", workflows.QueryRPO); err == nil {
+					var rpo workflows.RPOStatus
+					if v.Get(&rpo) == nil {
+						out.RPO = &rpo
+					}
+				}
+			} else {
+				g.Logger().Warn("Temporal not reachable: showing the store only", zap.Error(err))
+			}
+			if g.JSON() {
+				return json.NewEncoder(g.Stdout).Encode(out)
+			}
+			roles := []string{}
+			for r, on := range out.Lifecycle.Roles {
+				if on {
+					roles = append(roles, r)
+				}
+			}
+			slices.Sort(roles)
+			fmt.Fprintf(g.Stdout, "plan %s: %s (roles enabled: %v)\n", p.Name, out.Lifecycle.State, roles)
+			if out.Schedule != "" {
+				fmt.Fprintf(g.Stdout, "backup schedule %s paused=%v next=%v\n", out.Schedule, out.Paused, out.NextRuns)
+			}
+			if r := out.RPO; r != nil {
+				fmt.Fprintf(g.Stdout, "RPO %s: %s, newest valid point %s, age %s (breaches %d)\n", r.RPO, r.Status, r.PointID, r.Age.Round(time.Second), r.Breaches)
+			}
+			return nil
+		},
+	}
+}
+
+func newBackupScheduleCmd(g *Globals) *cobra.Command {
+	var planFile string
+	cmd := &cobra.Command{
+		Use:   "schedule --plan F",
+		Short: "Create or update the plan's Temporal Schedule of backups (interval derived from the RPO)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := loadCheckedPlan(g, planFile)
+			if err != nil {
+				return err
+			}
+			st, err := openPlanStore(p)
+			if err != nil {
+				return err
+			}
+			c, err := g.Dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			interval, why, err := scheduleBackups(cmd.Context(), g, c, p, st)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Stdout, "schedule %s: a backup every %s (%s), overlapping runs skipped\n", backupScheduleID(p.Name), interval, why)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&planFile, "plan", "", "the plan file (required)")
+	_ = cmd.MarkFlagRequired("plan")
+	return cmd
+}
