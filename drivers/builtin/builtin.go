@@ -7,6 +7,7 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 	execdriver "github.com/drover-dr/drover/drivers/exec"
+	labdriver "github.com/drover-dr/drover/drivers/lab"
 	"github.com/drover-dr/drover/drivers/probe"
 	"github.com/drover-dr/drover/drivers/storage/archive"
 	"github.com/drover-dr/drover/drivers/storage/btrfs"
@@ -24,6 +25,9 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterProbe("http", probe.NewHTTP(logger.Named("probe.http")))
 	r.RegisterProbe("tcp", probe.NewTCP(logger.Named("probe.tcp")))
 	r.RegisterProbe("exec", probe.NewExec(logger.Named("probe.exec")))
+	r.RegisterMiddleware("lab", labdriver.NewMiddleware(logger.Named("lab")))
+	r.RegisterProbe("lab", labdriver.NewProbe(logger.Named("probe.lab")))
+	r.RegisterRedirect("lab", labdriver.NewRedirect(logger.Named("redirect.lab")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
 	r.RegisterStorage("btrfs", btrfs.New(logger.Named("storage.btrfs")))
 	r.RegisterStorage("lvm", lvm.New(logger.Named("storage.lvm")))
