@@ -63,7 +63,13 @@ func backupInterval(p *plan.Plan, stats activities.StatsResult) (time.Duration, 
 	return interval.Round(time.Second), why, nil
 }
 
+// openPlanStore opens the plan's recovery point store. Settings the plan got
+// wrong are bad input naming the file; a store that is not there (an NFS
+// mount missing) is a failure of the run.
 func openPlanStore(p *plan.Plan) (*catalog.Store, error) {
+	if _, err := catalog.DecodeSettings(p.Storage.Store); err != nil {
+		return nil, BadInputf("%s: %v", p.Source, err)
+	}
 	st, _, err := catalog.OpenFromSettings(p.Storage.Store)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: recovery point store: %w", p.Name, err)

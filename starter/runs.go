@@ -350,6 +350,13 @@ func newApproveCmd(g *Globals) *cobra.Command {
 			case decision != "":
 				d = decision
 			}
+			var key *approval.PrivateKey
+			if keyFile != "" {
+				var err error
+				if key, err = approval.LoadPrivateKey(keyFile); err != nil {
+					return BadInputf("--key: %v", err)
+				}
+			}
 			c, err := g.Dial()
 			if err != nil {
 				return err
@@ -357,12 +364,6 @@ func newApproveCmd(g *Globals) *cobra.Command {
 			defer c.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
-			var key *approval.PrivateKey
-			if keyFile != "" {
-				if key, err = approval.LoadPrivateKey(keyFile); err != nil {
-					return BadInputf("--key: %v", err)
-				}
-			}
 			res, err := approve(ctx, c, args[0], workflows.Approval{Gate: gate, Approver: as, Decision: d, Comment: comment}, key)
 			if err != nil {
 				return err
