@@ -186,6 +186,7 @@ func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
 	for r := 0; r < o.rounds; r++ {
 		if zerr == nil {
 			out := filepath.Join(dir, "baseline.tar.zst")
+			settle()
 			t := time.Now()
 			if b, err := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf("tar -cf - -C %q . | %q -q -1 -T0 > %q", data, zstdPath, out)).CombinedOutput(); err != nil {
 				return fmt.Errorf("baseline tar | zstd: %w: %s", err, b)
@@ -199,6 +200,7 @@ func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
 			_ = os.Remove(out)
 		}
 		id := fmt.Sprintf("full-%d", r)
+		settle()
 		t := time.Now()
 		res, err := d.Capture(ctx, req(id, catalog.ModeFull, ""), nil)
 		if err != nil {
@@ -236,6 +238,7 @@ func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
 	var cum time.Duration
 	for r := 0; r < o.rounds; r++ {
 		id := fmt.Sprintf("cum-%d", r)
+		settle()
 		t := time.Now()
 		if _, err := d.Capture(ctx, req(id, catalog.ModeCumulative, fullID), nil); err != nil {
 			return fmt.Errorf("cumulative backup: %w", err)
@@ -261,6 +264,7 @@ func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
 	for r := 0; r < o.rounds; r++ {
 		target := filepath.Join(dir, "restore-ours")
 		_ = os.RemoveAll(target)
+		settle()
 		t := time.Now()
 		if _, err := d.Restore(ctx, storage.RestoreRequest{Plan: "bench", PointID: fullID, Store: storeDir,
 			Site: drivers.Site{Name: "target", Settings: map[string]any{"dataRoot": target}}, Group: storage.Group{Name: "g", Driver: "archive"}, Replace: true}, nil); err != nil {
@@ -279,6 +283,7 @@ func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
 				md := filepath.Join(target, mem.Name)
 				script = append(script, fmt.Sprintf("mkdir -p %q && %q -q -d -c %q | tar -xf - -C %q", md, zstdPath, arch, md))
 			}
+			settle()
 			t := time.Now()
 			if b, err := exec.CommandContext(ctx, "sh", "-c", strings.Join(script, " && ")).CombinedOutput(); err != nil {
 				return fmt.Errorf("baseline zstd -d | tar -x: %w: %s", err, b)
@@ -338,6 +343,12 @@ func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
 	return nil
 }
 
+// settle flushes dirty pages before a timed run, so no run pays for the
+// writeback of the one before it (drover fsyncs its archives; the
+// baselines do not, and would leave their output for the next run to wait
+// behind).
+func settle() { _ = exec.Command("sync").Run() }
+
 // benchBtrfsSnapshot times the btrfs driver's capture (a read-only
 // snapshot) of a subvolume holding size bytes, then 4x size: the median of
 // several snapshots at each size. why says why it was skipped.
@@ -381,22 +392,28 @@ func benchBtrfsSnapshot(ctx context.Context, g *Globals, dir string, size int64)
 	}
 	d := btrfs.New(g.Logger().Named("btrfs"))
 	n := 0
+	// The median of 9 snapshots, each after a sync; they are deleted only
+	// after the series, so the cleaner's background work does not overlap.
 	measure := func() (time.Duration, error) {
-		_ = exec.Command("sync").Run()
 		var ts []time.Duration
-		for i := 0; i < 7; i++ {
+		var reqs []storage.Request
+		defer func() {
+			for _, req := range reqs {
+				_, _ = d.Release(context.WithoutCancel(ctx), req)
+			}
+		}()
+		for i := 0; i < 9; i++ {
 			n++
 			req := storage.Request{Plan: "bench", PointID: fmt.Sprintf("s%d", n), Store: storeDir, Mode: catalog.ModeFull,
 				Site:  drivers.Site{Settings: map[string]any{"dataRoot": root}},
 				Group: storage.Group{Name: "g", Driver: "btrfs", Components: []string{"db", "dmgr", "node1", "node2"}}}
+			settle()
 			t := time.Now()
 			if _, err := d.Capture(ctx, req, nil); err != nil {
 				return 0, err
 			}
 			ts = append(ts, time.Since(t))
-			if _, err := d.Release(ctx, req); err != nil {
-				return 0, err
-			}
+			reqs = append(reqs, req)
 		}
 		sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
 		return ts[len(ts)/2], nil

@@ -440,6 +440,7 @@ func startWriteback(f *os.File, off, n int64) {
 // write writes frames in order and hashes them.
 func (p *pipeline) write(ctx context.Context, order <-chan *job, out *os.File) (catalog.Artifact, error) {
 	var art catalog.Artifact
+	var kicked int64
 	h := catalog.NewHash()
 	for j := range order {
 		select {
@@ -450,7 +451,10 @@ func (p *pipeline) write(ctx context.Context, order <-chan *job, out *os.File) (
 		if _, err := out.Write(j.out); err != nil {
 			return art, err
 		}
-		startWriteback(out, art.Size, int64(len(j.out)))
+		if art.Size+int64(len(j.out))-kicked >= writebackEvery {
+			startWriteback(out, kicked, art.Size+int64(len(j.out))-kicked)
+			kicked = art.Size + int64(len(j.out))
+		}
 		_, _ = h.Write(j.out)
 		art.Size += int64(len(j.out))
 		art.Frames = append(art.Frames, int64(len(j.out)))

@@ -402,7 +402,9 @@ func untar(ctx context.Context, r io.Reader, root *os.Root, want map[string]*cat
 				return res, fmt.Errorf("restore %s: %w", name, err)
 			}
 			h := catalog.NewHash()
-			n, err := io.CopyBuffer(io.MultiWriter(out, h), tr, buf)
+			kw := &writebackWriter{f: out}
+			n, err := io.CopyBuffer(io.MultiWriter(kw, h), tr, buf)
+			kw.kick()
 			cerr := out.Close()
 			if err != nil {
 				var pe *os.PathError
@@ -522,4 +524,31 @@ func (t writeTagger) Write(p []byte) (int, error) {
 		err = writeError{err}
 	}
 	return n, err
+}
+
+// writebackWriter starts the kernel's writeback of what it wrote every few
+// megabytes, so the single sync at the end of a restore waits for the tail
+// only instead of the whole restore.
+type writebackWriter struct {
+	f       *os.File
+	off     int64
+	started int64
+}
+
+const writebackEvery = 8 << 20
+
+func (w *writebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.started >= writebackEvery {
+		w.kick()
+	}
+	return n, err
+}
+
+func (w *writebackWriter) kick() {
+	if w.off > w.started {
+		startWriteback(w.f, w.started, w.off-w.started)
+		w.started = w.off
+	}
 }
