@@ -322,3 +322,23 @@ func run(t *testing.T, name string, args ...string) error {
 	}
 	return nil
 }
+
+func TestCumulativeTypeChanges(t *testing.T) {
+	f := newFixture(t)
+	full, _ := f.backup(catalog.ModeFull, "")
+	// A folder becomes a file, a file becomes a folder.
+	require.NoError(t, os.RemoveAll(filepath.Join(f.root, "dmgr/config")))
+	f.write("dmgr/config", "now a file")
+	require.NoError(t, os.Remove(filepath.Join(f.root, "db2/log/s0000001.log")))
+	f.write("db2/log/s0000001.log/inner", "now a folder")
+	cum, _ := f.backup(catalog.ModeCumulative, full)
+	target := filepath.Join(t.TempDir(), "secondary")
+	_, err := f.restore(cum, target, false)
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(target, "dmgr/config"))
+	require.NoError(t, err)
+	assert.Equal(t, "now a file", string(b))
+	b, err = os.ReadFile(filepath.Join(target, "db2/log/s0000001.log/inner"))
+	require.NoError(t, err)
+	assert.Equal(t, "now a folder", string(b))
+}

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -116,7 +117,8 @@ func ExtractMember(ctx context.Context, src string, art catalog.Artifact, mem ca
 		}
 	}
 	for _, d := range mem.Deleted {
-		if err := root.RemoveAll(d); err != nil {
+		// A parent that became a file (or went away) took d with it.
+		if err := root.RemoveAll(d); err != nil && !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, fs.ErrNotExist) {
 			return res, fmt.Errorf("remove %s (deleted since the base point): %w", d, err)
 		}
 	}

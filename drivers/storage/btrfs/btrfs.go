@@ -218,6 +218,12 @@ func (d *Driver) Capture(ctx context.Context, req storage.Request, progress stor
 	fail := func(err error) (storage.Result, error) {
 		return res, fmt.Errorf("btrfs capture of group %s: %w", req.Group.Name, err)
 	}
+	// A new capture makes whatever an earlier attempt shipped stale.
+	gdir, err := p.store.ResetGroup(req.Plan, req.PointID, req.Group.Name)
+	if err != nil {
+		return fail(err)
+	}
+	_ = os.Remove(gdir)
 	if err := os.MkdirAll(p.snapDir, 0o750); err != nil {
 		return fail(fmt.Errorf("step snapshot folder: %w", err))
 	}

@@ -286,6 +286,12 @@ func (d *Driver) Capture(ctx context.Context, req storage.Request, progress stor
 	fail := func(err error) (storage.Result, error) {
 		return res, fmt.Errorf("lvm capture of group %s (%s): %w", req.Group.Name, p.origin(), err)
 	}
+	// A new capture makes whatever an earlier attempt shipped stale.
+	gdir, err := p.store.ResetGroup(req.Plan, req.PointID, req.Group.Name)
+	if err != nil {
+		return fail(err)
+	}
+	_ = os.Remove(gdir)
 	lv, err := d.find(ctx, p)
 	if err != nil {
 		return fail(err)
