@@ -25,19 +25,38 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/drivers"
 )
 
-// Progress receives the bytes done so far by a long call. It may be nil.
+// Progress receives the bytes done so far by a long call. Drivers call it
+// from one goroutine at a time, with values that never decrease. It may be
+// nil.
 type Progress func(done int64)
 
 // Report calls p if it is set.
 func (p Progress) Report(done int64) {
 	if p != nil {
 		p(done)
+	}
+}
+
+// Counter adds up deltas from several goroutines and reports the total to p
+// one call at a time, never going back.
+func (p Progress) Counter() func(delta int64) {
+	var mu sync.Mutex
+	var done int64
+	return func(delta int64) {
+		if p == nil || delta <= 0 {
+			return
+		}
+		mu.Lock()
+		done += delta
+		p(done)
+		mu.Unlock()
 	}
 }
 

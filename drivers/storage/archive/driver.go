@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -305,8 +304,7 @@ func WriteGroup(ctx context.Context, store *catalog.Store, req storage.Request, 
 		_ = os.Remove(gdir)
 		return nil, res, fmt.Errorf("capture group %s of %s: %w", req.Group.Name, req.PointID, err)
 	}
-	var done atomic.Int64
-	report := func(delta int64) { progress.Report(done.Add(delta)) }
+	report := progress.Counter()
 	results := make([]MemberResult, len(spec.Members))
 	g, gctx := errgroup.WithContext(ctx)
 	// Members in parallel: each has its own reader, so many small files in
@@ -387,8 +385,7 @@ func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.Restore
 			}
 		}
 	}
-	var done atomic.Int64
-	report := func(delta int64) { progress.Report(done.Add(delta)) }
+	report := progress.Counter()
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, min(len(members), runtime.GOMAXPROCS(0))))

@@ -309,9 +309,8 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 		pw.CloseWithError(err)
 		sent <- err
 	}()
-	var done int64
 	art, n, cerr := archive.CompressStream(ctx, pr, filepath.Join(gdir, streamFile), req.Group.Name+"/"+streamFile,
-		archive.WriteOptions{Progress: func(delta int64) { done += delta; progress.Report(done) }})
+		archive.WriteOptions{Progress: progress.Counter()})
 	pr.CloseWithError(errors.New("the store side stopped reading"))
 	serr := <-sent
 	if serr != nil {
@@ -434,7 +433,7 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 	if err := os.Mkdir(recv, 0o700); err != nil {
 		return fail(fmt.Errorf("step receive folder: %w", err))
 	}
-	var done int64
+	report := progress.Counter()
 	for _, pt := range chain {
 		g := pt.GroupByName(req.Group.Name)
 		if g == nil || len(g.Artifacts) != 1 {
@@ -446,8 +445,7 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 		pr, pw := io.Pipe()
 		decoded := make(chan error, 1)
 		go func() {
-			_, err := archive.DecompressStream(ctx, src, art, pw, archive.ExtractOptions{Name: rel,
-				Progress: func(delta int64) { done += delta; progress.Report(done) }})
+			_, err := archive.DecompressStream(ctx, src, art, pw, archive.ExtractOptions{Name: rel, Progress: report})
 			pw.CloseWithError(err)
 			decoded <- err
 		}()
