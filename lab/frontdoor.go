@@ -66,7 +66,10 @@ func runFrontDoor(ctx context.Context, log *zap.Logger, dir string) error {
 	if err != nil {
 		return err
 	}
-	fd := &frontDoor{log: log, lab: l, site: site, hc: newHTTPClient(30 * time.Second)}
+	// A member that does not answer within a few seconds (hung) loses the
+	// order to the next one, as a load balancer's health check would decide;
+	// order ids make the retry safe.
+	fd := &frontDoor{log: log, lab: l, site: site, hc: newHTTPClient(5 * time.Second)}
 	ln, err := net.Listen("tcp", l.Topo.FrontDoor.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", l.Topo.FrontDoor.Addr(), err)

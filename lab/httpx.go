@@ -78,7 +78,7 @@ func (c *client) call(ctx context.Context, path string, in, out any) error {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return fmt.Errorf("%s at %s did not answer: %w", c.describe(), c.addr, ctx.Err())
 		}
 		return fmt.Errorf("%s at %s is %w (%s)", c.describe(), c.addr, ErrUnreachable, shortNetErr(err))
 	}

@@ -33,3 +33,27 @@ func TestUpRunsAWorkloadAndDown(t *testing.T) {
 		return c != nil && c.Instances["OrderHandling/running"] == 0 && c.Messages["mon.events"] == 0
 	}, 30*time.Second, 500*time.Millisecond)
 }
+
+// BenchmarkWorkload measures the cell's sustained rate of process steps
+// (each a two-phase commit through the database server plus messages
+// through an engine) beside raw SQLite transactions on the same machine:
+//
+//	go test -run '^$' -bench Workload -benchtime 1x ./lab/
+func BenchmarkWorkload(b *testing.B) {
+	l := labtest.Up(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	var rep lab.BenchReport
+	for i := 0; i < b.N; i++ {
+		var err error
+		rep, err = l.Bench(ctx, lab.BenchOptions{Rate: 150, Warmup: 2 * time.Second, Duration: 10 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.Log(rep.String())
+	b.ReportMetric(rep.StepsPerSecond, "steps/s")
+	b.ReportMetric(rep.Baseline, "baseline-tx/s")
+	b.ReportMetric(rep.Ratio, "ratio")
+}
