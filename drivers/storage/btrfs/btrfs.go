@@ -169,6 +169,10 @@ func (d *Driver) Estimate(ctx context.Context, req storage.Request) (storage.Est
 			return est, fmt.Errorf("estimate group %s: base point %s: %w: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable, err)
 		}
 		since = base.Instant
+		// Say now, in the preflight, that the incremental send would fail.
+		if bg := base.GroupByName(req.Group.Name); bg == nil || bg.Source["snapshot"] == "" || !exists(filepath.Join(p.snapDir, bg.Source["snapshot"])) {
+			return est, fmt.Errorf("estimate group %s: the base point %s's snapshot is not on the source: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable)
+		}
 	}
 	err = filepath.WalkDir(p.src, func(path string, de fs.DirEntry, err error) error {
 		if err != nil {
