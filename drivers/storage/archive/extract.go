@@ -179,7 +179,9 @@ func readFrames(ctx context.Context, f *os.File, art catalog.Artifact, workers i
 			dec := decoders.Get().(*zstd.Decoder)
 			defer decoders.Put(dec)
 			for j := range work {
-				j.out, j.err = dec.DecodeAll(j.in, nil)
+				j.out, j.err = dec.DecodeAll(j.in, getBuf(DefaultChunkSize)[:0])
+				putBuf(j.in)
+				j.in = nil
 				close(j.done)
 			}
 		}()
@@ -190,7 +192,7 @@ func readFrames(ctx context.Context, f *os.File, art catalog.Artifact, workers i
 		defer close(order)
 		defer close(work)
 		for i, size := range art.Frames {
-			buf := make([]byte, size)
+			buf := getBuf(int(size))
 			n, err := io.ReadFull(f, buf)
 			read += int64(n)
 			_, _ = h.Write(buf[:n])
@@ -270,6 +272,7 @@ type frameStream struct {
 	ctx   context.Context
 	ch    chan []byte
 	cur   []byte
+	full  []byte // the buffer cur points into
 	mu    sync.Mutex
 	err   error
 	done  chan struct{}
@@ -317,9 +320,14 @@ func (s *frameStream) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		s.cur = b
+		s.full = b
 	}
 	n := copy(p, s.cur)
 	s.cur = s.cur[n:]
+	if len(s.cur) == 0 && s.full != nil {
+		putBuf(s.full) // read to the end: the buffer can be reused
+		s.full = nil
+	}
 	return n, nil
 }
 
@@ -552,5 +560,23 @@ func (w *writebackWriter) kick() {
 	if w.off > w.started {
 		startWriteback(w.f, w.started, w.off-w.started)
 		w.started = w.off
+	}
+}
+
+// bufPool recycles frame and chunk buffers on restore: at hundreds of MB/s,
+// fresh 2 MiB buffers for every frame cost more in clearing and garbage
+// collection than the copy they hold.
+var bufPool sync.Pool
+
+func getBuf(n int) []byte {
+	if b, ok := bufPool.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n, max(n, DefaultChunkSize+DefaultChunkSize/8))
+}
+
+func putBuf(b []byte) {
+	if cap(b) >= DefaultChunkSize {
+		bufPool.Put(&b)
 	}
 }
