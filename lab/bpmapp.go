@@ -109,7 +109,15 @@ func (a *bpmApp) stop() {
 func consume(ctx context.Context, s *labServer, me *meClient, dest, deadLetter string, tm *txManager,
 	handle func(Message) (*GlobalTx, error), processed, deadLettered *atomic.Int64) {
 	var lastWarn time.Time
+	// unreturned are failed messages whose lease could not be given back
+	// (the database was down); they go back before anything new is taken.
+	var unreturned []Stmt
 	for ctx.Err() == nil {
+		if len(unreturned) > 0 {
+			if _, err := s.db.Exec(ctx, unreturned...); err == nil {
+				unreturned = nil
+			}
+		}
 		msgs, err := me.receive(ctx, dest, 64, time.Second)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -168,8 +176,10 @@ func consume(ctx context.Context, s *labServer, me *meClient, dest, deadLetter s
 		if len(stmts) > 0 {
 			if _, err := s.db.Exec(ctx, stmts...); err != nil && ctx.Err() == nil {
 				s.log.Warn("return failed messages", zap.Error(err))
+				unreturned = append(unreturned, stmts...)
+			} else {
+				deadLettered.Add(int64(len(poison)))
 			}
-			deadLettered.Add(int64(len(poison)))
 		}
 	}
 }
@@ -363,6 +373,9 @@ type OrderResponse struct {
 	Site     string `json:"site"`
 	// Repeated is set when the order had been taken before.
 	Repeated bool `json:"repeated,omitempty"`
+	// Pending is set when the order's transaction is decided but its
+	// commit is still to be completed by recovery.
+	Pending bool `json:"pending,omitempty"`
 }
 
 func (a *bpmApp) handleOrder(w http.ResponseWriter, r *http.Request) {
@@ -389,12 +402,15 @@ func (a *bpmApp) handleOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if errors.Is(err, ErrOutcomePending) {
+		// Decided but not yet committed everywhere: recovery finishes it,
+		// so the order is taken.
+		a.orders.Add(1)
+		writeJSON(w, http.StatusAccepted, OrderResponse{Instance: p, Server: a.s.o.server, Site: a.s.o.site, Pending: true})
+		return
+	}
 	if err != nil {
-		status := http.StatusServiceUnavailable
-		if errors.Is(err, ErrOutcomePending) {
-			status = http.StatusAccepted
-		}
-		writeError(w, status, fmt.Errorf("order %s: %w", p, err))
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("order %s: %w", p, err))
 		return
 	}
 	a.orders.Add(1)

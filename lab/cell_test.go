@@ -313,3 +313,97 @@ func TestFailoverToTheSecondary(t *testing.T) {
 	require.NoError(t, l.RestoreSite("dc1"))
 	require.DirExists(t, l.L.DataRoot("dc1"))
 }
+
+func TestInDoubtTransactionsAreResolvedFromTheTransactionLog(t *testing.T) {
+	for _, point := range []string{"after-prepare", "after-commit-record"} {
+		t.Run(point, func(t *testing.T) {
+			l := labtest.Up(t)
+			ctx := context.Background()
+			// bpm-app1 alone takes orders, armed to crash in the middle of
+			// its first two-phase commit.
+			for _, s := range []string{"bpm-app2", "bpm-app1"} {
+				_, err := l.Stop(ctx, "dc1", s, false)
+				require.NoError(t, err)
+			}
+			t.Setenv(lab.EnvCrash, "bpm-app1:"+point)
+			_, err := l.Start(ctx, "dc1", "bpm-app1")
+			require.NoError(t, err)
+			t.Setenv(lab.EnvCrash, "")
+			rep, err := l.RunLoad(ctx, lab.LoadOptions{Rate: 5, Duration: 500 * time.Millisecond})
+			require.NoError(t, err)
+			require.Zero(t, rep.Accepted, "the order died with its server")
+			require.Eventually(t, func() bool {
+				st, err := l.Status(ctx, "dc1", "bpm-app1")
+				return err == nil && st.State == lab.StatusStopped
+			}, 10*time.Second, 50*time.Millisecond)
+
+			bpm := openSiteDB(t, l, "dc1", lab.DBBPM)
+			var inDoubt int
+			require.NoError(t, bpm.QueryRow("SELECT count(*) FROM xa_pending WHERE owner = 'bpm-app1'").Scan(&inDoubt))
+			require.Positive(t, inDoubt, "the crash left prepared branches in doubt")
+			var before int
+			require.NoError(t, bpm.QueryRow("SELECT count(*) FROM instances WHERE template = 'OrderHandling'").Scan(&before))
+			require.Zero(t, before)
+
+			// The restart resolves them from the transaction log.
+			for _, s := range []string{"bpm-app1", "bpm-app2"} {
+				_, err := l.Start(ctx, "dc1", s)
+				require.NoError(t, err)
+			}
+			require.NoError(t, bpm.QueryRow("SELECT count(*) FROM xa_pending").Scan(&inDoubt))
+			require.Zero(t, inDoubt)
+			waitQuiet(t, l, "dc1")
+			var after int
+			require.NoError(t, bpm.QueryRow("SELECT count(*) FROM instances WHERE template = 'OrderHandling' AND state = 'completed'").Scan(&after))
+			if point == "after-prepare" {
+				require.Zero(t, after, "undecided: presumed abort rolls the order back")
+			} else {
+				require.Positive(t, after, "decided: recovery commits the order, which then runs to completion")
+			}
+			lr, err := lab.CheckLedger(l.Dir, "dc1", time.Now())
+			require.NoError(t, err)
+			require.True(t, lr.OK(), lr.String())
+			for _, level := range []string{lab.LevelInstance, lab.LevelConsistency} {
+				res, err := l.Probe(ctx, "dc1", level, lab.ProbeOptions{})
+				require.NoError(t, err)
+				require.True(t, res.Passed, "%s: %v", level, res.Problems)
+			}
+		})
+	}
+}
+
+func TestDatabaseCrashMidLoad(t *testing.T) {
+	l := labtest.Up(t)
+	ctx := context.Background()
+	done := make(chan lab.LoadReport)
+	go func() {
+		rep, err := l.RunLoad(ctx, lab.LoadOptions{Rate: 40, Duration: 3 * time.Second})
+		assert.NoError(t, err)
+		done <- rep
+	}()
+	time.Sleep(time.Second)
+	_, err := l.Signal("dc1", "db", syscall.SIGKILL)
+	require.NoError(t, err)
+	time.Sleep(500 * time.Millisecond)
+	_, err = l.Start(ctx, "dc1", "db")
+	require.NoError(t, err)
+	rep := <-done
+	t.Log(rep.String())
+	require.Positive(t, rep.Accepted)
+	waitQuiet(t, l, "dc1")
+
+	bpm := openSiteDB(t, l, "dc1", lab.DBBPM)
+	for _, id := range rep.Orders {
+		var state string
+		require.NoError(t, bpm.QueryRow("SELECT state FROM instances WHERE id = ?", id).Scan(&state), "accepted order %s lost", id)
+		require.Equal(t, lab.InstanceCompleted, state)
+	}
+	lr, err := lab.CheckLedger(l.Dir, "dc1", time.Now())
+	require.NoError(t, err)
+	require.True(t, lr.OK(), lr.String())
+	for _, level := range lab.Levels {
+		res, err := l.Probe(ctx, "dc1", level, lab.ProbeOptions{})
+		require.NoError(t, err)
+		require.True(t, res.Passed, "%s: %v", level, res.Problems)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,7 @@ func newTxManager(s *labServer) (*txManager, error) {
 
 // start recovers in-doubt transactions, then runs the commit loop.
 func (t *txManager) start(ctx context.Context) error {
-	if err := t.recover(ctx, true); err != nil {
+	if err := t.recover(ctx); err != nil {
 		return fmt.Errorf("transaction recovery: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
@@ -132,7 +133,7 @@ func (t *txManager) loop(ctx context.Context) {
 			return
 		case <-tick.C:
 			t.gate.RLock()
-			if err := t.recover(ctx, false); err != nil && ctx.Err() == nil {
+			if err := t.recover(ctx); err != nil && ctx.Err() == nil {
 				t.log.Warn("periodic transaction recovery", zap.Error(err))
 			}
 			t.gate.RUnlock()
@@ -173,6 +174,9 @@ func (t *txManager) runBatch(ctx context.Context, batch []*GlobalTx) {
 		txns[i] = XATx{XID: tx.xid, Branches: tx.Branches}
 	}
 	votes, err := t.db.Prepare(ctx, t.owner, txns)
+	if err == nil {
+		crashPoint(t.owner, crashAfterPrepare)
+	}
 	if err != nil {
 		// Whether anything was prepared is unknown: roll back what may be;
 		// recovery retries if the database cannot be reached now.
@@ -216,6 +220,7 @@ func (t *txManager) runBatch(ctx context.Context, batch []*GlobalTx) {
 		}
 		return
 	}
+	crashPoint(t.owner, crashAfterCommitRecord)
 	results := t.complete(context.WithoutCancel(ctx), recs)
 	for _, tx := range yes {
 		tx.done <- results[tx.xid]
@@ -277,11 +282,10 @@ func (t *txManager) complete(ctx context.Context, recs []tlRecord) map[string]er
 }
 
 // recover finishes what the log decided and rolls back prepared branches of
-// this owner that the log never decided (presumed abort). At start-up every
-// undecided branch is rolled back; later only those older than a minute, so
-// a batch being prepared is never touched (the loop runs recovery between
-// batches anyway).
-func (t *txManager) recover(ctx context.Context, startup bool) error {
+// this owner that the log never decided (presumed abort). It runs before
+// the commit loop starts and then inside it, between batches, so no batch
+// of this process is ever half-way when it looks.
+func (t *txManager) recover(ctx context.Context) error {
 	if n := len(t.tlog.outstanding); n > 0 {
 		recs := make([]tlRecord, 0, n)
 		for _, r := range t.tlog.outstanding {
@@ -303,7 +307,6 @@ func (t *txManager) recover(ctx context.Context, startup bool) error {
 	}
 	var undecided []string
 	seen := map[string]bool{}
-	cutoff := time.Now().Add(-time.Minute).UnixNano()
 	for _, p := range pending {
 		if seen[p.XID] {
 			continue
@@ -312,9 +315,7 @@ func (t *txManager) recover(ctx context.Context, startup bool) error {
 		if _, decided := t.tlog.outstanding[p.XID]; decided {
 			continue
 		}
-		if startup || p.Created < cutoff {
-			undecided = append(undecided, p.XID)
-		}
+		undecided = append(undecided, p.XID)
 	}
 	if len(undecided) > 0 {
 		if _, err := t.db.Rollback(ctx, undecided); err != nil {
@@ -354,5 +355,25 @@ func (t *txManager) stats() map[string]any {
 		"committed": t.committed.Load(), "rolledBack": t.rolledBack.Load(),
 		"heuristic": t.heuristic.Load(), "recovered": t.recovered.Load(),
 		"inDoubt": t.tlog.count.Load(),
+	}
+}
+
+// EnvCrash arms a crash of one lab server at a point of two-phase commit,
+// for tests of in-doubt resolution: "SERVER:after-prepare" (branches
+// prepared, no commit record: recovery must roll them back) or
+// "SERVER:after-commit-record" (commit decided, no branch committed:
+// recovery must commit them from the transaction log). The server exits
+// with code 3 at its first batch that reaches the point.
+const EnvCrash = "DROVER_LAB_CRASH"
+
+const (
+	crashAfterPrepare      = "after-prepare"
+	crashAfterCommitRecord = "after-commit-record"
+)
+
+func crashPoint(server, point string) {
+	if os.Getenv(EnvCrash) == server+":"+point {
+		fmt.Fprintf(os.Stderr, "%s: crashing %s (%s)\n", server, point, EnvCrash)
+		os.Exit(3)
 	}
 }
