@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -271,6 +272,16 @@ func TestFailoverToTheSecondary(t *testing.T) {
 	_, err = l.Resume(ctx, "dc1", "db")
 	require.NoError(t, err)
 	<-done
+
+	// A site whose installation differs from the one the profiles were
+	// created with (restore step 1 not done right) refuses them.
+	instPath := l.L.InstallationFile("dc2")
+	orig, err := os.ReadFile(instPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(instPath, bytes.Replace(orig, []byte("CF2017.06"), []byte("CF2016.09"), 1), 0o644))
+	_, err = l.Start(ctx, "dc2", "db")
+	require.ErrorContains(t, err, `db: cannot start: profile was created with bpm 8.5.7.0 CF2017.06 but site dc2 has "8.5.7.0 CF2016.09" installed`)
+	require.NoError(t, os.WriteFile(instPath, orig, 0o644))
 
 	// Restored as is, the configuration still points at dc1.
 	_, err = l.Start(ctx, "dc2", "db")

@@ -46,7 +46,7 @@ func BenchmarkWorkload(b *testing.B) {
 	var rep lab.BenchReport
 	for i := 0; i < b.N; i++ {
 		var err error
-		rep, err = l.Bench(ctx, lab.BenchOptions{Rate: 150, Warmup: 2 * time.Second, Duration: 10 * time.Second})
+		rep, err = l.Bench(ctx, lab.BenchOptions{Rate: 100, Warmup: 2 * time.Second, Duration: 10 * time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}

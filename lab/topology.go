@@ -1,14 +1,3 @@
-// Package lab is a two-site IBM-BPM-like cell on loopback: real OS processes
-// (database, deployment manager, node agents, messaging engines, support and
-// application servers, a front door) keeping real state in SQLite databases
-// and files. It is the target of drover's demo, end-to-end tests and
-// benchmarks, and it fails the way real cells fail: servers refuse to start
-// out of order, a restored server whose configuration still names the other
-// site cannot connect, in-flight work resumes from databases and transaction
-// logs after a restore.
-//
-// The package knows nothing of drover's plans, drivers or workflows: it has
-// its own Topology, which the CLI builds from a plan.
 package lab
 
 import (
