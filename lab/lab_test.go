@@ -25,13 +25,37 @@ func TestUpRunsAWorkloadAndDown(t *testing.T) {
 	require.NoError(t, err)
 	t.Log(rep.String(), rep.Errors)
 	require.Zero(t, rep.Failed)
-	require.Eventually(t, func() bool {
-		st, err := l.StatusAll(ctx)
-		require.NoError(t, err)
-		c := st.Sites[0].Counts
-		t.Logf("%+v", c)
-		return c != nil && c.Instances["OrderHandling/running"] == 0 && c.Messages["mon.events"] == 0
-	}, 30*time.Second, 500*time.Millisecond)
+	c := waitQuiet(t, l, "dc1")
+	n := int64(len(rep.Orders))
+	require.Equal(t, n, c.Instances["OrderHandling/completed"], "every order completes")
+	require.Equal(t, n, c.Instances["CheckCustomerAccountStatus/completed"], "each checked its customer once")
+
+	// Monitor agrees with BPM: every instance monitored, every step seen,
+	// the dashboard counts every order started and finished.
+	require.EqualValues(t, 2*n, c.Monitored)
+	mon := openSiteDB(t, l, "dc1", lab.DBMonitor)
+	counter := func(name string) int64 {
+		var v int64
+		require.NoError(t, mon.QueryRow("SELECT coalesce((SELECT value FROM counters WHERE name = ?), 0)", name).Scan(&v))
+		return v
+	}
+	require.Equal(t, n, counter("started.OrderHandling"))
+	require.Equal(t, n, counter("finished.OrderHandling"))
+	require.Equal(t, n, counter("outcome.completed.OrderHandling")+counter("outcome.cancelled.OrderHandling"))
+	var seen int64
+	require.NoError(t, mon.QueryRow("SELECT coalesce(sum(steps_seen), 0) FROM monitored").Scan(&seen))
+	require.Equal(t, c.Steps, seen)
+	res, err := l.Probe(ctx, "dc1", lab.LevelConsistency, lab.ProbeOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Passed, "%v", res.Problems)
+
+	require.NoError(t, l.Down())
+	st, err = l.StatusAll(ctx)
+	require.NoError(t, err)
+	for _, s := range st.Sites[0].Servers {
+		require.Equal(t, lab.StatusStopped, s.State, s.Server)
+	}
+	require.Equal(t, lab.StatusStopped, st.FrontDoor.State)
 }
 
 // BenchmarkWorkload measures the cell's sustained rate of process steps

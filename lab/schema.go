@@ -74,22 +74,6 @@ func BusOf(product string) string {
 	return BusBPM
 }
 
-// DestOf is the destination a product's app servers consume.
-func DestOf(product string) string {
-	if product == ProductMonitor {
-		return DestEvents
-	}
-	return DestWork
-}
-
-// DeadLetterOf is where a product's poison messages go.
-func DeadLetterOf(product string) string {
-	if product == ProductMonitor {
-		return DeadLetterMon
-	}
-	return DeadLetterBPM
-}
-
 // openAttached opens a connection with the three databases attached as bpm,
 // mon and me, in WAL mode. Commits are durable against a process crash
 // (synchronous=NORMAL), which is what the lab's faults exercise.
