@@ -172,8 +172,12 @@ func (a *Activities) RecordInstallation(ctx context.Context, in InstallationInpu
 	return catalog.WriteFileAtomic(path, data, 0o640)
 }
 
+// readInstallation reads a site's installation manifest. The reference may
+// end in #key.path to compare only part of the document (the product
+// versions, not the host name or when it was written).
 func readInstallation(s SiteRef) ([]byte, error) {
-	path, err := drivers.ExpandPath(s.Site.Installation)
+	ref, sel, _ := strings.Cut(s.Site.Installation, "#")
+	path, err := drivers.ExpandPath(ref)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("site %s installation: %v", s.Site.Name, err), ErrTypeBadSettings, err)
 	}
@@ -181,7 +185,23 @@ func readInstallation(s SiteRef) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("site %s installation manifest: %w", s.Site.Name, err)
 	}
-	return data, nil
+	if sel == "" {
+		return data, nil
+	}
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("installation manifest of %s is not JSON: %v", s.Site.Name, err), ErrTypeBadSettings, err)
+	}
+	for _, k := range strings.Split(sel, ".") {
+		m, ok := doc.(map[string]any)
+		if !ok {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("installation manifest of %s has no %q", s.Site.Name, sel), ErrTypeBadSettings, nil)
+		}
+		if doc, ok = m[k]; !ok {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("installation manifest of %s has no %q", s.Site.Name, sel), ErrTypeBadSettings, nil)
+		}
+	}
+	return json.Marshal(doc)
 }
 
 // CompareInstallation checks the target site has the same product versions

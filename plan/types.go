@@ -136,7 +136,8 @@ type Site struct {
 	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
 	// Installation is the site's installation manifest (product versions
 	// and fix levels, JSON), checked before a failover and never copied.
-	// ${VAR} is expanded on the worker.
+	// ${VAR} is expanded on the worker; a #key.path suffix compares only
+	// that part of the document (the versions, not the host name).
 	Installation string `yaml:"installation,omitempty" json:"installation,omitempty"`
 	Pos          Pos    `yaml:"-" json:"-"`
 }

@@ -26,29 +26,40 @@ import (
 func init() { register(newDemoCmd) }
 
 type demoOptions struct {
-	dir    string
-	stay   bool
-	uiPort int
-	port   int
+	dir         string
+	stay        bool
+	uiPort      int
+	port        int
+	quick       bool
+	interactive bool
 }
 
 func newDemoCmd(g *Globals) *cobra.Command {
 	var o demoOptions
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run drover end to end on this machine: embedded Temporal, Web UI, worker and a real cell",
-		Long: "Starts an embedded Temporal server with its Web UI and a worker, writes a plan for a small cell of\n" +
-			"real local processes, brings the cell up in the plan's tier order with the exec driver, verifies it\n" +
-			"with probes, shuts it down in reverse order, and prints where to see the runs in the Web UI.",
+		Short: "Run the whole DR story on this machine: embedded Temporal, Web UI, worker and the lab cell",
+		Long: "Starts an embedded Temporal server with its Web UI and a worker, brings up the lab (a two-site BPM +\n" +
+			"Monitor cell of real processes on loopback), enables the plan (RPO monitor, backup schedule), runs a\n" +
+			"workload, takes scheduled backups and validates one in the sandbox, destroys the primary site, fails\n" +
+			"over to the secondary (approving the gates itself, or waiting for you with --interactive), checks the\n" +
+			"ledger, brings the primary back and fails back, then prints the RPO and RTO achieved, the reports and\n" +
+			"the Web UI URL. --quick runs the short first-run demo instead: three local processes brought up in\n" +
+			"tier order with the exec driver, verified and stopped.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), g, o)
+			if o.quick {
+				return runDemo(cmd.Context(), g, o)
+			}
+			return runLabDemo(cmd.Context(), g, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.dir, "dir", filepath.Join(".drover", "demo"), "working directory for the demo's plan, logs and Temporal database")
 	cmd.Flags().BoolVar(&o.stay, "stay", false, "keep the Web UI up after the demo until Ctrl-C")
 	cmd.Flags().IntVar(&o.uiPort, "ui-port", 0, "Web UI port (0 picks a free one)")
 	cmd.Flags().IntVar(&o.port, "port", 0, "Temporal frontend port (0 picks a free one)")
+	cmd.Flags().BoolVar(&o.quick, "quick", false, "the short demo: three local processes with the exec driver")
+	cmd.Flags().BoolVar(&o.interactive, "interactive", false, "wait for a person to approve the gates (CLI or Web UI)")
 	return cmd
 }
 

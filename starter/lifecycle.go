@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -170,9 +171,13 @@ func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalo
 		if !ok {
 			continue
 		}
+		// The data root itself may not exist yet at a secondary that holds
+		// nothing until a restore; the folder (mount) it goes in must.
 		if raw, ok := s.Settings["dataRoot"].(string); ok {
 			if _, err := expandAndStat(raw); err != nil {
-				problems = append(problems, fmt.Sprintf("sites.%s (%s): data root not reachable: %v", role, s.Name, err))
+				if _, perr := expandAndStat(filepath.Dir(raw)); perr != nil {
+					problems = append(problems, fmt.Sprintf("sites.%s (%s): data root not reachable: %v", role, s.Name, err))
+				}
 			}
 		}
 	}

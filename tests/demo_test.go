@@ -29,7 +29,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, droverBin, "demo", "--dir", dir)
+	cmd := exec.CommandContext(ctx, droverBin, "demo", "--quick", "--dir", dir)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	require.NoError(t, err, "drover demo failed\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
