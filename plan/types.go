@@ -53,9 +53,14 @@ const (
 var Levels = []Level{LevelSystem, LevelApplication, LevelInstance, LevelConsistency, LevelSCA, LevelMonitoring}
 
 // Fatal reports whether a failure at this level makes a recovery point
-// invalid. The seed tolerates instance-level findings, not system or
-// application ones.
-func (l Level) Fatal() bool { return l == LevelSystem || l == LevelApplication }
+// invalid. The seed tolerates instance-level findings, not an abnormal
+// system or application level (2.3.3.2); and a cell whose members are not
+// consistent with each other makes the backup image invalid (2.4), so a
+// failed cross-product consistency check is fatal too. SCA and monitoring
+// failures are findings.
+func (l Level) Fatal() bool {
+	return l == LevelSystem || l == LevelApplication || l == LevelConsistency
+}
 
 // DataClass is a class of data from the BPM seed's classification.
 type DataClass string

@@ -426,3 +426,14 @@ func TestDecodeApproval(t *testing.T) {
 	require.Equal(t, Approval{Gate: "g", Approver: "x", Decision: "approve", Comment: "ok"}, a)
 	require.False(t, errors.Is(err, context.Canceled))
 }
+
+func (s *WorkflowSuite) TestVerifyConsistencyFailureIsFatal() {
+	p := testPlan()
+	s.cell.checks["bpm-vs-monitor"] = false
+	s.env.ExecuteWorkflow(VerifyWorkflow, VerifyInput{Plan: p, Site: primary(p)})
+	var res VerifyResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.False(res.Valid, "members not consistent with each other make the point invalid (seed 2.4)")
+	s.Equal(plan.LevelConsistency, res.FailedLevel)
+	s.False(res.Levels[4].Ran, "SCA does not run on an inconsistent cell")
+}
