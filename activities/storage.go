@@ -159,17 +159,17 @@ func (a *Activities) PreflightBackup(ctx context.Context, in PreflightInput) (Pr
 	default:
 		res.Mode, res.BaseID, res.Reason = catalog.ModeCumulative, base.ID, "changes since full "+base.ID
 	}
-	for _, g := range in.Groups {
-		d, req, err := a.request(GroupInput{Store: in.Store, Site: in.Site, Group: g, Mode: res.Mode, BaseID: res.BaseID, PointID: "preflight"})
-		if err != nil {
-			return res, err
-		}
-		est, err := d.Estimate(ctx, req)
-		if err != nil {
-			return res, storageError("estimate group "+g.Name, err)
-		}
-		res.EstimateBytes += est.Bytes
+	est, err := a.estimate(ctx, in, res)
+	if errors.Is(err, storage.ErrBaseUnavailable) && res.Mode == catalog.ModeCumulative {
+		// The base's source snapshot is gone (a btrfs parent deleted by
+		// hand): a cumulative point cannot be made, a full one can.
+		res.Mode, res.BaseID, res.Reason = catalog.ModeFull, "", "the base full's snapshot is gone: "+err.Error()
+		est, err = a.estimate(ctx, in, res)
 	}
+	if err != nil {
+		return res, err
+	}
+	res.EstimateBytes = est
 	need := int64(float64(res.EstimateBytes) * settings.FreeMargin)
 	if err := st.CheckFree(need); err != nil {
 		return res, storageError("preflight", err)
@@ -179,6 +179,25 @@ func (a *Activities) PreflightBackup(ctx context.Context, in PreflightInput) (Pr
 	}
 	a.Logger.Info("backup preflight", zap.String("mode", string(res.Mode)), zap.String("base", res.BaseID), zap.Int64("estimate", res.EstimateBytes))
 	return res, nil
+}
+
+func (a *Activities) estimate(ctx context.Context, in PreflightInput, res PreflightResult) (int64, error) {
+	var total int64
+	for _, g := range in.Groups {
+		d, req, err := a.request(GroupInput{Store: in.Store, Site: in.Site, Group: g, Mode: res.Mode, BaseID: res.BaseID, PointID: "preflight"})
+		if err != nil {
+			return 0, err
+		}
+		est, err := d.Estimate(ctx, req)
+		if errors.Is(err, storage.ErrBaseUnavailable) {
+			return 0, err
+		}
+		if err != nil {
+			return 0, storageError("estimate group "+g.Name, err)
+		}
+		total += est.Bytes
+	}
+	return total, nil
 }
 
 func newestUsableFull(points []catalog.Point) *catalog.Point {
