@@ -1,10 +1,16 @@
 package starter
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"go.uber.org/zap"
+
+	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -12,6 +18,7 @@ func init() { register(newDevCmd) }
 
 func newDevCmd(g *Globals) *cobra.Command {
 	var o stackOptions
+	var labPlan, labDir string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run an embedded Temporal server, its Web UI and a drover worker until Ctrl-C",
@@ -25,6 +32,18 @@ func newDevCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if labPlan != "" {
+				l, err := devLab(cmd.Context(), g, labPlan, labDir)
+				if err != nil {
+					return err
+				}
+				defer func() {
+					if err := l.Down(); err != nil {
+						g.Logger().Warn("lab down", zap.Error(err))
+					}
+				}()
+				fmt.Fprintf(g.Stdout, "Lab:               %s (DROVER_LAB_DIR), primary up; front door %s\n", l.Dir, l.Topo.FrontDoor.Addr())
+			}
 			fmt.Fprintf(g.Stdout, "Temporal frontend: %s (namespace %s)\n", st.server.FrontendAddress(), g.Namespace)
 			fmt.Fprintf(g.Stdout, "Web UI:            %s\n", st.server.UIURL())
 			fmt.Fprintf(g.Stdout, "Worker polling task queue %q. Press Ctrl-C to stop.\n", workflows.TaskQueue)
@@ -36,5 +55,38 @@ func newDevCmd(g *Globals) *cobra.Command {
 	cmd.Flags().IntVar(&o.Port, "port", 7233, "Temporal frontend port")
 	cmd.Flags().IntVar(&o.UIPort, "ui-port", 8233, "Web UI port")
 	cmd.Flags().StringVar(&o.DBFile, "db-file", "", "SQLite file to keep runs in (default: in memory)")
+	cmd.Flags().StringVar(&labPlan, "lab-plan", "", "also bring up the lab from this plan (e.g. examples/plans/lab.yaml); the worker drives it")
+	cmd.Flags().StringVar(&labDir, "lab-dir", filepath.Join(".drover", "lab"), "the lab's directory (with --lab-plan)")
 	return cmd
+}
+
+// devLab creates the lab from a plan and starts its primary, with the
+// environment the in-process worker's lab drivers read.
+func devLab(ctx context.Context, g *Globals, planFile, dir string) (*lab.Lab, error) {
+	p, _, err := loadCheckedPlan(g, planFile)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, BadInputf("--lab-dir: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	os.Setenv("DROVER_LAB_DIR", abs)
+	os.Setenv("DROVER_LAB_EXE", exe)
+	t, _, err := labTopology(p, 0, -1)
+	if err != nil {
+		return nil, BadInputf("%s: %v", planFile, err)
+	}
+	l, err := lab.Create(abs, t, g.Logger())
+	if err != nil {
+		return nil, BadInput(err)
+	}
+	if err := os.MkdirAll(filepath.Join(abs, "store"), 0o755); err != nil {
+		return nil, err
+	}
+	return l, l.Up(ctx)
 }
