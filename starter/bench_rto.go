@@ -1,0 +1,1067 @@
+package starter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/devserver"
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/builtin"
+	"github.com/drover-dr/drover/drivers/storage"
+	"github.com/drover-dr/drover/lab"
+	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/worker"
+	"github.com/drover-dr/drover/workflows"
+)
+
+func init() { benchSubcommands = append(benchSubcommands, newBenchRTOCmd) }
+
+// The goals of issue 5's benchmark.
+const (
+	rtoOverheadGoalPercent = 5.0
+	// rtoFlatGrowth is how much the failover may grow from the smallest to
+	// the largest N and still count as flat.
+	rtoFlatGrowth = 1.10
+	// rtoGrowsGrowth is how much the sequential runbook must grow to count
+	// as growing with N.
+	rtoGrowsGrowth = 1.5
+	// rtoMaxN bounds N: 2N app servers plus eight others, one port and one
+	// process each, on one machine.
+	rtoMaxN = 200
+)
+
+type benchRTOOpts struct {
+	ns        []int
+	timeScale float64
+	dir       string
+	keep      bool
+	rounds    int
+	timeout   time.Duration
+}
+
+func newBenchRTOCmd(g *Globals) *cobra.Command {
+	var o benchRTOOpts
+	var counts string
+	cmd := &cobra.Command{
+		Use:   "rto [--n 1,8,32] [--time-scale 0.02]",
+		Short: "Unplanned failover on the lab against its critical path and a sequential runbook, for N app servers per product",
+		Long: `For each N, builds the lab with N app servers per product (BPM and Monitor), takes a recovery point with
+BackupWorkflow, destroys the primary (lab disaster) and runs:
+
+  failover    a real FailoverWorkflow (unplanned) on an embedded Temporal server with an in-process
+              worker, timed from the start request to the result;
+  critical    the critical path of that same run, from what its activities measured: restore (groups
+              in parallel, then the environment rewrite) + for each restart tier the slowest member's
+              start and readiness + for each verification level the slowest check;
+  other work  the run's other activities (preflight, recovery point choice, in-flight recovery,
+              redirect, report), also measured inside the activities;
+  overhead    failover - critical - other work: what orchestration adds (workflow tasks, activity
+              dispatch, child workflows, members of a tier not starting together);
+  sequential  the same steps one after another as a shell runbook does, through the same drivers
+              without Temporal, after dc2 is stopped and wiped: restore, each server started and
+              waited for in plan order, each check, the recovery check, the redirect.
+
+Every server of a role starts in the same time (the lab's start-up time of the role, scaled by
+--time-scale), so the slowest member of a tier takes as long as any: the critical path does not
+depend on N, the sequential runbook does.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ns, err := parseRTOCounts(counts)
+			if err != nil {
+				return BadInputf("--n: %v", err)
+			}
+			o.ns = ns
+			if o.timeScale <= 0 || o.timeScale > 1 {
+				return BadInputf("--time-scale: %v is not in (0, 1]", o.timeScale)
+			}
+			if o.rounds < 1 {
+				return BadInputf("--rounds: %d is below 1", o.rounds)
+			}
+			if o.timeout <= 0 {
+				return BadInputf("--timeout: %s is not positive", o.timeout)
+			}
+			return benchRTO(cmd.Context(), g, o)
+		},
+	}
+	cmd.Flags().StringVar(&counts, "n", "1,8,32", "app servers per product, a comma-separated list")
+	cmd.Flags().Float64Var(&o.timeScale, "time-scale", 0.02, "scale of the lab's realistic start-up times (1 = minutes, 0.02: an app server starts in 1.8s)")
+	cmd.Flags().StringVar(&o.dir, "dir", "", "work folder for the labs (default: a new temporary folder, removed afterwards)")
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the labs' folders (logs, stores, plans)")
+	cmd.Flags().IntVar(&o.rounds, "rounds", 1, "failover and sequential runs per N; the fastest of each is kept")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 20*time.Minute, "how long one N may take")
+	return cmd
+}
+
+// parseRTOCounts reads "1,8,32": distinct counts, sorted.
+func parseRTOCounts(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 1 || n > rtoMaxN {
+			return nil, fmt.Errorf("%q is not a count of app servers from 1 to %d", part, rtoMaxN)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%d is listed twice", n)
+		}
+		out = append(out, n)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// rtoSpan is one activity attempt as the worker ran it.
+type rtoSpan struct {
+	Workflow string
+	Activity string
+	// Key is the component, check or group the activity worked on.
+	Key   string
+	Level string
+	// Scheduled is when the workflow scheduled the activity (server clock,
+	// same machine); Begin and End bracket its execution in the worker.
+	Scheduled  time.Time
+	Begin, End time.Time
+	Attempt    int32
+	Failed     bool
+}
+
+func (s rtoSpan) took() time.Duration { return s.End.Sub(s.Begin) }
+
+// rtoRecorder is a worker interceptor that records every activity
+// execution, so the critical path comes from the same run it is compared
+// with, measured inside the worker rather than guessed.
+type rtoRecorder struct {
+	interceptor.WorkerInterceptorBase
+	mu    sync.Mutex
+	spans []rtoSpan
+}
+
+func (r *rtoRecorder) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
+	return &rtoActivityRecorder{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, rec: r}
+}
+
+// take returns and forgets the spans of one run tree (the workflow and its
+// children, whose ids extend the parent's).
+func (r *rtoRecorder) take(workflowID string) []rtoSpan {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out, rest []rtoSpan
+	for _, s := range r.spans {
+		if s.Workflow == workflowID || strings.HasPrefix(s.Workflow, workflowID+"/") {
+			out = append(out, s)
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	r.spans = rest
+	return out
+}
+
+func (r *rtoRecorder) reset() {
+	r.mu.Lock()
+	r.spans = nil
+	r.mu.Unlock()
+}
+
+type rtoActivityRecorder struct {
+	interceptor.ActivityInboundInterceptorBase
+	rec *rtoRecorder
+}
+
+func (a *rtoActivityRecorder) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
+	begin := time.Now()
+	res, err := a.Next.ExecuteActivity(ctx, in)
+	end := time.Now()
+	info := activity.GetInfo(ctx)
+	s := rtoSpan{Workflow: info.WorkflowExecution.ID, Activity: info.ActivityType.Name, Scheduled: info.ScheduledTime,
+		Begin: begin, End: end, Attempt: info.Attempt, Failed: err != nil}
+	if len(in.Args) > 0 {
+		switch arg := in.Args[0].(type) {
+		case activities.ComponentInput:
+			s.Key = arg.Component.Name
+		case activities.ReadyInput:
+			s.Key = arg.Component.Name
+		case activities.CheckInput:
+			s.Key, s.Level = arg.Check.Name, string(arg.Level)
+		case activities.RestoreInput:
+			s.Key = arg.Group.Name
+		}
+	}
+	a.rec.mu.Lock()
+	a.rec.spans = append(a.rec.spans, s)
+	a.rec.mu.Unlock()
+	return res, err
+}
+
+// startRTOStack is startStack with the recorder in the worker: an embedded
+// Temporal server (no UI, state in memory), a client and a worker with
+// drover's workflows and activities, all in this process.
+func startRTOStack(ctx context.Context, g *Globals, rec *rtoRecorder) (*stack, error) {
+	log := g.Logger()
+	srv, err := devserver.Start(ctx, devserver.Options{
+		UIPort: -1, Namespace: g.Namespace, SearchAttributes: workflows.SearchAttributes, Logger: log.Named("temporal"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded Temporal: %w", err)
+	}
+	s := &stack{server: srv, log: log}
+	g.Address = srv.FrontendAddress()
+	c, err := g.Dial()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.client = c
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{rec}})
+	worker.Register(w, activities.New(builtin.Registry(log), log))
+	if err := w.Start(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	s.worker = w
+	return s, nil
+}
+
+// rtoWork is the work of one failover, split as the issue names it.
+type rtoWork struct {
+	// Restore: every group restored (in parallel in the workflow: the
+	// slowest counts), then the environment rewrite.
+	Restore time.Duration
+	// Start: per tier, the slowest member's start plus readiness wait.
+	Start time.Duration
+	// Verify: per level, the slowest check.
+	Verify time.Duration
+	// Other: preflight, recovery point choice, in-flight recovery,
+	// redirect, report.
+	Other time.Duration
+	Tiers []rtoTier
+	// OtherParts is Other by activity.
+	OtherParts map[string]time.Duration
+}
+
+func (w rtoWork) critical() time.Duration { return w.Restore + w.Start + w.Verify }
+
+type rtoTier struct {
+	Index   int
+	Members int
+	Slowest string
+	Took    time.Duration
+}
+
+// rtoOverhead splits the time a failover spends outside its activities'
+// work.
+type rtoOverhead struct {
+	// RunStart: from the start request to the first activity.
+	RunStart time.Duration
+	// Reactions: from an activity's end to the next one's scheduling while
+	// nothing runs (workflow tasks, child workflow starts and ends).
+	Reactions time.Duration
+	// Dispatch: from scheduling to execution while nothing else runs
+	// (matching, polling, retry backoff).
+	Dispatch time.Duration
+	// Tail: from the last activity's end to the result at the client.
+	Tail time.Duration
+	// Skew: time activities ran beyond the stage maxima: parallel members
+	// not starting together, the gap between a member's start and its
+	// readiness wait.
+	Skew time.Duration
+	// Schedule-to-start of every first attempt, mean and max.
+	DispatchMean, DispatchMax time.Duration
+	Activities                int
+	Retries                   int
+}
+
+// rtoAnalyse turns a run's spans into its work and overhead.
+func rtoAnalyse(spans []rtoSpan, tiers []plan.Tier, wallBegin, wallEnd time.Time) (rtoWork, rtoOverhead) {
+	w := rtoWork{OtherParts: map[string]time.Duration{}}
+	groups := map[string]time.Duration{}
+	members := map[string]time.Duration{}
+	checks := map[string]time.Duration{} // level/check
+	var ov rtoOverhead
+	var dispatchSum time.Duration
+	for _, s := range spans {
+		d := s.took()
+		switch {
+		case s.Activity == "RestoreGroup":
+			groups[s.Key] += d
+		case s.Activity == "ApplyEnvironment":
+			w.Restore += d
+		case s.Activity == "StartComponent" || s.Activity == "WaitReady":
+			members[s.Key] += d
+		case s.Activity == "RunCheck" && strings.HasSuffix(s.Workflow, "/verify"):
+			checks[s.Level+"/"+s.Key] += d
+		default:
+			w.Other += d
+			w.OtherParts[s.Activity] += d
+		}
+		if s.Attempt <= 1 {
+			lat := max(s.Begin.Sub(s.Scheduled), 0)
+			dispatchSum += lat
+			ov.DispatchMax = max(ov.DispatchMax, lat)
+			ov.Activities++
+		} else {
+			ov.Retries++
+		}
+	}
+	if ov.Activities > 0 {
+		ov.DispatchMean = dispatchSum / time.Duration(ov.Activities)
+	}
+	var slowestGroup time.Duration
+	for _, d := range groups {
+		slowestGroup = max(slowestGroup, d)
+	}
+	w.Restore += slowestGroup
+	for _, t := range tiers {
+		tier := rtoTier{Index: t.Index, Members: len(t.Components)}
+		for _, name := range t.Components {
+			if d := members[name]; d > tier.Took {
+				tier.Took, tier.Slowest = d, name
+			}
+		}
+		w.Start += tier.Took
+		w.Tiers = append(w.Tiers, tier)
+	}
+	levels := map[string]time.Duration{}
+	for k, d := range checks {
+		level := strings.SplitN(k, "/", 2)[0]
+		levels[level] = max(levels[level], d)
+	}
+	for _, d := range levels {
+		w.Verify += d
+	}
+
+	// Walk the activities in order of execution; every stretch with
+	// nothing running is overhead, split at the moment the next activity
+	// was scheduled.
+	sorted := slices.Clone(spans)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Begin.Before(sorted[j].Begin) })
+	covered := wallBegin
+	var busy time.Duration
+	first := true
+	for _, s := range sorted {
+		if s.Begin.After(covered) {
+			gap := s.Begin.Sub(covered)
+			if first {
+				ov.RunStart += gap
+			} else {
+				react := min(max(s.Scheduled.Sub(covered), 0), gap)
+				ov.Reactions += react
+				ov.Dispatch += gap - react
+			}
+			busy += s.End.Sub(s.Begin)
+			covered = s.End
+		} else if s.End.After(covered) {
+			busy += s.End.Sub(covered)
+			covered = s.End
+		}
+		first = false
+	}
+	if wallEnd.After(covered) {
+		ov.Tail = wallEnd.Sub(covered)
+	}
+	ov.Skew = max(busy-w.critical()-w.Other, 0)
+	return w, ov
+}
+
+// rtoFailover is one measured failover.
+type rtoFailover struct {
+	Took     time.Duration
+	Work     rtoWork
+	Overhead rtoOverhead
+	RTO      time.Duration
+}
+
+func (f rtoFailover) overhead() time.Duration { return f.Took - f.Work.critical() - f.Work.Other }
+
+// rtoSequential is one measured sequential runbook.
+type rtoSequential struct {
+	Took                          time.Duration
+	Restore, Start, Verify, Other time.Duration
+}
+
+// rtoRow is one N's figures.
+type rtoRow struct {
+	N       int `json:"n"`
+	Servers int `json:"servers"`
+	Tiers   int `json:"tiers"`
+
+	FailoverSeconds     float64 `json:"failoverSeconds"`
+	CriticalPathSeconds float64 `json:"criticalPathSeconds"`
+	RestoreSeconds      float64 `json:"restoreSeconds"`
+	StartSeconds        float64 `json:"startSeconds"`
+	VerifySeconds       float64 `json:"verifySeconds"`
+	OtherWorkSeconds    float64 `json:"otherWorkSeconds"`
+	OverheadSeconds     float64 `json:"overheadSeconds"`
+	// OverheadPercent is the overhead as a percentage of the critical path.
+	OverheadPercent float64            `json:"overheadPercent"`
+	OverheadGoalMet bool               `json:"overheadGoalMet"`
+	OverheadParts   map[string]float64 `json:"overheadParts"`
+	OtherWorkParts  map[string]float64 `json:"otherWorkParts"`
+	TierSeconds     []rtoTierFigure    `json:"tiersSlowest"`
+	Activities      int                `json:"activities"`
+	Retries         int                `json:"retries"`
+	DispatchMeanMs  float64            `json:"dispatchMeanMs"`
+	DispatchMaxMs   float64            `json:"dispatchMaxMs"`
+	// RTOSeconds is what the workflow itself reports: declaration (its
+	// start) to traffic redirected.
+	RTOSeconds float64 `json:"rtoSeconds"`
+
+	SequentialSeconds        float64 `json:"sequentialSeconds"`
+	SequentialRestoreSeconds float64 `json:"sequentialRestoreSeconds"`
+	SequentialStartSeconds   float64 `json:"sequentialStartSeconds"`
+	SequentialVerifySeconds  float64 `json:"sequentialVerifySeconds"`
+	SequentialOtherSeconds   float64 `json:"sequentialOtherSeconds"`
+	// Ratio is sequential / failover: how many times faster the failover is.
+	Ratio float64 `json:"sequentialOverFailover"`
+}
+
+type rtoTierFigure struct {
+	Tier    int     `json:"tier"`
+	Members int     `json:"members"`
+	Slowest string  `json:"slowest"`
+	Seconds float64 `json:"seconds"`
+}
+
+type rtoGoals struct {
+	OverheadLimitPercent float64 `json:"overheadLimitPercent"`
+	OverheadMet          bool    `json:"overheadMet"`
+	// Growth from the smallest to the largest N (1 with one N).
+	FailoverGrowth     float64 `json:"failoverGrowth"`
+	CriticalPathGrowth float64 `json:"criticalPathGrowth"`
+	SequentialGrowth   float64 `json:"sequentialGrowth"`
+	FailoverFlat       bool    `json:"failoverFlat"`
+	SequentialGrows    bool    `json:"sequentialGrows"`
+	// Compared is false with a single N: flatness cannot be judged.
+	Compared bool `json:"compared"`
+}
+
+type rtoDoc struct {
+	TimeScale      float64            `json:"timeScale"`
+	Rounds         int                `json:"rounds"`
+	StartupSeconds map[string]float64 `json:"startupSeconds"`
+	Rows           []rtoRow           `json:"rows"`
+	Goals          rtoGoals           `json:"goals"`
+	Notes          []string           `json:"notes"`
+}
+
+func benchRTO(ctx context.Context, g *Globals, o benchRTOOpts) (err error) {
+	log := g.Logger()
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the drover executable for the lab's servers: %w", err)
+	}
+	// The lab's servers start from this binary and end with this process.
+	restoreEnv := rtoSetenv(map[string]string{lab.EnvExe: exe, lab.EnvWatchPID: strconv.Itoa(os.Getpid())})
+	defer restoreEnv()
+
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "drover-bench-rto-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(dir)
+		}
+	} else {
+		if dir, err = filepath.Abs(dir); err != nil {
+			return BadInputf("--dir: %v", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return BadInputf("--dir: %v", err)
+		}
+		o.keep = true
+	}
+
+	// The worker must stop before the labs go down, or a run still going
+	// could start a server after the lab was cleared.
+	var st *stack
+	var labs []*lab.Lab
+	defer func() {
+		if st != nil {
+			st.Close()
+		}
+		for _, l := range labs {
+			if derr := l.Down(); derr != nil {
+				log.Warn("lab down", zap.String("dir", l.Dir), zap.Error(derr))
+			}
+		}
+	}()
+	rec := &rtoRecorder{}
+	if st, err = startRTOStack(ctx, g, rec); err != nil {
+		return err
+	}
+
+	doc := rtoDoc{TimeScale: o.timeScale, Rounds: o.rounds, StartupSeconds: map[string]float64{}}
+	for _, r := range []lab.Role{lab.RoleDatabase, lab.RoleDmgr, lab.RoleNodeAgent, lab.RoleMessaging, lab.RoleSupport, lab.RoleApp} {
+		doc.StartupSeconds[string(r)] = lab.StartupTime(r, o.timeScale).Seconds()
+	}
+	for _, n := range o.ns {
+		if !g.JSON() {
+			fmt.Fprintf(g.Stdout, "N=%d: lab with %d app servers per product ...\n", n, n)
+		}
+		row, err := rtoRunN(ctx, g, st, rec, dir, n, o, &labs)
+		if err != nil {
+			return fmt.Errorf("bench rto, N=%d: %w", n, err)
+		}
+		doc.Rows = append(doc.Rows, row)
+	}
+	doc.Goals = rtoJudge(doc.Rows)
+	doc.Notes = []string{
+		"failover: FailoverWorkflow (unplanned) on an embedded Temporal server with an in-process worker, from the start request to the result at the client",
+		"critical path and other work: activity executions recorded by a worker interceptor in the same run",
+		"the bench plan has no start-secondary gate (nobody to wait for); gates that open anyway time out after 1m and abort the run",
+		"sequential: the same drivers without Temporal, one step after another; it does no preflight and writes no report",
+		"the sequential run follows the failover on the same lab, so it reads a warmer page cache",
+	}
+	if g.JSON() {
+		enc := json.NewEncoder(g.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	rtoPrint(g.Stdout, doc)
+	return nil
+}
+
+// rtoSetenv sets variables and returns a function putting the old values back.
+func rtoSetenv(vars map[string]string) func() {
+	old := map[string]*string{}
+	for k, v := range vars {
+		if prev, ok := os.LookupEnv(k); ok {
+			old[k] = &prev
+		} else {
+			old[k] = nil
+		}
+		os.Setenv(k, v)
+	}
+	return func() {
+		for k, v := range old {
+			if v == nil {
+				os.Unsetenv(k)
+			} else {
+				os.Setenv(k, *v)
+			}
+		}
+	}
+}
+
+// rtoRunN builds the lab for one N, takes a point, destroys the primary and
+// measures the failover and the sequential runbook.
+func rtoRunN(ctx context.Context, g *Globals, st *stack, rec *rtoRecorder, dir string, n int, o benchRTOOpts, labs *[]*lab.Lab) (row rtoRow, err error) {
+	log := g.Logger()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	labDir := filepath.Join(dir, fmt.Sprintf("n%d", n))
+	if err := rtoClearLabDir(labDir, log); err != nil {
+		return row, err
+	}
+	if err := os.MkdirAll(filepath.Join(labDir, "store"), 0o755); err != nil {
+		return row, err
+	}
+	components := 2*n + 8
+	base, err := lab.FreeBasePort(components + 1)
+	if err != nil {
+		return row, err
+	}
+	planPath := filepath.Join(labDir, "plan.yaml")
+	if err := os.WriteFile(planPath, []byte(rtoPlanText(fmt.Sprintf("rto-n%d", n), labDir, n, base, o.timeScale)), 0o644); err != nil {
+		return row, err
+	}
+	reg := builtin.Registry(log)
+	p, err := plan.LoadAndValidate(planPath, reg)
+	if err != nil {
+		return row, fmt.Errorf("the benchmark's own plan does not validate (a bug): %w", err)
+	}
+	tiers, err := plan.Tiers(p)
+	if err != nil {
+		return row, err
+	}
+	topo, _, err := labTopology(p, base, o.timeScale)
+	if err != nil {
+		return row, err
+	}
+	l, err := lab.Create(labDir, topo, log)
+	if err != nil {
+		return row, err
+	}
+	*labs = append(*labs, l)
+	defer func() {
+		// A failed N is left to the caller, which stops the worker first.
+		if err == nil {
+			if derr := l.Down(); derr != nil {
+				err = derr
+			}
+			if !o.keep {
+				_ = os.RemoveAll(labDir)
+			}
+		}
+	}()
+	if err := l.Up(ctx); err != nil {
+		return row, fmt.Errorf("lab up: %w", err)
+	}
+	store, err := openPlanStore(p)
+	if err != nil {
+		return row, err
+	}
+	if _, err := store.Transition(p.Name, catalog.StateEnabled, "secondary", "drover bench rto", time.Now()); err != nil {
+		return row, fmt.Errorf("enable plan %s: %w", p.Name, err)
+	}
+	var backup workflows.BackupResult
+	if err := runWorkflow(ctx, st.client, fmt.Sprintf("drover/%s/backup/bench", p.Name), p.Name, workflows.KindBackup,
+		workflows.BackupWorkflow, workflows.BackupInput{Plan: *p, Reason: "bench", Mode: activities.ModeFull}, &backup); err != nil {
+		return row, fmt.Errorf("backup: %w", err)
+	}
+	if _, err := l.Disaster(p.Sites.Primary.Name); err != nil {
+		return row, err
+	}
+
+	var best rtoFailover
+	var bestSeq rtoSequential
+	for round := 1; round <= o.rounds; round++ {
+		if err := rtoResetSecondary(ctx, l, p); err != nil {
+			return row, err
+		}
+		f, err := rtoRunFailover(ctx, st, rec, p, tiers, backup.Point.ID)
+		if err != nil {
+			return row, err
+		}
+		if round == 1 || f.Took < best.Took {
+			best = f
+		}
+		if err := rtoResetSecondary(ctx, l, p); err != nil {
+			return row, err
+		}
+		s, err := rtoRunSequential(ctx, reg, activities.New(reg, log), p, tiers, store, backup.Point.ID)
+		if err != nil {
+			return row, err
+		}
+		if round == 1 || s.Took < bestSeq.Took {
+			bestSeq = s
+		}
+		log.Info("bench rto round", zap.Int("n", n), zap.Int("round", round),
+			zap.Duration("failover", f.Took), zap.Duration("critical", f.Work.critical()), zap.Duration("sequential", s.Took))
+	}
+	return rtoMakeRow(n, len(p.Components), best, bestSeq), nil
+}
+
+// rtoClearLabDir stops and removes a lab an earlier run left in dir; a
+// folder holding something else is refused.
+func rtoClearLabDir(dir string, log *zap.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	old, err := lab.Open(dir, log)
+	if err != nil {
+		return BadInputf("%s holds something that is not a lab of drover bench rto; give another --dir", dir)
+	}
+	if err := old.Down(); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// rtoResetSecondary puts dc2 back to nothing: every server stopped, its
+// data root emptied, the front door pointing at the (lost) primary.
+func rtoResetSecondary(ctx context.Context, l *lab.Lab, p *plan.Plan) error {
+	site := p.Sites.Secondary.Name
+	if err := l.StopSite(ctx, site, true); err != nil {
+		return fmt.Errorf("reset %s: %w", site, err)
+	}
+	root := l.L.DataRoot(site)
+	entries, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reset %s: %w", site, err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+			return fmt.Errorf("reset %s: %w", site, err)
+		}
+	}
+	if _, err := l.Route(ctx, p.Sites.Primary.Name); err != nil {
+		return fmt.Errorf("reset the front door: %w", err)
+	}
+	return nil
+}
+
+func rtoRunFailover(ctx context.Context, st *stack, rec *rtoRecorder, p *plan.Plan, tiers []plan.Tier, pointID string) (rtoFailover, error) {
+	id := switchoverID(p.Name)
+	rec.take(id) // spans of an earlier round
+	begin := time.Now()
+	run, err := startRun(ctx, st.client, id, p.Name, workflows.KindFailover, workflows.FailoverWorkflow,
+		workflows.FailoverInput{Plan: *p, PointID: pointID})
+	if err != nil {
+		return rtoFailover{}, err
+	}
+	var res workflows.FailoverResult
+	err = run.Get(ctx, &res)
+	end := time.Now()
+	if err != nil {
+		return rtoFailover{}, fmt.Errorf("failover %s: %w", id, err)
+	}
+	if !res.Verify.Valid || res.Redirected.IsZero() {
+		return rtoFailover{}, fmt.Errorf("failover %s ended without a verified, redirected secondary (valid=%v, failed level %q)",
+			id, res.Verify.Valid, res.Verify.FailedLevel)
+	}
+	spans := rec.take(id)
+	f := rtoFailover{Took: end.Sub(begin), RTO: res.RTO.Achieved}
+	f.Work, f.Overhead = rtoAnalyse(spans, tiers, begin, end)
+	return f, nil
+}
+
+// rtoRunSequential is the shell runbook: the failover's steps at the
+// secondary one after another, through the same drivers and activity code,
+// without Temporal.
+func rtoRunSequential(ctx context.Context, reg *drivers.Registry, acts *activities.Activities, p *plan.Plan, tiers []plan.Tier,
+	store *catalog.Store, pointID string) (rtoSequential, error) {
+	var s rtoSequential
+	sec := activities.SiteRef{Role: plan.SiteSecondary, Site: *p.Sites.Secondary}
+	dsite := drivers.Site{Name: sec.Site.Name, Role: sec.Role, Settings: sec.Site.Settings}
+	begin := time.Now()
+	step := begin
+	lap := func() time.Duration {
+		now := time.Now()
+		d := now.Sub(step)
+		step = now
+		return d
+	}
+
+	for _, grp := range p.Storage.Groups {
+		d, err := reg.Storage(grp.Driver)
+		if err != nil {
+			return s, err
+		}
+		sd, ok := d.(storage.Driver)
+		if !ok {
+			return s, fmt.Errorf("driver %q is not a storage driver", grp.Driver)
+		}
+		if _, err := sd.Restore(ctx, storage.RestoreRequest{
+			Plan: p.Name, PointID: pointID, Store: store.Root, Site: dsite, Replace: true,
+			Group: storage.Group{Name: grp.Name, Driver: grp.Driver, Components: grp.Components, Settings: grp.Settings},
+		}, nil); err != nil {
+			return s, fmt.Errorf("sequential: restore group %s: %w", grp.Name, err)
+		}
+	}
+	if len(p.Environment) > 0 {
+		if _, err := acts.ApplyEnvironment(ctx, activities.EnvironmentInput{Site: sec, FromRole: plan.SitePrimary, Rewrites: p.Environment}); err != nil {
+			return s, fmt.Errorf("sequential: environment: %w", err)
+		}
+	}
+	s.Restore = lap()
+
+	for _, t := range tiers {
+		for _, name := range t.Components {
+			c, ok := findPlanComponent(p, name)
+			if !ok {
+				return s, fmt.Errorf("sequential: tier %d names unknown component %s", t.Index, name)
+			}
+			m, err := reg.Middleware(c.Driver)
+			if err != nil {
+				return s, err
+			}
+			target := drivers.Target{Plan: p.Name, Site: dsite, Component: drivers.Component{
+				Name: c.Name, Role: string(c.Role), Product: c.Product, Settings: c.Settings}}
+			if _, err := m.Start(ctx, target); err != nil {
+				return s, fmt.Errorf("sequential: start %s: %w", c.Name, err)
+			}
+			// Readiness as the restart's wait does it: the driver's status
+			// until running, every 250ms.
+			for {
+				st, err := m.Status(ctx, target)
+				if err == nil && st.State == drivers.StateRunning {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return s, fmt.Errorf("sequential: %s not ready: %w", c.Name, ctx.Err())
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+		}
+	}
+	s.Start = lap()
+
+	for _, level := range plan.Levels {
+		for _, c := range p.Verification.Checks(level) {
+			out, err := acts.RunCheck(ctx, activities.CheckInput{Plan: p.Name, Site: sec, Level: level, Check: c})
+			if err != nil {
+				return s, fmt.Errorf("sequential: check %s: %w", c.Name, err)
+			}
+			if !out.Result.Passed && level.Fatal() {
+				return s, fmt.Errorf("sequential: %s level failed: %s", level, out.Result.Summary)
+			}
+		}
+	}
+	s.Verify = lap()
+
+	for _, c := range p.Recovery {
+		for {
+			out, err := acts.RunCheck(ctx, activities.CheckInput{Plan: p.Name, Site: sec, Check: c})
+			if err == nil && out.Result.Passed {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return s, fmt.Errorf("sequential: recovery check %s: %w", c.Name, ctx.Err())
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	if p.Redirect != nil {
+		if _, err := acts.Redirect(ctx, activities.RedirectInput{Plan: p.Name, Redirect: *p.Redirect, Site: sec}); err != nil {
+			return s, fmt.Errorf("sequential: redirect: %w", err)
+		}
+	}
+	s.Other = lap()
+	s.Took = time.Since(begin)
+	return s, nil
+}
+
+func findPlanComponent(p *plan.Plan, name string) (plan.Component, bool) {
+	for _, c := range p.Components {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return plan.Component{}, false
+}
+
+func rtoMakeRow(n, servers int, f rtoFailover, s rtoSequential) rtoRow {
+	sec := func(d time.Duration) float64 { return d.Seconds() }
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	crit := f.Work.critical()
+	ov := f.overhead()
+	row := rtoRow{
+		N: n, Servers: servers, Tiers: len(f.Work.Tiers),
+		FailoverSeconds: sec(f.Took), CriticalPathSeconds: sec(crit),
+		RestoreSeconds: sec(f.Work.Restore), StartSeconds: sec(f.Work.Start), VerifySeconds: sec(f.Work.Verify),
+		OtherWorkSeconds: sec(f.Work.Other), OverheadSeconds: sec(ov),
+		OverheadParts: map[string]float64{
+			"runStart": sec(f.Overhead.RunStart), "reactions": sec(f.Overhead.Reactions), "dispatch": sec(f.Overhead.Dispatch),
+			"tail": sec(f.Overhead.Tail), "skew": sec(f.Overhead.Skew),
+		},
+		OtherWorkParts: map[string]float64{},
+		Activities:     f.Overhead.Activities, Retries: f.Overhead.Retries,
+		DispatchMeanMs: ms(f.Overhead.DispatchMean), DispatchMaxMs: ms(f.Overhead.DispatchMax),
+		RTOSeconds:        sec(f.RTO),
+		SequentialSeconds: sec(s.Took), SequentialRestoreSeconds: sec(s.Restore), SequentialStartSeconds: sec(s.Start),
+		SequentialVerifySeconds: sec(s.Verify), SequentialOtherSeconds: sec(s.Other),
+	}
+	if crit > 0 {
+		row.OverheadPercent = 100 * ov.Seconds() / crit.Seconds()
+	}
+	row.OverheadGoalMet = crit > 0 && row.OverheadPercent <= rtoOverheadGoalPercent
+	if f.Took > 0 {
+		row.Ratio = s.Took.Seconds() / f.Took.Seconds()
+	}
+	for k, v := range f.Work.OtherParts {
+		row.OtherWorkParts[k] = sec(v)
+	}
+	for _, t := range f.Work.Tiers {
+		row.TierSeconds = append(row.TierSeconds, rtoTierFigure{Tier: t.Index, Members: t.Members, Slowest: t.Slowest, Seconds: sec(t.Took)})
+	}
+	return row
+}
+
+func rtoJudge(rows []rtoRow) rtoGoals {
+	g := rtoGoals{OverheadLimitPercent: rtoOverheadGoalPercent, OverheadMet: len(rows) > 0,
+		FailoverGrowth: 1, CriticalPathGrowth: 1, SequentialGrowth: 1}
+	for _, r := range rows {
+		g.OverheadMet = g.OverheadMet && r.OverheadGoalMet
+	}
+	if len(rows) < 2 {
+		return g
+	}
+	lo, hi := rows[0], rows[len(rows)-1]
+	ratio := func(a, b float64) float64 {
+		if a <= 0 {
+			return 0
+		}
+		return b / a
+	}
+	g.Compared = true
+	g.FailoverGrowth = ratio(lo.FailoverSeconds, hi.FailoverSeconds)
+	g.CriticalPathGrowth = ratio(lo.CriticalPathSeconds, hi.CriticalPathSeconds)
+	g.SequentialGrowth = ratio(lo.SequentialSeconds, hi.SequentialSeconds)
+	g.FailoverFlat = g.FailoverGrowth <= rtoFlatGrowth
+	g.SequentialGrows = g.SequentialGrowth >= rtoGrowsGrowth
+	return g
+}
+
+func rtoPrint(out io.Writer, doc rtoDoc) {
+	var roles []string
+	for _, r := range []lab.Role{lab.RoleDatabase, lab.RoleDmgr, lab.RoleNodeAgent, lab.RoleMessaging, lab.RoleSupport, lab.RoleApp} {
+		roles = append(roles, fmt.Sprintf("%s %.2fs", r, doc.StartupSeconds[string(r)]))
+	}
+	fmt.Fprintf(out, "\ndrover bench rto: unplanned failover vs its critical path and a sequential runbook (time scale %g; start-up: %s; best of %d)\n\n",
+		doc.TimeScale, strings.Join(roles, ", "), doc.Rounds)
+	fmt.Fprintf(out, "%4s %7s %5s %10s %10s %10s %10s %9s %11s %13s\n",
+		"N", "servers", "tiers", "failover", "critical", "other", "overhead", "overhead%", "sequential", "seq/failover")
+	for _, r := range doc.Rows {
+		fmt.Fprintf(out, "%4d %7d %5d %9.2fs %9.2fs %9.2fs %9.3fs %8.1f%% %10.2fs %12.1fx\n",
+			r.N, r.Servers, r.Tiers, r.FailoverSeconds, r.CriticalPathSeconds, r.OtherWorkSeconds, r.OverheadSeconds,
+			r.OverheadPercent, r.SequentialSeconds, r.Ratio)
+	}
+	fmt.Fprintln(out)
+	for _, r := range doc.Rows {
+		fmt.Fprintf(out, "N=%d: critical %.2fs = restore %.3fs + start %.2fs + verify %.3fs; other work %.3fs (%s)\n",
+			r.N, r.CriticalPathSeconds, r.RestoreSeconds, r.StartSeconds, r.VerifySeconds, r.OtherWorkSeconds, rtoParts(r.OtherWorkParts))
+		var tiers []string
+		for _, t := range r.TierSeconds {
+			tiers = append(tiers, fmt.Sprintf("%d×%.2fs", t.Members, t.Seconds))
+		}
+		fmt.Fprintf(out, "     tiers (members × slowest start): %s\n", strings.Join(tiers, ", "))
+		fmt.Fprintf(out, "     overhead %.3fs = run start %.3fs + workflow reactions %.3fs + activity dispatch %.3fs + parallel skew %.3fs + result %.3fs\n",
+			r.OverheadSeconds, r.OverheadParts["runStart"], r.OverheadParts["reactions"], r.OverheadParts["dispatch"],
+			r.OverheadParts["skew"], r.OverheadParts["tail"])
+		fmt.Fprintf(out, "     %d activities, %d retries; schedule-to-start mean %.1fms, max %.1fms; RTO reported by the run %.2fs\n",
+			r.Activities, r.Retries, r.DispatchMeanMs, r.DispatchMaxMs, r.RTOSeconds)
+		fmt.Fprintf(out, "     sequential %.2fs = restore %.3fs + start %.2fs + verify %.3fs + recovery and redirect %.3fs\n",
+			r.SequentialSeconds, r.SequentialRestoreSeconds, r.SequentialStartSeconds, r.SequentialVerifySeconds, r.SequentialOtherSeconds)
+	}
+	fmt.Fprintln(out)
+	g := doc.Goals
+	var pct []string
+	for _, r := range doc.Rows {
+		pct = append(pct, fmt.Sprintf("N=%d %.1f%%", r.N, r.OverheadPercent))
+	}
+	fmt.Fprintf(out, "goal: orchestration overhead ≤ %.0f%% of the critical path: %s (%s)\n", g.OverheadLimitPercent, yesNo(g.OverheadMet), strings.Join(pct, ", "))
+	if !g.Compared {
+		fmt.Fprintln(out, "goal: failover flat in N while the sequential runbook grows: not judged (one N; give --n with several)")
+	} else {
+		lo, hi := doc.Rows[0], doc.Rows[len(doc.Rows)-1]
+		fmt.Fprintf(out, "goal: failover flat in N (within ×%.2f): %s: %.2fs at N=%d → %.2fs at N=%d (×%.2f; critical path ×%.2f)\n",
+			rtoFlatGrowth, yesNo(g.FailoverFlat), lo.FailoverSeconds, lo.N, hi.FailoverSeconds, hi.N, g.FailoverGrowth, g.CriticalPathGrowth)
+		fmt.Fprintf(out, "goal: sequential runbook grows with N (×%.1f or more): %s: %.2fs → %.2fs (×%.2f)\n",
+			rtoGrowsGrowth, yesNo(g.SequentialGrows), lo.SequentialSeconds, hi.SequentialSeconds, g.SequentialGrowth)
+	}
+	fmt.Fprintln(out)
+	for _, n := range doc.Notes {
+		fmt.Fprintf(out, "note: %s\n", n)
+	}
+}
+
+func rtoParts(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.3fs", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// rtoPlanText is the lab's plan (examples/plans/lab.yaml) with n app
+// servers per product, paths and ports of this bench's lab, a long RPO and
+// no start-secondary gate: the bench has nobody to wait for. The gates a
+// failure would open time out quickly and abort.
+func rtoPlanText(name, labDir string, n, basePort int, timeScale float64) string {
+	var b strings.Builder
+	q := jsonString
+	site := func(role, site, host string) {
+		// No installation manifest: the lab's manifests name their own
+		// site, host and creation time, so two sites never compare equal.
+		fmt.Fprintf(&b, "  %s:\n    name: %s\n    settings:\n", role, site)
+		fmt.Fprintf(&b, "      labDir: %s\n      dataRoot: %s\n      host: %s\n      basePort: %d\n      timeScale: %g\n",
+			q(labDir), q(filepath.Join(labDir, "sites", site, "data")), host, basePort, timeScale)
+	}
+	fmt.Fprintf(&b, "apiVersion: drover/v1\nname: %s\ndescription: drover bench rto, %d app servers per product\nrpo: 24h\nrto: 1h\nproducts: [bpm, monitor]\nsites:\n", name, n)
+	site("primary", "dc1", lab.HostPrimary)
+	site("secondary", "dc2", lab.HostSecondary)
+	site("sandbox", "sandbox", lab.HostSandbox)
+	var names []string
+	comp := func(name, role, product, node string) {
+		names = append(names, name)
+		fmt.Fprintf(&b, "  - name: %s\n    role: %s\n    driver: lab\n    startTimeout: 10m\n", name, role)
+		if product != "" {
+			fmt.Fprintf(&b, "    product: %s\n", product)
+		}
+		if node != "" {
+			fmt.Fprintf(&b, "    settings: {node: %s}\n", node)
+		}
+	}
+	b.WriteString("components:\n")
+	comp("db", "database", "", "")
+	comp("dmgr", "dmgr", "", "")
+	comp("nodeagent1", "nodeagent", "", "node1")
+	comp("nodeagent2", "nodeagent", "", "node2")
+	for _, prod := range []struct{ name, prefix, home string }{{"bpm", "bpm", "node1"}, {"monitor", "mon", "node2"}} {
+		comp(prod.prefix+"-me1", "messaging", prod.name, prod.home)
+		comp(prod.prefix+"-support1", "support", prod.name, prod.home)
+		for i := 1; i <= n; i++ {
+			comp(fmt.Sprintf("%s-app%d", prod.prefix, i), "app", prod.name, fmt.Sprintf("node%d", 2-i%2))
+		}
+	}
+	fmt.Fprintf(&b, `storage:
+  store:
+    path: %s
+  groups:
+    - name: cell
+      driver: archive
+      classes: [configuration, runtime]
+      quiesce: true
+      components: [db]
+      settings:
+        members: [%s]
+verification:
+  system:
+    - {name: servers-and-messaging-engines, driver: lab, settings: {check: system}}
+  application:
+    - {name: applications-and-templates, driver: lab, settings: {check: application}}
+  instance:
+    - {name: process-instances, driver: lab, settings: {check: instance, stuckAfter: 2m}}
+  consistency:
+    - {name: bpm-monitor-agree, driver: lab, settings: {check: consistency}}
+  sca:
+    - {name: sync-and-async-invocation, driver: lab, settings: {check: sca}}
+  monitoring:
+    - {name: new-instance-on-dashboard, driver: lab, settings: {check: monitoring, timeout: 1m}}
+approvers:
+  - name: bench
+gates:
+  - {name: accept-data-loss, approvers: [bench], timeout: 1m, onTimeout: abort}
+  - {name: start-failed, approvers: [bench], timeout: 1m, onTimeout: abort}
+recovery:
+  - {name: inflight-resumed, driver: lab, settings: {check: instance, stuckAfter: 2m}}
+environment:
+  - name: site-host
+    files: ["*/config/*.json"]
+    primary: %s
+    secondary: %s
+    sandbox: %s
+redirect:
+  driver: lab
+`, q(filepath.Join(labDir, "store")), strings.Join(names, ", "), lab.HostPrimary, lab.HostSecondary, lab.HostSandbox)
+	return b.String()
+}
