@@ -18,6 +18,7 @@ import (
 
 	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/approval"
+	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -177,6 +178,48 @@ func hasPendingGate(st workflows.Status) bool {
 	return slices.ContainsFunc(st.Gates, func(g workflows.GateRecord) bool { return g.Outcome == workflows.OutcomePending })
 }
 
+// runSpec is one kind of run a command starts from a plan.
+type runSpec struct {
+	kind string
+	id   func(*plan.Plan) string
+	wf   any
+	// input builds the workflow input; an error is bad input.
+	input func(*plan.Plan) (any, error)
+	// before runs with a client before the start (refusals, warnings).
+	before func(context.Context, client.Client, *plan.Plan) error
+	result any
+}
+
+// runFromPlan loads and checks the plan, starts the run and follows it: the
+// shape every run command shares.
+func runFromPlan(ctx context.Context, g *Globals, f runFlags, spec runSpec) error {
+	p, _, err := loadCheckedPlan(g, f.plan)
+	if err != nil {
+		return err
+	}
+	in, err := spec.input(p)
+	if err != nil {
+		return err
+	}
+	c, err := g.Dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if spec.before != nil {
+		if err := spec.before(ctx, c, p); err != nil {
+			return err
+		}
+	}
+	run, err := startRun(ctx, c, spec.id(p), p.Name, spec.kind, spec.wf, in)
+	if err != nil {
+		return err
+	}
+	return finishRun(ctx, g, c, run, f.watch, spec.result)
+}
+
+func switchoverOf(p *plan.Plan) string { return switchoverID(p.Name) }
+
 func newFailoverCmd(g *Globals) *cobra.Command {
 	var f runFlags
 	var planned, unplanned bool
@@ -189,25 +232,19 @@ func newFailoverCmd(g *Globals) *cobra.Command {
 			if planned == unplanned {
 				return BadInputf("failover: give exactly one of --planned or --unplanned")
 			}
-			p, _, err := loadCheckedPlan(g, f.plan)
-			if err != nil {
-				return err
-			}
-			c, err := g.Dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if running(cmd.Context(), c, drillID(p.Name)) {
-				g.Logger().Warn("a drill of this plan is running; it uses the sandbox only and goes on")
-			}
-			run, err := startRun(cmd.Context(), c, switchoverID(p.Name), p.Name, workflows.KindFailover, workflows.FailoverWorkflow,
-				workflows.FailoverInput{Plan: *p, Planned: planned, PointID: point})
-			if err != nil {
-				return err
-			}
-			var res workflows.FailoverResult
-			return finishRun(cmd.Context(), g, c, run, f.watch, &res)
+			return runFromPlan(cmd.Context(), g, f, runSpec{
+				kind: workflows.KindFailover, id: switchoverOf, wf: workflows.FailoverWorkflow,
+				input: func(p *plan.Plan) (any, error) {
+					return workflows.FailoverInput{Plan: *p, Planned: planned, PointID: point}, nil
+				},
+				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
+					if running(ctx, c, drillID(p.Name)) {
+						g.Logger().Warn("a drill of this plan is running; it uses the sandbox only and goes on")
+					}
+					return nil
+				},
+				result: &workflows.FailoverResult{},
+			})
 		},
 	}
 	f.add(cmd)
@@ -224,22 +261,11 @@ func newFailbackCmd(g *Globals) *cobra.Command {
 		Short: "Return the cell from the secondary to the primary site",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := loadCheckedPlan(g, f.plan)
-			if err != nil {
-				return err
-			}
-			c, err := g.Dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			run, err := startRun(cmd.Context(), c, switchoverID(p.Name), p.Name, workflows.KindFailback, workflows.FailbackWorkflow,
-				workflows.FailbackInput{Plan: *p})
-			if err != nil {
-				return err
-			}
-			var res workflows.FailbackResult
-			return finishRun(cmd.Context(), g, c, run, f.watch, &res)
+			return runFromPlan(cmd.Context(), g, f, runSpec{
+				kind: workflows.KindFailback, id: switchoverOf, wf: workflows.FailbackWorkflow,
+				input:  func(p *plan.Plan) (any, error) { return workflows.FailbackInput{Plan: *p}, nil },
+				result: &workflows.FailbackResult{},
+			})
 		},
 	}
 	f.add(cmd)
@@ -254,28 +280,22 @@ func newDrillCmd(g *Globals) *cobra.Command {
 		Short: "Restore the newest valid point into the sandbox, verify it, measure the RTO, clean up",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := loadCheckedPlan(g, f.plan)
-			if err != nil {
-				return err
-			}
-			if p.Sites.Sandbox == nil {
-				return BadInputf("%s: sites.sandbox: a drill needs an isolated sandbox site", f.plan)
-			}
-			c, err := g.Dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if running(cmd.Context(), c, switchoverID(p.Name)) {
-				return BadInputf("drill of plan %s refused: a failover or failback (%s) is running", p.Name, switchoverID(p.Name))
-			}
-			run, err := startRun(cmd.Context(), c, drillID(p.Name), p.Name, workflows.KindDrill, workflows.DrillWorkflow,
-				workflows.DrillInput{Plan: *p, PointID: point})
-			if err != nil {
-				return err
-			}
-			var res workflows.DrillResult
-			return finishRun(cmd.Context(), g, c, run, f.watch, &res)
+			return runFromPlan(cmd.Context(), g, f, runSpec{
+				kind: workflows.KindDrill, id: func(p *plan.Plan) string { return drillID(p.Name) }, wf: workflows.DrillWorkflow,
+				input: func(p *plan.Plan) (any, error) {
+					if p.Sites.Sandbox == nil {
+						return nil, BadInputf("%s: sites.sandbox: a drill needs an isolated sandbox site", f.plan)
+					}
+					return workflows.DrillInput{Plan: *p, PointID: point}, nil
+				},
+				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
+					if running(ctx, c, switchoverID(p.Name)) {
+						return BadInputf("drill of plan %s refused: a failover or failback (%s) is running", p.Name, switchoverID(p.Name))
+					}
+					return nil
+				},
+				result: &workflows.DrillResult{},
+			})
 		},
 	}
 	f.add(cmd)

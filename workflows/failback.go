@@ -59,17 +59,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 
 	// Drain the secondary, then back it up: with no new work arriving the
 	// point holds everything committed there.
-	r.phase(ctx, "drain")
-	if p.Redirect != nil {
-		step := r.begin(ctx, "drain new work at the front door")
-		if err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.DrainTraffic, activities.RedirectInput{
-			Plan: p.Name, Redirect: *p.Redirect, Site: secondary,
-		}).Get(ctx, nil); err != nil {
-			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
-		} else {
-			r.end(ctx, step, OutcomeOK, 1, "")
-		}
-	}
+	drain(ctx, r, p, secondary)
 	r.phase(ctx, "backup-secondary")
 	step := r.begin(ctx, "backup of "+secondary.Site.Name)
 	opts := r.childOptions(ctx, id+"/backup-secondary", KindBackup)

@@ -227,18 +227,7 @@ func (f *failover) primarySide(ctx workflow.Context) string {
 		return id
 	}
 
-	f.r.phase(ctx, "drain")
-	if p.Redirect != nil {
-		step := f.r.begin(ctx, "drain new work at the front door")
-		err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.DrainTraffic, activities.RedirectInput{
-			Plan: p.Name, Redirect: *p.Redirect, Site: primary,
-		}).Get(ctx, nil)
-		if err != nil {
-			f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
-		} else {
-			f.r.end(ctx, step, OutcomeOK, 1, "")
-		}
-	}
+	drain(ctx, f.r, p, primary)
 	f.sites.set("primary", p.Sites.Primary, "drained")
 	id, err := f.invocationBackup(ctx, 0)
 	if err != nil {
@@ -442,4 +431,23 @@ func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site activities.Site
 	}
 	r.end(ctx, step, OutcomeOK, 1, detail)
 	return nil
+}
+
+// drain stops new work reaching a site before its last backup. A failed
+// drain is recorded, not fatal: the orderly stop that follows drains the
+// servers themselves.
+func drain(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) {
+	r.phase(ctx, "drain")
+	if p.Redirect == nil {
+		return
+	}
+	step := r.begin(ctx, "drain new work at the front door")
+	err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.DrainTraffic, activities.RedirectInput{
+		Plan: p.Name, Redirect: *p.Redirect, Site: site,
+	}).Get(ctx, nil)
+	if err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return
+	}
+	r.end(ctx, step, OutcomeOK, 1, "")
 }
