@@ -32,20 +32,21 @@ import (
 // of the cell (per site), so failures can be injected.
 
 type siteCell struct {
-	mu        sync.Mutex
-	running   map[string]bool // site/component
-	starts    []string
-	stops     []string
-	quiesced  map[string]bool
-	quiesces  int
-	resumes   int
-	failCheck map[string]bool // site/check -> fails
-	pointsAt  string
-	drained   []string
+	mu          sync.Mutex
+	failQuiesce map[string]bool // site/component whose quiesce fails
+	running     map[string]bool // site/component
+	starts      []string
+	stops       []string
+	quiesced    map[string]bool
+	quiesces    int
+	resumes     int
+	failCheck   map[string]bool // site/check -> fails
+	pointsAt    string
+	drained     []string
 }
 
 func newSiteCell() *siteCell {
-	return &siteCell{running: map[string]bool{}, quiesced: map[string]bool{}, failCheck: map[string]bool{}}
+	return &siteCell{running: map[string]bool{}, quiesced: map[string]bool{}, failCheck: map[string]bool{}, failQuiesce: map[string]bool{}}
 }
 
 func key(t drivers.Target) string { return t.Site.Name + "/" + t.Component.Name }
@@ -83,6 +84,9 @@ func (c *siteCell) Status(_ context.Context, t drivers.Target) (drivers.Status, 
 func (c *siteCell) Quiesce(_ context.Context, t drivers.Target) (drivers.Evidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failQuiesce[key(t)] {
+		return drivers.Evidence{}, drivers.Unsupported(fmt.Errorf("%s: write suspend refused: log full", key(t)))
+	}
 	c.quiesced[key(t)] = true
 	c.quiesces++
 	return drivers.Evidence{Action: "quiesce " + key(t)}, nil
@@ -526,4 +530,44 @@ func TestFailoverRefusesAPlanThatIsNotEnabledUnlessForcedAtAGate(t *testing.T) {
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, "dc2", e.cell.pointsAt)
+}
+
+func TestQuiesceFailureResumesTheOthersAndFailsClearly(t *testing.T) {
+	e := newDREnv(t)
+	e.cell.failQuiesce["dc1/app"] = true
+	env := e.env()
+	env.ExecuteWorkflow(BackupWorkflow, BackupInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "quiesce")
+	require.Contains(t, err.Error(), "write suspend refused: log full")
+	require.False(t, e.cell.quiesced["dc1/db"], "the component that did pause is resumed")
+	require.Equal(t, 1, e.cell.quiesces)
+	require.Equal(t, 1, e.cell.resumes)
+	require.Empty(t, e.points(), "no point from a backup that could not quiesce")
+}
+
+func TestCancelledFailoverStopsAtASafePointAndReportsSiteStates(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	// Nobody approves start-secondary; the operator cancels instead.
+	env.RegisterDelayedCallback(env.CancelWorkflow, 10*time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.Error(t, env.GetWorkflowError())
+	require.Empty(t, e.cell.starts, "nothing started at the secondary after a cancel at the gate")
+	reports, err := filepath.Glob(filepath.Join(e.dir, "store", "cell", "reports", "*.json"))
+	require.NoError(t, err)
+	require.Len(t, reports, 1)
+	rep, err := report.Read(reports[0])
+	require.NoError(t, err)
+	require.Equal(t, "cancelled", rep.Outcome)
+	states := map[string]string{}
+	for _, s := range rep.Sites {
+		states[s.Role] = s.State
+	}
+	require.Equal(t, "lost (disaster declared)", states["primary"])
+	require.Equal(t, "idle (untouched)", states["secondary"])
+	require.Equal(t, "cancelled", rep.Gates[0].Outcome)
 }
