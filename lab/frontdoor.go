@@ -105,7 +105,8 @@ func (fd *frontDoor) handleRoute(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if _, ok := fd.lab.Topo.Site(req.Site); !ok {
+	// An empty site drains the front door: no site takes new orders.
+	if _, ok := fd.lab.Topo.Site(req.Site); !ok && req.Site != "" {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("no site %q in the lab", req.Site))
 		return
 	}
@@ -130,6 +131,11 @@ func (fd *frontDoor) handleOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	site := fd.route()
+	if site == "" {
+		fd.fail.Add(1)
+		writeError(w, http.StatusServiceUnavailable, errors.New("front door drained: no site takes new orders"))
+		return
+	}
 	spec, _ := fd.lab.Topo.Site(site)
 	apps := fd.lab.Topo.ByRole(RoleApp, ProductBPM)
 	start := int(fd.next.Add(1))
@@ -227,7 +233,22 @@ func (l *Lab) Route(ctx context.Context, site string) (previous string, err erro
 	return previous, nil
 }
 
-// CurrentRoute is the site the front door points at.
+// Drain stops new orders at the front door (they are refused, not sent to
+// any site) while the work already in the cell goes on.
+func (l *Lab) Drain(ctx context.Context) (previous string, err error) {
+	previous, _ = readRoute(l.L)
+	c := &client{hc: l.hc, addr: l.Topo.FrontDoor.Addr(), name: "front door"}
+	var resp map[string]string
+	if err := c.call(ctx, "/admin/route", routeFile{Site: ""}, &resp); err != nil {
+		if !errors.Is(err, ErrUnreachable) {
+			return previous, err
+		}
+		return previous, l.writeRoute("")
+	}
+	return previous, nil
+}
+
+// CurrentRoute is the site the front door points at ("" when drained).
 func (l *Lab) CurrentRoute(ctx context.Context) (string, error) {
 	c := &client{hc: l.hc, addr: l.Topo.FrontDoor.Addr(), name: "front door"}
 	var r routeFile

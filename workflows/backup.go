@@ -30,6 +30,10 @@ type BackupInput struct {
 	Reason string `json:"reason,omitempty"`
 	// Validate validates the new point in the sandbox afterwards.
 	Validate bool `json:"validate,omitempty"`
+	// Cold says the cell is stopped (a planned failover's or failback's
+	// final backup): nothing writes, so nothing is quiesced and every group
+	// is one instant by construction.
+	Cold bool `json:"cold,omitempty"`
 }
 
 // BackupResult is the committed point and what retention did.
@@ -159,7 +163,7 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	}
 	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%s point (%s), about %d bytes", res.Preflight.Mode, res.Preflight.Reason, res.Preflight.EstimateBytes))
 
-	groupsOut, err := captureAndShip(ctx, r, p, site, store, id, res.Preflight)
+	groupsOut, err := captureAndShip(ctx, r, p, site, store, id, res.Preflight, in.Cold)
 	res.Groups = groupsOut
 	if err != nil {
 		abandon(ctx, r, store, id, site, groups)
@@ -208,9 +212,12 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 
 // captureAndShip holds the quiesce window around the captures only, and
 // resumes writes whatever happens to them.
-func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, store activities.StoreRef, id string, pre activities.PreflightResult) ([]activities.GroupResult, error) {
+func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, store activities.StoreRef, id string, pre activities.PreflightResult, cold bool) ([]activities.GroupResult, error) {
 	groups := p.Storage.Groups
 	quiesced := quiesceTargets(p)
+	if cold {
+		quiesced = nil
+	}
 
 	r.phase(ctx, "quiesce")
 	paused, qerr := forEachComponent(ctx, r, quiesced, "quiesce", func(ctx workflow.Context, c plan.Component) workflow.Future {
@@ -225,7 +232,7 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.
 		results, cerr = forEachGroup(ctx, r, groups, "capture", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
 			return workflow.ExecuteActivity(storageOptions(ctx), a.CaptureGroup, activities.GroupInput{
 				Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID,
-				Quiesced: g.Quiesce,
+				Quiesced: g.Quiesce || cold,
 			})
 		})
 	}
@@ -252,7 +259,7 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.
 	r.phase(ctx, "ship")
 	if _, err := forEachGroup(ctx, r, groups, "ship", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
 		return workflow.ExecuteActivity(storageOptions(ctx), a.ShipGroup, activities.GroupInput{
-			Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID, Quiesced: g.Quiesce,
+			Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID, Quiesced: g.Quiesce || cold,
 		})
 	}); err != nil {
 		return results, fmt.Errorf("ship: %w", err)

@@ -26,11 +26,12 @@ type FailbackResult struct {
 	Report     activities.ReportPaths `json:"report"`
 }
 
-// FailbackWorkflow is the BPM seed's 4.4: the primary is back. Take a
-// backup of the now-live secondary, ship it, wait at the failback gate,
-// shut the secondary down cleanly in reverse order, restore at the primary,
-// restart in order, verify, redirect back, report. Nothing committed at the
-// secondary is lost: the backup is taken after the secondary is drained.
+// FailbackWorkflow is the BPM seed's 4.4: the primary is back. After the
+// failback gate, drain the now-live secondary, shut it down cleanly in
+// reverse order, back it up (cold: nothing writes) and ship it, restore at
+// the primary, restart in order, verify, redirect back, report. Nothing
+// committed at the secondary is lost: the backup is taken of the stopped
+// cell.
 func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResult, err error) {
 	r, err := newRun(ctx, KindFailback, in.Plan.Name)
 	if err != nil {
@@ -57,32 +58,32 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	}()
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
 
-	// Drain the secondary, then back it up: with no new work arriving the
-	// point holds everything committed there.
-	drain(ctx, r, p, secondary)
-	r.phase(ctx, "backup-secondary")
-	step := r.begin(ctx, "backup of "+secondary.Site.Name)
-	opts := r.childOptions(ctx, id+"/backup-secondary", KindBackup)
-	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-	var bk BackupResult
-	if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
-		Plan: *p, Site: &secondary, Mode: activities.ModeFull, Reason: "failback",
-	}).Get(ctx, &bk); err != nil {
-		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
-		return res, fmt.Errorf("backup of the secondary: %w", err)
-	}
-	r.end(ctx, step, OutcomeOK, 1, "point "+bk.Point.ID)
-	res.Point, rep.Point = bk.Point, pointRef(bk.Point)
-
-	if err := f.gate(ctx, GateFailback, fmt.Sprintf("stop %s and restore point %s at %s", secondary.Site.Name, bk.Point.ID, primary.Site.Name), false); err != nil {
+	// People approve the switch first: it stops the live site. Then drain,
+	// stop the secondary in reverse order, and back up the stopped cell, so
+	// the point holds everything committed there.
+	if err := f.gate(ctx, GateFailback, fmt.Sprintf("stop %s and move the cell back to %s", secondary.Site.Name, primary.Site.Name), false); err != nil {
 		return res, err
 	}
+	drain(ctx, r, p, secondary)
 	r.phase(ctx, "stop-secondary")
 	if err := shutdownSite(ctx, r, p, secondary, false, id+"/stop-secondary"); err != nil {
 		st.set("secondary", p.Sites.Secondary, "stop failed: "+rootMessage(err))
 		return res, err
 	}
 	st.set("secondary", p.Sites.Secondary, "stopped in reverse order")
+	r.phase(ctx, "backup-secondary")
+	step := r.begin(ctx, "backup of "+secondary.Site.Name)
+	opts := r.childOptions(ctx, id+"/backup-secondary", KindBackup)
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	var bk BackupResult
+	if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
+		Plan: *p, Site: &secondary, Mode: activities.ModeFull, Reason: "failback", Cold: true,
+	}).Get(ctx, &bk); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return res, fmt.Errorf("backup of the secondary: %w", err)
+	}
+	r.end(ctx, step, OutcomeOK, 1, "point "+bk.Point.ID)
+	res.Point, rep.Point = bk.Point, pointRef(bk.Point)
 
 	st.set("primary", p.Sites.Primary, "restoring point "+bk.Point.ID)
 	if err := restoreSite(ctx, r, p, store, bk.Point.ID, primary, "secondary"); err != nil {

@@ -206,11 +206,12 @@ func (f *failover) preflight(ctx workflow.Context) error {
 	return f.gate(ctx, GateInstallationMismatch, detail, true)
 }
 
-// primarySide is step 2. Planned: drain, take a final invocation backup and
-// wait until it is shipped and verified, stop the primary in reverse order,
-// and let people do the manual actions. Unplanned: try the invocation backup
-// only if the primary answers at once. It returns the invocation point's id,
-// or "" when there is none.
+// primarySide is step 2. Planned: drain new work, stop the primary in
+// reverse order (in-flight work finishes and is written), then take the
+// final invocation backup of the stopped cell and wait until it is shipped
+// and verified, so nothing committed is lost; then the people do the manual
+// actions. Unplanned: try the invocation backup only if the primary answers
+// at once. It returns the invocation point's id, or "" when there is none.
 func (f *failover) primarySide(ctx workflow.Context) string {
 	p := f.p
 	primary := siteRef(p, "primary")
@@ -220,7 +221,7 @@ func (f *failover) primarySide(ctx workflow.Context) string {
 			f.rep.Notes = append(f.rep.Notes, "primary did not answer: no invocation backup")
 			return ""
 		}
-		id, err := f.invocationBackup(ctx, 15*time.Minute)
+		id, err := f.invocationBackup(ctx, 15*time.Minute, false)
 		if err != nil {
 			f.rep.Notes = append(f.rep.Notes, "invocation backup failed, going on with the catalog: "+rootMessage(err))
 		}
@@ -229,16 +230,18 @@ func (f *failover) primarySide(ctx workflow.Context) string {
 
 	drain(ctx, f.r, p, primary)
 	f.sites.set("primary", p.Sites.Primary, "drained")
-	id, err := f.invocationBackup(ctx, 0)
-	if err != nil {
-		f.rep.Notes = append(f.rep.Notes, "final invocation backup failed: "+rootMessage(err))
-	}
 	f.r.phase(ctx, "stop-primary")
+	cold := true
 	if err := shutdownSite(ctx, f.r, p, primary, false, workflow.GetInfo(ctx).WorkflowExecution.ID+"/stop-primary"); err != nil {
 		f.rep.Notes = append(f.rep.Notes, "orderly stop of the primary failed: "+rootMessage(err))
 		f.sites.set("primary", p.Sites.Primary, "stop failed: "+rootMessage(err))
+		cold = false
 	} else {
 		f.sites.set("primary", p.Sites.Primary, "stopped in reverse order (planned)")
+	}
+	id, err := f.invocationBackup(ctx, 0, cold)
+	if err != nil {
+		f.rep.Notes = append(f.rep.Notes, "final invocation backup failed: "+rootMessage(err))
 	}
 	_ = f.gate(ctx, GatePlannedPrimary, "manual actions at "+siteName(p.Sites.Primary)+" before the secondary starts", false)
 	return id
@@ -279,7 +282,7 @@ func (f *failover) primaryAnswers(ctx workflow.Context) bool {
 
 // invocationBackup is the LVLT4i seed's final save when a disaster is
 // declared: a backup child run, waited for until shipped and verified.
-func (f *failover) invocationBackup(ctx workflow.Context, timeout time.Duration) (string, error) {
+func (f *failover) invocationBackup(ctx workflow.Context, timeout time.Duration, cold bool) (string, error) {
 	f.r.phase(ctx, "invocation-backup")
 	step := f.r.begin(ctx, "invocation backup")
 	opts := f.r.childOptions(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID+"/invocation-backup", KindBackup)
@@ -289,7 +292,7 @@ func (f *failover) invocationBackup(ctx workflow.Context, timeout time.Duration)
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	var res BackupResult
 	err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
-		Plan: *f.p, Reason: "invocation",
+		Plan: *f.p, Reason: "invocation", Cold: cold,
 	}).Get(ctx, &res)
 	if err != nil {
 		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))

@@ -423,6 +423,7 @@ type Redirect struct{ logger *zap.Logger }
 
 var (
 	_ drivers.Redirector      = (*Redirect)(nil)
+	_ drivers.Drainer         = (*Redirect)(nil)
 	_ drivers.SettingsChecker = (*Redirect)(nil)
 )
 
@@ -476,6 +477,19 @@ func (r *Redirect) PointTo(ctx context.Context, req drivers.RedirectRequest) (dr
 	ev.AlreadyDone = prev == req.Site.Name
 	ev.Output = fmt.Sprintf("was %s, now %s", prev, req.Site.Name)
 	return ev, nil
+}
+
+// Drain refuses new orders at the front door; the work in the cell goes on.
+func (r *Redirect) Drain(ctx context.Context, req drivers.RedirectRequest) (drivers.Evidence, error) {
+	begin := time.Now()
+	l, err := r.open(req)
+	if err != nil {
+		return drivers.Evidence{}, err
+	}
+	prev, err := l.Drain(ctx)
+	ev := drivers.Evidence{Action: fmt.Sprintf("front door %s drained", l.Topo.FrontDoor.Addr()), Duration: time.Since(begin),
+		Output: fmt.Sprintf("was %s, now no site", prev), AlreadyDone: prev == ""}
+	return ev, err
 }
 
 // Current is the site the front door points at.

@@ -154,4 +154,23 @@ func TestProbeAndRedirect(t *testing.T) {
 	ev, err = r.PointTo(ctx, drivers.RedirectRequest{Site: site(l, "dc2")})
 	require.NoError(t, err)
 	require.True(t, ev.AlreadyDone)
+
+	// Draining refuses new orders at the front door; pointing at a site
+	// again takes them.
+	r.PointTo(ctx, drivers.RedirectRequest{Site: site(l, "dc1")})
+	ev, err = r.Drain(ctx, drivers.RedirectRequest{Site: site(l, "dc1")})
+	require.NoError(t, err)
+	require.Contains(t, ev.Output, "was dc1, now no site")
+	cur, err = r.Current(ctx, drivers.RedirectRequest{Site: site(l, "dc1")})
+	require.NoError(t, err)
+	require.Equal(t, "", cur)
+	rep, err := l.RunLoad(ctx, lab.LoadOptions{Rate: 20, Duration: 500 * time.Millisecond})
+	require.NoError(t, err)
+	require.Zero(t, rep.Accepted, "a drained front door takes no order")
+	require.Positive(t, rep.Failed)
+	_, err = r.PointTo(ctx, drivers.RedirectRequest{Site: site(l, "dc1")})
+	require.NoError(t, err)
+	rep, err = l.RunLoad(ctx, lab.LoadOptions{Rate: 20, Duration: 500 * time.Millisecond})
+	require.NoError(t, err)
+	require.Positive(t, rep.Accepted)
 }
