@@ -139,7 +139,9 @@ func (d *demoStory) labUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t, _, err := labTopology(d.p, base, -1)
+	// Start-up times keep their realistic proportions, scaled to fit the
+	// demo in two minutes.
+	t, _, err := labTopology(d.p, base, 0.03)
 	if err != nil {
 		return err
 	}
