@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -56,6 +57,9 @@ type benchRTOOpts struct {
 	keep      bool
 	rounds    int
 	timeout   time.Duration
+	// pollers is the worker's activity task pollers; 0 keeps the SDK's
+	// default, as drover's worker does.
+	pollers int
 }
 
 func newBenchRTOCmd(g *Globals) *cobra.Command {
@@ -96,6 +100,9 @@ depend on N, the sequential runbook does.`,
 			if o.rounds < 1 {
 				return BadInputf("--rounds: %d is below 1", o.rounds)
 			}
+			if o.pollers < 0 {
+				return BadInputf("--activity-pollers: %d is negative", o.pollers)
+			}
 			if o.timeout <= 0 {
 				return BadInputf("--timeout: %s is not positive", o.timeout)
 			}
@@ -107,6 +114,7 @@ depend on N, the sequential runbook does.`,
 	cmd.Flags().StringVar(&o.dir, "dir", "", "work folder for the labs (default: a new temporary folder, removed afterwards)")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the labs' folders (logs, stores, plans)")
 	cmd.Flags().IntVar(&o.rounds, "rounds", 1, "failover and sequential runs per N; the fastest of each is kept")
+	cmd.Flags().IntVar(&o.pollers, "activity-pollers", 0, "activity task pollers of the bench's worker (0: the SDK default, as drover's worker uses)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 20*time.Minute, "how long one N may take")
 	return cmd
 }
@@ -215,7 +223,7 @@ func (a *rtoActivityRecorder) ExecuteActivity(ctx context.Context, in *intercept
 // startRTOStack is startStack with the recorder in the worker: an embedded
 // Temporal server (no UI, state in memory), a client and a worker with
 // drover's workflows and activities, all in this process.
-func startRTOStack(ctx context.Context, g *Globals, rec *rtoRecorder) (*stack, error) {
+func startRTOStack(ctx context.Context, g *Globals, rec *rtoRecorder, pollers int) (*stack, error) {
 	log := g.Logger()
 	srv, err := devserver.Start(ctx, devserver.Options{
 		UIPort: -1, Namespace: g.Namespace, SearchAttributes: workflows.SearchAttributes, Logger: log.Named("temporal"),
@@ -231,7 +239,9 @@ func startRTOStack(ctx context.Context, g *Globals, rec *rtoRecorder) (*stack, e
 		return nil, err
 	}
 	s.client = c
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{rec}})
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
+		Interceptors: []interceptor.WorkerInterceptor{rec}, MaxConcurrentActivityTaskPollers: pollers,
+	})
 	worker.Register(w, activities.New(builtin.Registry(log), log))
 	if err := w.Start(); err != nil {
 		s.Close()
@@ -288,6 +298,37 @@ type rtoOverhead struct {
 	DispatchMean, DispatchMax time.Duration
 	Activities                int
 	Retries                   int
+	// ReactionCount is how many stretches with nothing running the run had
+	// after its first activity (each a workflow reaction and a dispatch).
+	ReactionCount int
+	// Gaps are the longest stretches with nothing running, longest first.
+	Gaps []rtoGap
+	// SlowestDispatch are the first attempts that waited longest between
+	// scheduling and execution.
+	SlowestDispatch []rtoDispatch
+}
+
+type rtoDispatch struct {
+	Activity string  `json:"activity"`
+	Ms       float64 `json:"ms"`
+}
+
+// rtoGap is a stretch of a run with no activity running: the workflow
+// reacting to the end of After, then the dispatch of Before.
+type rtoGap struct {
+	After     string  `json:"after"`
+	Before    string  `json:"before"`
+	Reaction  float64 `json:"reactionMs"`
+	Dispatch  float64 `json:"dispatchMs"`
+	totalTime time.Duration
+}
+
+func (s rtoSpan) label() string {
+	l := s.Activity
+	if s.Key != "" {
+		l += " " + s.Key
+	}
+	return l
 }
 
 // rtoAnalyse turns a run's spans into its work and overhead.
@@ -315,6 +356,7 @@ func rtoAnalyse(spans []rtoSpan, tiers []plan.Tier, wallBegin, wallEnd time.Time
 		}
 		if s.Attempt <= 1 {
 			lat := max(s.Begin.Sub(s.Scheduled), 0)
+			ov.SlowestDispatch = append(ov.SlowestDispatch, rtoDispatch{Activity: s.label(), Ms: float64(lat.Microseconds()) / 1000})
 			dispatchSum += lat
 			ov.DispatchMax = max(ov.DispatchMax, lat)
 			ov.Activities++
@@ -325,6 +367,8 @@ func rtoAnalyse(spans []rtoSpan, tiers []plan.Tier, wallBegin, wallEnd time.Time
 	if ov.Activities > 0 {
 		ov.DispatchMean = dispatchSum / time.Duration(ov.Activities)
 	}
+	sort.SliceStable(ov.SlowestDispatch, func(i, j int) bool { return ov.SlowestDispatch[i].Ms > ov.SlowestDispatch[j].Ms })
+	ov.SlowestDispatch = ov.SlowestDispatch[:min(len(ov.SlowestDispatch), 5)]
 	var slowestGroup time.Duration
 	for _, d := range groups {
 		slowestGroup = max(slowestGroup, d)
@@ -356,28 +400,31 @@ func rtoAnalyse(spans []rtoSpan, tiers []plan.Tier, wallBegin, wallEnd time.Time
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Begin.Before(sorted[j].Begin) })
 	covered := wallBegin
 	var busy time.Duration
-	first := true
-	for _, s := range sorted {
+	var last rtoSpan // the span that ended last so far
+	for i, s := range sorted {
 		if s.Begin.After(covered) {
 			gap := s.Begin.Sub(covered)
-			if first {
+			if i == 0 {
 				ov.RunStart += gap
 			} else {
 				react := min(max(s.Scheduled.Sub(covered), 0), gap)
 				ov.Reactions += react
 				ov.Dispatch += gap - react
+				ov.ReactionCount++
+				ov.Gaps = append(ov.Gaps, rtoGap{After: last.label(), Before: s.label(), totalTime: gap,
+					Reaction: float64(react.Microseconds()) / 1000, Dispatch: float64((gap - react).Microseconds()) / 1000})
 			}
 			busy += s.End.Sub(s.Begin)
-			covered = s.End
+			covered, last = s.End, s
 		} else if s.End.After(covered) {
 			busy += s.End.Sub(covered)
-			covered = s.End
+			covered, last = s.End, s
 		}
-		first = false
 	}
 	if wallEnd.After(covered) {
 		ov.Tail = wallEnd.Sub(covered)
 	}
+	sort.SliceStable(ov.Gaps, func(i, j int) bool { return ov.Gaps[i].totalTime > ov.Gaps[j].totalTime })
 	ov.Skew = max(busy-w.critical()-w.Other, 0)
 	return w, ov
 }
@@ -415,9 +462,14 @@ type rtoRow struct {
 	OverheadPercent float64            `json:"overheadPercent"`
 	OverheadGoalMet bool               `json:"overheadGoalMet"`
 	OverheadParts   map[string]float64 `json:"overheadParts"`
+	// LargestGaps are the longest stretches of the failover with no
+	// activity running.
+	LargestGaps     []rtoGap           `json:"largestGaps"`
+	SlowestDispatch []rtoDispatch      `json:"slowestDispatch"`
 	OtherWorkParts  map[string]float64 `json:"otherWorkParts"`
 	TierSeconds     []rtoTierFigure    `json:"tiersSlowest"`
 	Activities      int                `json:"activities"`
+	IdleStretches   int                `json:"idleStretches"`
 	Retries         int                `json:"retries"`
 	DispatchMeanMs  float64            `json:"dispatchMeanMs"`
 	DispatchMaxMs   float64            `json:"dispatchMaxMs"`
@@ -455,8 +507,15 @@ type rtoGoals struct {
 }
 
 type rtoDoc struct {
-	TimeScale      float64            `json:"timeScale"`
-	Rounds         int                `json:"rounds"`
+	TimeScale float64 `json:"timeScale"`
+	Rounds    int     `json:"rounds"`
+	// ActivityPollers of the bench's worker; 0 is the SDK's default.
+	ActivityPollers int `json:"activityPollers"`
+	// LoadBefore and LoadAfter are the machine's 1-minute load averages:
+	// other work on the machine slows both sides, and the overhead most.
+	LoadBefore     float64            `json:"loadBefore"`
+	LoadAfter      float64            `json:"loadAfter"`
+	CPUs           int                `json:"cpus"`
 	StartupSeconds map[string]float64 `json:"startupSeconds"`
 	Rows           []rtoRow           `json:"rows"`
 	Goals          rtoGoals           `json:"goals"`
@@ -506,11 +565,12 @@ func benchRTO(ctx context.Context, g *Globals, o benchRTOOpts) (err error) {
 		}
 	}()
 	rec := &rtoRecorder{}
-	if st, err = startRTOStack(ctx, g, rec); err != nil {
+	if st, err = startRTOStack(ctx, g, rec, o.pollers); err != nil {
 		return err
 	}
 
-	doc := rtoDoc{TimeScale: o.timeScale, Rounds: o.rounds, StartupSeconds: map[string]float64{}}
+	doc := rtoDoc{TimeScale: o.timeScale, Rounds: o.rounds, ActivityPollers: o.pollers, StartupSeconds: map[string]float64{},
+		LoadBefore: rtoLoad(), CPUs: runtime.NumCPU()}
 	for _, r := range []lab.Role{lab.RoleDatabase, lab.RoleDmgr, lab.RoleNodeAgent, lab.RoleMessaging, lab.RoleSupport, lab.RoleApp} {
 		doc.StartupSeconds[string(r)] = lab.StartupTime(r, o.timeScale).Seconds()
 	}
@@ -524,6 +584,7 @@ func benchRTO(ctx context.Context, g *Globals, o benchRTOOpts) (err error) {
 		}
 		doc.Rows = append(doc.Rows, row)
 	}
+	doc.LoadAfter = rtoLoad()
 	doc.Goals = rtoJudge(doc.Rows)
 	doc.Notes = []string{
 		"failover: FailoverWorkflow (unplanned) on an embedded Temporal server with an in-process worker, from the start request to the result at the client",
@@ -539,6 +600,20 @@ func benchRTO(ctx context.Context, g *Globals, o benchRTOOpts) (err error) {
 	}
 	rtoPrint(g.Stdout, doc)
 	return nil
+}
+
+// rtoLoad is the 1-minute load average (0 where /proc/loadavg is missing).
+func rtoLoad() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(fields[0], 64)
+	return v
 }
 
 // rtoSetenv sets variables and returns a function putting the old values back.
@@ -862,7 +937,7 @@ func rtoMakeRow(n, servers int, f rtoFailover, s rtoSequential) rtoRow {
 			"tail": sec(f.Overhead.Tail), "skew": sec(f.Overhead.Skew),
 		},
 		OtherWorkParts: map[string]float64{},
-		Activities:     f.Overhead.Activities, Retries: f.Overhead.Retries,
+		Activities:     f.Overhead.Activities, Retries: f.Overhead.Retries, IdleStretches: f.Overhead.ReactionCount,
 		DispatchMeanMs: ms(f.Overhead.DispatchMean), DispatchMaxMs: ms(f.Overhead.DispatchMax),
 		RTOSeconds:        sec(f.RTO),
 		SequentialSeconds: sec(s.Took), SequentialRestoreSeconds: sec(s.Restore), SequentialStartSeconds: sec(s.Start),
@@ -875,6 +950,8 @@ func rtoMakeRow(n, servers int, f rtoFailover, s rtoSequential) rtoRow {
 	if f.Took > 0 {
 		row.Ratio = s.Took.Seconds() / f.Took.Seconds()
 	}
+	row.LargestGaps = f.Overhead.Gaps[:min(len(f.Overhead.Gaps), 5)]
+	row.SlowestDispatch = f.Overhead.SlowestDispatch
 	for k, v := range f.Work.OtherParts {
 		row.OtherWorkParts[k] = sec(v)
 	}
@@ -914,8 +991,13 @@ func rtoPrint(out io.Writer, doc rtoDoc) {
 	for _, r := range []lab.Role{lab.RoleDatabase, lab.RoleDmgr, lab.RoleNodeAgent, lab.RoleMessaging, lab.RoleSupport, lab.RoleApp} {
 		roles = append(roles, fmt.Sprintf("%s %.2fs", r, doc.StartupSeconds[string(r)]))
 	}
-	fmt.Fprintf(out, "\ndrover bench rto: unplanned failover vs its critical path and a sequential runbook (time scale %g; start-up: %s; best of %d)\n\n",
-		doc.TimeScale, strings.Join(roles, ", "), doc.Rounds)
+	pollers := "SDK default"
+	if doc.ActivityPollers > 0 {
+		pollers = strconv.Itoa(doc.ActivityPollers)
+	}
+	fmt.Fprintf(out, "\ndrover bench rto: unplanned failover vs its critical path and a sequential runbook (time scale %g; start-up: %s; best of %d; activity pollers: %s)\n",
+		doc.TimeScale, strings.Join(roles, ", "), doc.Rounds, pollers)
+	fmt.Fprintf(out, "machine: %d CPUs, load average %.2f before, %.2f after\n\n", doc.CPUs, doc.LoadBefore, doc.LoadAfter)
 	fmt.Fprintf(out, "%4s %7s %5s %10s %10s %10s %10s %9s %11s %13s\n",
 		"N", "servers", "tiers", "failover", "critical", "other", "overhead", "overhead%", "sequential", "seq/failover")
 	for _, r := range doc.Rows {
@@ -932,11 +1014,26 @@ func rtoPrint(out io.Writer, doc rtoDoc) {
 			tiers = append(tiers, fmt.Sprintf("%d×%.2fs", t.Members, t.Seconds))
 		}
 		fmt.Fprintf(out, "     tiers (members × slowest start): %s\n", strings.Join(tiers, ", "))
-		fmt.Fprintf(out, "     overhead %.3fs = run start %.3fs + workflow reactions %.3fs + activity dispatch %.3fs + parallel skew %.3fs + result %.3fs\n",
+		perStretch := 0.0
+		if r.IdleStretches > 0 {
+			perStretch = 1000 * (r.OverheadParts["reactions"] + r.OverheadParts["dispatch"]) / float64(r.IdleStretches)
+		}
+		fmt.Fprintf(out, "     overhead %.3fs = run start %.3fs + workflow reactions %.3fs + activity dispatch %.3fs (%d idle stretches, %.1fms each) + parallel skew %.3fs + result %.3fs\n",
 			r.OverheadSeconds, r.OverheadParts["runStart"], r.OverheadParts["reactions"], r.OverheadParts["dispatch"],
-			r.OverheadParts["skew"], r.OverheadParts["tail"])
-		fmt.Fprintf(out, "     %d activities, %d retries; schedule-to-start mean %.1fms, max %.1fms; RTO reported by the run %.2fs\n",
-			r.Activities, r.Retries, r.DispatchMeanMs, r.DispatchMaxMs, r.RTOSeconds)
+			r.IdleStretches, perStretch, r.OverheadParts["skew"], r.OverheadParts["tail"])
+		if len(r.LargestGaps) > 0 {
+			var gaps []string
+			for _, g := range r.LargestGaps[:min(len(r.LargestGaps), 3)] {
+				gaps = append(gaps, fmt.Sprintf("%s → %s %.0f+%.0fms", g.After, g.Before, g.Reaction, g.Dispatch))
+			}
+			fmt.Fprintf(out, "     longest idle stretches (reaction+dispatch): %s\n", strings.Join(gaps, "; "))
+		}
+		slowest := ""
+		if len(r.SlowestDispatch) > 0 {
+			slowest = fmt.Sprintf(" (%s)", r.SlowestDispatch[0].Activity)
+		}
+		fmt.Fprintf(out, "     %d activities, %d retries; schedule-to-start mean %.1fms, max %.1fms%s; RTO reported by the run %.2fs\n",
+			r.Activities, r.Retries, r.DispatchMeanMs, r.DispatchMaxMs, slowest, r.RTOSeconds)
 		fmt.Fprintf(out, "     sequential %.2fs = restore %.3fs + start %.2fs + verify %.3fs + recovery and redirect %.3fs\n",
 			r.SequentialSeconds, r.SequentialRestoreSeconds, r.SequentialStartSeconds, r.SequentialVerifySeconds, r.SequentialOtherSeconds)
 	}

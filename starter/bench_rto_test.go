@@ -106,6 +106,10 @@ func TestRTOAnalyseSplitsWorkAndOverhead(t *testing.T) {
 	f := rtoFailover{Took: 500 * time.Millisecond, Work: w, Overhead: ov}
 	// Every millisecond of the run is work or one kind of overhead.
 	assert.Equal(t, f.overhead(), ov.RunStart+ov.Reactions+ov.Dispatch+ov.Tail+ov.Skew)
+	require.Len(t, ov.Gaps, 6)
+	assert.Equal(t, 6, ov.ReactionCount)
+	assert.Equal(t, rtoGap{After: "PlanLifecycle", Before: "RestoreGroup cell", Reaction: 10, Dispatch: 5, totalTime: 15 * time.Millisecond}, ov.Gaps[0])
+	assert.Equal(t, []string{"WaitReady a2", "RunCheck c"}, []string{ov.Gaps[1].After, ov.Gaps[1].Before}, "the second longest, 12ms, before the check")
 	assert.Equal(t, 9, ov.Activities)
 	assert.Equal(t, 10*time.Millisecond, ov.DispatchMax)
 }
