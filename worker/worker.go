@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
@@ -34,7 +35,7 @@ func New(c client.Client, opts Options) (sdkworker.Worker, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{})
+	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{Liveness(LivenessTimeout)}})
 	Register(w, activities.New(opts.Registry, opts.Logger))
 	return w, nil
 }
