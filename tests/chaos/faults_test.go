@@ -1,0 +1,154 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drover-dr/drover/lab"
+)
+
+// trigger is when the worker is killed during a run: after a delay, or
+// right after the nth server launch or graceful stop at a site since the
+// run began (a start or stop then is in flight in the dead worker).
+type trigger struct {
+	kind  string // "delay", "launch", "stop"
+	site  string
+	n     int
+	delay time.Duration
+}
+
+func (tr trigger) String() string {
+	switch tr.kind {
+	case "launch":
+		return fmt.Sprintf("after launch %d at %s", tr.n, tr.site)
+	case "stop":
+		return fmt.Sprintf("after graceful stop %d at %s", tr.n, tr.site)
+	}
+	return fmt.Sprintf("%s into the run", tr.delay.Round(time.Millisecond))
+}
+
+// killPlan draws k triggers for a run from the seed. Delays come first
+// (early in the run: preflight, drain, backup), then stops, then launches,
+// each kind in the order the runbook reaches them.
+func (h *harness) killPlan(k int, maxDelay time.Duration, stopSite, launchSite string) []trigger {
+	var delays, stops, launches []trigger
+	servers := len(h.plan.Components)
+	for range k {
+		kinds := []string{"delay"}
+		if stopSite != "" {
+			kinds = append(kinds, "stop")
+		}
+		if launchSite != "" {
+			kinds = append(kinds, "launch")
+		}
+		switch kinds[h.rng.IntN(len(kinds))] {
+		case "stop":
+			stops = append(stops, trigger{kind: "stop", site: stopSite, n: 1 + h.rng.IntN(servers)})
+		case "launch":
+			launches = append(launches, trigger{kind: "launch", site: launchSite, n: 1 + h.rng.IntN(servers)})
+		default:
+			delays = append(delays, trigger{kind: "delay", delay: time.Duration(200+h.rng.IntN(int(maxDelay/time.Millisecond))) * time.Millisecond})
+		}
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i].delay < delays[j].delay })
+	sort.Slice(stops, func(i, j int) bool { return stops[i].n < stops[j].n })
+	sort.Slice(launches, func(i, j int) bool { return launches[i].n < launches[j].n })
+	// Delays are measured from the run's start, the others from the run's
+	// baseline: a delay after a kill counts from the restart.
+	out := append(delays, stops...)
+	return append(out, launches...)
+}
+
+// killer returns an injector that SIGKILLs the worker at each trigger and
+// starts a new one after a seeded pause. It records only kills that hit a
+// run still open. Call it right before the run starts: the lab counts it
+// reads now are the run's baseline.
+func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx context.Context, r *liveRun) {
+	base := h.counts(t)
+	downtimes := make([]time.Duration, len(triggers))
+	for i := range downtimes {
+		downtimes[i] = time.Duration(h.rng.IntN(1500)) * time.Millisecond
+	}
+	return func(ctx context.Context, r *liveRun) {
+		since := r.start
+		for i, tr := range triggers {
+			for !h.triggered(tr, base, since) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-r.done:
+					return
+				case <-time.After(25 * time.Millisecond):
+				}
+			}
+			if !r.open() {
+				return
+			}
+			if err := h.killWorker(); err != nil {
+				r.fault("kill failed: " + err.Error())
+				return
+			}
+			where := fmt.Sprintf("%s, %s (%.1fs into the run), worker down %s", run, tr, time.Since(r.start).Seconds(), downtimes[i])
+			h.sum.fault("worker SIGKILL", where)
+			r.fault(where)
+			select {
+			case <-ctx.Done():
+			case <-time.After(downtimes[i]):
+			}
+			if err := h.restartWorker(); err != nil {
+				r.fault("worker restart failed: " + err.Error())
+				return
+			}
+			since = time.Now()
+		}
+	}
+}
+
+// triggered reports whether a trigger's moment has come.
+func (h *harness) triggered(tr trigger, base map[string]map[string]lab.ServerCounts, since time.Time) bool {
+	switch tr.kind {
+	case "delay":
+		return time.Since(since) >= tr.delay
+	}
+	now, err := h.lab.Counts()
+	if err != nil {
+		return false
+	}
+	n := 0
+	for server, c := range now[tr.site] {
+		b := base[tr.site][server]
+		if tr.kind == "launch" {
+			n += c.Launches - b.Launches
+		} else {
+			n += c.GracefulStops - b.GracefulStops
+		}
+	}
+	return n >= tr.n
+}
+
+// load runs the workload through the front door until stopped; stop
+// returns what it did.
+func (h *harness) load(t *testing.T) (stop func() lab.LoadReport) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var rep lab.LoadReport
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r, err := h.lab.RunLoad(ctx, lab.LoadOptions{Rate: h.cfg.Rate, Duration: time.Hour, Concurrency: 16})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Logf("load: %v", err)
+		}
+		rep = r
+	}()
+	return func() lab.LoadReport {
+		cancel()
+		wg.Wait()
+		return rep
+	}
+}
