@@ -18,7 +18,9 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/devserver"
@@ -36,8 +38,10 @@ import (
 // examples/plans/lab.yaml running as OS processes (the drover binary built
 // by TestMain) in the test's temp dir on free ports.
 type labEnv struct {
-	t        *testing.T
-	log      *zap.Logger
+	t   *testing.T
+	log *zap.Logger
+	// logs holds what the worker and the workflows logged (warn and up).
+	logs     *observer.ObservedLogs
 	dir      string
 	labDir   string
 	planPath string
@@ -83,7 +87,11 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 	if o.timeScale == 0 {
 		o.timeScale = testTimeScale
 	}
-	e := &labEnv{t: t, dir: t.TempDir(), log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
+	e := &labEnv{t: t, dir: t.TempDir()}
+	var obs zapcore.Core
+	obs, e.logs = observer.New(zap.WarnLevel)
+	e.log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel),
+		zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
 	e.labDir = filepath.Join(e.dir, "lab")
 	if o.labDir != "" {
 		e.labDir = o.labDir
