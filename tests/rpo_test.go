@@ -28,7 +28,7 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab end-to-end test")
 	}
-	const rpo = 30 * time.Second
+	const rpo = 40 * time.Second
 	e := newLabEnv(t, envOptions{name: "rpo", edit: func(s string) string {
 		s = strings.Replace(s, "\nrpo: 5m\n", fmt.Sprintf("\nrpo: %s\n", rpo), 1)
 		return strings.Replace(s, "\n  groups:\n", "\n  schedule:\n    validate: every\n  groups:\n", 1)
@@ -40,15 +40,17 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	// One scheduled run now (as `temporal schedule trigger` does), then no
-	// more: the schedule is paused right away.
+	// The schedule is paused, then runs once on demand (as `temporal
+	// schedule trigger` does), and never again.
 	ld := e.startLoad(10)
 	sched := e.c.ScheduleClient().GetHandle(ctx, starter.BackupScheduleID(e.p.Name))
-	require.NoError(t, sched.Trigger(ctx, client.ScheduleTriggerOptions{}))
 	require.NoError(t, sched.Pause(ctx, client.SchedulePauseOptions{Note: "end-to-end test: let the RPO lapse"}))
 	desc, err := sched.Describe(ctx)
 	require.NoError(t, err)
 	require.True(t, desc.Schedule.State.Paused)
+	// A run the schedule fired on its own before the pause, if any.
+	before := len(desc.Info.RecentActions)
+	require.NoError(t, sched.Trigger(ctx, client.ScheduleTriggerOptions{}))
 
 	var pt catalog.Point
 	require.Eventually(t, func() bool {
@@ -62,9 +64,6 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	rep := ld.stop()
 	t.Logf("scheduled point %s captured %s: %s; load %s", pt.ID, pt.Instant.Format("15:04:05.000"), pt.Validity.State, rep.String())
 	require.Equal(t, catalog.Valid, pt.Validity.State, "scheduled point: %s", pt.Validity.Reason)
-	desc, err = sched.Describe(ctx)
-	require.NoError(t, err)
-	assert.Len(t, desc.Info.RecentActions, 1, "runs of the paused schedule")
 
 	out, err := e.drover("points", "list", "--plan", e.planPath)
 	require.NoError(t, err)
@@ -105,9 +104,13 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	alerts := e.logs.FilterMessage("ALERT: RPO breached").FilterField(zap.String("status", workflows.RPOBreached)).Len()
 	assert.Positive(t, alerts, "no alert logged for the breach")
 
+	desc, err = sched.Describe(ctx)
+	require.NoError(t, err)
+	assert.Len(t, desc.Info.RecentActions, before+1, "the paused schedule ran on its own")
+
 	out, err = e.drover("plan", "status", e.planPath)
 	require.NoError(t, err)
 	t.Logf("drover plan status:\n%s", out)
 	assert.Contains(t, out, "paused=true")
-	assert.Regexp(t, `RPO 30s: breached, newest valid point `+pt.ID, out)
+	assert.Regexp(t, `RPO 40s: breached, newest valid point `+pt.ID, out)
 }
