@@ -85,8 +85,9 @@ BackupWorkflow, destroys the primary (lab disaster) and runs:
               waited for in plan order, each check, the recovery check, the redirect.
 
 Every server of a role starts in the same time (the lab's start-up time of the role, scaled by
---time-scale), so the slowest member of a tier takes as long as any: the critical path does not
-depend on N, the sequential runbook does.`,
+--time-scale), so the slowest member of a tier takes as long as any: the critical path should not
+depend on N, the sequential runbook does. (On a small machine N servers starting at once still
+compete for the CPUs; the measured critical path shows how much.)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ns, err := parseRTOCounts(counts)
