@@ -22,7 +22,8 @@ import (
 // backups under load, validation, a disaster at dc1, an unplanned failover,
 // the primary back, a planned failback. It must finish, print the RPO and
 // RTO achieved, find nothing missing or duplicated in either ledger check,
-// leave its reports where it says, and leave no lab process behind.
+// confirm in its reports that the in-flight work was recovered before
+// traffic came back, and leave no lab process behind.
 func TestFullDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the full demo takes about two minutes")
@@ -75,6 +76,17 @@ func TestFullDemo(t *testing.T) {
 		readJSON(t, strings.TrimSuffix(r[1], ".md")+".json", &rep)
 		assert.Equal(t, "completed", rep.Outcome, r[1])
 		assert.True(t, rep.RTO.Known && rep.RTO.Met, "%s: RTO %+v", r[1], rep.RTO)
+		require.NotNil(t, rep.Verification, r[1])
+		assert.True(t, rep.Verification.Valid, "%s: six-level verification", r[1])
+		// In-flight instances resumed before traffic came back.
+		recovered := false
+		for _, st := range rep.Steps {
+			if st.Name == "recover in-flight work" {
+				recovered = st.Outcome == workflows.OutcomeOK
+				t.Logf("%s: %s: %s", rep.Kind, st.Name, st.Detail)
+			}
+		}
+		assert.True(t, recovered, "%s: no completed step recovering the in-flight work", r[1])
 		if i == 0 {
 			assert.Equal(t, workflows.KindFailover, rep.Kind)
 			assert.False(t, rep.Planned, "the failover after the disaster is unplanned")
