@@ -74,10 +74,14 @@ type ReadyInput struct {
 
 // ReadyResult says how the component became ready.
 type ReadyResult struct {
-	Component string              `json:"component"`
-	Attempts  int                 `json:"attempts"`
-	Check     drivers.CheckResult `json:"check"`
-	Status    *drivers.Status     `json:"status,omitempty"`
+	Component string `json:"component"`
+	// Start is the driver's start, when the same activity started it.
+	Start *StepResult `json:"start,omitempty"`
+	// StartAttempt is the activity attempt that started it.
+	StartAttempt int                 `json:"startAttempt,omitempty"`
+	Attempts     int                 `json:"attempts"`
+	Check        drivers.CheckResult `json:"check"`
+	Status       *drivers.Status     `json:"status,omitempty"`
 }
 
 // CheckInput is one verification check at one site.
@@ -162,6 +166,21 @@ func (a *Activities) ComponentStatus(ctx context.Context, in ComponentInput) (dr
 	}
 	st, err := d.Status(ctx, target(in))
 	return st, classify(fmt.Sprintf("status of %s on %s", in.Component.Name, in.Site.Site.Name), err)
+}
+
+// StartAndWaitReady starts a server and waits until it is ready, in one
+// activity: a retry after a crash starts it again (a no-op when it runs)
+// and waits again. A start that fails is retried by the policy; a server
+// that started and never became ready is NotReady, for the start-failed
+// gate.
+func (a *Activities) StartAndWaitReady(ctx context.Context, in ReadyInput) (ReadyResult, error) {
+	started, err := a.StartComponent(ctx, in.ComponentInput)
+	if err != nil {
+		return ReadyResult{Component: in.Component.Name, Start: &started}, err
+	}
+	res, err := a.WaitReady(ctx, in)
+	res.Start, res.StartAttempt = &started, started.Attempt
+	return res, err
 }
 
 // WaitReady polls the component's readiness probe (or its driver status when
