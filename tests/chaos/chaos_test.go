@@ -105,7 +105,7 @@ func (h *harness) workerKilled(t *testing.T) {
 			r, err := h.execute(t, runSpec{id: id, kind: workflows.KindBackup, wf: workflows.BackupWorkflow,
 				in:     workflows.BackupInput{Plan: *h.plan, Reason: "chaos"},
 				out:    &res,
-				inject: h.killer(t, id, h.killPlan(perBackup[i], 2500*time.Millisecond, "", "")),
+				inject: h.killer(t, id, h.killPlan(perBackup[i], 20*time.Millisecond, 600*time.Millisecond, "", "")),
 			})
 			require.NoError(t, err, "backup %s under worker kills %v", id, faultsOf(r))
 			t.Logf("%s: point %s (%s, %d bytes); faults %v", id, res.Point.ID, res.Point.Mode, res.Point.Size, faultsOf(r))
@@ -129,7 +129,7 @@ func (h *harness) workerKilled(t *testing.T) {
 		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindDrill, wf: workflows.DrillWorkflow,
 			in:     workflows.DrillInput{Plan: *h.plan, PointID: newest.ID},
 			out:    &res,
-			inject: h.killer(t, id, h.killPlan(k[1], 8*time.Second, "", "sandbox")),
+			inject: h.killer(t, id, h.killPlan(k[1], 200*time.Millisecond, 6*time.Second, "", "sandbox")),
 		})
 		require.NoError(t, err, "drill under worker kills %v", faultsOf(r))
 		require.True(t, res.Verify.Valid, "drill verification: %+v", res.Verify)
@@ -149,7 +149,7 @@ func (h *harness) workerKilled(t *testing.T) {
 		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailover, wf: workflows.FailoverWorkflow,
 			in:     workflows.FailoverInput{Plan: *h.plan, Planned: true},
 			out:    &res,
-			inject: h.killer(t, id, h.killPlan(k[2], 4*time.Second, "dc1", "dc2")),
+			inject: h.killer(t, id, h.killPlan(k[2], 50*time.Millisecond, time.Second, "dc1", "dc2")),
 		})
 		require.NoError(t, err, "planned failover under worker kills %v", faultsOf(r))
 		ended := time.Now()
@@ -173,7 +173,7 @@ func (h *harness) workerKilled(t *testing.T) {
 		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailback, wf: workflows.FailbackWorkflow,
 			in:     workflows.FailbackInput{Plan: *h.plan},
 			out:    &res,
-			inject: h.killer(t, id, h.killPlan(k[3], 4*time.Second, "dc2", "dc1")),
+			inject: h.killer(t, id, h.killPlan(k[3], 50*time.Millisecond, time.Second, "dc2", "dc1")),
 		})
 		require.NoError(t, err, "failback under worker kills %v", faultsOf(r))
 		ended := time.Now()

@@ -29,13 +29,13 @@ func (tr trigger) String() string {
 	case "stop":
 		return fmt.Sprintf("after graceful stop %d at %s", tr.n, tr.site)
 	}
-	return fmt.Sprintf("%s into the run", tr.delay.Round(time.Millisecond))
+	return fmt.Sprintf("after %s", tr.delay.Round(time.Millisecond))
 }
 
 // killPlan draws k triggers for a run from the seed. Delays come first
 // (early in the run: preflight, drain, backup), then stops, then launches,
 // each kind in the order the runbook reaches them.
-func (h *harness) killPlan(k int, maxDelay time.Duration, stopSite, launchSite string) []trigger {
+func (h *harness) killPlan(k int, minDelay, maxDelay time.Duration, stopSite, launchSite string) []trigger {
 	var delays, stops, launches []trigger
 	servers := len(h.plan.Components)
 	for range k {
@@ -52,7 +52,7 @@ func (h *harness) killPlan(k int, maxDelay time.Duration, stopSite, launchSite s
 		case "launch":
 			launches = append(launches, trigger{kind: "launch", site: launchSite, n: 1 + h.rng.IntN(servers)})
 		default:
-			delays = append(delays, trigger{kind: "delay", delay: time.Duration(200+h.rng.IntN(int(maxDelay/time.Millisecond))) * time.Millisecond})
+			delays = append(delays, trigger{kind: "delay", delay: minDelay + time.Duration(h.rng.Int64N(int64(maxDelay-minDelay)))})
 		}
 	}
 	sort.Slice(delays, func(i, j int) bool { return delays[i].delay < delays[j].delay })
@@ -86,6 +86,11 @@ func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx 
 				case <-time.After(25 * time.Millisecond):
 				}
 			}
+			if !h.cfg.KillInQuiesce {
+				for waited := 0; h.quiesced() && waited < 400; waited++ {
+					time.Sleep(25 * time.Millisecond)
+				}
+			}
 			if !r.open() {
 				return
 			}
@@ -93,7 +98,7 @@ func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx 
 				r.fault("kill failed: " + err.Error())
 				return
 			}
-			where := fmt.Sprintf("%s, %s (%.1fs into the run), worker down %s", run, tr, time.Since(r.start).Seconds(), downtimes[i])
+			where := fmt.Sprintf("%s: %s, at %.1fs, worker down %s", run, tr, time.Since(r.start).Seconds(), downtimes[i])
 			h.sum.fault("worker SIGKILL", where)
 			r.fault(where)
 			select {
@@ -107,6 +112,18 @@ func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx 
 			since = time.Now()
 		}
 	}
+}
+
+// quiesced reports whether a database server of the lab holds its writes.
+func (h *harness) quiesced() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, site := range h.lab.Topo.SiteNames() {
+		if st, err := h.lab.Status(ctx, site, h.lab.Topo.Database().Name); err == nil && st.Health != nil && st.Health.Quiesced {
+			return true
+		}
+	}
+	return false
 }
 
 // triggered reports whether a trigger's moment has come.

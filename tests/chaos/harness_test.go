@@ -55,6 +55,15 @@ type config struct {
 	// RunTimeout bounds one run; a run still open after it fails the
 	// suite with what it waits for (DROVER_CHAOS_RUN_TIMEOUT, default 4m).
 	RunTimeout time.Duration
+	// KillInQuiesce lets a kill land while a backup holds the database's
+	// writes (DROVER_CHAOS_KILL_IN_QUIESCE=1). Off by default: the dead
+	// worker holds the quiesce until its activities are retried (the
+	// liveness timeout, 15s), and the lab turns a write pause of more than
+	// about 8s under load into heuristic transaction outcomes and dead
+	// letters that its instance probe reports for ever — a lab bug that
+	// would fail every later recovery check. Kills due in that window wait
+	// for the resume.
+	KillInQuiesce bool
 }
 
 func loadConfig(t *testing.T) config {
@@ -70,6 +79,7 @@ func loadConfig(t *testing.T) config {
 	env("DROVER_CHAOS_RATE", func(v string) (err error) { c.Rate, err = strconv.ParseFloat(v, 64); return })
 	env("DROVER_CHAOS_TIME_SCALE", func(v string) (err error) { c.TimeScale, err = strconv.ParseFloat(v, 64); return })
 	env("DROVER_CHAOS_RUN_TIMEOUT", func(v string) (err error) { c.RunTimeout, err = time.ParseDuration(v); return })
+	env("DROVER_CHAOS_KILL_IN_QUIESCE", func(v string) (err error) { c.KillInQuiesce, err = strconv.ParseBool(v); return })
 	require.True(t, c.Kills >= 0 && c.Backups >= 1 && c.Rate > 0 && c.TimeScale >= 0 && c.RunTimeout > 0, "chaos config out of range: %+v", c)
 	return c
 }
