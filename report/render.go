@@ -15,10 +15,10 @@ func (r Report) Markdown() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	kind := r.Kind
-	if r.Kind == "failover" {
-		kind = "unplanned failover"
+	if r.Kind == "failover" || r.Kind == "failback" {
+		kind = "unplanned " + r.Kind
 		if r.Planned {
-			kind = "planned failover"
+			kind = "planned " + r.Kind
 		}
 	}
 	w("# drover %s report: %s\n\n", kind, r.Plan)

@@ -353,8 +353,10 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 				defer c.Close()
 				if d, err := c.ScheduleClient().GetHandle(ctx, backupScheduleID(p.Name)).Describe(ctx); err == nil {
 					out.Schedule = backupScheduleID(p.Name)
-					out.NextRuns = d.Info.NextActionTimes
 					out.Paused = d.Schedule.State.Paused
+					if !out.Paused {
+						out.NextRuns = d.Info.NextActionTimes
+					}
 				}
 				if v, err := c.QueryWorkflow(ctx, workflows.MonitorID(p.Name), "", workflows.QueryRPO); err == nil {
 					var rpo workflows.RPOStatus

@@ -42,7 +42,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	store := storeRef(p, nil)
 	primary, secondary := siteRef(p, "primary"), siteRef(p, "secondary")
 	started := workflow.GetInfo(ctx).WorkflowStartTime
-	rep := report.Report{Declared: started}
+	rep := report.Report{Planned: true, Declared: started}
 	st := sites{}
 	st.set("secondary", p.Sites.Secondary, "live (serving traffic)")
 	st.set("primary", p.Sites.Primary, "back, idle")
