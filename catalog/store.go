@@ -90,6 +90,12 @@ func (s *Store) Begin(plan, id string) (string, error) {
 	if err := checkPlanID(plan, id); err != nil {
 		return "", err
 	}
+	// The root is never created (see Open): a store that vanished after it
+	// was opened (its mount gone) fails the capture instead of being
+	// recreated on the local disk by the MkdirAll below.
+	if _, err := os.Stat(s.Root); err != nil {
+		return "", fmt.Errorf("stage point %s: store %s: %w", id, s.Root, err)
+	}
 	dir := s.StagingDir(plan, id)
 	if err := os.MkdirAll(filepath.Join(dir, groupsDir), 0o750); err != nil {
 		return "", fmt.Errorf("stage point %s: %w", id, StoreError(err))
