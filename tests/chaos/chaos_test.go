@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,14 +40,27 @@ func TestChaos(t *testing.T) {
 		fn   func(t *testing.T)
 	}{
 		{"WorkerKilled", h.workerKilled},
+		{"ServerRestarted", h.serverRestarted},
+		{"Hangs", func(t *testing.T) {
+			t.Run("ExecSleeps", h.execSleeps)
+			if !t.Failed() {
+				t.Run("FrozenServer", h.frozenServer)
+			}
+		}},
+		{"StorageFaults", h.storageFaults},
+		{"OrchestratorLost", h.orchestratorLost},
 	}
 	for _, s := range scenarios {
+		if slices.Contains(cfg.Skip, s.name) {
+			t.Logf("scenario %s skipped (DROVER_CHAOS_SKIP)", s.name)
+			continue
+		}
 		if !t.Run(s.name, s.fn) {
 			t.Fatalf("scenario %s failed: the scenarios after it need the cell it leaves", s.name)
 		}
 	}
 	h.countHistories(t)
-	if cfg.Kills >= 10 {
+	if cfg.Kills >= 10 && !slices.Contains(cfg.Skip, "WorkerKilled") {
 		require.GreaterOrEqual(t, h.sum.Faults["worker SIGKILL"], 10, "fewer worker kills hit an open run than the issue asks for")
 	}
 	require.Zero(t, h.sum.StepsLost, "data lost")
@@ -94,6 +109,15 @@ func share(n int, weights ...int) []int {
 func (h *harness) workerKilled(t *testing.T) {
 	k := share(h.cfg.Kills, 4, 2, 3, 3)
 	perBackup := share(k[0], ones(h.cfg.Backups)...)
+	// Kills planned for a run that ended before their moment carry over
+	// to the next run, so the suite reaches its count.
+	carry := 0
+	plan := func(n int) int { n += carry; carry = 0; return n }
+	landed := func(r *liveRun, planned int) {
+		if r != nil {
+			carry += max(planned-r.kills(), 0)
+		}
+	}
 	stopLoad := h.load(t)
 	defer stopLoad()
 
@@ -102,11 +126,13 @@ func (h *harness) workerKilled(t *testing.T) {
 		for i := range h.cfg.Backups {
 			id := fmt.Sprintf("drover/chaos/backup/chaos-%02d", i+1)
 			var res workflows.BackupResult
+			n := plan(perBackup[i])
 			r, err := h.execute(t, runSpec{id: id, kind: workflows.KindBackup, wf: workflows.BackupWorkflow,
 				in:     workflows.BackupInput{Plan: *h.plan, Reason: "chaos"},
 				out:    &res,
-				inject: h.killer(t, id, h.killPlan(perBackup[i], 20*time.Millisecond, 600*time.Millisecond, "", "")),
+				inject: h.killer(t, id, h.backupKillPlan(n)),
 			})
+			landed(r, n)
 			require.NoError(t, err, "backup %s under worker kills %v", id, faultsOf(r))
 			t.Logf("%s: point %s (%s, %d bytes); faults %v", id, res.Point.ID, res.Point.Mode, res.Point.Size, faultsOf(r))
 		}
@@ -126,11 +152,13 @@ func (h *harness) workerKilled(t *testing.T) {
 		id := "drover/chaos/drill"
 		before := h.counts(t)
 		var res workflows.DrillResult
+		n := plan(k[1])
 		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindDrill, wf: workflows.DrillWorkflow,
 			in:     workflows.DrillInput{Plan: *h.plan, PointID: newest.ID},
 			out:    &res,
-			inject: h.killer(t, id, h.killPlan(k[1], 200*time.Millisecond, 6*time.Second, "", "sandbox")),
+			inject: h.killer(t, id, h.killPlan(n, 200*time.Millisecond, 6*time.Second, "", "sandbox")),
 		})
+		landed(r, n)
 		require.NoError(t, err, "drill under worker kills %v", faultsOf(r))
 		require.True(t, res.Verify.Valid, "drill verification: %+v", res.Verify)
 		require.Empty(t, h.lab.Running("sandbox"), "the drill's teardown left servers running in the sandbox")
@@ -146,11 +174,13 @@ func (h *harness) workerKilled(t *testing.T) {
 		id := "drover/chaos/switchover"
 		before := h.counts(t)
 		var res workflows.FailoverResult
+		n := plan(k[2])
 		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailover, wf: workflows.FailoverWorkflow,
 			in:     workflows.FailoverInput{Plan: *h.plan, Planned: true},
 			out:    &res,
-			inject: h.killer(t, id, h.killPlan(k[2], 50*time.Millisecond, time.Second, "dc1", "dc2")),
+			inject: h.killer(t, id, h.killPlan(n, 50*time.Millisecond, time.Second, "dc1", "dc2")),
 		})
+		landed(r, n)
 		require.NoError(t, err, "planned failover under worker kills %v", faultsOf(r))
 		ended := time.Now()
 		noStartFailed(t, r)
@@ -170,11 +200,13 @@ func (h *harness) workerKilled(t *testing.T) {
 		id := "drover/chaos/switchover"
 		before := h.counts(t)
 		var res workflows.FailbackResult
+		n := plan(k[3])
 		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailback, wf: workflows.FailbackWorkflow,
 			in:     workflows.FailbackInput{Plan: *h.plan},
 			out:    &res,
-			inject: h.killer(t, id, h.killPlan(k[3], 50*time.Millisecond, time.Second, "dc2", "dc1")),
+			inject: h.killer(t, id, h.killPlan(n, 50*time.Millisecond, time.Second, "dc2", "dc1")),
 		})
+		landed(r, n)
 		require.NoError(t, err, "failback under worker kills %v", faultsOf(r))
 		ended := time.Now()
 		noStartFailed(t, r)
@@ -216,21 +248,30 @@ func noStartFailed(t *testing.T, r *liveRun) {
 
 // checkPoints compares the catalog with the backup runs: every completed
 // backup run (the suite's own, and those failovers and failbacks ran as
-// children) committed exactly one point, named after the run, and the
-// catalog holds no other.
+// children) committed exactly one point, named after the run; the catalog
+// holds exactly those, less what retention deleted, and no staging.
 func (h *harness) checkPoints(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	execs, err := h.listExecutions(ctx, "WorkflowType = 'BackupWorkflow' AND ExecutionStatus = 'Completed'")
 	require.NoError(t, err)
-	fromRuns := map[string]string{}
+	want := map[string]string{}
+	for id := range h.lostPoints {
+		want[id] = "a run whose history was lost with the Temporal database"
+	}
+	deleted := map[string]bool{}
 	for _, e := range execs {
 		var res workflows.BackupResult
 		require.NoError(t, h.c.GetWorkflow(ctx, e.id, e.runID).Get(ctx, &res))
-		if prev, dup := fromRuns[res.Point.ID]; dup {
+		if prev, dup := want[res.Point.ID]; dup && !h.lostPoints[res.Point.ID] {
 			t.Errorf("point %s committed by two runs: %s and %s", res.Point.ID, prev, e.id)
 		}
-		fromRuns[res.Point.ID] = e.id
+		want[res.Point.ID] = e.id
+		if res.Retention != nil {
+			for _, id := range res.Retention.Deleted {
+				deleted[id] = true
+			}
+		}
 	}
 	pts, err := h.store(t).List(h.plan.Name)
 	require.NoError(t, err)
@@ -238,19 +279,25 @@ func (h *harness) checkPoints(t *testing.T) {
 	var stray []string
 	for _, p := range pts {
 		seen[p.ID]++
-		if _, ok := fromRuns[p.ID]; !ok && !h.knownPoint(p.ID) {
+		if _, ok := want[p.ID]; !ok || deleted[p.ID] {
 			stray = append(stray, p.ID)
 		}
 		require.Empty(t, p.Problem, "point %s", p.ID)
+	}
+	var missing []string
+	for id, run := range want {
+		if !deleted[id] && seen[id] == 0 {
+			missing = append(missing, id+" of "+run)
+		}
 	}
 	dups := len(pts) - len(seen) + len(stray)
 	h.sum.add(func(s *summary) {
 		s.PointsChecked = len(pts)
 		s.PointsDuplicated = dups
 	})
-	require.Empty(t, stray, "points in the catalog that no completed backup run committed (a retried run's second point?)")
-	require.Len(t, pts, len(fromRuns)+len(h.lostPoints), "points in the catalog vs completed backup runs")
-	staged, _ := os.ReadDir(h.store(t).StagingDir(h.plan.Name, "x") + "/..")
+	require.Empty(t, stray, "points in the catalog that no completed backup run committed, or that retention deleted (a retried run's second point?)")
+	require.Empty(t, missing, "points of completed backup runs missing from the catalog (not deleted by retention)")
+	staged, _ := os.ReadDir(filepath.Join(h.storeRoot(), h.plan.Name, "staging"))
 	require.Empty(t, staged, "staging left behind by completed backups")
 }
 

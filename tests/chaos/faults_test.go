@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -16,7 +18,7 @@ import (
 // right after the nth server launch or graceful stop at a site since the
 // run began (a start or stop then is in flight in the dead worker).
 type trigger struct {
-	kind  string // "delay", "launch", "stop"
+	kind  string // "delay", "launch", "stop", "staged", "committed"
 	site  string
 	n     int
 	delay time.Duration
@@ -28,6 +30,10 @@ func (tr trigger) String() string {
 		return fmt.Sprintf("after launch %d at %s", tr.n, tr.site)
 	case "stop":
 		return fmt.Sprintf("after graceful stop %d at %s", tr.n, tr.site)
+	case "staged":
+		return "while the point is staged (capture, ship, verify)"
+	case "committed":
+		return "right after the point is committed (record, retention)"
 	}
 	return fmt.Sprintf("after %s", tr.delay.Round(time.Millisecond))
 }
@@ -64,12 +70,46 @@ func (h *harness) killPlan(k int, minDelay, maxDelay time.Duration, stopSite, la
 	return append(out, launches...)
 }
 
+// backupKillPlan draws k triggers for a backup run: early (preflight,
+// quiesce), while the point is staged in the store, or right after it is
+// committed.
+func (h *harness) backupKillPlan(k int) []trigger {
+	var out []trigger
+	for range k {
+		switch h.rng.IntN(3) {
+		case 0:
+			out = append(out, trigger{kind: "delay", delay: time.Duration(10+h.rng.IntN(140)) * time.Millisecond})
+		case 1:
+			out = append(out, trigger{kind: "staged"})
+		default:
+			out = append(out, trigger{kind: "committed"})
+		}
+	}
+	order := map[string]int{"delay": 0, "staged": 1, "committed": 2}
+	sort.SliceStable(out, func(i, j int) bool { return order[out[i].kind] < order[out[j].kind] })
+	return out
+}
+
+// storeState is what the store holds for the plan: staged points and
+// committed ones.
+func (h *harness) storeState() (staged, committed int) {
+	root := h.storeRoot()
+	if e, err := os.ReadDir(filepath.Join(root, h.plan.Name, "staging")); err == nil {
+		staged = len(e)
+	}
+	if e, err := os.ReadDir(filepath.Join(root, h.plan.Name, "points")); err == nil {
+		committed = len(e)
+	}
+	return staged, committed
+}
+
 // killer returns an injector that SIGKILLs the worker at each trigger and
 // starts a new one after a seeded pause. It records only kills that hit a
 // run still open. Call it right before the run starts: the lab counts it
 // reads now are the run's baseline.
 func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx context.Context, r *liveRun) {
 	base := h.counts(t)
+	_, basePoints := h.storeState()
 	downtimes := make([]time.Duration, len(triggers))
 	for i := range downtimes {
 		downtimes[i] = time.Duration(h.rng.IntN(1500)) * time.Millisecond
@@ -77,13 +117,17 @@ func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx 
 	return func(ctx context.Context, r *liveRun) {
 		since := r.start
 		for i, tr := range triggers {
-			for !h.triggered(tr, base, since) {
+			poll := 25 * time.Millisecond
+			if tr.kind == "staged" || tr.kind == "committed" {
+				poll = 2 * time.Millisecond
+			}
+			for !h.triggered(tr, base, basePoints, since) {
 				select {
 				case <-ctx.Done():
 					return
 				case <-r.done:
 					return
-				case <-time.After(25 * time.Millisecond):
+				case <-time.After(poll):
 				}
 			}
 			if !h.cfg.KillInQuiesce {
@@ -101,6 +145,9 @@ func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx 
 			where := fmt.Sprintf("%s: %s, at %.1fs, worker down %s", run, tr, time.Since(r.start).Seconds(), downtimes[i])
 			h.sum.fault("worker SIGKILL", where)
 			r.fault(where)
+			r.mu.Lock()
+			r.nKills++
+			r.mu.Unlock()
 			select {
 			case <-ctx.Done():
 			case <-time.After(downtimes[i]):
@@ -127,10 +174,16 @@ func (h *harness) quiesced() bool {
 }
 
 // triggered reports whether a trigger's moment has come.
-func (h *harness) triggered(tr trigger, base map[string]map[string]lab.ServerCounts, since time.Time) bool {
+func (h *harness) triggered(tr trigger, base map[string]map[string]lab.ServerCounts, basePoints int, since time.Time) bool {
 	switch tr.kind {
 	case "delay":
 		return time.Since(since) >= tr.delay
+	case "staged":
+		staged, _ := h.storeState()
+		return staged > 0
+	case "committed":
+		_, committed := h.storeState()
+		return committed > basePoints
 	}
 	now, err := h.lab.Counts()
 	if err != nil {

@@ -64,6 +64,10 @@ type config struct {
 	// would fail every later recovery check. Kills due in that window wait
 	// for the resume.
 	KillInQuiesce bool
+	// Skip names scenarios not to run, comma-separated
+	// (DROVER_CHAOS_SKIP), to work on a later one; a skipped scenario
+	// leaves the cell where it found it, so later ones may not apply.
+	Skip []string
 }
 
 func loadConfig(t *testing.T) config {
@@ -79,6 +83,7 @@ func loadConfig(t *testing.T) config {
 	env("DROVER_CHAOS_RATE", func(v string) (err error) { c.Rate, err = strconv.ParseFloat(v, 64); return })
 	env("DROVER_CHAOS_TIME_SCALE", func(v string) (err error) { c.TimeScale, err = strconv.ParseFloat(v, 64); return })
 	env("DROVER_CHAOS_RUN_TIMEOUT", func(v string) (err error) { c.RunTimeout, err = time.ParseDuration(v); return })
+	env("DROVER_CHAOS_SKIP", func(v string) error { c.Skip = strings.Split(v, ","); return nil })
 	env("DROVER_CHAOS_KILL_IN_QUIESCE", func(v string) (err error) { c.KillInQuiesce, err = strconv.ParseBool(v); return })
 	require.True(t, c.Kills >= 0 && c.Backups >= 1 && c.Rate > 0 && c.TimeScale >= 0 && c.RunTimeout > 0, "chaos config out of range: %+v", c)
 	return c
@@ -317,16 +322,30 @@ func (h *harness) cli(t *testing.T, timeout time.Duration, args ...string) (stri
 // startServer starts the Temporal server on the database file and waits
 // until it answers.
 func (h *harness) startServer(t *testing.T) {
+	require.NoError(t, h.startServerNoT())
+}
+
+// startServerNoT is startServer for injector goroutines.
+func (h *harness) startServerNoT() error {
 	h.nServers++
-	h.server = h.spawn(t, fmt.Sprintf("server-%d", h.nServers), "server", "--db-file", h.dbFile,
+	p, err := h.spawnNoT(fmt.Sprintf("server-%d", h.nServers), "server", "--db-file", h.dbFile,
 		"--port", strconv.Itoa(h.port), "--http-port", strconv.Itoa(h.httpPort), "--ui-port", "-1")
-	require.NoError(t, h.server.waitLog("Namespace:", 2*time.Minute))
-	require.NoError(t, waitFor(time.Minute, func() error {
+	if err != nil {
+		return err
+	}
+	h.server = p
+	if err := p.waitLog("Namespace:", 2*time.Minute); err != nil {
+		return err
+	}
+	if err := waitFor(time.Minute, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := h.c.CheckHealth(ctx, &client.CheckHealthRequest{})
 		return err
-	}), "Temporal server %s does not answer", h.address())
+	}); err != nil {
+		return fmt.Errorf("Temporal server %s does not answer: %w", h.address(), err)
+	}
+	return nil
 }
 
 // stopServer stops the Temporal server with sig and waits until it ended.
@@ -413,6 +432,11 @@ func (h *harness) writePlan(t *testing.T, basePort int) {
 	require.NoError(t, err, "the chaos plan does not validate:\n%s", data)
 }
 
+// storeRoot is the plan's recovery point store directory.
+func (h *harness) storeRoot() string {
+	return h.plan.Storage.Store["path"].(string)
+}
+
 // store opens the plan's recovery point store.
 func (h *harness) store(t *testing.T) *catalog.Store {
 	st, _, err := catalog.OpenFromSettings(h.plan.Storage.Store)
@@ -430,8 +454,16 @@ type liveRun struct {
 
 	mu    sync.Mutex
 	gates []seenGate
-	// faults are what the injector did during the run.
+	// faults are what the injector did during the run; nKills counts the
+	// worker kills among them.
 	faults []string
+	nKills int
+}
+
+func (r *liveRun) kills() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nKills
 }
 
 type seenGate struct {
@@ -498,20 +530,40 @@ type runSpec struct {
 // waits for the run's end. A run that does not end in time is an error
 // that says what it waits for.
 func (h *harness) execute(t *testing.T, s runSpec) (*liveRun, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	h.sum.add(func(s *summary) { s.RunsStarted++ })
-	run, err := h.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	planName := h.plan.Name
+	if p, ok := planOf(s.in); ok {
+		planName = p
+	}
+	run, err := h.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID:                       s.id,
 		TaskQueue:                workflows.TaskQueue,
-		TypedSearchAttributes:    workflows.StartSearchAttributes(h.plan.Name, s.kind),
+		TypedSearchAttributes:    workflows.StartSearchAttributes(planName, s.kind),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 	}, s.wf, s.in)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.id, err)
 	}
-	r := &liveRun{id: s.id, runID: run.GetRunID(), start: time.Now(), done: make(chan struct{})}
+	return h.watch(t, s, run.GetRunID())
+}
+
+// planOf names the plan of a workflow input.
+func planOf(in any) (string, bool) {
+	switch v := in.(type) {
+	case workflows.RestartInput:
+		return v.Plan.Name, true
+	case workflows.BackupInput:
+		return v.Plan.Name, true
+	}
+	return "", false
+}
+
+// watch follows a run started elsewhere (the CLI) as execute does.
+func (h *harness) watch(t *testing.T, s runSpec, runID string) (*liveRun, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.sum.add(func(s *summary) { s.RunsStarted++ })
+	r := &liveRun{id: s.id, runID: runID, start: time.Now(), done: make(chan struct{})}
 	go func() {
 		r.err = h.result(ctx, r, s.out)
 		close(r.done)
@@ -617,6 +669,15 @@ func (h *harness) approver(ctx context.Context, r *liveRun, policy gatePolicy) {
 			}
 		}
 	}
+}
+
+// abort ends a run whose fault could not be injected as planned, so the
+// test fails at once with why instead of at the run timeout.
+func (h *harness) abort(r *liveRun, why error) {
+	r.fault("injection failed: " + why.Error())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = h.c.TerminateWorkflow(ctx, r.id, r.runID, "chaos: injection failed: "+why.Error())
 }
 
 // status asks a run for its status (a worker answers: it fails while none
