@@ -347,7 +347,7 @@ func rtoAnalyse(spans []rtoSpan, tiers []plan.Tier, wallBegin, wallEnd time.Time
 			groups[s.Key] += d
 		case s.Activity == "ApplyEnvironment":
 			w.Restore += d
-		case s.Activity == "StartComponent" || s.Activity == "WaitReady":
+		case s.Activity == "StartAndWaitReady" || s.Activity == "StartComponent" || s.Activity == "WaitReady":
 			members[s.Key] += d
 		case s.Activity == "RunCheck" && strings.HasSuffix(s.Workflow, "/verify"):
 			checks[s.Level+"/"+s.Key] += d
