@@ -32,6 +32,13 @@ func TestChaos(t *testing.T) {
 		out := fmt.Sprintf("chaos summary (seed %d, %s):\n%s", cfg.Seed, time.Since(begin).Round(time.Second), h.sum.String())
 		t.Log(out)
 		fmt.Println(out)
+		// go test ./... shows no output of a passing package: CI reads
+		// the summary from this file.
+		if path := os.Getenv("DROVER_CHAOS_SUMMARY"); path != "" {
+			if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+				t.Errorf("write the summary to %s: %v", path, err)
+			}
+		}
 	})
 	h.setup(t)
 
@@ -304,4 +311,3 @@ func (h *harness) checkPoints(t *testing.T) {
 // knownPoint reports points committed by runs whose history the suite lost
 // on purpose (the orchestrator-lost scenario deletes the database).
 func (h *harness) knownPoint(id string) bool { return h.lostPoints[id] }
-

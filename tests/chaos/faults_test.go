@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -130,6 +131,9 @@ func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx 
 				case <-time.After(poll):
 				}
 			}
+			if tr.kind == "launch" && !h.cfg.KillInLaunch {
+				h.waitPidFiles(tr.site, base, 2*time.Second)
+			}
 			if !h.cfg.KillInQuiesce {
 				for waited := 0; h.quiesced() && waited < 400; waited++ {
 					time.Sleep(25 * time.Millisecond)
@@ -158,6 +162,29 @@ func (h *harness) killer(t *testing.T, run string, triggers []trigger) func(ctx 
 			}
 			since = time.Now()
 		}
+	}
+}
+
+// waitPidFiles waits until every server launched at site since base has
+// its pid file naming a live process.
+func (h *harness) waitPidFiles(site string, base map[string]map[string]lab.ServerCounts, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		now, err := h.lab.Counts()
+		if err != nil {
+			return
+		}
+		running := h.lab.Running(site)
+		ok := true
+		for server, c := range now[site] {
+			if c.Launches > base[site][server].Launches && !slices.Contains(running, server) {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 
 // config is how much chaos one run of the suite makes. Every field has a
 // default that fits CI on two cores and an environment variable.
+// DROVER_CHAOS_SUMMARY names a file the summary is also written to.
 type config struct {
 	// Seed drives every random choice (DROVER_CHAOS_SEED; default from
 	// the clock, printed so a run can be repeated).
@@ -64,6 +65,13 @@ type config struct {
 	// would fail every later recovery check. Kills due in that window wait
 	// for the resume.
 	KillInQuiesce bool
+	// KillInLaunch lets a kill land between a lab server's launch and its
+	// pid file (DROVER_CHAOS_KILL_IN_LAUNCH=1). Off by default: the lab's
+	// launcher writes the pid file after the process starts, and a start
+	// retried after a worker died in that window launches a second
+	// process, which fails to listen while the first, unrecorded one
+	// answers for it — a lab bug. Kills due then wait for the pid file.
+	KillInLaunch bool
 	// Skip names scenarios not to run, comma-separated
 	// (DROVER_CHAOS_SKIP), to work on a later one; a skipped scenario
 	// leaves the cell where it found it, so later ones may not apply.
@@ -84,6 +92,7 @@ func loadConfig(t *testing.T) config {
 	env("DROVER_CHAOS_TIME_SCALE", func(v string) (err error) { c.TimeScale, err = strconv.ParseFloat(v, 64); return })
 	env("DROVER_CHAOS_RUN_TIMEOUT", func(v string) (err error) { c.RunTimeout, err = time.ParseDuration(v); return })
 	env("DROVER_CHAOS_SKIP", func(v string) error { c.Skip = strings.Split(v, ","); return nil })
+	env("DROVER_CHAOS_KILL_IN_LAUNCH", func(v string) (err error) { c.KillInLaunch, err = strconv.ParseBool(v); return })
 	env("DROVER_CHAOS_KILL_IN_QUIESCE", func(v string) (err error) { c.KillInQuiesce, err = strconv.ParseBool(v); return })
 	require.True(t, c.Kills >= 0 && c.Backups >= 1 && c.Rate > 0 && c.TimeScale >= 0 && c.RunTimeout > 0, "chaos config out of range: %+v", c)
 	return c

@@ -669,9 +669,13 @@ func fillUp(path string) {
 	}
 }
 
-// lastLine is the end of an error's message, for the summary.
+// sdkDecoration is what the Temporal SDK adds to each error of a chain.
+var sdkDecoration = regexp.MustCompile(`\s*\(type: [^,()]*, retryable: (true|false)\)`)
+
+// lastLine is the end of an error's message without the SDK's decoration,
+// for the summary.
 func lastLine(err error) string {
-	msg := err.Error()
+	msg := sdkDecoration.ReplaceAllString(err.Error(), "")
 	if len(msg) > 160 {
 		msg = "…" + msg[len(msg)-160:]
 	}
