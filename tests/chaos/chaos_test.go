@@ -328,4 +328,3 @@ func (h *harness) comparePoints(t *testing.T) pointCheck {
 	c.dups = len(pts) - len(seen) + len(c.stray) + len(c.twice)
 	return c
 }
-
