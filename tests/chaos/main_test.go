@@ -13,8 +13,23 @@
 //
 // Every random choice comes from one seed, printed at the start and taken
 // from DROVER_CHAOS_SEED when set, so a failing run can be repeated. The
-// amount of chaos is set by environment variables (see loadConfig); the
+// amount of chaos is set by environment variables (see config); the
 // defaults fit a CI budget of a few minutes on two cores. -short skips it.
+//
+//	DROVER_CHAOS_SEED            the seed (default: from the clock)
+//	DROVER_CHAOS_KILLS           worker SIGKILLs over the suite (default 12)
+//	DROVER_CHAOS_BACKUPS         backup runs under kills (default 4)
+//	DROVER_CHAOS_RATE            workload orders/s (default 8)
+//	DROVER_CHAOS_TIME_SCALE      lab start-up time scale (default 0.02)
+//	DROVER_CHAOS_RUN_TIMEOUT     bound on one run (default 4m)
+//	DROVER_CHAOS_SUMMARY         file the summary is also written to
+//	DROVER_CHAOS_SKIP            scenarios to skip, comma-separated
+//	DROVER_CHAOS_KILL_IN_LAUNCH  also kill between a lab launch and its pid file (known lab bug)
+//	DROVER_CHAOS_KILL_IN_QUIESCE also kill while a backup holds the db's writes (known lab bug)
+//
+// At the end it prints a summary (also on stdout, and to
+// DROVER_CHAOS_SUMMARY): faults injected, runs completed, steps
+// re-executed, data lost and duplicates.
 package chaos
 
 import (
