@@ -90,7 +90,7 @@ func (s *Store) Transition(plan string, state PlanState, role string, detail str
 	if err != nil {
 		return l, err
 	}
-	if err := os.MkdirAll(s.planDir(plan), 0o750); err != nil {
+	if err := s.mkdir(s.planDir(plan)); err != nil {
 		return l, StoreError(err)
 	}
 	return l, WriteFileAtomic(s.lifecyclePath(plan), data, 0o640)

@@ -90,14 +90,8 @@ func (s *Store) Begin(plan, id string) (string, error) {
 	if err := checkPlanID(plan, id); err != nil {
 		return "", err
 	}
-	// The root is never created (see Open): a store that vanished after it
-	// was opened (its mount gone) fails the capture instead of being
-	// recreated on the local disk by the MkdirAll below.
-	if _, err := os.Stat(s.Root); err != nil {
-		return "", fmt.Errorf("stage point %s: store %s: %w", id, s.Root, err)
-	}
 	dir := s.StagingDir(plan, id)
-	if err := os.MkdirAll(filepath.Join(dir, groupsDir), 0o750); err != nil {
+	if err := s.mkdir(filepath.Join(dir, groupsDir)); err != nil {
 		return "", fmt.Errorf("stage point %s: %w", id, StoreError(err))
 	}
 	return dir, nil
@@ -250,7 +244,7 @@ func (s *Store) Commit(plan, id string, c CommitInfo) (*Manifest, error) {
 	}
 	_ = os.RemoveAll(filepath.Join(stage, groupsDir))
 	points := filepath.Join(s.planDir(plan), pointsDir)
-	if err := os.MkdirAll(points, 0o750); err != nil {
+	if err := s.mkdir(points); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", id, StoreError(err))
 	}
 	if err := os.Rename(stage, filepath.Join(points, id)); err != nil {
@@ -582,6 +576,16 @@ func newestChange(root string) time.Time {
 	return newest
 }
 
+// mkdir creates folders under the store's root, never the root itself: a
+// store that vanished after it was opened (its mount gone) fails instead of
+// being recreated on the local disk.
+func (s *Store) mkdir(dir string) error {
+	if _, err := os.Stat(s.Root); err != nil {
+		return fmt.Errorf("store %s: %w", s.Root, err)
+	}
+	return os.MkdirAll(dir, 0o750)
+}
+
 // CheckWritable proves the store accepts writes for a plan by writing,
 // syncing and removing a small file.
 func (s *Store) CheckWritable(plan string) error {
@@ -589,7 +593,7 @@ func (s *Store) CheckWritable(plan string) error {
 		return err
 	}
 	dir := s.planDir(plan)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := s.mkdir(dir); err != nil {
 		return fmt.Errorf("store %s is not writable: %w", s.Root, StoreError(err))
 	}
 	probe := filepath.Join(dir, ".write-probe")
