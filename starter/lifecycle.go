@@ -64,6 +64,20 @@ func backupInterval(p *plan.Plan, stats activities.StatsResult) (time.Duration, 
 	return interval.Round(time.Second), why, nil
 }
 
+// loadPlanAndStore loads and checks a plan file and opens its store: what
+// every command that reads the store without a workflow starts with.
+func loadPlanAndStore(g *Globals, file string) (*plan.Plan, *catalog.Store, error) {
+	p, _, err := loadCheckedPlan(g, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openPlanStore(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, st, nil
+}
+
 // openPlanStore opens the plan's recovery point store. Settings the plan got
 // wrong are bad input naming the file; a store that is not there (an NFS
 // mount missing) is a failure of the run.
@@ -218,11 +232,7 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p, _, err := loadCheckedPlan(g, args[0])
-			if err != nil {
-				return err
-			}
-			st, err := openPlanStore(p)
+			p, st, err := loadPlanAndStore(g, args[0])
 			if err != nil {
 				return err
 			}
@@ -281,11 +291,7 @@ func newPlanDisableCmd(g *Globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p, _, err := loadCheckedPlan(g, args[0])
-			if err != nil {
-				return err
-			}
-			st, err := openPlanStore(p)
+			p, st, err := loadPlanAndStore(g, args[0])
 			if err != nil {
 				return err
 			}
@@ -337,11 +343,7 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p, _, err := loadCheckedPlan(g, args[0])
-			if err != nil {
-				return err
-			}
-			st, err := openPlanStore(p)
+			p, st, err := loadPlanAndStore(g, args[0])
 			if err != nil {
 				return err
 			}
@@ -396,11 +398,7 @@ func newBackupScheduleCmd(g *Globals) *cobra.Command {
 		Short: "Create or update the plan's Temporal Schedule of backups (interval derived from the RPO)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := loadCheckedPlan(g, planFile)
-			if err != nil {
-				return err
-			}
-			st, err := openPlanStore(p)
+			p, st, err := loadPlanAndStore(g, planFile)
 			if err != nil {
 				return err
 			}

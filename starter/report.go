@@ -26,11 +26,7 @@ func newReportCmd(g *Globals) *cobra.Command {
 			"recovery point store, so they outlive the Temporal server that ran the workflow.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, _, err := loadCheckedPlan(g, planFile)
-			if err != nil {
-				return err
-			}
-			st, err := openPlanStore(p)
+			p, st, err := loadPlanAndStore(g, planFile)
 			if err != nil {
 				return err
 			}
