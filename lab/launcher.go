@@ -3,12 +3,14 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,60 @@ import (
 
 // EnvExe overrides the executable the launcher runs as "EXE lab serve ...".
 const EnvExe = "DROVER_LAB_EXE"
+
+// LeanExe is the lab-only program (cmd/drover-lab) the launcher prefers
+// when it lies beside the running executable and was built from the same
+// source: it starts in a fraction of drover's time.
+const LeanExe = "drover-lab"
+
+// ServerExecutable is the program the launcher runs for a lab server:
+// EnvExe if set; else LeanExe beside this executable if it was built from
+// the same module version and revision with the same Go; else this
+// executable itself (drover, or a test binary that calls RunIfServer).
+func ServerExecutable() (string, error) {
+	if exe := os.Getenv(EnvExe); exe != "" {
+		return exe, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the drover executable: %w", err)
+	}
+	lean := filepath.Join(filepath.Dir(self), LeanExe)
+	if lean != self && sameBuild(self, lean) {
+		return lean, nil
+	}
+	return self, nil
+}
+
+// sameBuild reports whether two executables were built from the same
+// source: a stale drover-lab left beside a newer drover must not run the
+// newer lab's servers.
+func sameBuild(a, b string) bool {
+	ia, err := buildinfo.ReadFile(a)
+	if err != nil {
+		return false
+	}
+	ib, err := buildinfo.ReadFile(b)
+	if err != nil {
+		return false
+	}
+	if ia.GoVersion != ib.GoVersion || ia.Main.Path != ib.Main.Path || ia.Main.Version != ib.Main.Version || ia.Main.Sum != ib.Main.Sum {
+		return false
+	}
+	setting := func(bi *debug.BuildInfo, key string) string {
+		for _, s := range bi.Settings {
+			if s.Key == key {
+				return s.Value
+			}
+		}
+		return ""
+	}
+	rev := setting(ia, "vcs.revision")
+	// Without a revision, or from a modified tree, nothing proves the two
+	// builds saw the same source.
+	return rev != "" && rev == setting(ib, "vcs.revision") &&
+		setting(ia, "vcs.modified") == "false" && setting(ib, "vcs.modified") == "false"
+}
 
 // pidInfo is a pid file's content. StartTicks (from /proc) tells our process
 // from another that reused the pid.
@@ -95,12 +151,9 @@ func (p *pidInfo) life() procLife {
 // launch starts "EXE lab serve args..." detached, writes the pid file and
 // returns the process and the log offset where its output begins.
 func launch(pidPath, logPath, server, site string, args []string) (*exec.Cmd, int64, error) {
-	exe := os.Getenv(EnvExe)
-	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return nil, 0, fmt.Errorf("find the drover executable: %w", err)
-		}
+	exe, err := ServerExecutable()
+	if err != nil {
+		return nil, 0, err
 	}
 	for _, dir := range []string{filepath.Dir(pidPath), filepath.Dir(logPath)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

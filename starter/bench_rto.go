@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -60,6 +61,8 @@ type benchRTOOpts struct {
 	// pollers is the worker's activity task pollers; 0 keeps the SDK's
 	// default, as drover's worker does.
 	pollers int
+	// labExe is what runs the lab's servers: "auto", "self" or a path.
+	labExe string
 }
 
 func newBenchRTOCmd(g *Globals) *cobra.Command {
@@ -117,6 +120,7 @@ compete for the CPUs; the measured critical path shows how much.)`,
 	cmd.Flags().IntVar(&o.rounds, "rounds", 1, "failover and sequential runs per N; the fastest of each is kept")
 	cmd.Flags().IntVar(&o.pollers, "activity-pollers", 0, "activity task pollers of the bench's worker (0: the SDK default, as drover's worker uses)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 20*time.Minute, "how long one N may take")
+	cmd.Flags().StringVar(&o.labExe, "lab-exe", "auto", "what runs the lab's servers: auto (drover-lab beside drover, else built with go for this bench, else drover), self (drover), or a path")
 	return cmd
 }
 
@@ -240,9 +244,12 @@ func startRTOStack(ctx context.Context, g *Globals, rec *rtoRecorder, pollers in
 		return nil, err
 	}
 	s.client = c
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
-		Interceptors: []interceptor.WorkerInterceptor{rec}, MaxConcurrentActivityTaskPollers: pollers,
-	})
+	// The options of drover's own worker, so the bench measures what a
+	// failover gets, plus the recorder.
+	opts := worker.SDKOptions()
+	opts.Interceptors = append(opts.Interceptors, rec)
+	opts.MaxConcurrentActivityTaskPollers = pollers
+	w := sdkworker.New(c, workflows.TaskQueue, opts)
 	worker.Register(w, activities.New(builtin.Registry(log), log))
 	if err := w.Start(); err != nil {
 		s.Close()
@@ -525,14 +532,6 @@ type rtoDoc struct {
 
 func benchRTO(ctx context.Context, g *Globals, o benchRTOOpts) (err error) {
 	log := g.Logger()
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find the drover executable for the lab's servers: %w", err)
-	}
-	// The lab's servers start from this binary and end with this process.
-	restoreEnv := rtoSetenv(map[string]string{lab.EnvExe: exe, lab.EnvWatchPID: strconv.Itoa(os.Getpid())})
-	defer restoreEnv()
-
 	dir := o.dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "drover-bench-rto-"); err != nil {
@@ -550,6 +549,13 @@ func benchRTO(ctx context.Context, g *Globals, o benchRTOOpts) (err error) {
 		}
 		o.keep = true
 	}
+	exe, labExeNote, err := rtoLabExecutable(ctx, log, dir, o.labExe)
+	if err != nil {
+		return err
+	}
+	// The lab's servers end with this process.
+	restoreEnv := rtoSetenv(map[string]string{lab.EnvExe: exe, lab.EnvWatchPID: strconv.Itoa(os.Getpid())})
+	defer restoreEnv()
 
 	// The worker must stop before the labs go down, or a run still going
 	// could start a server after the lab was cleared.
@@ -593,6 +599,7 @@ func benchRTO(ctx context.Context, g *Globals, o benchRTOOpts) (err error) {
 		"the bench plan has no start-secondary gate (nobody to wait for); gates that open anyway time out after 1m and abort the run",
 		"sequential: the same drivers without Temporal, one step after another; it does no preflight and writes no report",
 		"the sequential run follows the failover on the same lab, so it reads a warmer page cache",
+		labExeNote,
 	}
 	if g.JSON() {
 		enc := json.NewEncoder(g.Stdout)
@@ -601,6 +608,39 @@ func benchRTO(ctx context.Context, g *Globals, o benchRTOOpts) (err error) {
 	}
 	rtoPrint(g.Stdout, doc)
 	return nil
+}
+
+// rtoLabExecutable chooses what runs the lab's servers. Both sides of the
+// bench launch the same one. drover itself holds the Temporal server and
+// the UI: 32 copies started at once on two CPUs spend about half a second
+// in program start-up before the first line of the lab runs, and the
+// critical path grows with N for that alone. drover-lab holds only the lab.
+func rtoLabExecutable(ctx context.Context, log *zap.Logger, dir, choice string) (exe, note string, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", "", fmt.Errorf("find the drover executable for the lab's servers: %w", err)
+	}
+	switch choice {
+	case "self":
+		return self, "lab servers: drover itself (--lab-exe self)", nil
+	case "auto":
+	default:
+		if _, err := os.Stat(choice); err != nil {
+			return "", "", BadInputf("--lab-exe: %v", err)
+		}
+		return choice, "lab servers: " + choice + " (--lab-exe)", nil
+	}
+	if found, err := lab.ServerExecutable(); err == nil && found != self {
+		return found, "lab servers: " + found, nil
+	}
+	out := filepath.Join(dir, lab.LeanExe)
+	build := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/drover-dr/drover/cmd/drover-lab")
+	if msg, err := build.CombinedOutput(); err != nil {
+		log.Info("cannot build drover-lab here; the lab's servers run as drover", zap.Error(err), zap.String("output", strings.TrimSpace(string(msg))))
+		return self, "lab servers: drover itself (drover-lab is not beside drover and could not be built here: " +
+			"run the bench from the source tree with go on the PATH, or build ./cmd/drover-lab next to drover)", nil
+	}
+	return out, "lab servers: drover-lab, built for this bench from the source tree it runs in", nil
 }
 
 // rtoLoad is the 1-minute load average (0 where /proc/loadavg is missing).

@@ -35,9 +35,30 @@ func New(c client.Client, opts Options) (sdkworker.Worker, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{Liveness(LivenessTimeout)}})
+	w := sdkworker.New(c, opts.TaskQueue, SDKOptions())
 	Register(w, activities.New(opts.Registry, opts.Logger))
 	return w, nil
+}
+
+// EagerActivitiesPerTask is how many of the activities one workflow task
+// schedules the worker asks to run eagerly: handed back in the reply to the
+// task's completion instead of going through matching and a poll. A restart
+// tier schedules all its members in one task; with the SDK's default of 3
+// the rest of a 32-member tier waited for the pollers, one round trip each,
+// and the tier's last member started hundreds of milliseconds after its
+// first (drover bench rto). A tier larger than this still works: the rest
+// go through matching.
+const EagerActivitiesPerTask = 128
+
+// SDKOptions are the SDK worker options every drover worker uses: the
+// liveness interceptor (a killed worker's activities time out on heartbeats)
+// and eager dispatch of a tier's members.
+func SDKOptions() sdkworker.Options {
+	eager := EagerActivitiesPerTask
+	return sdkworker.Options{
+		Interceptors: []interceptor.WorkerInterceptor{Liveness(LivenessTimeout)},
+		MaxEagerActivityReservationsPerWorkflowTask: &eager,
+	}
 }
 
 // Registrar is what both a real worker and the test environment offer.
