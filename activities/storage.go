@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -427,17 +429,14 @@ func (a *Activities) ChoosePoint(ctx context.Context, in ChooseInput) (catalog.P
 	if err != nil {
 		return catalog.Point{}, storageError("list recovery points", err)
 	}
+	byID := catalog.ByID(points)
 	if in.PointID != "" {
 		for _, p := range points {
 			if p.ID != in.PointID {
 				continue
 			}
-			if !p.Usable() {
-				reason := p.Problem
-				if reason == "" {
-					reason = "invalid: " + p.Validity.Reason
-				}
-				return p, temporal.NewNonRetryableApplicationError(fmt.Sprintf("point %s cannot be restored: %s", p.ID, reason), ErrTypeNoPoint, nil)
+			if why := catalog.Unrestorable(byID, p); why != "" {
+				return p, temporal.NewNonRetryableApplicationError(fmt.Sprintf("point %s cannot be restored: %s", p.ID, why), ErrTypeNoPoint, nil)
 			}
 			return p, nil
 		}
@@ -445,7 +444,9 @@ func (a *Activities) ChoosePoint(ctx context.Context, in ChooseInput) (catalog.P
 	}
 	for i := len(points) - 1; i >= 0; i-- {
 		p := points[i]
-		if slices.Contains(in.Exclude, p.ID) || !p.Usable() {
+		// A cumulative point whose full is damaged or gone cannot be
+		// restored, however valid it was found.
+		if slices.Contains(in.Exclude, p.ID) || catalog.Unrestorable(byID, p) != "" {
 			continue
 		}
 		if p.Validity.State == catalog.Valid || (in.AllowUnverified && p.Validity.State == catalog.Unverified) {
@@ -506,10 +507,39 @@ func (a *Activities) RestoreGroup(ctx context.Context, in RestoreInput) (storage
 		Replace: true,
 	}, heartbeat(ctx))
 	if err != nil {
-		return r, storageError(fmt.Sprintf("restore group %s of point %s into %s", in.Group.Name, in.PointID, in.Site.Site.Name), err)
+		op := fmt.Sprintf("restore group %s of point %s into %s", in.Group.Name, in.PointID, in.Site.Site.Name)
+		if errors.Is(err, storage.ErrCorrupt) || errors.Is(err, catalog.ErrCorrupt) {
+			d := damagedBy(in.Store.Plan, in.PointID, err)
+			return r, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", op, err), ErrTypeCorrupt, err, d)
+		}
+		return r, storageError(op, err)
 	}
 	a.Logger.Info("group restored", zap.String("group", in.Group.Name), zap.String("point", in.PointID), zap.String("site", in.Site.Site.Name), zap.Int64("bytes", r.Bytes))
 	return r, nil
+}
+
+// Damage names the point whose stored data a restore found damaged: the
+// point restored, or the full point a cumulative one builds on. It rides
+// on a CorruptPoint failure as its details.
+type Damage struct {
+	Point string `json:"point"`
+	File  string `json:"file,omitempty"`
+}
+
+// damagedBy reads which point holds the damaged file: drivers name it
+// relative to the store, as PLAN/points/ID/....
+func damagedBy(planName, restored string, err error) Damage {
+	d := Damage{Point: restored}
+	var ce *storage.CorruptError
+	if !errors.As(err, &ce) {
+		return d
+	}
+	d.File = ce.File
+	parts := strings.Split(filepath.ToSlash(ce.File), "/")
+	if len(parts) >= 3 && parts[0] == planName && parts[1] == "points" && parts[2] != "" {
+		d.Point = parts[2]
+	}
+	return d
 }
 
 // Aliases so workflows name storage results without importing drivers.

@@ -56,23 +56,10 @@ func SelectRetention(points []Point, p Policy) []Decision {
 		}
 		return pts[i].ID < pts[j].ID
 	})
-	byID := map[string]Point{}
-	for _, pt := range pts {
-		byID[pt.ID] = pt
-	}
+	byID := ByID(pts)
 	reasons := map[string][]string{}
 	keep := func(id, why string) { reasons[id] = append(reasons[id], why) }
-	usable := func(pt Point) bool { return pt.Problem == "" && pt.Validity.State != Invalid }
-	restorable := func(pt Point) bool {
-		if !usable(pt) {
-			return false
-		}
-		if pt.Mode != ModeCumulative {
-			return true
-		}
-		base, ok := byID[pt.BaseID]
-		return ok && usable(base) && base.Mode == ModeFull
-	}
+	restorable := func(pt Point) bool { return Unrestorable(byID, pt) == "" }
 
 	for _, pt := range pts {
 		if pt.Problem != "" {
@@ -93,7 +80,7 @@ func SelectRetention(points []Point, p Policy) []Decision {
 		}
 	}
 	for i := len(pts) - 1; i >= 0; i-- {
-		if pt := pts[i]; pt.Mode == ModeFull && usable(pt) {
+		if pt := pts[i]; pt.Mode == ModeFull && pt.Usable() {
 			keep(pt.ID, "newest full: the base of the next cumulative point")
 			break
 		}
@@ -109,7 +96,7 @@ func SelectRetention(points []Point, p Policy) []Decision {
 		seen := map[string]bool{}
 		for i := len(pts) - 1; i >= 0 && len(seen) < count; i-- {
 			pt := pts[i]
-			if pt.Mode != ModeFull || !usable(pt) {
+			if pt.Mode != ModeFull || !pt.Usable() {
 				continue
 			}
 			k := key(pt)

@@ -410,6 +410,47 @@ func (m *Manifest) Summary() Point {
 // Usable reports whether a point may be restored: readable and not invalid.
 func (p Point) Usable() bool { return p.Problem == "" && p.Validity.State != Invalid }
 
+// ByID indexes points by id.
+func ByID(points []Point) map[string]Point {
+	m := make(map[string]Point, len(points))
+	for _, p := range points {
+		m[p.ID] = p
+	}
+	return m
+}
+
+// Unrestorable says why a point cannot be restored, or "" when it can: it
+// must be usable and, if cumulative, so must the full point it builds on
+// (restore = that full + this point).
+func Unrestorable(byID map[string]Point, p Point) string {
+	why := func(p Point) string {
+		if p.Problem != "" {
+			return p.Problem
+		}
+		if p.Validity.State == Invalid {
+			return "invalid: " + p.Validity.Reason
+		}
+		return ""
+	}
+	if w := why(p); w != "" {
+		return w
+	}
+	if p.Mode != ModeCumulative {
+		return ""
+	}
+	base, ok := byID[p.BaseID]
+	switch {
+	case !ok:
+		return "its full point " + p.BaseID + " is gone"
+	case base.Mode != ModeFull:
+		return "its base " + p.BaseID + " is not a full point"
+	}
+	if w := why(base); w != "" {
+		return "its full point " + p.BaseID + " cannot be restored: " + w
+	}
+	return ""
+}
+
 // List returns the committed points of a plan (every plan when plan is
 // ""), oldest first. A folder without a manifest is not a point and is
 // left out; a corrupt manifest is listed with Problem set rather than

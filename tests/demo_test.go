@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,12 @@ func TestDemoEndToEnd(t *testing.T) {
 // $DROVER_RECORD_HISTORIES (one JSON file per workflow type), for the
 // replay tests in workflows/ that keep shipped workflows deterministic.
 func recordHistories(t *testing.T, ctx context.Context, c client.Client, namespace, query string) {
+	recordHistoriesOf(t, ctx, c, namespace, query, nil, "")
+}
+
+// recordHistoriesOf records only the given workflow types (all when nil),
+// each as TYPE+suffix.json.
+func recordHistoriesOf(t *testing.T, ctx context.Context, c client.Client, namespace, query string, types []string, suffix string) {
 	dir := os.Getenv("DROVER_RECORD_HISTORIES")
 	if dir == "" {
 		return
@@ -89,6 +96,9 @@ func recordHistories(t *testing.T, ctx context.Context, c client.Client, namespa
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: namespace, Query: query})
 	require.NoError(t, err)
 	for _, e := range resp.Executions {
+		if types != nil && !slices.Contains(types, e.GetType().GetName()) {
+			continue
+		}
 		it := c.GetWorkflowHistory(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		h := &historypb.History{}
 		for it.HasNext() {
@@ -98,7 +108,7 @@ func recordHistories(t *testing.T, ctx context.Context, c client.Client, namespa
 		}
 		data, err := protojson.Marshal(h)
 		require.NoError(t, err)
-		name := filepath.Join(dir, e.GetType().GetName()+".json")
+		name := filepath.Join(dir, e.GetType().GetName()+suffix+".json")
 		require.NoError(t, os.WriteFile(name, data, 0o644))
 		// Replay needs the original ids: child workflow ids derive from them.
 		ids := e.GetExecution().GetWorkflowId() + "\n" + e.GetExecution().GetRunId() + "\n"

@@ -90,6 +90,8 @@ func TestPlannedFailoverLosesNothing(t *testing.T) {
 	assert.True(t, r.Planned)
 	assert.Equal(t, "completed", r.Outcome)
 	assert.Zero(t, r.RPO.Achieved)
+	recordHistoriesOf(t, ctx, e.c, e.srv.Namespace(), `DroverPlan = "planned"`,
+		[]string{"FailoverWorkflow", "BackupWorkflow"}, os.Getenv("DROVER_RECORD_SUFFIX"))
 }
 
 // TestDrillLeavesPrimaryUntouched: a drill restores the newest valid point
@@ -173,6 +175,8 @@ func TestDrillLeavesPrimaryUntouched(t *testing.T) {
 	md, err := os.ReadFile(res.Report.Markdown)
 	require.NoError(t, err)
 	assert.Contains(t, string(md), "RTO")
+	recordHistoriesOf(t, ctx, e.c, e.srv.Namespace(), `DroverPlan = "drill"`,
+		[]string{"DrillWorkflow", "ValidateWorkflow"}, os.Getenv("DROVER_RECORD_SUFFIX"))
 }
 
 // stopped counts the orders a load report lists as failed only because the

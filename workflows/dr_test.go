@@ -192,6 +192,7 @@ func newDREnv(t *testing.T) *drEnv {
 			{Name: GateAcceptDataLoss, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 			{Name: GateRollback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 			{Name: GateStartFailed, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: GateRecoveryStalled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 		},
 	}
 	st, err := catalog.Open(filepath.Join(dir, "store"))
@@ -570,4 +571,219 @@ func TestCancelledFailoverStopsAtASafePointAndReportsSiteStates(t *testing.T) {
 	require.Equal(t, "lost (disaster declared)", states["primary"])
 	require.Equal(t, "idle (untouched)", states["secondary"])
 	require.Equal(t, "cancelled", rep.Gates[0].Outcome)
+}
+
+// damagePoint flips one byte in the middle of every data file of a point,
+// as a bad disk or a bad copy would.
+func (e *drEnv) damagePoint(id string) []string {
+	files, err := filepath.Glob(filepath.Join(e.dir, "store", "cell", "points", id, "*", "*"))
+	require.NoError(e.t, err)
+	require.NotEmpty(e.t, files, "point %s has no data files", id)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(e.t, err)
+		b[len(b)/2] ^= 0x5a
+		require.NoError(e.t, os.WriteFile(f, b, 0o640))
+	}
+	return files
+}
+
+func (e *drEnv) pointsByID() map[string]catalog.Point { return catalog.ByID(e.points()) }
+
+func TestFailoverRollsBackWhenRestoreFindsThePointDamaged(t *testing.T) {
+	e := newDREnv(t)
+	older := e.backup("").Point
+	e.setValidity(older.ID, catalog.Valid)
+	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
+	newer := e.backup("").Point
+	e.setValidity(newer.ID, catalog.Valid)
+	e.damagePoint(newer.ID)
+
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, 2*time.Minute, GateRollback)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, older.ID, res.Point.ID)
+
+	got := e.pointsByID()[newer.ID]
+	require.Equal(t, catalog.Invalid, got.Validity.State, "the damaged point is marked invalid by the run itself")
+	require.Contains(t, got.Validity.Reason, "restore refused damaged data")
+	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.starts, "nothing started from the damaged point; the older one started once")
+	orders, err := os.ReadFile(filepath.Join(e.dir, "dc2", "db", "runtime", "orders.dat"))
+	require.NoError(t, err)
+	require.Equal(t, "order-1\n", string(orders), "the older point's data")
+
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	require.Len(t, rep.Abandoned, 1)
+	require.Equal(t, newer.ID, rep.Abandoned[0].ID)
+	var gates []string
+	for _, g := range rep.Gates {
+		gates = append(gates, g.Name+"="+g.Outcome)
+	}
+	require.Equal(t, []string{GateStartSecondary + "=approve", GateRollback + "=approve"}, gates)
+}
+
+func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T) {
+	e := newDREnv(t)
+	older := e.backup("").Point
+	e.setValidity(older.ID, catalog.Valid)
+	newer := e.backup("").Point
+	e.setValidity(newer.ID, catalog.Valid)
+	e.damagePoint(newer.ID)
+
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRollback, Approver: "ops", Decision: DecisionReject})
+	}, 2*time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Regexp(t, `cell/points/`+newer.ID+`/cell/(db|app)\.tar\.zst`, err.Error(), "the failure names the damaged file")
+	require.Contains(t, err.Error(), "gate rollback: reject")
+	require.Empty(t, e.cell.starts, "nothing started at the secondary")
+	require.Equal(t, catalog.Invalid, e.pointsByID()[newer.ID].Validity.State)
+	require.Equal(t, catalog.Valid, e.pointsByID()[older.ID].Validity.State)
+}
+
+func TestFailoverPassesOverCumulativePointsOfADamagedFull(t *testing.T) {
+	e := newDREnv(t)
+	oldFull := e.backup(activities.ModeFull).Point
+	e.setValidity(oldFull.ID, catalog.Valid)
+	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
+	full := e.backup(activities.ModeFull).Point
+	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\norder-3\n")
+	cum := e.backup(activities.ModeCumulative).Point
+	require.Equal(t, full.ID, cum.BaseID)
+	// Validated only now: until then the old full is the newest valid
+	// point, which retention keeps.
+	e.setValidity(full.ID, catalog.Valid)
+	e.setValidity(cum.ID, catalog.Valid)
+	require.Len(t, e.points(), 3)
+	e.damagePoint(full.ID)
+
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, 2*time.Minute, GateRollback)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, oldFull.ID, res.Point.ID, "the rollback skips every point that needs the damaged full")
+
+	pts := e.pointsByID()
+	require.Equal(t, catalog.Invalid, pts[full.ID].Validity.State, "the full holding the damage is invalid")
+	require.Equal(t, catalog.Invalid, pts[cum.ID].Validity.State, "the cumulative point restored from it is invalid")
+	require.Contains(t, pts[cum.ID].Validity.Reason, "its full point "+full.ID+" is damaged")
+	require.Equal(t, catalog.Valid, pts[oldFull.ID].Validity.State)
+}
+
+func TestValidateMarksADamagedPointInvalid(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.damagePoint(pt.ID)
+	env := e.env()
+	env.ExecuteWorkflow(ValidateWorkflow, ValidateInput{Plan: e.plan, PointID: pt.ID})
+	require.NoError(t, env.GetWorkflowError(), "validation ran to its verdict")
+	var res ValidateResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.False(t, res.Valid)
+	require.Contains(t, res.Reason, "restore refused damaged data")
+	require.Equal(t, catalog.Invalid, e.pointsByID()[pt.ID].Validity.State)
+	require.Empty(t, e.cell.starts, "nothing started in the sandbox from a damaged point")
+}
+
+// recoveryStalls makes the in-flight check fail at the secondary with a
+// short window, so the failover reaches the recovery-stalled gate.
+func (e *drEnv) recoveryStalls() {
+	e.plan.Recovery[0].Timeout = plan.Duration(3 * time.Second)
+	e.cell.failCheck["dc2/inflight"] = true
+}
+
+func (e *drEnv) decide(env *testsuite.TestWorkflowEnvironment, after time.Duration, gate, decision string) {
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: decision})
+	}, after)
+}
+
+func TestStalledRecoveryOpensAGateAndSkipIsReported(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.recoveryStalls()
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	e.decide(env, 10*time.Minute, GateRecoveryStalled, DecisionSkip)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, "dc2", e.cell.pointsAt, "traffic redirected after the skip")
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	var skipped []string
+	for _, st := range rep.Steps {
+		if st.Outcome == OutcomeSkipped {
+			skipped = append(skipped, st.Detail)
+		}
+	}
+	require.Len(t, skipped, 1)
+	require.Contains(t, skipped[0], "inflight failed at dc2")
+	require.Contains(t, skipped[0], "skipped at gate "+GateRecoveryStalled)
+}
+
+func TestStalledRecoveryRetriedPassesOnceTheCellRecovers(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.recoveryStalls()
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		e.cell.mu.Lock()
+		e.cell.failCheck["dc2/inflight"] = false
+		e.cell.mu.Unlock()
+		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRecoveryStalled, Approver: "ops", Decision: DecisionRetry})
+	}, 10*time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, "dc2", e.cell.pointsAt)
+}
+
+func TestStalledRecoveryAbortedFailsBeforeTheRedirect(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.recoveryStalls()
+	env := e.env()
+	e.approve(env, time.Minute, GateStartSecondary)
+	e.decide(env, 10*time.Minute, GateRecoveryStalled, DecisionAbort)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "gate recovery-stalled: abort")
+	require.Contains(t, err.Error(), "inflight failed at dc2")
+	require.NotEqual(t, "dc2", e.cell.pointsAt, "no traffic to a cell whose in-flight work is stuck")
+}
+
+func TestDrillOfADamagedPointMarksItInvalidAndCleansUp(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.damagePoint(pt.ID)
+	env := e.env()
+	env.ExecuteWorkflow(DrillWorkflow, DrillInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "cell/points/"+pt.ID+"/")
+	got := e.pointsByID()[pt.ID]
+	require.Equal(t, catalog.Invalid, got.Validity.State, "a drill that finds the data damaged has validated the point")
+	require.Contains(t, got.Validity.Reason, "restore refused damaged data")
+	require.Empty(t, e.cell.starts, "nothing started in the sandbox")
+	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	require.Empty(t, entries, "the sandbox is cleaned up")
 }

@@ -48,6 +48,11 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 	if len(res.Verify.Levels) > 0 {
 		rep.Verification = &res.Verify
 	}
+	if err != nil && restoreRefusedDamage(ctx, err) {
+		// A drill that finds a point damaged has validated it: invalid.
+		invalidateDamaged(ctx, r, store, pt.ID, err)
+		rep.Point.Validity = string(activities.StateInvalid)
+	}
 	if err == nil && !res.Verify.Valid {
 		err = errVerification(res.Verify)
 	}

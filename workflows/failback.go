@@ -105,7 +105,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	}
 	st.set("primary", p.Sites.Primary, "running, verified")
 	if len(p.Recovery) > 0 {
-		if err := waitRecovery(ctx, r, p, primary); err != nil {
+		if err := waitRecovery(ctx, r, gk, p, primary); err != nil {
 			return res, err
 		}
 	}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -21,7 +22,15 @@ const (
 	GateRollback             = "rollback"
 	GateFailback             = "failback"
 	GatePlanNotEnabled       = "plan-not-enabled"
+	// GateRecoveryStalled opens when the recovery checks still fail after
+	// their window: retry (wait another window), skip (go on and say so in
+	// the report) or abort.
+	GateRecoveryStalled = "recovery-stalled"
 )
+
+// defaultRecoveryWindow is how long the recovery checks may take to pass
+// when none of them sets a timeout.
+const defaultRecoveryWindow = 10 * time.Minute
 
 // FailoverInput asks to move the cell to the secondary site.
 type FailoverInput struct {
@@ -324,8 +333,21 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt activities.Point) (
 	for attempt := 1; ; attempt++ {
 		f.sites.set("secondary", f.p.Sites.Secondary, "restoring point "+pt.ID)
 		if err := restoreSite(ctx, f.r, f.p, f.store, pt.ID, secondary, "primary"); err != nil {
-			f.sites.set("secondary", f.p.Sites.Secondary, "partly restored: "+rootMessage(err))
-			return pt, BringUpResult{}, err
+			f.sites.set("secondary", f.p.Sites.Secondary, "partly restored, nothing started: "+rootMessage(err))
+			_, damaged := damagedPoint(err)
+			// Runs from before this change failed here for good.
+			if !damaged || workflow.GetVersion(ctx, "rollback-on-damaged-restore", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				return pt, BringUpResult{}, err
+			}
+			// The restore checked every file before swapping any in, so the
+			// secondary holds nothing of this point that runs: no shutdown
+			// is needed before the older point is restored over it.
+			older, err := f.offerRollback(ctx, pt, damageReason(ctx, f.r, f.store, pt.ID, err))
+			if err != nil {
+				return pt, BringUpResult{}, err
+			}
+			pt = older
+			continue
 		}
 		f.sites.set("secondary", f.p.Sites.Secondary, "restored, starting")
 		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt))
@@ -339,26 +361,51 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt activities.Point) (
 		}
 		reason := fmt.Sprintf("verification failed at the %s level", up.Verify.FailedLevel)
 		f.sites.set("secondary", f.p.Sites.Secondary, "running, "+reason)
-		f.markInvalid(ctx, pt, reason)
-		f.tried = append(f.tried, pt.ID)
-		f.rep.Abandoned = append(f.rep.Abandoned, *pointRef(pt))
-
-		var older activities.Point
-		if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.ChoosePoint, activities.ChooseInput{
-			Store: f.store, Exclude: f.tried,
-		}).Get(ctx, &older); err != nil {
-			return pt, up, fmt.Errorf("point %s is invalid (%s) and there is no older valid point: %w", pt.ID, reason, err)
+		older, err := f.offerRollback(ctx, pt, reason)
+		if err != nil {
+			return pt, up, err
 		}
-		if err := f.gate(ctx, GateRollback, fmt.Sprintf("point %s is invalid (%s); roll back to %s captured %s?",
-			pt.ID, reason, older.ID, older.Instant.UTC().Format(time.RFC3339)), true); err != nil {
-			return pt, up, fmt.Errorf("point %s: %s; %w", pt.ID, reason, err)
-		}
-		f.r.phase(ctx, "rollback")
 		if err := shutdownSite(ctx, f.r, f.p, secondary, true, fmt.Sprintf("%s/rollback-%d", id, attempt)); err != nil {
 			return pt, up, err
 		}
 		pt = older
 	}
+}
+
+// offerRollback marks a point invalid for reason, finds the newest older
+// point that can be restored, and waits at the rollback gate. It returns
+// the older point once approved (the phase is then "rollback").
+func (f *failover) offerRollback(ctx workflow.Context, pt activities.Point, reason string) (activities.Point, error) {
+	f.markInvalid(ctx, pt, reason)
+	f.tried = append(f.tried, pt.ID)
+	f.rep.Abandoned = append(f.rep.Abandoned, *pointRef(pt))
+
+	var older activities.Point
+	if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.ChoosePoint, activities.ChooseInput{
+		Store: f.store, Exclude: f.tried,
+	}).Get(ctx, &older); err != nil {
+		return pt, fmt.Errorf("point %s is invalid (%s) and there is no older valid point: %w", pt.ID, reason, err)
+	}
+	if err := f.gate(ctx, GateRollback, fmt.Sprintf("point %s is invalid (%s); roll back to %s captured %s?",
+		pt.ID, reason, older.ID, older.Instant.UTC().Format(time.RFC3339)), true); err != nil {
+		return pt, fmt.Errorf("point %s: %s; %w", pt.ID, reason, err)
+	}
+	f.r.phase(ctx, "rollback")
+	return older, nil
+}
+
+// damagedPoint reports whether err is a restore that refused damaged data,
+// and which point holds it.
+func damagedPoint(err error) (activities.Damage, bool) {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != activities.ErrTypeCorrupt {
+		return activities.Damage{}, false
+	}
+	var d activities.Damage
+	if app.HasDetails() {
+		_ = app.Details(&d)
+	}
+	return d, true
 }
 
 func (f *failover) markInvalid(ctx workflow.Context, pt activities.Point, reason string) {
@@ -381,11 +428,75 @@ func (f *failover) recoverInFlight(ctx workflow.Context) error {
 	if len(f.p.Recovery) == 0 {
 		return nil
 	}
-	return waitRecovery(ctx, f.r, f.p, siteRef(f.p, "secondary"))
+	return waitRecovery(ctx, f.r, f.gk, f.p, siteRef(f.p, "secondary"))
 }
 
-func waitRecovery(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) error {
+// waitRecovery waits for the plan's recovery checks to pass. When they
+// still fail after their window (the largest timeout among them, else
+// defaultRecoveryWindow) the gate recovery-stalled asks a person: wait
+// again, go on without, or abort. Without that gate in the plan the run
+// fails, as it did before the gate existed (after 30 minutes then).
+func waitRecovery(ctx workflow.Context, r *run, gk *gateKeeper, p *plan.Plan, site activities.SiteRef) error {
 	r.phase(ctx, "recover-inflight")
+	if workflow.GetVersion(ctx, "recovery-stalled-gate", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return waitRecoveryV0(ctx, r, p, site)
+	}
+	window := defaultRecoveryWindow
+	if w := recoveryWindow(p); w > 0 {
+		window = w
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: window,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	for round := 1; ; round++ {
+		step := r.begin(ctx, "recover in-flight work")
+		var out []activities.CheckOutput
+		err := workflow.ExecuteActivity(actx, a.WaitChecks, activities.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out)
+		if err == nil {
+			var parts []string
+			for _, c := range out {
+				parts = append(parts, c.Name+": "+c.Result.Summary)
+			}
+			r.end(ctx, step, OutcomeOK, round, strings.Join(parts, "; "))
+			return nil
+		}
+		detail := fmt.Sprintf("in-flight work not recovered at %s after %s: %s", site.Site.Name, window, rootMessage(err))
+		r.end(ctx, step, OutcomeFailed, round, detail)
+		if _, defined := findGate(p, GateRecoveryStalled); !defined || ctx.Err() != nil || isBadSettings(err) {
+			return fmt.Errorf("in-flight work not recovered at %s: %w", site.Site.Name, err)
+		}
+		decision, gerr := gk.wait(ctx, gateRequest{Name: GateRecoveryStalled, Detail: detail,
+			Options: []string{DecisionRetry, DecisionSkip, DecisionAbort}})
+		if gerr != nil {
+			return fmt.Errorf("%s: %w", detail, gerr)
+		}
+		switch decision {
+		case DecisionRetry:
+			continue
+		case DecisionSkip:
+			skip := r.begin(ctx, "go on without recovered in-flight work")
+			r.end(ctx, skip, OutcomeSkipped, 1, detail+"; skipped at gate "+GateRecoveryStalled)
+			return nil
+		default:
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s; gate %s: %s", detail, GateRecoveryStalled, decision), "RecoveryStalled", nil)
+		}
+	}
+}
+
+// recoveryWindow is the largest timeout among the plan's recovery checks.
+func recoveryWindow(p *plan.Plan) time.Duration {
+	var w time.Duration
+	for _, c := range p.Recovery {
+		w = max(w, c.Timeout.D())
+	}
+	return w
+}
+
+// waitRecoveryV0 is the recovery wait of runs started before the
+// recovery-stalled gate: one 30-minute wait.
+func waitRecoveryV0(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) error {
 	step := r.begin(ctx, "recover in-flight work")
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,

@@ -66,6 +66,9 @@ func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, e
 		validity.Reason = fmt.Sprintf("verification failed at the %s level", res.Verify.FailedLevel)
 	case len(tr.BringUp.Verify.Levels) > 0:
 		validity.State = activities.StateValid
+	case terr != nil && restoreRefusedDamage(ctx, terr):
+		validity.State = activities.StateInvalid
+		validity.Reason = damageReason(ctx, r, store, pt.ID, terr)
 	case terr != nil && isRestoreOrStartFailure(tr):
 		// The cell could not even be brought up from this point: as
 		// unusable as a failed system level.
@@ -75,14 +78,8 @@ func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, e
 	if validity.State != "" {
 		res.Valid, res.Reason = validity.State == activities.StateValid, validity.Reason
 		r.phase(ctx, "record")
-		step := r.begin(ctx, "record point "+string(validity.State))
-		if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 5), a.SetValidity, activities.ValidityInput{
-			Store: store, PointID: pt.ID, Validity: validity,
-		}).Get(ctx, nil); err != nil {
-			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		if err := recordValidity(ctx, r, store, pt.ID, validity); err != nil {
 			terr = err
-		} else {
-			r.end(ctx, step, OutcomeOK, 1, validity.Reason)
 		}
 		rep.Point.Validity = string(validity.State)
 	}
@@ -94,6 +91,50 @@ func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, e
 	}
 	r.phase(ctx, "done")
 	return res, nil
+}
+
+// recordValidity records a point valid or invalid as a step of the run.
+func recordValidity(ctx workflow.Context, r *run, store activities.StoreRef, pointID string, v activities.Validity) error {
+	step := r.begin(ctx, "record point "+pointID+" "+string(v.State))
+	if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 5), a.SetValidity, activities.ValidityInput{
+		Store: store, PointID: pointID, Validity: v,
+	}).Get(ctx, nil); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return err
+	}
+	r.end(ctx, step, OutcomeOK, 1, v.Reason)
+	return nil
+}
+
+// damageReason is why a point whose restore refused damaged data is
+// invalid. When the damage is in the full point it builds on, that full is
+// recorded invalid here (and with it every cumulative point on it).
+func damageReason(ctx workflow.Context, r *run, store activities.StoreRef, pointID string, err error) string {
+	reason := "restore refused damaged data: " + rootMessage(err)
+	if d, _ := damagedPoint(err); d.Point != "" && d.Point != pointID {
+		_ = recordValidity(ctx, r, store, d.Point, activities.Validity{State: activities.StateInvalid,
+			Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx)})
+		return fmt.Sprintf("its full point %s is damaged: %s", d.Point, rootMessage(err))
+	}
+	return reason
+}
+
+// invalidateDamaged records a point invalid after its restore refused
+// damaged data (and its full, when the damage is there).
+func invalidateDamaged(ctx workflow.Context, r *run, store activities.StoreRef, pointID string, err error) {
+	reason := damageReason(ctx, r, store, pointID, err)
+	_ = recordValidity(ctx, r, store, pointID, activities.Validity{State: activities.StateInvalid,
+		Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx)})
+}
+
+// restoreRefusedDamage reports whether the trial failed because the point's
+// data is damaged: that point is invalid, whatever else is true of it.
+// Runs from before this change left such a point unverified.
+func restoreRefusedDamage(ctx workflow.Context, err error) bool {
+	if _, damaged := damagedPoint(err); !damaged {
+		return false
+	}
+	return workflow.GetVersion(ctx, "invalid-on-damaged-restore", workflow.DefaultVersion, 1) == 1
 }
 
 // isRestoreOrStartFailure tells a point that could not be brought up (its

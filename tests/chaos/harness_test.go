@@ -504,11 +504,12 @@ func (r *liveRun) seen() []seenGate {
 // to leave the gate to the test.
 type gatePolicy func(target string, g workflows.GateRecord) string
 
-// approveAll approves every gate; a start that failed (which no fault in
-// the worker-kill scenarios may cause) is aborted, so the run fails with
-// the gate's message instead of waiting for a person.
+// approveAll approves every gate; a start that failed or in-flight work
+// that did not recover (which no fault in the worker-kill scenarios may
+// cause) is aborted, so the run fails with the gate's message instead of
+// waiting for a person.
 func approveAll(_ string, g workflows.GateRecord) string {
-	if g.Name == workflows.GateStartFailed {
+	if g.Name == workflows.GateStartFailed || g.Name == workflows.GateRecoveryStalled {
 		return workflows.DecisionAbort
 	}
 	return workflows.DecisionApprove

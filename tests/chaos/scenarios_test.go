@@ -629,15 +629,20 @@ func (h *harness) storageFaults(t *testing.T) {
 				h.abort(r, err)
 			}
 		}
+		// The rollback the run offers is refused: this scenario is about
+		// what a damaged point leaves behind, not about the older point.
 		policy := func(target string, g workflows.GateRecord) string {
-			if g.Name == workflows.GateStartSecondary {
+			switch g.Name {
+			case workflows.GateStartSecondary:
 				return ""
+			case workflows.GateRollback:
+				return workflows.DecisionReject
 			}
 			return approveAll(target, g)
 		}
 		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailover, wf: workflows.FailoverWorkflow,
 			in: workflows.FailoverInput{Plan: *h.plan}, out: &workflows.FailoverResult{}, gates: policy, inject: inject})
-		require.Error(t, err, "a failover to a point corrupted after it was chosen must fail")
+		require.Error(t, err, "a failover to a point corrupted after it was chosen must fail when the rollback is refused")
 		require.NotEmpty(t, file, "the point was not damaged: %v", faultsOf(r))
 		require.Contains(t, err.Error(), filepath.Base(file), "the failure must name the damaged file")
 		after := h.counts(t)
@@ -646,10 +651,19 @@ func (h *harness) storageFaults(t *testing.T) {
 		}
 		require.Empty(t, h.lab.Running("dc2"))
 		require.Len(t, h.lab.Running("dc1"), len(h.lab.Topo.Servers), "the primary must be left running")
-		h.invalidate(t, point, "failover: "+file+" damaged")
+		v, verr := h.store(t).Validity(h.plan.Name, point)
+		require.NoError(t, verr)
+		require.Equal(t, catalog.Invalid, v.State, "the run marks the damaged point invalid itself")
+		require.Contains(t, v.Reason, "restore refused damaged data")
+		rollback := "no older valid point, so no rollback offered"
+		for _, g := range r.seen() {
+			if g.Name == workflows.GateRollback {
+				rollback = "rollback offered (" + g.Detail + ") and refused"
+			}
+		}
 		h.sum.add(func(s *summary) { s.RunsFailedClearly++ })
-		h.sum.scenario("storage: point %s corrupted (%s) while the failover waited at %s: restore at dc2 failed naming it, nothing started, no rollback offered, dc1 left running",
-			point, file, workflows.GateStartSecondary)
+		h.sum.scenario("storage: point %s corrupted (%s) while the failover waited at %s: restore at dc2 failed naming it, the point marked invalid, %s, nothing started, dc1 left running",
+			point, file, workflows.GateStartSecondary, rollback)
 	})
 }
 
