@@ -61,7 +61,7 @@ func countLog(path string) (ServerCounts, error) {
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
-		case strings.HasPrefix(line, "==== ") && strings.Contains(line, " start "):
+		case strings.HasPrefix(line, launchMarker) && strings.Contains(line, " start "):
 			c.Launches++
 		case strings.Contains(line, "\topen for e-business\t"):
 			c.Ready++

@@ -165,14 +165,9 @@ func (l *Lab) StartFrontDoor(ctx context.Context) error {
 	if p, err := readPidFile(l.L.FrontDoorPid()); err == nil && p.life() == procAlive {
 		return nil
 	}
-	cmd, offset, err := launch(l.L.FrontDoorPid(), l.L.FrontDoorLog(), "front door", "", []string{"--front-door", "--lab-dir", l.Dir})
+	p, offset, err := launch(l.L.FrontDoorPid(), l.L.FrontDoorLog(), "front door", "", []string{"--front-door", "--lab-dir", l.Dir})
 	if err != nil {
 		return err
-	}
-	p := &pidInfo{PID: cmd.Process.Pid}
-	p2, err := readPidFile(l.L.FrontDoorPid())
-	if err == nil {
-		p = p2
 	}
 	ch, _ := exitedCmds.Load(p.PID)
 	exited, _ := ch.(chan struct{})

@@ -233,7 +233,9 @@ func (l *Lab) health(ctx context.Context, site, server string) (*Health, error) 
 }
 
 // Start starts a server at a site and waits until it runs. A server that
-// refuses to start returns its own message; a running one is left alone.
+// refuses to start returns its own message; a running one is left alone,
+// also when no pid file names it (a start cut short after its launch): it
+// is adopted, never launched a second time.
 func (l *Lab) Start(ctx context.Context, site, server string) (StartResult, error) {
 	begin := time.Now()
 	res := StartResult{Log: l.L.LogFile(site, server)}
@@ -243,37 +245,84 @@ func (l *Lab) Start(ctx context.Context, site, server string) (StartResult, erro
 	if _, ok := l.Topo.Site(site); !ok {
 		return res, fmt.Errorf("no site %q in the lab", site)
 	}
-	pidPath := l.L.PidFile(site, server)
-	if p, err := readPidFile(pidPath); err == nil {
-		switch p.life() {
-		case procFrozen:
+	unlock, err := lockServer(ctx, l.L.LockFile(site, server))
+	if err != nil {
+		return res, fmt.Errorf("start %s at %s: %w", server, site, err)
+	}
+	p, err := l.findServer(ctx, site, server)
+	if err != nil {
+		unlock()
+		return res, fmt.Errorf("start %s at %s: %w", server, site, err)
+	}
+	if p != nil {
+		unlock()
+		if p.life() == procFrozen {
 			return res, fmt.Errorf("start %s at %s: process %d is frozen (SIGSTOP); kill it first", server, site, p.PID)
-		case procAlive:
-			res.PID = p.PID
-			res.AlreadyRunning = true
-			err := l.waitRunning(ctx, site, server, p, 0)
-			res.Took = time.Since(begin)
-			return res, err
 		}
+		res.PID = p.PID
+		res.AlreadyRunning = true
+		err := l.waitRunning(ctx, site, server, p, lastLaunchOffset(res.Log))
+		res.Took = time.Since(begin)
+		return res, err
 	}
 	args := []string{"--lab-dir", l.Dir, "--site", site, "--server", server,
 		"--time-scale", strconv.FormatFloat(l.Topo.TimeScale, 'g', -1, 64)}
-	cmd, offset, err := launch(pidPath, res.Log, server, site, args)
+	p, offset, err := launch(l.L.PidFile(site, server), res.Log, server, site, args)
+	unlock()
 	if err != nil {
 		return res, err
 	}
-	res.PID = cmd.Process.Pid
-	p, err := readPidFile(pidPath)
-	if err != nil {
-		return res, err
-	}
+	res.PID = p.PID
 	err = l.waitRunning(ctx, site, server, p, offset)
 	res.Took = time.Since(begin)
 	return res, err
 }
 
-// waitRunning waits until the server answers as running, or its process
-// ends (then its own message is the error).
+// findServer returns the live (or frozen) process of a server at a site,
+// or nil when there is none: the one its pid file names; else one that
+// answers on the server's address as this server of this site; else one
+// started for it that does not answer yet (found by its command line).
+// The last two are what a starter killed between a launch and its pid file
+// leaves: the process is adopted, its pid file written from its pid and
+// start time. Call it holding the server's lock.
+func (l *Lab) findServer(ctx context.Context, site, server string) (*pidInfo, error) {
+	pidPath := l.L.PidFile(site, server)
+	if p, err := readPidFile(pidPath); err == nil && p.life() != procGone {
+		return p, nil
+	}
+	pid, how := 0, ""
+	if h, err := l.health(ctx, site, server); err == nil && h.Server == server && h.Site == site && h.PID > 0 {
+		pid, how = h.PID, "it answers on its address"
+	} else {
+		var first uint64
+		for _, sp := range serverProcs(l.Dir, site, server) {
+			// The first launched is the one that gets the address.
+			if _, ticks, err := procState(sp.PID); err == nil && (pid == 0 || ticks < first) {
+				pid, first, how = sp.PID, ticks, "it was started for this server and does not answer yet"
+			}
+		}
+	}
+	if pid == 0 {
+		return nil, nil
+	}
+	_, ticks, err := procState(pid)
+	if err != nil {
+		// Gone since it answered: nothing runs.
+		return nil, nil
+	}
+	p := &pidInfo{PID: pid, StartTicks: ticks, Server: server, Site: site, StartedAt: time.Now().UTC()}
+	if err := writePidFile(pidPath, p); err != nil {
+		return nil, fmt.Errorf("adopt process %d: %w", pid, err)
+	}
+	l.log.Warn("adopted a server no pid file named", zap.String("server", server), zap.String("site", site),
+		zap.Int("pid", pid), zap.String("why", how))
+	return p, nil
+}
+
+// waitRunning waits until the server answers as running from process p,
+// or p ends (then its own message is the error). An answer from another
+// process is not p's readiness: p cannot listen while another holds the
+// address, so the start fails and says who answers.
 func (l *Lab) waitRunning(ctx context.Context, site, server string, p *pidInfo, logOffset int64) error {
 	var exited chan struct{}
 	if ch, ok := exitedCmds.Load(p.PID); ok {
@@ -289,21 +338,36 @@ func (l *Lab) waitRunning(ctx context.Context, site, server string, p *pidInfo, 
 			}
 		}
 		if gone || p.life() == procGone {
-			_ = os.Remove(l.L.PidFile(site, server))
+			l.removePidFileOf(site, server, p)
 			msg := startFailure(l.L.LogFile(site, server), logOffset)
 			if msg == "" {
 				msg = "the process ended without a message"
 			}
 			return fmt.Errorf("start %s at %s: %s", server, site, msg)
 		}
-		if h, err := l.health(ctx, site, server); err == nil && h.State == StateRunning {
-			return nil
+		if h, err := l.health(ctx, site, server); err == nil {
+			if h.PID != p.PID || h.Server != server {
+				return fmt.Errorf("start %s at %s: process %d answers as %s on its address, not process %d that runs for it; stop that one first",
+					server, site, h.PID, h.Server, p.PID)
+			}
+			if h.State == StateRunning {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("start %s at %s: still starting: %w", server, site, ctx.Err())
 		case <-time.After(25 * time.Millisecond):
 		}
+	}
+}
+
+// removePidFileOf removes a server's pid file if it still names p: another
+// start may have written a newer one meanwhile.
+func (l *Lab) removePidFileOf(site, server string, p *pidInfo) {
+	path := l.L.PidFile(site, server)
+	if cur, err := readPidFile(path); err == nil && cur.PID == p.PID && cur.StartTicks == p.StartTicks {
+		_ = os.Remove(path)
 	}
 }
 
@@ -320,26 +384,37 @@ type StopResult struct {
 func (l *Lab) Stop(ctx context.Context, site, server string, immediate bool) (StopResult, error) {
 	begin := time.Now()
 	var res StopResult
+	if _, ok := l.Topo.Server(server); !ok {
+		return res, fmt.Errorf("no server %q in the lab", server)
+	}
+	if _, ok := l.Topo.Site(site); !ok {
+		return res, fmt.Errorf("no site %q in the lab", site)
+	}
 	pidPath := l.L.PidFile(site, server)
-	p, err := readPidFile(pidPath)
-	if errors.Is(err, os.ErrNotExist) {
+	unlock, err := lockServer(ctx, l.L.LockFile(site, server))
+	if err != nil {
+		return res, fmt.Errorf("stop %s at %s: %w", server, site, err)
+	}
+	// A server no pid file names (a start cut short) is stopped too.
+	p, err := l.findServer(ctx, site, server)
+	if err != nil {
+		unlock()
+		return res, fmt.Errorf("stop %s at %s: %w", server, site, err)
+	}
+	if p == nil {
+		_ = os.Remove(pidPath)
+		unlock()
 		res.AlreadyStopped = true
 		return res, nil
-	}
-	if err != nil {
-		return res, err
 	}
 	res.PID = p.PID
-	if p.life() == procGone {
-		_ = os.Remove(pidPath)
-		res.AlreadyStopped = true
-		return res, nil
-	}
 	sig := syscall.SIGTERM
 	if immediate {
 		sig = syscall.SIGKILL
 	}
-	if err := signalGroup(p, sig); err != nil {
+	err = signalGroup(p, sig)
+	unlock()
+	if err != nil {
 		return res, fmt.Errorf("stop %s at %s: %w", server, site, err)
 	}
 	for p.life() != procGone {
@@ -353,7 +428,7 @@ func (l *Lab) Stop(ctx context.Context, site, server string, immediate bool) (St
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	_ = os.Remove(pidPath)
+	l.removePidFileOf(site, server, p)
 	res.Took = time.Since(begin)
 	return res, nil
 }
@@ -501,6 +576,16 @@ func (l *Lab) killSite(site string) {
 			waitGone(p, 5*time.Second)
 		}
 		_ = os.Remove(l.L.PidFile(site, s.Name))
+	}
+	// And those no pid file names (a start cut short).
+	for _, sp := range serverProcs(l.Dir, site, "") {
+		p := &pidInfo{PID: sp.PID}
+		if _, ticks, err := procState(sp.PID); err == nil {
+			p.StartTicks = ticks
+			_ = syscall.Kill(sp.PID, syscall.SIGCONT)
+			_ = signalGroup(p, syscall.SIGKILL)
+			waitGone(p, 5*time.Second)
+		}
 	}
 }
 

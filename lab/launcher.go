@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"debug/buildinfo"
 	"encoding/json"
 	"errors"
@@ -149,8 +150,11 @@ func (p *pidInfo) life() procLife {
 }
 
 // launch starts "EXE lab serve args..." detached, writes the pid file and
-// returns the process and the log offset where its output begins.
-func launch(pidPath, logPath, server, site string, args []string) (*exec.Cmd, int64, error) {
+// returns what it wrote and the log offset where the process's output
+// begins. The pid file can only follow the start: a starter killed in
+// between leaves a server no pid file names, which the next start adopts
+// (see Lab.findServer) instead of launching a second one.
+func launch(pidPath, logPath, server, site string, args []string) (*pidInfo, int64, error) {
 	exe, err := ServerExecutable()
 	if err != nil {
 		return nil, 0, err
@@ -165,7 +169,7 @@ func launch(pidPath, logPath, server, site string, args []string) (*exec.Cmd, in
 		return nil, 0, fmt.Errorf("open log: %w", err)
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "==== %s start %s\n", time.Now().Format(time.RFC3339Nano), server)
+	fmt.Fprintf(logf, "%s%s start %s\n", launchMarker, time.Now().Format(time.RFC3339Nano), server)
 	offset, _ := logf.Seek(0, 2)
 	cmd := exec.Command(exe, append([]string{"lab", "serve"}, args...)...)
 	cmd.Env = append(os.Environ(), EnvServe+"=1")
@@ -187,14 +191,79 @@ func launch(pidPath, logPath, server, site string, args []string) (*exec.Cmd, in
 		// It exited already; the caller reads why from the log.
 		<-exited
 	}
-	info := pidInfo{PID: cmd.Process.Pid, StartTicks: ticks, Server: server, Site: site, StartedAt: time.Now().UTC()}
-	data, _ := json.Marshal(info)
-	if err := writeFileAtomic(pidPath, data, 0o644); err != nil {
+	info := &pidInfo{PID: cmd.Process.Pid, StartTicks: ticks, Server: server, Site: site, StartedAt: time.Now().UTC()}
+	if err := writePidFile(pidPath, info); err != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		return nil, 0, err
 	}
 	exitedCmds.Store(cmd.Process.Pid, exited)
-	return cmd, offset, nil
+	return info, offset, nil
+}
+
+func writePidFile(path string, p *pidInfo) error {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data, 0o644)
+}
+
+// launchMarker begins the line the launcher writes to a server's log before
+// each launch (counts.go counts them).
+const launchMarker = "==== "
+
+// lastLaunchOffset is where the output of the newest launch begins in a
+// server's log (0 when the log holds no launch line): an adopted server's
+// refusal is read from there, not from an older launch's.
+func lastLaunchOffset(logPath string) int64 {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var pos, last int64
+	for {
+		line, err := r.ReadString('\n')
+		pos += int64(len(line))
+		if strings.HasPrefix(line, launchMarker) && strings.Contains(line, " start ") && strings.HasSuffix(line, "\n") {
+			last = pos
+		}
+		if err != nil {
+			return last
+		}
+	}
+}
+
+// lockServer serializes the starts and stops of one server across
+// processes (a worker and its retry, the CLI): the look for a running
+// server and the launch that follows must not interleave with another
+// starter's, or both launch. flock ends with its process, so a starter
+// killed while holding it leaves nothing held.
+func lockServer(ctx context.Context, path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: another start or stop holds it: %w", path, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // exitedCmds maps the pids this process launched to a channel closed when
@@ -261,16 +330,24 @@ func waitGone(p *pidInfo, timeout time.Duration) bool {
 	}
 }
 
-// strayServers finds lab server processes of this lab dir that no pid file
-// names (a pid file lost with its site, a launch cut short), by reading
+// serverProc is a lab server process found by its command line.
+type serverProc struct {
+	PID    int
+	Site   string
+	Server string
+}
+
+// serverProcs finds the lab server processes of this lab dir by reading
 // each process's command line: only processes started as
-// "lab serve ... --lab-dir DIR" match.
-func strayServers(dir string) []int {
+// "lab serve ... --lab-dir DIR" match (the front door has no --site).
+// site and server, when not empty, narrow the search. Zombies are left out:
+// they are dead, only not yet reaped.
+func serverProcs(dir, site, server string) []serverProc {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var out []int
+	var out []serverProc
 	self := os.Getpid()
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -285,12 +362,29 @@ func strayServers(dir string) []int {
 		if len(args) < 3 || args[1] != "lab" || args[2] != "serve" {
 			continue
 		}
+		flags := map[string]string{}
 		for i := 3; i+1 < len(args); i++ {
-			if args[i] == "--lab-dir" && args[i+1] == dir {
-				out = append(out, pid)
-				break
+			if strings.HasPrefix(args[i], "--") {
+				flags[args[i]] = args[i+1]
 			}
 		}
+		if flags["--lab-dir"] != dir || site != "" && flags["--site"] != site || server != "" && flags["--server"] != server {
+			continue
+		}
+		if st, _, err := procState(pid); err != nil || st == 'Z' || st == 'X' {
+			continue
+		}
+		out = append(out, serverProc{PID: pid, Site: flags["--site"], Server: flags["--server"]})
+	}
+	return out
+}
+
+// strayServers finds lab server processes of this lab dir that no pid file
+// names (a pid file lost with its site, a launch cut short).
+func strayServers(dir string) []int {
+	var out []int
+	for _, p := range serverProcs(dir, "", "") {
+		out = append(out, p.PID)
 	}
 	return out
 }

@@ -56,6 +56,11 @@ func (l Layout) PidFile(site, server string) string {
 	return filepath.Join(l.RunDir(site), server+".pid")
 }
 
+// LockFile serializes the starts and stops of a server at a site.
+func (l Layout) LockFile(site, server string) string {
+	return filepath.Join(l.RunDir(site), server+".lock")
+}
+
 // LogFile is a server's log.
 func (l Layout) LogFile(site, server string) string {
 	return filepath.Join(l.SiteDir(site), "logs", server+".log")
