@@ -78,10 +78,36 @@ func openLab(g *Globals, dir string) (*lab.Lab, error) {
 	return l, nil
 }
 
+// labCmd finishes a `drover lab` command that acts on an existing lab: it
+// adds --dir and opens the lab (bad input when there is none) before act
+// runs. Flag checks that need no lab belong in the command's PreRunE: they
+// are then reported before a missing lab is.
+func labCmd(g *Globals, cmd *cobra.Command, act func(cmd *cobra.Command, l *lab.Lab, args []string) error) *cobra.Command {
+	var dir string
+	labDirFlag(cmd, &dir)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		l, err := openLab(g, dir)
+		if err != nil {
+			return err
+		}
+		return act(cmd, l, args)
+	}
+	return cmd
+}
+
 func labWriteJSON(g *Globals, v any) error {
 	enc := json.NewEncoder(g.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// labPrint writes v as JSON under --output json, else has text print it.
+func labPrint(g *Globals, v any, text func()) error {
+	if g.JSON() {
+		return labWriteJSON(g, v)
+	}
+	text()
+	return nil
 }
 
 // labSiteSettings are the keys of a plan site the lab reads.
@@ -231,14 +257,12 @@ starts whatever is stopped.`,
 			if err != nil {
 				return err
 			}
-			if g.JSON() {
-				return labWriteJSON(g, st)
-			}
-			fmt.Fprintf(g.Stdout, "lab %s is up in %s (%s): site %s, front door %s\n",
-				t.Name, l.Dir, time.Since(begin).Round(time.Millisecond), t.Sites[0].Name, t.FrontDoor.Addr())
-			printLabStatus(g, st)
-			fmt.Fprintf(g.Stdout, "\nexport %s=%s   # then: drover lab load --rate 40 --duration 1m\n", labDirEnv, l.Dir)
-			return nil
+			return labPrint(g, st, func() {
+				fmt.Fprintf(g.Stdout, "lab %s is up in %s (%s): site %s, front door %s\n",
+					t.Name, l.Dir, time.Since(begin).Round(time.Millisecond), t.Sites[0].Name, t.FrontDoor.Addr())
+				printLabStatus(g, st)
+				fmt.Fprintf(g.Stdout, "\nexport %s=%s   # then: drover lab load --rate 40 --duration 1m\n", labDirEnv, l.Dir)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the lab's plan (e.g. examples/plans/lab.yaml)")
@@ -250,61 +274,40 @@ starts whatever is stopped.`,
 }
 
 func newLabDownCmd(g *Globals) *cobra.Command {
-	var dir string
 	var purge bool
-	cmd := &cobra.Command{
+	cmd := labCmd(g, &cobra.Command{
 		Use:   "down",
 		Short: "Kill every lab process (servers of every site, the front door)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
-			if err != nil {
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		if err := l.Down(); err != nil {
+			return err
+		}
+		if purge {
+			if err := os.RemoveAll(l.Dir); err != nil {
 				return err
 			}
-			if err := l.Down(); err != nil {
-				return err
-			}
-			if purge {
-				if err := os.RemoveAll(l.Dir); err != nil {
-					return err
-				}
-			}
-			if g.JSON() {
-				return labWriteJSON(g, map[string]any{"dir": l.Dir, "down": true, "purged": purge})
-			}
+		}
+		return labPrint(g, map[string]any{"dir": l.Dir, "down": true, "purged": purge}, func() {
 			fmt.Fprintf(g.Stdout, "lab %s is down%s\n", l.Dir, map[bool]string{true: " and removed", false: ""}[purge])
-			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
+		})
+	})
 	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the lab dir")
 	return cmd
 }
 
 func newLabStatusCmd(g *Globals) *cobra.Command {
-	var dir string
-	cmd := &cobra.Command{
+	return labCmd(g, &cobra.Command{
 		Use:   "status",
 		Short: "Every server of every site: state, pid, instance and message counts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
-			if err != nil {
-				return err
-			}
-			st, err := l.StatusAll(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.JSON() {
-				return labWriteJSON(g, st)
-			}
-			printLabStatus(g, st)
-			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
-	return cmd
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		st, err := l.StatusAll(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return labPrint(g, st, func() { printLabStatus(g, st) })
+	})
 }
 
 func printLabStatus(g *Globals, st lab.LabStatus) {
@@ -385,42 +388,42 @@ func joinCounts(m map[string]int64) string {
 }
 
 func newLabLoadCmd(g *Globals) *cobra.Command {
-	var dir string
 	var o lab.LoadOptions
-	cmd := &cobra.Command{
+	cmd := labCmd(g, &cobra.Command{
 		Use:   "load --rate R --duration D",
 		Short: "Send OrderHandling orders through the front door at a steady rate",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if o.Rate <= 0 {
 				return BadInputf("--rate must be positive")
 			}
 			if o.Duration <= 0 {
 				return BadInputf("--duration must be positive")
 			}
-			l, err := openLab(g, dir)
-			if err != nil {
-				return err
-			}
-			rep, err := l.RunLoad(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if g.JSON() {
-				return labWriteJSON(g, rep)
-			}
+			return nil
+		},
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		rep, err := l.RunLoad(cmd.Context(), o)
+		if err != nil {
+			return err
+		}
+		return labPrint(g, rep, func() {
 			fmt.Fprintln(g.Stdout, rep.String())
 			for msg, n := range rep.Errors {
 				fmt.Fprintf(g.Stdout, "  %d× %s\n", n, msg)
 			}
-			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
+		})
+	})
 	cmd.Flags().Float64Var(&o.Rate, "rate", 0, "new orders per second")
 	cmd.Flags().DurationVar(&o.Duration, "duration", 0, "how long to send orders")
 	cmd.Flags().IntVar(&o.Concurrency, "concurrency", 32, "orders in flight at most")
 	return cmd
+}
+
+// primarySite is the name of the lab's primary site.
+func primarySite(l *lab.Lab) string {
+	p, _ := l.Topo.SiteByRole(lab.SitePrimary)
+	return p.Name
 }
 
 // serverSite is the site a command acts on: --site, else where the server
@@ -432,110 +435,98 @@ func serverSite(l *lab.Lab, site, server string) string {
 	if s := l.RunningSite(server); s != "" {
 		return s
 	}
-	p, _ := l.Topo.SiteByRole(lab.SitePrimary)
-	return p.Name
+	return primarySite(l)
+}
+
+// labTarget is what start and stop act on: with --all every server of the
+// site (--site, else the primary) and no server; else the one server named
+// and its site as serverSite picks it.
+func labTarget(l *lab.Lab, site string, all bool, args []string) (string, string, error) {
+	if all {
+		if len(args) > 0 {
+			return "", "", BadInputf("give a server or --all, not both")
+		}
+		if site == "" {
+			site = primarySite(l)
+		}
+		return site, "", nil
+	}
+	if len(args) == 0 {
+		return "", "", BadInputf("name a server, or give --all")
+	}
+	return serverSite(l, site, args[0]), args[0], nil
 }
 
 func newLabStartCmd(g *Globals) *cobra.Command {
-	var dir, site string
+	var site string
 	var all bool
-	cmd := &cobra.Command{
+	cmd := labCmd(g, &cobra.Command{
 		Use:   "start [SERVER] [--site S] [--all]",
 		Short: "Start one server, or with --all every server of a site in order",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
-			if err != nil {
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		site, server, err := labTarget(l, site, all, args)
+		if err != nil {
+			return err
+		}
+		if all {
+			if err := l.StartSite(cmd.Context(), site); err != nil {
 				return err
 			}
-			if all {
-				if len(args) > 0 {
-					return BadInputf("give a server or --all, not both")
-				}
-				if site == "" {
-					p, _ := l.Topo.SiteByRole(lab.SitePrimary)
-					site = p.Name
-				}
-				if err := l.StartSite(cmd.Context(), site); err != nil {
-					return err
-				}
-				fmt.Fprintf(g.Stdout, "site %s started\n", site)
-				return nil
-			}
-			if len(args) == 0 {
-				return BadInputf("name a server, or give --all")
-			}
-			site = serverSite(l, site, args[0])
-			res, err := l.Start(cmd.Context(), site, args[0])
-			if err != nil {
-				return err
-			}
-			if g.JSON() {
-				return labWriteJSON(g, res)
-			}
-			if res.AlreadyRunning {
-				fmt.Fprintf(g.Stdout, "%s is already running at %s (pid %d)\n", args[0], site, res.PID)
-			} else {
-				fmt.Fprintf(g.Stdout, "%s started at %s (pid %d) in %s\n", args[0], site, res.PID, res.Took.Round(time.Millisecond))
-			}
+			fmt.Fprintf(g.Stdout, "site %s started\n", site)
 			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
+		}
+		res, err := l.Start(cmd.Context(), site, server)
+		if err != nil {
+			return err
+		}
+		return labPrint(g, res, func() {
+			if res.AlreadyRunning {
+				fmt.Fprintf(g.Stdout, "%s is already running at %s (pid %d)\n", server, site, res.PID)
+			} else {
+				fmt.Fprintf(g.Stdout, "%s started at %s (pid %d) in %s\n", server, site, res.PID, res.Took.Round(time.Millisecond))
+			}
+		})
+	})
 	cmd.Flags().StringVar(&site, "site", "", "site (default: where it runs, else the primary)")
 	cmd.Flags().BoolVar(&all, "all", false, "start every server of the site in order")
 	return cmd
 }
 
 func newLabStopCmd(g *Globals) *cobra.Command {
-	var dir, site string
+	var site string
 	var immediate, all bool
 	var timeout time.Duration
-	cmd := &cobra.Command{
+	cmd := labCmd(g, &cobra.Command{
 		Use:   "stop [SERVER] [--site S] [--immediate] [--all]",
 		Short: "Stop one server, or with --all every server of a site in reverse order",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
-			if err != nil {
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		site, server, err := labTarget(l, site, all, args)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		defer cancel()
+		if all {
+			if err := l.StopSite(ctx, site, immediate); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			if all {
-				if len(args) > 0 {
-					return BadInputf("give a server or --all, not both")
-				}
-				if site == "" {
-					p, _ := l.Topo.SiteByRole(lab.SitePrimary)
-					site = p.Name
-				}
-				if err := l.StopSite(ctx, site, immediate); err != nil {
-					return err
-				}
-				fmt.Fprintf(g.Stdout, "site %s stopped\n", site)
-				return nil
-			}
-			if len(args) == 0 {
-				return BadInputf("name a server, or give --all")
-			}
-			site = serverSite(l, site, args[0])
-			res, err := l.Stop(ctx, site, args[0], immediate)
-			if err != nil {
-				return err
-			}
-			if g.JSON() {
-				return labWriteJSON(g, res)
-			}
-			if res.AlreadyStopped {
-				fmt.Fprintf(g.Stdout, "%s is not running at %s\n", args[0], site)
-			} else {
-				fmt.Fprintf(g.Stdout, "%s stopped at %s in %s\n", args[0], site, res.Took.Round(time.Millisecond))
-			}
+			fmt.Fprintf(g.Stdout, "site %s stopped\n", site)
 			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
+		}
+		res, err := l.Stop(ctx, site, server, immediate)
+		if err != nil {
+			return err
+		}
+		return labPrint(g, res, func() {
+			if res.AlreadyStopped {
+				fmt.Fprintf(g.Stdout, "%s is not running at %s\n", server, site)
+			} else {
+				fmt.Fprintf(g.Stdout, "%s stopped at %s in %s\n", server, site, res.Took.Round(time.Millisecond))
+			}
+		})
+	})
 	cmd.Flags().StringVar(&site, "site", "", "site (default: where it runs, else the primary)")
 	cmd.Flags().BoolVar(&immediate, "immediate", false, "SIGKILL instead of a graceful stop")
 	cmd.Flags().BoolVar(&all, "all", false, "stop every server of the site")
@@ -544,176 +535,143 @@ func newLabStopCmd(g *Globals) *cobra.Command {
 }
 
 func newLabSignalCmd(g *Globals, name, short string, sig syscall.Signal) *cobra.Command {
-	var dir, site string
-	cmd := &cobra.Command{
+	var site string
+	cmd := labCmd(g, &cobra.Command{
 		Use:   name + " SERVER [--site S]",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
-			if err != nil {
-				return err
-			}
-			site = serverSite(l, site, args[0])
-			pid, err := l.Signal(site, args[0], sig)
-			if err != nil {
-				return err
-			}
-			if g.JSON() {
-				return labWriteJSON(g, map[string]any{"server": args[0], "site": site, "pid": pid, "signal": sig.String()})
-			}
-			fmt.Fprintf(g.Stdout, "%s at %s (pid %d): %s\n", args[0], site, pid, sig)
-			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		server := args[0]
+		site := serverSite(l, site, server)
+		pid, err := l.Signal(site, server, sig)
+		if err != nil {
+			return err
+		}
+		return labPrint(g, map[string]any{"server": server, "site": site, "pid": pid, "signal": sig.String()}, func() {
+			fmt.Fprintf(g.Stdout, "%s at %s (pid %d): %s\n", server, site, pid, sig)
+		})
+	})
 	cmd.Flags().StringVar(&site, "site", "", "site (default: where it runs)")
 	return cmd
 }
 
 func newLabDisasterCmd(g *Globals) *cobra.Command {
-	var dir, site string
-	cmd := &cobra.Command{
+	var site string
+	cmd := labCmd(g, &cobra.Command{
 		Use:   "disaster --site NAME",
 		Short: "Destroy a site: kill every server there and make its data root unreachable",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if site == "" {
 				return BadInputf("--site is required")
 			}
-			l, err := openLab(g, dir)
-			if err != nil {
-				return err
-			}
-			at, err := l.Disaster(site)
-			if err != nil {
-				return err
-			}
-			if g.JSON() {
-				return labWriteJSON(g, map[string]any{"site": site, "at": at})
-			}
-			fmt.Fprintf(g.Stdout, "site %s destroyed at %s: every server killed, data root unreachable\n", site, at.Format(time.RFC3339Nano))
 			return nil
 		},
-	}
-	labDirFlag(cmd, &dir)
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		at, err := l.Disaster(site)
+		if err != nil {
+			return err
+		}
+		return labPrint(g, map[string]any{"site": site, "at": at}, func() {
+			fmt.Fprintf(g.Stdout, "site %s destroyed at %s: every server killed, data root unreachable\n", site, at.Format(time.RFC3339Nano))
+		})
+	})
 	cmd.Flags().StringVar(&site, "site", "", "the site to destroy")
 	return cmd
 }
 
 func newLabRestoreSiteCmd(g *Globals) *cobra.Command {
-	var dir string
-	cmd := &cobra.Command{
+	return labCmd(g, &cobra.Command{
 		Use:   "restore-site NAME",
 		Short: "Bring a destroyed site back with the data it had (nothing is started)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
-			if err != nil {
-				return err
-			}
-			if err := l.RestoreSite(args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.Stdout, "site %s is back (its servers are stopped)\n", args[0])
-			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
-	return cmd
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		if err := l.RestoreSite(args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "site %s is back (its servers are stopped)\n", args[0])
+		return nil
+	})
 }
 
 func newLabRouteCmd(g *Globals) *cobra.Command {
-	var dir string
-	cmd := &cobra.Command{
+	return labCmd(g, &cobra.Command{
 		Use:   "route [SITE]",
 		Short: "Show or change the site the front door sends orders to",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		if len(args) == 0 {
+			site, err := l.CurrentRoute(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if len(args) == 0 {
-				site, err := l.CurrentRoute(cmd.Context())
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(g.Stdout, site)
-				return nil
-			}
-			prev, err := l.Route(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(g.Stdout, "front door: %s → %s\n", prev, args[0])
+			fmt.Fprintln(g.Stdout, site)
 			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
-	return cmd
+		}
+		prev, err := l.Route(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "front door: %s → %s\n", prev, args[0])
+		return nil
+	})
 }
 
 func newLabProbeCmd(g *Globals) *cobra.Command {
-	var dir, site, server string
+	var site, server string
 	var stuckAfter, timeout time.Duration
-	cmd := &cobra.Command{
+	cmd := labCmd(g, &cobra.Command{
 		Use:   "probe [LEVEL...] [--site S]",
 		Short: "Run verification levels (system application instance consistency sca monitoring)",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
-			if err != nil {
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		site := site
+		if site == "" {
+			var err error
+			if site, err = l.CurrentRoute(cmd.Context()); err != nil {
 				return err
 			}
-			if site == "" {
-				if site, err = l.CurrentRoute(cmd.Context()); err != nil {
-					return err
+		}
+		levels := args
+		if len(levels) == 0 {
+			levels = lab.Levels
+		}
+		for _, level := range levels {
+			if !slices.Contains(lab.Levels, level) {
+				return BadInputf("no verification level %q (levels: %s)", level, strings.Join(lab.Levels, ", "))
+			}
+		}
+		var results []lab.ProbeResult
+		failed := 0
+		for _, level := range levels {
+			res, err := l.Probe(cmd.Context(), site, level, lab.ProbeOptions{Server: server, StuckAfter: stuckAfter, Timeout: timeout})
+			if err != nil {
+				res = lab.ProbeResult{Level: level, Summary: err.Error(), Site: site}
+			}
+			if !res.Passed {
+				failed++
+			}
+			results = append(results, res)
+		}
+		err := labPrint(g, results, func() {
+			for _, r := range results {
+				mark := "PASS"
+				if !r.Passed {
+					mark = "FAIL"
+				}
+				fmt.Fprintf(g.Stdout, "%s %-12s %s\n", mark, r.Level, r.Summary)
+				for _, p := range r.Problems {
+					fmt.Fprintf(g.Stdout, "     - %s\n", p)
 				}
 			}
-			levels := args
-			if len(levels) == 0 {
-				levels = lab.Levels
-			}
-			for _, level := range levels {
-				if !slices.Contains(lab.Levels, level) {
-					return BadInputf("no verification level %q (levels: %s)", level, strings.Join(lab.Levels, ", "))
-				}
-			}
-			var results []lab.ProbeResult
-			failed := 0
-			for _, level := range levels {
-				res, err := l.Probe(cmd.Context(), site, level, lab.ProbeOptions{Server: server, StuckAfter: stuckAfter, Timeout: timeout})
-				if err != nil {
-					res = lab.ProbeResult{Level: level, Summary: err.Error(), Site: site}
-				}
-				if !res.Passed {
-					failed++
-				}
-				results = append(results, res)
-			}
-			if g.JSON() {
-				if err := labWriteJSON(g, results); err != nil {
-					return err
-				}
-			} else {
-				for _, r := range results {
-					mark := "PASS"
-					if !r.Passed {
-						mark = "FAIL"
-					}
-					fmt.Fprintf(g.Stdout, "%s %-12s %s\n", mark, r.Level, r.Summary)
-					for _, p := range r.Problems {
-						fmt.Fprintf(g.Stdout, "     - %s\n", p)
-					}
-				}
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d levels failed at site %s", failed, len(results), site)
-			}
-			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
+		})
+		if err != nil {
+			return err
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d of %d levels failed at site %s", failed, len(results), site)
+		}
+		return nil
+	})
 	cmd.Flags().StringVar(&site, "site", "", "site (default: where the front door points)")
 	cmd.Flags().StringVar(&server, "server", "", "server that runs the checks (default: the dmgr)")
 	cmd.Flags().DurationVar(&stuckAfter, "stuck-after", 0, "instance level: how long without pending work is stuck (default 1m)")
@@ -721,6 +679,8 @@ func newLabProbeCmd(g *Globals) *cobra.Command {
 	return cmd
 }
 
+// newLabLedgerCmd resolves the lab dir but does not open the lab:
+// lab.CheckLedger reads the dir itself.
 func newLabLedgerCmd(g *Globals) *cobra.Command {
 	var dir, site, at string
 	cmd := &cobra.Command{
@@ -745,11 +705,7 @@ func newLabLedgerCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.JSON() {
-				if err := labWriteJSON(g, rep); err != nil {
-					return err
-				}
-			} else {
+			err = labPrint(g, rep, func() {
 				fmt.Fprintln(g.Stdout, rep.String())
 				for _, m := range rep.Missing {
 					fmt.Fprintf(g.Stdout, "  missing: %s step %d %s (%s) committed %s at %s\n", m.Instance, m.Seq, m.Name, m.Template, m.At.Format(time.RFC3339Nano), m.Site)
@@ -757,6 +713,9 @@ func newLabLedgerCmd(g *Globals) *cobra.Command {
 				for _, dup := range rep.Duplicates {
 					fmt.Fprintf(g.Stdout, "  duplicate: %s\n", dup)
 				}
+			})
+			if err != nil {
+				return err
 			}
 			if !rep.OK() {
 				return fmt.Errorf("site %s does not hold what the ledger says it must", site)
@@ -771,29 +730,18 @@ func newLabLedgerCmd(g *Globals) *cobra.Command {
 }
 
 func newLabBenchCmd(g *Globals) *cobra.Command {
-	var dir string
 	var o lab.BenchOptions
-	cmd := &cobra.Command{
+	cmd := labCmd(g, &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the running lab's sustained process steps per second beside raw SQLite",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLab(g, dir)
-			if err != nil {
-				return err
-			}
-			rep, err := l.Bench(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if g.JSON() {
-				return labWriteJSON(g, rep)
-			}
-			fmt.Fprintln(g.Stdout, rep.String())
-			return nil
-		},
-	}
-	labDirFlag(cmd, &dir)
+	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
+		rep, err := l.Bench(cmd.Context(), o)
+		if err != nil {
+			return err
+		}
+		return labPrint(g, rep, func() { fmt.Fprintln(g.Stdout, rep.String()) })
+	})
 	cmd.Flags().Float64Var(&o.Rate, "rate", 100, "orders per second offered")
 	cmd.Flags().DurationVar(&o.Warmup, "warmup", 3*time.Second, "load before measuring")
 	cmd.Flags().DurationVar(&o.Duration, "duration", 15*time.Second, "measured window")

@@ -129,3 +129,59 @@ func TestLabCommandsRunTheCell(t *testing.T) {
 	require.Equal(t, ExitOK, code, errs)
 	assert.True(t, strings.HasPrefix(out, "lab "+dir+" is down"))
 }
+
+// The checks of a command's own flags come before the lab is looked for;
+// both are bad input.
+func TestLabCommandsCheckTheirFlagsBeforeTheLab(t *testing.T) {
+	t.Setenv(labDirEnv, "")
+	code, _, errs := runDrover("lab", "load")
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, "--rate must be positive")
+	code, _, errs = runDrover("lab", "load", "--rate", "1")
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, "--duration must be positive")
+	code, _, errs = runDrover("lab", "disaster")
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, "--site is required")
+
+	code, _, errs = runDrover("lab", "load", "--rate", "1", "--duration", "1s")
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, "no lab dir: give --dir or set $"+labDirEnv)
+	code, _, errs = runDrover("lab", "disaster", "--site", "dc1", "--dir", t.TempDir())
+	assert.Equal(t, ExitBadInput, code, "a dir with no lab in it")
+	assert.NotEmpty(t, errs)
+
+	t.Setenv(labDirEnv, t.TempDir())
+	code, _, _ = runDrover("lab", "status")
+	assert.Equal(t, ExitBadInput, code, "$%s names a dir with no lab in it", labDirEnv)
+}
+
+func TestLabTargetOfStartAndStop(t *testing.T) {
+	p, err := plan.Load(labPlan)
+	require.NoError(t, err)
+	topo, _, err := labTopology(p, 0, -1)
+	require.NoError(t, err)
+	l, err := lab.Create(t.TempDir(), topo, nil) // files only: nothing runs
+	require.NoError(t, err)
+
+	site, server, err := labTarget(l, "", true, nil)
+	require.NoError(t, err)
+	assert.Equal(t, [2]string{"dc1", ""}, [2]string{site, server}, "--all without --site: the primary")
+	site, server, err = labTarget(l, "dc2", true, nil)
+	require.NoError(t, err)
+	assert.Equal(t, [2]string{"dc2", ""}, [2]string{site, server})
+
+	site, server, err = labTarget(l, "", false, []string{"dmgr"})
+	require.NoError(t, err)
+	assert.Equal(t, [2]string{"dc1", "dmgr"}, [2]string{site, server}, "a server that runs nowhere: the primary")
+	site, server, err = labTarget(l, "dc2", false, []string{"dmgr"})
+	require.NoError(t, err)
+	assert.Equal(t, [2]string{"dc2", "dmgr"}, [2]string{site, server})
+
+	_, _, err = labTarget(l, "", true, []string{"dmgr"})
+	assert.EqualError(t, err, "give a server or --all, not both")
+	assert.Equal(t, ExitBadInput, ExitCode(err))
+	_, _, err = labTarget(l, "dc1", false, nil)
+	assert.EqualError(t, err, "name a server, or give --all")
+	assert.Equal(t, ExitBadInput, ExitCode(err))
+}

@@ -78,6 +78,23 @@ func loadPlanAndStore(g *Globals, file string) (*plan.Plan, *catalog.Store, erro
 	return p, st, nil
 }
 
+// planStoreCmd makes a `drover plan` command on one plan FILE: run gets
+// the plan loaded and checked and its store opened (loadPlanAndStore).
+func planStoreCmd(g *Globals, use, short string, run func(ctx context.Context, file string, p *plan.Plan, st *catalog.Store) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, st, err := loadPlanAndStore(g, args[0])
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), args[0], p, st)
+		},
+	}
+}
+
 // openPlanStore opens the plan's recovery point store. Settings the plan got
 // wrong are bad input naming the file; a store that is not there (an NFS
 // mount missing) is a failure of the run.
@@ -226,34 +243,27 @@ func expandAndStat(raw string) (os.FileInfo, error) {
 }
 
 func newPlanApplyCmd(g *Globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "apply FILE",
-		Short: "Register a plan: defined → validated → enabled (RPO monitor, then the backup schedule)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			p, st, err := loadPlanAndStore(g, args[0])
-			if err != nil {
-				return err
-			}
+	return planStoreCmd(g, "apply FILE",
+		"Register a plan: defined → validated → enabled (RPO monitor, then the backup schedule)",
+		func(ctx context.Context, file string, p *plan.Plan, st *catalog.Store) error {
 			now := time.Now()
 			l, err := st.ReadLifecycle(p.Name)
 			if err != nil {
 				return err
 			}
 			if l.State == catalog.StateDefined {
-				if _, err := st.Transition(p.Name, catalog.StateDefined, "", "applied "+args[0], now); err != nil {
+				if _, err := st.Transition(p.Name, catalog.StateDefined, "", "applied "+file, now); err != nil {
 					return err
 				}
 			}
 			fmt.Fprintf(g.Stdout, "plan %s: defined\n", p.Name)
 			if problems := validateForEnable(ctx, g, p, st); len(problems) > 0 {
 				for _, pr := range problems {
-					fmt.Fprintf(g.Stderr, "%s: %s\n", args[0], pr)
+					fmt.Fprintf(g.Stderr, "%s: %s\n", file, pr)
 				}
 				return fmt.Errorf("plan %s not validated: %d problems", p.Name, len(problems))
 			}
-			if _, err := st.Transition(p.Name, catalog.StateValidated, "", "sites reachable, installations match, store writable (digest "+fileDigest(args[0])+")", now); err != nil {
+			if _, err := st.Transition(p.Name, catalog.StateValidated, "", "sites reachable, installations match, store writable (digest "+fileDigest(file)+")", now); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.Stdout, "plan %s: validated (sites reachable, installations match, store writable, driver settings accepted)\n", p.Name)
@@ -280,21 +290,13 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.Stdout, "plan %s: enabled as primary (backups every %s: %s)\n", p.Name, interval, why)
 			return nil
-		},
-	}
+		})
 }
 
 func newPlanDisableCmd(g *Globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "disable FILE",
-		Short: "Stop a plan's backup schedule and RPO monitor",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			p, st, err := loadPlanAndStore(g, args[0])
-			if err != nil {
-				return err
-			}
+	return planStoreCmd(g, "disable FILE",
+		"Stop a plan's backup schedule and RPO monitor",
+		func(ctx context.Context, _ string, p *plan.Plan, st *catalog.Store) error {
 			c, err := g.Dial()
 			if err != nil {
 				return err
@@ -317,8 +319,7 @@ func newPlanDisableCmd(g *Globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.Stdout, "plan %s: disabled (no backups scheduled, RPO monitor stopped)\n", p.Name)
 			return nil
-		},
-	}
+		})
 }
 
 func isNotFound(err error) bool {
@@ -337,20 +338,14 @@ type planStatus struct {
 }
 
 func newPlanStatusCmd(g *Globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "status FILE",
-		Short: "Show a plan's lifecycle state, its backup schedule and where it stands against its RPO",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			p, st, err := loadPlanAndStore(g, args[0])
+	return planStoreCmd(g, "status FILE",
+		"Show a plan's lifecycle state, its backup schedule and where it stands against its RPO",
+		func(ctx context.Context, _ string, p *plan.Plan, st *catalog.Store) error {
+			lc, err := st.ReadLifecycle(p.Name)
 			if err != nil {
 				return err
 			}
-			out := planStatus{Plan: p.Name}
-			if out.Lifecycle, err = st.ReadLifecycle(p.Name); err != nil {
-				return err
-			}
+			out := planStatus{Plan: p.Name, Lifecycle: lc}
 			if c, err := g.Dial(); err == nil {
 				defer c.Close()
 				if d, err := c.ScheduleClient().GetHandle(ctx, backupScheduleID(p.Name)).Describe(ctx); err == nil {
@@ -387,8 +382,7 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 				fmt.Fprintf(g.Stdout, "RPO %s: %s, newest valid point %s, age %s (breaches %d)\n", r.RPO, r.Status, r.PointID, r.Age.Round(time.Second), r.Breaches)
 			}
 			return nil
-		},
-	}
+		})
 }
 
 func newBackupScheduleCmd(g *Globals) *cobra.Command {

@@ -1,9 +1,13 @@
 package starter
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-dr/drover/activities"
@@ -31,4 +35,42 @@ func TestBackupIntervalFollowsTheRPOMinusBackupTime(t *testing.T) {
 	p.Storage.Schedule.Interval = 0
 	_, _, err = backupInterval(p, activities.StatsResult{RecentDurations: []time.Duration{8 * time.Minute}})
 	require.ErrorContains(t, err, "the RPO of 15m0s cannot be met")
+}
+
+// plan apply, disable and status share how they load a plan and open its
+// store: what is wrong in the file is bad input naming it, a store that is
+// not there a failed run.
+func TestPlanStoreCommandsLoadThePlanAndItsStore(t *testing.T) {
+	useFakePlanChecker(t)
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1") // nothing listens: status shows the store only
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	good := planWithStore(t, t.TempDir())
+	b, err := os.ReadFile(good)
+	require.NoError(t, err)
+	badStore := filepath.Join(t.TempDir(), "bad-store.yaml")
+	require.NoError(t, os.WriteFile(badStore, []byte(strings.Replace(string(b), "    retention:", "    bogus: 1\n    retention:", 1)), 0o644))
+	notMounted := planWithStore(t, filepath.Join(t.TempDir(), "not-mounted"))
+
+	for _, verb := range []string{"apply", "disable", "status"} {
+		code, out, errs := runDrover("plan", verb, missing)
+		assert.Equal(t, ExitBadInput, code, verb)
+		assert.Contains(t, errs, missing, verb)
+		assert.Empty(t, out, verb)
+
+		code, _, errs = runDrover("plan", verb, badStore)
+		assert.Equal(t, ExitBadInput, code, verb)
+		assert.Contains(t, errs, badStore+": storage.store: settings: unknown field \"bogus\"", verb)
+
+		code, _, errs = runDrover("plan", verb, notMounted)
+		assert.Equal(t, ExitRunFailed, code, verb)
+		assert.Contains(t, errs, "plan bpm-golden: recovery point store:", verb)
+
+		code, _, _ = runDrover("plan", verb)
+		assert.Equal(t, ExitBadInput, code, "%s without a FILE", verb)
+	}
+
+	code, out, errs := runDrover("plan", "status", good)
+	require.Equal(t, ExitOK, code, errs)
+	assert.Equal(t, "plan bpm-golden: defined (roles enabled: [])\n", out)
+	assert.Contains(t, errs, "Temporal not reachable: showing the store only")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,35 @@ func TestPointsListBadInput(t *testing.T) {
 	code, _, errs = runDrover("points", "list", "--plan", planWithStore(t, filepath.Join(t.TempDir(), "not-mounted")))
 	assert.Equal(t, ExitRunFailed, code)
 	assert.Contains(t, errs, "not-mounted")
+}
+
+func TestPointsValidateBadInput(t *testing.T) {
+	useFakePlanChecker(t)
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1") // nothing listens
+	code, _, errs := runDrover("points", "validate", "p1")
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, `required flag(s) "plan" not set`)
+
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	code, _, errs = runDrover("points", "validate", "p1", "--plan", missing)
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, missing)
+
+	b, err := os.ReadFile(goldenPlan)
+	require.NoError(t, err)
+	noSandbox := regexp.MustCompile(`(?m)^  sandbox:\n(^    .*\n|^      .*\n)+`).ReplaceAllString(string(b), "")
+	require.NotEqual(t, string(b), noSandbox, "the golden plan's sandbox moved; update this test")
+	f := filepath.Join(t.TempDir(), "no-sandbox.yaml")
+	require.NoError(t, os.WriteFile(f, []byte(noSandbox), 0o644))
+	code, out, errs := runDrover("points", "validate", "p1", "--plan", f)
+	assert.Equal(t, ExitBadInput, code, errs)
+	assert.Contains(t, errs, f+": sites.sandbox: validation restores into an isolated sandbox site; the plan has none")
+	assert.Empty(t, out)
+
+	// The plan is fine; Temporal is not there: a failed run.
+	code, _, errs = runDrover("points", "validate", "p1", "--plan", goldenPlan)
+	assert.Equal(t, ExitRunFailed, code)
+	assert.Contains(t, errs, "connect to Temporal at 127.0.0.1:1")
 }
 
 func TestFormatAge(t *testing.T) {

@@ -5,53 +5,49 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/workflows"
 )
 
 func init() { pointsSubcommands = append(pointsSubcommands, newPointsValidateCmd) }
 
 func newPointsValidateCmd(g *Globals) *cobra.Command {
-	var planFile string
-	var watch bool
+	var f runFlags
 	cmd := &cobra.Command{
 		Use:   "validate ID --plan F",
 		Short: "Restore a point into the sandbox, start and verify the cell, and record it valid or invalid",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, _, err := loadCheckedPlan(g, planFile)
-			if err != nil {
-				return err
-			}
-			if p.Sites.Sandbox == nil {
-				return BadInputf("%s: sites.sandbox: validation restores into an isolated sandbox site; the plan has none", planFile)
-			}
-			c, err := g.Dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			id := fmt.Sprintf("drover/%s/validate/%s", p.Name, args[0])
-			run, err := startRun(cmd.Context(), c, id, p.Name, workflows.KindValidate, workflows.ValidateWorkflow,
-				workflows.ValidateInput{Plan: *p, PointID: args[0]})
-			if err != nil {
-				return err
-			}
+			point := args[0]
 			var res workflows.ValidateResult
-			if err := finishRun(cmd.Context(), g, c, run, watch, &res); err != nil {
+			err := runFromPlan(cmd.Context(), g, f, runSpec{
+				kind: workflows.KindValidate,
+				id:   func(p *plan.Plan) string { return fmt.Sprintf("drover/%s/validate/%s", p.Name, point) },
+				wf:   workflows.ValidateWorkflow,
+				input: func(p *plan.Plan) (any, error) {
+					if p.Sites.Sandbox == nil {
+						return nil, BadInputf("%s: sites.sandbox: validation restores into an isolated sandbox site; the plan has none", f.plan)
+					}
+					return workflows.ValidateInput{Plan: *p, PointID: point}, nil
+				},
+				result: &res,
+			})
+			if err != nil {
 				return err
 			}
-			if watch && !g.JSON() {
+			if f.watch && !g.JSON() {
 				verdict := "valid"
 				if !res.Valid {
 					verdict = "INVALID: " + res.Reason
 				}
-				fmt.Fprintf(g.Stdout, "point %s: %s (report %s)\n", args[0], verdict, res.Report.Markdown)
+				fmt.Fprintf(g.Stdout, "point %s: %s (report %s)\n", point, verdict, res.Report.Markdown)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&planFile, "plan", "", "the plan file (required)")
-	cmd.Flags().BoolVar(&watch, "watch", true, "wait for the verdict")
+	// Not runFlags.add: validation waits for its verdict unless told not to.
+	cmd.Flags().StringVar(&f.plan, "plan", "", "the plan file (required)")
+	cmd.Flags().BoolVar(&f.watch, "watch", true, "wait for the verdict")
 	_ = cmd.MarkFlagRequired("plan")
 	return cmd
 }
