@@ -51,6 +51,8 @@ type benchFigure struct {
 	// Meaning says how to read the ratio.
 	Meaning string `json:"meaning"`
 	Skipped string `json:"skipped,omitempty"`
+	// Note explains the figure, where the run measured why.
+	Note string `json:"note,omitempty"`
 	// Seconds and bytes behind the figure, for scripts.
 	OursSeconds     float64 `json:"oursSeconds,omitempty"`
 	BaselineSeconds float64 `json:"baselineSeconds,omitempty"`
@@ -67,6 +69,8 @@ type benchBackupOpts struct {
 	keep   bool
 	rounds int
 	btrfs  bool
+	// snapshots of each btrfs subvolume
+	snapshots int
 }
 
 func newBenchBackupCmd(g *Globals) *cobra.Command {
@@ -87,6 +91,9 @@ func newBenchBackupCmd(g *Globals) *cobra.Command {
 			if o.rounds < 1 {
 				return BadInputf("--rounds: %d is below 1", o.rounds)
 			}
+			if o.snapshots < 1 {
+				return BadInputf("--snapshots: %d is below 1", o.snapshots)
+			}
 			o.size = n
 			return benchBackup(cmd.Context(), g, o)
 		},
@@ -96,6 +103,7 @@ func newBenchBackupCmd(g *Globals) *cobra.Command {
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the work folder")
 	cmd.Flags().IntVar(&o.rounds, "rounds", 2, "runs of each measurement; the best of each side is kept")
 	cmd.Flags().BoolVar(&o.btrfs, "btrfs", true, "measure btrfs snapshot time at size and 4x size (needs root, btrfs-progs, a loop device)")
+	cmd.Flags().IntVar(&o.snapshots, "snapshots", 15, "btrfs snapshots of each subvolume (size and 4x size), alternating; the medians are compared")
 	return cmd
 }
 
@@ -331,18 +339,31 @@ func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
 	}
 	figs = append(figs, rf)
 
-	bf := benchFigure{Name: "btrfs snapshot time", Meaning: "time at 4x the data / time at 1x (about 1: constant)"}
+	bf := benchFigure{Name: "btrfs snapshot time", Meaning: "median time at 4x the data / median time at 1x (about 1: constant)"}
 	if !o.btrfs {
 		bf.Skipped = "--btrfs=false"
-	} else if small, large, why, err := benchBtrfsSnapshot(ctx, g, dir, o.size); err != nil {
+	} else if small, large, why, err := benchBtrfsSnapshot(ctx, g, dir, o.size, o.snapshots); err != nil {
 		return fmt.Errorf("btrfs snapshot benchmark: %w", err)
 	} else if why != "" {
 		bf.Skipped = why
 	} else {
-		bf.Ours = fmt.Sprintf("%s at %s", secs(large), catalog.HumanBytes(4*o.size))
-		bf.Baseline = fmt.Sprintf("%s at %s", secs(small), catalog.HumanBytes(o.size))
-		bf.OursSeconds, bf.BaselineSeconds = large.Seconds(), small.Seconds()
-		bf.Ratio = large.Seconds() / small.Seconds()
+		side := func(s snapStats, size int64) string {
+			t := fmt.Sprintf("%s at %s (median of %d captures, of which the btrfs command %s)", secs(s.Capture), catalog.HumanBytes(size), s.N, secs(s.Command))
+			if s.RootItems > 0 {
+				t += fmt.Sprintf("; tree root: level %d, %d items", s.RootLevel, s.RootItems)
+			}
+			return t
+		}
+		bf.Name += ", two subvolumes of one file system, snapshots alternating"
+		bf.Ours = side(large, 4*o.size)
+		bf.Baseline = side(small, o.size)
+		bf.OursSeconds, bf.BaselineSeconds = large.Capture.Seconds(), small.Capture.Seconds()
+		bf.Ratio = large.Capture.Seconds() / small.Capture.Seconds()
+		if small.RootItems > 0 && large.RootItems > 0 {
+			bf.Note = fmt.Sprintf("a snapshot copies the subvolume's tree root and takes a reference on each of its items in the "+
+				"transaction it commits: %d vs %d items here. That work is bounded by a node's size (about 490 items at 16 KiB; "+
+				"a bigger tree grows a level instead), so it follows the root's fill, not the data size", small.RootItems, large.RootItems)
+		}
 	}
 	figs = append(figs, bf)
 
@@ -363,6 +384,9 @@ func benchBackup(ctx context.Context, g *Globals, o benchBackupOpts) error {
 		}
 		if f.Skipped != "" {
 			fmt.Fprintf(g.Stdout, "  skipped:  %s\n", f.Skipped)
+		}
+		if f.Note != "" {
+			fmt.Fprintf(g.Stdout, "  note:     %s\n", f.Note)
 		}
 	}
 	return nil
@@ -387,88 +411,220 @@ func rusage(who int) time.Duration {
 // behind).
 func settle() { _ = exec.Command("sync").Run() }
 
+// snapStats are the times of one side of the btrfs snapshot experiment.
+type snapStats struct {
+	// Capture is the median of the driver's Capture calls; Command the
+	// median of the btrfs command inside them (the driver's evidence).
+	Capture, Command time.Duration
+	N                int
+	// RootLevel and RootItems describe the subvolume's b-tree root: a
+	// snapshot copies the root and takes a reference on each of its
+	// children, so its cost follows RootItems, not the data size.
+	// RootItems is 0 when they could not be read.
+	RootLevel, RootItems int
+}
+
+// alternate runs rounds of measure(0) and measure(1), swapping their
+// order every round, so neither side always runs first (after the sync,
+// on a colder cache) or always second.
+func alternate(rounds int, measure func(side int) error) error {
+	for r := 0; r < rounds; r++ {
+		order := [2]int{0, 1}
+		if r%2 == 1 {
+			order = [2]int{1, 0}
+		}
+		for _, side := range order {
+			if err := measure(side); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// median of ds (sorted in place); 0 for none.
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	if n := len(ds); n%2 == 0 {
+		return (ds[n/2-1] + ds[n/2]) / 2
+	}
+	return ds[len(ds)/2]
+}
+
 // benchBtrfsSnapshot times the btrfs driver's capture (a read-only
-// snapshot) of a subvolume holding size bytes, then 4x size: the best of
-// several snapshots at each size. why says why it was skipped.
-func benchBtrfsSnapshot(ctx context.Context, g *Globals, dir string, size int64) (small, large time.Duration, why string, err error) {
+// snapshot) of two subvolumes of one loop-mounted btrfs, one holding size
+// bytes and one 4x size, both written and synced before the first
+// snapshot. Snapshots of the two alternate, rounds of each, so the file
+// system's age, its number of snapshots and the machine's load are the same
+// for both sides; the medians are compared. why says why it was skipped.
+func benchBtrfsSnapshot(ctx context.Context, g *Globals, dir string, size int64, rounds int) (small, large snapStats, why string, err error) {
 	if os.Geteuid() != 0 {
-		return 0, 0, "needs root to mount a loop-device btrfs", nil
+		return small, large, "needs root to mount a loop-device btrfs", nil
 	}
 	for _, tool := range []string{"mkfs.btrfs", "btrfs", "mount", "umount", "truncate"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return 0, 0, tool + " not found (apt-get install btrfs-progs)", nil
+			return small, large, tool + " not found (apt-get install btrfs-progs)", nil
 		}
 	}
 	img := filepath.Join(dir, "btrfs.img")
 	mnt := filepath.Join(dir, "btrfs")
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
-		return 0, 0, "", err
+		return small, large, "", err
 	}
-	imgSize := 5*size + 512<<20
+	imgSize := 5*size + 1<<30
 	if out, err := exec.Command("truncate", "-s", strconv.FormatInt(imgSize, 10), img).CombinedOutput(); err != nil {
-		return 0, 0, fmt.Sprintf("truncate: %v: %s", err, out), nil
+		return small, large, fmt.Sprintf("truncate: %v: %s", err, out), nil
 	}
 	defer os.Remove(img)
 	if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
-		return 0, 0, fmt.Sprintf("mkfs.btrfs: %v: %s", err, strings.TrimSpace(string(out))), nil
+		return small, large, fmt.Sprintf("mkfs.btrfs: %v: %s", err, strings.TrimSpace(string(out))), nil
 	}
 	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		return 0, 0, fmt.Sprintf("cannot mount a loop device: %v: %s", err, strings.TrimSpace(string(out))), nil
+		return small, large, fmt.Sprintf("cannot mount a loop device: %v: %s", err, strings.TrimSpace(string(out))), nil
 	}
 	defer func() {
 		if out, uerr := exec.Command("umount", mnt).CombinedOutput(); uerr != nil && err == nil {
 			err = fmt.Errorf("umount %s: %v: %s", mnt, uerr, out)
 		}
 	}()
-	root := filepath.Join(mnt, "primary")
-	if out, err := exec.Command("btrfs", "subvolume", "create", root).CombinedOutput(); err != nil {
-		return 0, 0, "", fmt.Errorf("btrfs subvolume create: %v: %s", err, out)
-	}
 	storeDir := filepath.Join(mnt, "store")
 	if err := os.MkdirAll(storeDir, 0o755); err != nil {
-		return 0, 0, "", err
+		return small, large, "", err
 	}
-	d := btrfs.New(g.Logger().Named("btrfs"))
-	n := 0
-	// The best of 9 snapshots, each after a sync; they are deleted only
-	// after the series, so the cleaner's background work does not overlap.
-	measure := func() (time.Duration, error) {
-		var ts []time.Duration
-		var reqs []storage.Request
-		defer func() {
-			for _, req := range reqs {
-				_, _ = d.Release(context.WithoutCancel(ctx), req)
-			}
-		}()
-		for i := 0; i < 9; i++ {
-			n++
-			req := storage.Request{Plan: "bench", PointID: fmt.Sprintf("s%d", n), Store: storeDir, Mode: catalog.ModeFull,
-				Site:  drivers.Site{Settings: map[string]any{"dataRoot": root}},
-				Group: storage.Group{Name: "g", Driver: "btrfs", Components: []string{"db", "dmgr", "node1", "node2"}}}
-			settle()
-			t := time.Now()
-			if _, err := d.Capture(ctx, req, nil); err != nil {
-				return 0, err
-			}
-			ts = append(ts, time.Since(t))
-			reqs = append(reqs, req)
+	subs := [2]string{filepath.Join(mnt, "small"), filepath.Join(mnt, "large")}
+	for i, sub := range subs {
+		if out, err := exec.Command("btrfs", "subvolume", "create", sub).CombinedOutput(); err != nil {
+			return small, large, "", fmt.Errorf("btrfs subvolume create: %v: %s", err, out)
 		}
-		// The best, like every other figure here: on a shared machine the
-		// slow ones measure the neighbours, not the snapshot.
-		sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
-		return ts[0], nil
+		if _, err := archive.GenerateDataset(sub, size<<(2*i), nil, uint64(i+1)); err != nil {
+			return small, large, "", fmt.Errorf("fill %s: %w", sub, err)
+		}
 	}
-	if _, err := archive.GenerateDataset(filepath.Join(root, "a"), size, nil, 1); err != nil {
-		return 0, 0, "", err
+	settle()
+	d := btrfs.New(g.Logger().Named("btrfs"))
+	var reqs []storage.Request
+	// Snapshots are deleted only after the series, so the cleaner's
+	// background work does not overlap a measurement.
+	defer func() {
+		for _, req := range reqs {
+			_, _ = d.Release(context.WithoutCancel(ctx), req)
+		}
+	}()
+	var capture, command [2][]time.Duration
+	n := 0
+	err = alternate(rounds, func(side int) error {
+		n++
+		req := storage.Request{Plan: "bench", PointID: fmt.Sprintf("s%d", n), Store: storeDir, Mode: catalog.ModeFull,
+			Site:  drivers.Site{Settings: map[string]any{"dataRoot": subs[side]}},
+			Group: storage.Group{Name: "g", Driver: "btrfs", Components: []string{"db", "dmgr", "node1", "node2"}}}
+		settle()
+		t := time.Now()
+		res, err := d.Capture(ctx, req, nil)
+		if err != nil {
+			return err
+		}
+		capture[side] = append(capture[side], time.Since(t))
+		command[side] = append(command[side], res.Evidence.Duration)
+		reqs = append(reqs, req)
+		return nil
+	})
+	if err != nil {
+		return small, large, "", err
 	}
-	if small, err = measure(); err != nil {
-		return 0, 0, "", err
-	}
-	if _, err := archive.GenerateDataset(filepath.Join(root, "b"), 3*size, nil, 2); err != nil {
-		return 0, 0, "", fmt.Errorf("fill to 4x: %w", err)
-	}
-	if large, err = measure(); err != nil {
-		return 0, 0, "", err
+	small = snapStats{Capture: median(capture[0]), Command: median(command[0]), N: len(capture[0])}
+	large = snapStats{Capture: median(capture[1]), Command: median(command[1]), N: len(capture[1])}
+	// Explain the figure: what the kernel has to reference per snapshot.
+	settle()
+	for i, st := range []*snapStats{&small, &large} {
+		lvl, items, err := treeRoot(ctx, img, subs[i])
+		if err != nil {
+			g.Logger().Warn("btrfs snapshot benchmark: cannot read the subvolume's tree root", zap.String("subvolume", subs[i]), zap.Error(err))
+			continue
+		}
+		st.RootLevel, st.RootItems = lvl, items
 	}
 	return small, large, "", nil
+}
+
+// treeRoot reads the level and item count of the root node of the b-tree
+// of the subvolume at path, from the file system image img (synced).
+func treeRoot(ctx context.Context, img, path string) (level, items int, err error) {
+	out, err := exec.CommandContext(ctx, "btrfs", "inspect-internal", "rootid", path).Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("btrfs inspect-internal rootid %s: %w", path, err)
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("btrfs inspect-internal rootid %s: %q is not an id", path, out)
+	}
+	roots, err := exec.CommandContext(ctx, "btrfs", "inspect-internal", "dump-tree", "-r", "--noscan", img).Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("btrfs inspect-internal dump-tree -r %s: %w", img, err)
+	}
+	bytenr, err := rootBytenr(string(roots), id)
+	if err != nil {
+		return 0, 0, err
+	}
+	node, err := exec.CommandContext(ctx, "btrfs", "inspect-internal", "dump-tree", "-b", strconv.FormatUint(bytenr, 10), "--noscan", img).Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("btrfs inspect-internal dump-tree -b %d %s: %w", bytenr, img, err)
+	}
+	return nodeHeader(string(node))
+}
+
+// rootBytenr finds the root node's address of tree id in the output of
+// `btrfs inspect-internal dump-tree -r`, lines like
+// "file tree key (256 ROOT_ITEM 0) 143982592 level 1".
+func rootBytenr(out string, id uint64) (uint64, error) {
+	prefix := fmt.Sprintf("(%d ROOT_ITEM ", id)
+	for _, line := range strings.Split(out, "\n") {
+		i := strings.Index(line, prefix)
+		if i < 0 {
+			continue
+		}
+		_, rest, ok := strings.Cut(line[i:], ")")
+		if !ok {
+			break
+		}
+		f := strings.Fields(rest)
+		if len(f) > 0 {
+			if v, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+				return v, nil
+			}
+		}
+		break
+	}
+	return 0, fmt.Errorf("dump-tree -r: no root of tree %d", id)
+}
+
+// nodeHeader reads the block header that `btrfs inspect-internal dump-tree
+// -b` prints after its version line: "node 30687232 level 1 items 48 free
+// space 445 ..." or, for a root that is a leaf, "leaf 30621696 items 2 free
+// space 16061 ...".
+func nodeHeader(out string) (level, items int, err error) {
+	first := ""
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "node ") || strings.HasPrefix(line, "leaf ") {
+			first = line
+			break
+		}
+	}
+	f := strings.Fields(first)
+	switch {
+	case len(f) >= 6 && f[0] == "node" && f[2] == "level" && f[4] == "items":
+		if level, err = strconv.Atoi(f[3]); err == nil {
+			items, err = strconv.Atoi(f[5])
+		}
+	case len(f) >= 4 && f[0] == "leaf" && f[2] == "items":
+		items, err = strconv.Atoi(f[3])
+	default:
+		return 0, 0, fmt.Errorf("dump-tree -b: no node or leaf header in %q", drivers.Truncate(out, 200))
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("dump-tree -b: header %q: %w", first, err)
+	}
+	return level, items, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -31,7 +32,7 @@ func TestBenchBackupSmall(t *testing.T) {
 		t.Skip("runs the backup benchmark on 16 MiB")
 	}
 	dir := t.TempDir()
-	code, out, errs := runDrover("bench", "backup", "--size", "16MiB", "--dir", dir, "--rounds", "1", "--output", "json")
+	code, out, errs := runDrover("bench", "backup", "--size", "16MiB", "--dir", dir, "--rounds", "1", "--snapshots", "3", "--output", "json")
 	require.Equal(t, ExitOK, code, errs)
 	var doc struct {
 		Size    int64
@@ -55,8 +56,75 @@ func TestBenchBackupSmall(t *testing.T) {
 	assert.Contains(t, doc.Figures[1].Name, "cumulative")
 	if os.Geteuid() != 0 {
 		assert.Contains(t, doc.Figures[3].Skipped, "root")
+	} else if doc.Figures[3].Skipped == "" {
+		assert.Contains(t, doc.Figures[3].Ours, "median of 3 captures")
+		assert.Contains(t, doc.Figures[3].Baseline, "median of 3 captures")
 	}
 	code, _, errs = runDrover("bench", "backup", "--size", "tiny")
 	assert.Equal(t, ExitBadInput, code)
 	assert.True(t, strings.Contains(errs, "--size"))
+	code, _, errs = runDrover("bench", "backup", "--snapshots", "0")
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, "--snapshots")
+}
+
+func TestAlternateSwapsOrderEveryRound(t *testing.T) {
+	var seq []int
+	require.NoError(t, alternate(4, func(side int) error { seq = append(seq, side); return nil }))
+	assert.Equal(t, []int{0, 1, 1, 0, 0, 1, 1, 0}, seq)
+
+	calls := 0
+	err := alternate(3, func(side int) error {
+		calls++
+		if calls == 2 {
+			return assert.AnError
+		}
+		return nil
+	})
+	assert.ErrorIs(t, err, assert.AnError)
+	assert.Equal(t, 2, calls, "stops at the first error")
+}
+
+func TestMedian(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range v {
+			ds = append(ds, time.Duration(x)*time.Millisecond)
+		}
+		return ds
+	}
+	assert.Equal(t, time.Duration(0), median(nil))
+	assert.Equal(t, 3*time.Millisecond, median(ms(9, 3, 1)))
+	assert.Equal(t, 2500*time.Microsecond, median(ms(4, 1, 2, 3)))
+	assert.Equal(t, 5*time.Millisecond, median(ms(5, 100, 1, 5, 6)), "an outlier does not move it")
+}
+
+func TestBtrfsTreeRootParsing(t *testing.T) {
+	roots := `root tree: 151814144 level 1
+fs tree key (FS_TREE ROOT_ITEM 0) 151863296 level 1
+file tree key (256 ROOT_ITEM 0) 143982592 level 1
+file tree key (2570 ROOT_ITEM 11) 44040192 level 2
+file tree key (257 ROOT_ITEM 0) 151781376 level 1
+`
+	b, err := rootBytenr(roots, 257)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(151781376), b, "257 is not taken for 2570")
+	b, err = rootBytenr(roots, 2570)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(44040192), b)
+	_, err = rootBytenr(roots, 258)
+	assert.ErrorContains(t, err, "258")
+
+	lvl, items, err := nodeHeader("btrfs-progs v6.2\nnode 30687232 level 1 items 48 free space 445 generation 7 owner 256\nnode 30687232 flags 0x1(WRITTEN)\n")
+	require.NoError(t, err)
+	assert.Equal(t, 1, lvl)
+	assert.Equal(t, 48, items)
+	lvl, items, err = nodeHeader("leaf 30621696 items 2 free space 16061 generation 7 owner 258\n")
+	require.NoError(t, err)
+	assert.Equal(t, 0, lvl)
+	assert.Equal(t, 2, items)
+	_, _, err = nodeHeader("leaf 30621696 items x free space")
+	assert.Error(t, err)
+	_, _, err = nodeHeader("ERROR: bad block")
+	assert.Error(t, err)
 }
