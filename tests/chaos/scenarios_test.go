@@ -668,7 +668,7 @@ func (h *harness) storageFaults(t *testing.T) {
 }
 
 // invalidate records a point invalid in the catalog, as an operator does
-// after a run found its data damaged (drover has no command for it yet).
+// after a run found its data damaged (what `drover points invalidate` does).
 func (h *harness) invalidate(t *testing.T, pointID, reason string) {
 	require.NoError(t, h.store(t).SetValidity(h.plan.Name, pointID, catalog.Validity{
 		State: catalog.Invalid, Reason: reason, Run: "chaos suite", At: time.Now()}))
