@@ -236,7 +236,12 @@ func (a *bpmApp) newOrder(p, customer string, amount int64) (string, *GlobalTx) 
 	body := flowBody{Order: p, Customer: customer, Amount: amount}
 	return p, &GlobalTx{
 		Branches: []Branch{
-			{DB: DBBPM, Stmts: []Stmt{
+			// The lock keeps a second attempt at the same order (a client
+			// or the front door sending it again while the first is in
+			// doubt) from preparing too: the trial insert cannot see the
+			// first one's uncommitted row, and both committing would make
+			// the second a heuristic outcome.
+			{DB: DBBPM, Locks: []string{"pi:" + p}, Stmts: []Stmt{
 				{SQL: "INSERT INTO bpm.instances(id, template, state, step, customer, amount, created, updated, server) VALUES (?, ?, ?, 'receive', ?, ?, ?, ?, ?)",
 					Args: []any{p, TemplateOrderHandling, InstanceRunning, customer, amount, now, now, srv}, Expect: expect(1)},
 				stepStmt(p, TemplateOrderHandling, seqReceive, "receive", now, srv),

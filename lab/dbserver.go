@@ -126,8 +126,8 @@ type dbServer struct {
 
 	readers chan *sql.Conn
 
-	// gate is held shared by every write; quiesce holds it exclusively.
-	gate       sync.RWMutex
+	// gate lets writes through unless quiesced.
+	gate       writeGate
 	qmu        sync.Mutex
 	quiesced   bool
 	quiescedAt time.Time
@@ -333,8 +333,10 @@ func scanRows(rows *sql.Rows) ([]string, [][]any, error) {
 // write runs fn in one transaction on the writer connection, behind the
 // quiesce gate, and wakes watchers after a commit.
 func (s *dbServer) write(ctx context.Context, fn func(ctx context.Context) error, rollback bool) error {
-	s.gate.RLock()
-	defer s.gate.RUnlock()
+	if err := s.gate.enter(ctx); err != nil {
+		return fmt.Errorf("write held by a quiesce: %w", err)
+	}
+	defer s.gate.leave()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	// The request context may end mid-transaction; the transaction must
@@ -705,6 +707,68 @@ func (s *dbServer) handleRecover(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"pending": out})
 }
 
+// writeGate lets writes through while open. Closing it waits for the writes
+// already through; a write that waits at the closed gate gives up when its
+// request ends, so nothing a client abandoned during a quiesce runs after
+// the resume behind that client's back (it may have sent it again).
+type writeGate struct {
+	mu      sync.Mutex
+	closed  bool
+	active  int
+	opened  chan struct{} // closed when the gate opens again
+	drained chan struct{} // closed when the last write through a closed gate ends
+}
+
+func (g *writeGate) enter(ctx context.Context) error {
+	g.mu.Lock()
+	for g.closed {
+		opened := g.opened
+		g.mu.Unlock()
+		select {
+		case <-opened:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		g.mu.Lock()
+	}
+	g.active++
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *writeGate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.active--
+	if g.active == 0 && g.drained != nil {
+		close(g.drained)
+		g.drained = nil
+	}
+}
+
+// close stops new writes and waits for those already through.
+func (g *writeGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.opened = make(chan struct{})
+	var drained chan struct{}
+	if g.active > 0 {
+		drained = make(chan struct{})
+		g.drained = drained
+	}
+	g.mu.Unlock()
+	if drained != nil {
+		<-drained
+	}
+}
+
+func (g *writeGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = false
+	close(g.opened)
+}
+
 // quiesce blocks new writes and waits for in-flight ones, then folds the
 // WAL into the database files so they are complete on their own. It lifts
 // itself after max, so a lost resume never leaves the cell frozen.
@@ -714,7 +778,7 @@ func (s *dbServer) quiesce(max time.Duration) (bool, error) {
 	if s.quiesced {
 		return true, nil
 	}
-	s.gate.Lock()
+	s.gate.close()
 	s.quiesced = true
 	s.quiescedAt = time.Now()
 	s.wmu.Lock()
@@ -742,7 +806,7 @@ func (s *dbServer) resume() bool {
 		s.qTimer.Stop()
 	}
 	s.quiesced = false
-	s.gate.Unlock()
+	s.gate.open()
 	s.log.Info("writes resumed", zap.Duration("quiesced", time.Since(s.quiescedAt)))
 	return true
 }

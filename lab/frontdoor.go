@@ -43,6 +43,11 @@ func readRoute(l Layout) (string, error) {
 	return r.Site, nil
 }
 
+// EnvMemberTimeout is how long the front door waits for a member's answer
+// to an order before it checks the member's health (a Go duration, default
+// 5s). Tests shrink it to outlast it quickly.
+const EnvMemberTimeout = "DROVER_LAB_MEMBER_TIMEOUT"
+
 type frontDoor struct {
 	log  *zap.Logger
 	lab  *Lab
@@ -52,6 +57,8 @@ type frontDoor struct {
 	hc   *http.Client
 	sent atomic.Int64
 	fail atomic.Int64
+
+	memberTimeout time.Duration
 }
 
 func runFrontDoor(ctx context.Context, log *zap.Logger, dir string) error {
@@ -66,10 +73,10 @@ func runFrontDoor(ctx context.Context, log *zap.Logger, dir string) error {
 	if err != nil {
 		return err
 	}
-	// A member that does not answer within a few seconds (hung) loses the
-	// order to the next one, as a load balancer's health check would decide;
-	// order ids make the retry safe.
-	fd := &frontDoor{log: log, lab: l, site: site, hc: newHTTPClient(5 * time.Second)}
+	// Orders wait as long as their member is alive (see forward); the
+	// client's own timeout bounds them.
+	fd := &frontDoor{log: log, lab: l, site: site, hc: newHTTPClient(0),
+		memberTimeout: envDuration(EnvMemberTimeout, 5*time.Second)}
 	ln, err := net.Listen("tcp", l.Topo.FrontDoor.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", l.Topo.FrontDoor.Addr(), err)
@@ -144,7 +151,7 @@ func (fd *frontDoor) handleOrder(w http.ResponseWriter, r *http.Request) {
 		app := apps[(start+i)%len(apps)]
 		c := &client{hc: fd.hc, addr: net.JoinHostPort(spec.Host, strconv.Itoa(app.Port)), name: "app server " + app.Name, site: site}
 		var resp OrderResponse
-		err := c.call(r.Context(), "/order", req, &resp)
+		err := fd.forward(r.Context(), c, req, &resp)
 		if err == nil {
 			fd.sent.Add(1)
 			writeJSON(w, http.StatusOK, resp)
@@ -158,6 +165,37 @@ func (fd *frontDoor) handleOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	fd.fail.Add(1)
 	writeError(w, http.StatusBadGateway, fmt.Errorf("site %s: no BPM app server took the order: %v", site, last))
+}
+
+// forward sends an order to one member and waits for its answer. A member
+// that is slow but still answers its health check keeps the order, as a
+// load balancer keeps a request on a healthy member: its database may hold
+// writes for a backup's quiesce, and the order commits when the quiesce
+// ends. Only a member that stops answering (hung, gone) loses the order to
+// the next one; the order id makes that resend safe.
+func (fd *frontDoor) forward(ctx context.Context, c *client, req orderRequest, resp *OrderResponse) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.call(ctx, "/order", req, resp) }()
+	tick := time.NewTicker(fd.memberTimeout)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			hctx, hcancel := context.WithTimeout(ctx, 2*time.Second)
+			var h Health
+			herr := c.call(hctx, "/health", nil, &h)
+			hcancel()
+			if herr != nil {
+				cancel()
+				<-done
+				return fmt.Errorf("no answer to order %s within %s, and its health check failed: %w", req.Order, fd.memberTimeout, herr)
+			}
+		}
+	}
 }
 
 // StartFrontDoor starts the front door if it is not running.

@@ -89,7 +89,9 @@ ON CONFLICT(instance) DO UPDATE SET steps_seen = steps_seen + 1,
 		}
 	}
 	return &GlobalTx{Branches: []Branch{
-		{DB: DBMonitor, Stmts: mon},
+		// Two events of one step would both pass a trial insert while
+		// neither is committed; the lock makes the second vote no.
+		{DB: DBMonitor, Stmts: mon, Locks: []string{fmt.Sprintf("ev:%s:%d", m.Instance, ev.Seq)}},
 		{DB: DBME, Stmts: []Stmt{consumeStmt(m)}, Locks: []string{fmt.Sprintf("msg:%d", m.ID)}},
 	}}, nil
 }

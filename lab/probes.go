@@ -96,7 +96,7 @@ func (s *labServer) cellDB() (*dbClient, error) {
 	}
 	for _, m := range s.prof.Cell.Servers {
 		if m.Role == RoleDatabase {
-			return newDBClient(m.Address, m.Name, s.o.site, 30*time.Second), nil
+			return newDBClient(m.Address, m.Name, s.o.site), nil
 		}
 	}
 	return nil, errors.New("the cell configuration names no database server")

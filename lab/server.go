@@ -199,7 +199,7 @@ func runServer(ctx context.Context, log *zap.Logger, o serveOptions) error {
 		defer s.dbs.close()
 	}
 	if res := s.prof.Resources; res.DataSource != nil {
-		s.db = newDBClient(res.DataSource.Address, res.DataSource.Name, o.site, 30*time.Second)
+		s.db = newDBClient(res.DataSource.Address, res.DataSource.Name, o.site)
 	}
 	addr := net.JoinHostPort(s.inst.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
