@@ -3,9 +3,11 @@ package archive
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,4 +159,78 @@ func BenchmarkRestoreVsZstdTar(b *testing.B) {
 		}
 	}
 	report(b, e.ds.Bytes*int64(b.N), ours, base, "zstdtar")
+}
+
+// busyCPU is the CPU time the whole machine spent busy so far (from
+// /proc/stat: every state but idle and iowait), so that the page cache's
+// writeback, done by kernel threads, is counted too.
+func busyCPU(b *testing.B) time.Duration {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Skip("needs /proc/stat")
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	var ticks int64
+	for i, f := range strings.Fields(line)[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat: %q", line)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// BenchmarkSinkDirectVsPageCache writes 512 MiB through a sink with
+// O_DIRECT and through the page cache (the same sink with O_DIRECT off),
+// each up to its fsync, and reports the machine's busy CPU seconds for
+// each: what writing an archive costs the cores beside compression.
+func BenchmarkSinkDirectVsPageCache(b *testing.B) {
+	const size = 512 << 20
+	data := make([]byte, 8<<20)
+	fillRandom(rand.New(rand.NewPCG(1, 2)), data)
+	dir := b.TempDir()
+	write := func(direct bool) (wall, cpu time.Duration) {
+		old := directFlag
+		if !direct {
+			directFlag = 0
+		}
+		defer func() { directFlag = old }()
+		p := filepath.Join(dir, "a.tmp")
+		settle()
+		c, t := busyCPU(b), time.Now()
+		s, err := createSink(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < size; n += len(data) {
+			if err := s.add(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.commit(); err != nil {
+			b.Fatal(err)
+		}
+		wall, cpu = time.Since(t), busyCPU(b)-c
+		_ = os.Remove(p)
+		return wall, cpu
+	}
+	var dw, dc, bw, bc time.Duration
+	for i := 0; i < b.N; i++ {
+		w, c := write(true)
+		dw, dc = dw+w, dc+c
+		w, c = write(false)
+		bw, bc = bw+w, bc+c
+	}
+	n := float64(b.N)
+	b.ReportMetric(dc.Seconds()/n, "direct-cpu-s")
+	b.ReportMetric(bc.Seconds()/n, "pagecache-cpu-s")
+	b.ReportMetric(float64(size)*n/dw.Seconds()/1e6, "direct-MB/s")
+	b.ReportMetric(float64(size)*n/bw.Seconds()/1e6, "pagecache-MB/s")
+	if dc > 0 {
+		b.ReportMetric(bc.Seconds()/dc.Seconds(), "cpu-ratio")
+	}
 }

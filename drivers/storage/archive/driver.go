@@ -306,6 +306,8 @@ func WriteGroup(ctx context.Context, store *catalog.Store, req storage.Request, 
 	}
 	report := progress.Counter()
 	results := make([]MemberResult, len(spec.Members))
+	comp := startCompressors(spec.Workers)
+	defer comp.stop()
 	g, gctx := errgroup.WithContext(ctx)
 	// Members in parallel: each has its own reader, so many small files in
 	// several members do not wait on one another; compression workers
@@ -315,7 +317,7 @@ func WriteGroup(ctx context.Context, store *catalog.Store, req storage.Request, 
 		g.Go(func() error {
 			artifact := req.Group.Name + "/" + m + ".tar.zst"
 			r, err := WriteMember(gctx, m, filepath.Join(spec.Root, m), filepath.Join(gdir, m+".tar.zst"), artifact,
-				WriteOptions{Workers: spec.Workers, Base: baseMember(spec.Base, m), Compare: spec.Compare, Progress: report})
+				WriteOptions{Base: baseMember(spec.Base, m), Compare: spec.Compare, Progress: report, compressors: comp})
 			results[i] = r
 			return err
 		})

@@ -63,6 +63,10 @@ type WriteOptions struct {
 	// Progress receives source bytes read so far. It must be safe to call
 	// from several goroutines when members are written in parallel.
 	Progress func(delta int64)
+
+	// compressors, when set, compress this archive's chunks together with
+	// those of the other members of a group (Workers is then unused).
+	compressors *compressors
 }
 
 // MemberResult is what WriteMember wrote.
@@ -119,36 +123,35 @@ func WriteMember(ctx context.Context, name, srcDir, dst, artifactName string, op
 	}
 
 	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	out, err := createSink(tmp)
 	if err != nil {
 		return res, fmt.Errorf("member %s: %w", name, catalog.StoreError(err))
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			out.Close()
-			os.Remove(tmp)
+			out.abort()
 		}
 	}()
 
-	p := &pipeline{chunk: opts.ChunkSize, workers: opts.Workers}
+	comp := opts.compressors
+	if comp == nil {
+		comp = startCompressors(opts.Workers)
+		defer comp.stop()
+	}
+	p := &pipeline{chunk: opts.ChunkSize}
 	var files []catalog.File
 	var dataBytes int64
 	var art catalog.Artifact
 	g, gctx := errgroup.WithContext(ctx)
-	work := make(chan *job, opts.Workers)
-	order := make(chan *job, 2*opts.Workers)
+	order := make(chan *job, 2*comp.workers)
 	g.Go(func() error {
-		defer close(work)
 		defer close(order)
-		cw := &chunkWriter{p: p, ctx: gctx, work: work, order: order}
+		cw := &chunkWriter{p: p, ctx: gctx, work: comp.work, order: order}
 		var err error
 		files, dataBytes, err = produce(gctx, cw, entries, opts.Progress, &res.Warnings)
 		return err
 	})
-	for i := 0; i < opts.Workers; i++ {
-		g.Go(func() error { return p.compress(work) })
-	}
 	g.Go(func() error {
 		var err error
 		art, err = p.write(gctx, order, out)
@@ -157,13 +160,14 @@ func WriteMember(ctx context.Context, name, srcDir, dst, artifactName string, op
 	if err := g.Wait(); err != nil {
 		return res, fmt.Errorf("member %s: %w", name, catalog.StoreError(err))
 	}
-	if err := out.Sync(); err != nil {
-		return res, fmt.Errorf("member %s: sync %s: %w", name, tmp, catalog.StoreError(err))
-	}
-	if err := out.Close(); err != nil {
-		return res, fmt.Errorf("member %s: close %s: %w", name, tmp, catalog.StoreError(err))
+	if err := out.commit(); err != nil {
+		os.Remove(tmp)
+		ok = true // closed and removed
+		return res, fmt.Errorf("member %s: %w", name, catalog.StoreError(err))
 	}
 	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		ok = true
 		return res, fmt.Errorf("member %s: %w", name, err)
 	}
 	ok = true
@@ -303,18 +307,22 @@ func fileChecksum(path string) (string, error) {
 	return catalog.FormatChecksum(h.Sum64()), nil
 }
 
-// pipeline holds the buffers and encoders shared by one member's goroutines.
+// pipeline holds the buffers of one archive's goroutines.
 type pipeline struct {
 	chunk   int
-	workers int
 	inPool  sync.Pool
 	outPool sync.Pool
 }
 
 type job struct {
-	in   []byte
-	out  []byte
-	done chan struct{}
+	p   *pipeline
+	in  []byte
+	out []byte
+	// spans are the chunk's frames in order, as ranges of out (headers,
+	// compressed blocks) and of in (the contents of raw blocks, written
+	// from where they were read rather than copied into out).
+	spans []span
+	done  chan struct{}
 }
 
 func (p *pipeline) getIn() []byte {
@@ -335,32 +343,76 @@ var encoders = sync.Pool{New: func() any {
 	return e
 }}
 
-func (p *pipeline) compress(work <-chan *job) error {
-	enc := encoders.Get().(*zstd.Encoder)
-	defer encoders.Put(enc)
-	for j := range work {
-		var dst []byte
-		if b, ok := p.outPool.Get().(*[]byte); ok {
-			dst = (*b)[:0]
-		} else {
-			dst = make([]byte, 0, enc.MaxEncodedSize(p.chunk))
-		}
-		j.out = encodeChunk(enc, j.in, dst)
-		p.putIn(j.in)
-		j.in = nil
-		close(j.done)
+// compressors are a fixed number of goroutines, each with its encoder,
+// compressing the chunks of every archive written at once: the members of a
+// group share one per core, rather than each member bringing as many, which
+// would time-slice more encoders (and their tables) than there are cores.
+type compressors struct {
+	workers int
+	work    chan *job
+	wg      sync.WaitGroup
+}
+
+func startCompressors(workers int) *compressors {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
 	}
-	return nil
+	c := &compressors{workers: workers, work: make(chan *job, workers)}
+	c.wg.Add(workers)
+	for range workers {
+		go func() {
+			defer c.wg.Done()
+			enc := encoders.Get().(*zstd.Encoder)
+			defer encoders.Put(enc)
+			for j := range c.work {
+				j.p.compress(enc, j)
+			}
+		}()
+	}
+	return c
+}
+
+// stop ends the goroutines once the chunks handed to them are done. No
+// archive may hand more.
+func (c *compressors) stop() {
+	close(c.work)
+	c.wg.Wait()
+}
+
+func (p *pipeline) compress(enc *zstd.Encoder, j *job) {
+	var dst []byte
+	if b, ok := p.outPool.Get().(*[]byte); ok {
+		dst = (*b)[:0]
+	} else {
+		dst = make([]byte, 0, enc.MaxEncodedSize(p.chunk))
+	}
+	j.out, j.spans = encodeChunk(enc, j.in, dst, j.spans[:0])
+	close(j.done)
 }
 
 // segSize is the unit encodeChunk classifies: zstd's largest block.
 const segSize = 128 << 10
 
-// encodeChunk appends the chunk to dst as zstd frames: runs of segments
-// that look incompressible (random, already compressed) become raw frames
-// at memory speed, the rest goes through the encoder. zstd itself stores
-// such blocks raw too, but only after trying to compress them.
-func encodeChunk(enc *zstd.Encoder, in, dst []byte) []byte {
+// span is a range of a job's out (or, fromIn, of its in).
+type span struct {
+	fromIn     bool
+	start, end int
+}
+
+func addSpan(spans []span, fromIn bool, start, end int) []span {
+	if n := len(spans); n > 0 && spans[n-1].fromIn == fromIn && spans[n-1].end == start {
+		spans[n-1].end = end
+		return spans
+	}
+	return append(spans, span{fromIn: fromIn, start: start, end: end})
+}
+
+// encodeChunk encodes the chunk as zstd frames: runs of segments that look
+// incompressible (random, already compressed) become raw frames at memory
+// speed, the rest goes through the encoder. zstd itself stores such blocks
+// raw too, but only after trying to compress them. Headers and compressed
+// frames are appended to dst; the spans say how dst and in interleave.
+func encodeChunk(enc *zstd.Encoder, in, dst []byte, spans []span) ([]byte, []span) {
 	start := 0
 	for start < len(in) {
 		end := min(start+segSize, len(in))
@@ -373,58 +425,96 @@ func encodeChunk(enc *zstd.Encoder, in, dst []byte) []byte {
 			end = next
 		}
 		if raw {
-			dst = appendRawFrame(dst, in[start:end])
+			dst, spans = appendRawFrame(dst, spans, start, end)
 		} else {
+			k := len(dst)
 			dst = enc.EncodeAll(in[start:end], dst)
+			spans = addSpan(spans, false, k, len(dst))
 		}
 		start = end
 	}
-	return dst
+	return dst, spans
 }
 
-// incompressible estimates the byte entropy of a segment from 64-byte
-// samples every 2 KiB: random or compressed data is close to 8 bits a
-// byte, text and most binary data well below.
+// gather resolves spans into the byte slices they name, appended to bufs.
+func gather(bufs [][]byte, spans []span, in, out []byte) [][]byte {
+	for _, s := range spans {
+		if s.fromIn {
+			bufs = append(bufs, in[s.start:s.end])
+		} else {
+			bufs = append(bufs, out[s.start:s.end])
+		}
+	}
+	return bufs
+}
+
+// Entropy sampling: 64 bytes every 2 KiB of a segment.
+const (
+	sampleLen    = 64
+	sampleStride = 2048
+	maxSamples   = segSize / sampleStride * sampleLen
+)
+
+// cLog2C[c] is c*log2(c): the entropy of a histogram of n samples is
+// log2(n) - sum(cLog2C[count])/n, one table look-up per bin instead of a
+// logarithm.
+var cLog2C = func() (t [maxSamples + 1]float64) {
+	for c := 2; c <= maxSamples; c++ {
+		t[c] = float64(c) * math.Log2(float64(c))
+	}
+	return t
+}()
+
+// incompressible estimates the byte entropy of a segment (at most segSize)
+// from 64-byte samples every 2 KiB: random or compressed data is close to
+// 8 bits a byte, text and most binary data well below.
 func incompressible(seg []byte) bool {
 	if len(seg) < 16<<10 {
 		return false
 	}
-	var hist [256]uint32
+	seg = seg[:min(len(seg), segSize)]
+	// Two histograms, even and odd bytes, so consecutive increments do
+	// not wait on each other when a sample repeats a byte.
+	var even, odd [256]uint16
 	n := 0
-	for off := 0; off+64 <= len(seg); off += 2048 {
-		for _, c := range seg[off : off+64] {
-			hist[c]++
+	for off := 0; off+sampleLen <= len(seg); off += sampleStride {
+		s := seg[off : off+sampleLen : off+sampleLen]
+		for i := 0; i < sampleLen; i += 2 {
+			even[s[i]]++
+			odd[s[i+1]]++
 		}
-		n += 64
+		n += sampleLen
 	}
-	h := 0.0
-	for _, c := range hist {
-		if c > 0 {
-			p := float64(c) / float64(n)
-			h -= p * math.Log2(p)
-		}
+	sum := 0.0
+	for i := range even {
+		sum += cLog2C[int(even[i])+int(odd[i])]
 	}
-	return h > 7.6
+	return math.Log2(float64(n))-sum/float64(n) > 7.6
 }
 
-// appendRawFrame appends data as one zstd frame of raw (stored) blocks.
-func appendRawFrame(dst, data []byte) []byte {
+// appendRawFrame adds in[start:end] as one zstd frame of raw (stored)
+// blocks: the frame and block headers go into dst, the contents stay in
+// in and are only named by spans.
+func appendRawFrame(dst []byte, spans []span, start, end int) ([]byte, []span) {
 	// Magic number, then a frame header: single segment, 4-byte content
 	// size, no checksum, no dictionary (RFC 8878, 3.1.1).
+	k := len(dst)
 	dst = append(dst, 0x28, 0xB5, 0x2F, 0xFD, 0xA0)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(data)))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(end-start))
 	for {
-		n := min(len(data), segSize)
+		n := min(end-start, segSize)
 		last := uint32(0)
-		if n == len(data) {
+		if n == end-start {
 			last = 1
 		}
 		hdr := uint32(n)<<3 | last // block type 0: raw
 		dst = append(dst, byte(hdr), byte(hdr>>8), byte(hdr>>16))
-		dst = append(dst, data[:n]...)
-		data = data[n:]
+		spans = addSpan(spans, false, k, len(dst))
+		spans = addSpan(spans, true, start, start+n)
+		start += n
+		k = len(dst)
 		if last == 1 {
-			return dst
+			return dst, spans
 		}
 	}
 }
@@ -437,10 +527,11 @@ func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
 
-// write writes frames in order and hashes them.
-func (p *pipeline) write(ctx context.Context, order <-chan *job, out *os.File) (catalog.Artifact, error) {
+// write writes frames in order and hashes them; the chunks' buffers go
+// back to their pools once written.
+func (p *pipeline) write(ctx context.Context, order <-chan *job, out *sink) (catalog.Artifact, error) {
 	var art catalog.Artifact
-	var kicked int64
+	var bufs [][]byte
 	h := catalog.NewHash()
 	for j := range order {
 		select {
@@ -448,18 +539,21 @@ func (p *pipeline) write(ctx context.Context, order <-chan *job, out *os.File) (
 		case <-ctx.Done():
 			return art, ctx.Err()
 		}
-		if _, err := out.Write(j.out); err != nil {
-			return art, err
+		bufs = gather(bufs[:0], j.spans, j.in, j.out)
+		var n int64
+		for _, b := range bufs {
+			_, _ = h.Write(b)
+			if err := out.add(b); err != nil {
+				return art, err
+			}
+			n += int64(len(b))
 		}
-		if art.Size+int64(len(j.out))-kicked >= writebackEvery {
-			startWriteback(out, kicked, art.Size+int64(len(j.out))-kicked)
-			kicked = art.Size + int64(len(j.out))
-		}
-		_, _ = h.Write(j.out)
-		art.Size += int64(len(j.out))
-		art.Frames = append(art.Frames, int64(len(j.out)))
+		art.Size += n
+		art.Frames = append(art.Frames, n)
+		p.putIn(j.in)
 		b := j.out
 		p.outPool.Put(&b)
+		j.in, j.out = nil, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return art, err
@@ -514,7 +608,7 @@ func (c *chunkWriter) flush() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
-	j := &job{in: c.buf, done: make(chan struct{})}
+	j := &job{p: c.p, in: c.buf, done: make(chan struct{})}
 	c.buf = nil
 	select {
 	case c.order <- j:
@@ -663,27 +757,26 @@ func CompressStream(ctx context.Context, r io.Reader, dst, artifactName string, 
 		opts.ChunkSize = DefaultChunkSize
 	}
 	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	out, err := createSink(tmp)
 	if err != nil {
 		return catalog.Artifact{}, 0, catalog.StoreError(err)
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			out.Close()
-			os.Remove(tmp)
+			out.abort()
 		}
 	}()
-	p := &pipeline{chunk: opts.ChunkSize, workers: opts.Workers}
+	comp := startCompressors(opts.Workers)
+	defer comp.stop()
+	p := &pipeline{chunk: opts.ChunkSize}
 	var art catalog.Artifact
 	var total int64
 	g, gctx := errgroup.WithContext(ctx)
-	work := make(chan *job, opts.Workers)
-	order := make(chan *job, 2*opts.Workers)
+	order := make(chan *job, 2*comp.workers)
 	g.Go(func() error {
-		defer close(work)
 		defer close(order)
-		cw := &chunkWriter{p: p, ctx: gctx, work: work, order: order}
+		cw := &chunkWriter{p: p, ctx: gctx, work: comp.work, order: order}
 		for {
 			if err := gctx.Err(); err != nil {
 				return err
@@ -707,9 +800,6 @@ func CompressStream(ctx context.Context, r io.Reader, dst, artifactName string, 
 			}
 		}
 	})
-	for i := 0; i < opts.Workers; i++ {
-		g.Go(func() error { return p.compress(work) })
-	}
 	g.Go(func() error {
 		var err error
 		art, err = p.write(gctx, order, out)
@@ -718,13 +808,14 @@ func CompressStream(ctx context.Context, r io.Reader, dst, artifactName string, 
 	if err := g.Wait(); err != nil {
 		return art, total, catalog.StoreError(err)
 	}
-	if err := out.Sync(); err != nil {
-		return art, total, catalog.StoreError(err)
-	}
-	if err := out.Close(); err != nil {
+	if err := out.commit(); err != nil {
+		os.Remove(tmp)
+		ok = true // closed and removed
 		return art, total, catalog.StoreError(err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		ok = true
 		return art, total, err
 	}
 	ok = true

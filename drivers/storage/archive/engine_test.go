@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -30,7 +31,9 @@ func TestEncodeChunkMixesRawAndCompressedFrames(t *testing.T) {
 	}
 	enc := encoders.Get().(*zstd.Encoder)
 	defer encoders.Put(enc)
-	out := encodeChunk(enc, in, nil)
+	dst, spans := encodeChunk(enc, in, nil, nil)
+	assert.True(t, slices.ContainsFunc(spans, func(s span) bool { return s.fromIn }), "raw blocks are written from the input")
+	out := bytes.Join(gather(nil, spans, in, dst), nil)
 	assert.Less(t, len(out), len(in), "text and zeros still compress")
 	assert.Greater(t, bytes.Count(out, []byte{0x28, 0xB5, 0x2F, 0xFD}), 1, "more than one frame")
 
@@ -62,7 +65,8 @@ func TestIncompressible(t *testing.T) {
 	// An empty raw frame is still a valid frame.
 	dec := decoders.Get().(*zstd.Decoder)
 	defer decoders.Put(dec)
-	got, err := dec.DecodeAll(appendRawFrame(nil, nil), nil)
+	hdr, spans := appendRawFrame(nil, nil, 0, 0)
+	got, err := dec.DecodeAll(bytes.Join(gather(nil, spans, nil, hdr), nil), nil)
 	require.NoError(t, err)
 	assert.Empty(t, got)
 }
