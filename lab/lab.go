@@ -219,14 +219,24 @@ func (l *Lab) serverClient(site, server string) (*client, error) {
 }
 
 func (l *Lab) health(ctx context.Context, site, server string) (*Health, error) {
+	return l.healthWait(ctx, site, server, 0)
+}
+
+// healthWait asks a server's health; a server still starting holds its
+// answer up to wait for the start to end.
+func (l *Lab) healthWait(ctx context.Context, site, server string, wait time.Duration) (*Health, error) {
 	c, err := l.serverClient(site, server)
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second+wait)
 	defer cancel()
+	path := "/health"
+	if wait > 0 {
+		path += "?wait=" + wait.String()
+	}
 	var h Health
-	if err := c.call(cctx, "/health", nil, &h); err != nil {
+	if err := c.call(cctx, path, nil, &h); err != nil {
 		return nil, err
 	}
 	return &h, nil
@@ -345,7 +355,9 @@ func (l *Lab) waitRunning(ctx context.Context, site, server string, p *pidInfo, 
 			}
 			return fmt.Errorf("start %s at %s: %s", server, site, msg)
 		}
-		if h, err := l.health(ctx, site, server); err == nil {
+		// Held up to half a second while the server starts, so a process
+		// that dies meanwhile is still noticed promptly.
+		if h, err := l.healthWait(ctx, site, server, 500*time.Millisecond); err == nil {
 			if h.PID != p.PID || h.Server != server {
 				return fmt.Errorf("start %s at %s: process %d answers as %s on its address, not process %d that runs for it; stop that one first",
 					server, site, h.PID, h.Server, p.PID)
