@@ -20,7 +20,6 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/drivers"
@@ -48,17 +47,26 @@ func DecodeSettings(raw map[string]any) (Settings, error) {
 	if err := drivers.DecodeSettings(raw, &s); err != nil {
 		return s, drivers.BadSettings(err)
 	}
-	switch s.Compare {
-	case "":
-		s.Compare = CompareMtime
-	case CompareMtime, CompareChecksum:
-	default:
-		return s, drivers.BadSettingsf("settings: compare: %q (want mtime or checksum)", s.Compare)
-	}
-	if s.Workers < 0 {
-		return s, drivers.BadSettingsf("settings: workers: %d is negative", s.Workers)
+	if err := CheckOptions(&s.Compare, s.Workers); err != nil {
+		return s, err
 	}
 	return s, nil
+}
+
+// CheckOptions checks the compare and workers settings that the drivers
+// writing archives (this one, lvm) take, and defaults compare to mtime.
+func CheckOptions(compare *Compare, workers int) error {
+	switch *compare {
+	case "":
+		*compare = CompareMtime
+	case CompareMtime, CompareChecksum:
+	default:
+		return drivers.BadSettingsf("settings: compare: %q (want mtime or checksum)", *compare)
+	}
+	if workers < 0 {
+		return drivers.BadSettingsf("settings: workers: %d is negative", workers)
+	}
+	return nil
 }
 
 // Driver is the archive storage driver.
@@ -91,33 +99,16 @@ func (d *Driver) CheckSettings(settings map[string]any) error {
 }
 
 type prepared struct {
-	s        Settings
-	store    *catalog.Store
-	dataRoot string
-	members  []string
+	s Settings
+	storage.Target
 }
 
 func prepare(req storage.Request) (*prepared, error) {
-	if err := storage.CheckRequest(req); err != nil {
-		return nil, err
-	}
-	s, err := DecodeSettings(req.Group.Settings)
-	if err != nil {
-		return nil, fmt.Errorf("group %s: %w", req.Group.Name, err)
-	}
-	members, err := storage.Members(req.Group, s.Members)
+	s, t, err := storage.Prepare(req, DecodeSettings, func(s Settings) []string { return s.Members })
 	if err != nil {
 		return nil, err
 	}
-	root, err := storage.DataRoot(req.Site)
-	if err != nil {
-		return nil, err
-	}
-	store, err := catalog.Open(req.Store)
-	if err != nil {
-		return nil, err
-	}
-	return &prepared{s: s, store: store, dataRoot: root, members: members}, nil
+	return &prepared{s: s, Target: t}, nil
 }
 
 // Estimate sums the member data a capture would read.
@@ -126,11 +117,11 @@ func (d *Driver) Estimate(ctx context.Context, req storage.Request) (storage.Est
 	if err != nil {
 		return storage.Estimate{}, err
 	}
-	base, err := baseGroup(p.store, req)
+	base, err := storage.BaseGroup(p.Store, req)
 	if err != nil {
 		return storage.Estimate{}, err
 	}
-	return EstimateMembers(ctx, p.dataRoot, p.members, base, p.s.Compare)
+	return EstimateMembers(ctx, p.Root, p.Members, base, p.s.Compare)
 }
 
 // EstimateMembers sums the bytes and files a capture of members would
@@ -164,15 +155,16 @@ func (d *Driver) Capture(ctx context.Context, req storage.Request, progress stor
 	if err != nil {
 		return storage.Result{Group: req.Group.Name}, err
 	}
-	if done, err := p.store.Exists(req.Plan, req.PointID); err != nil || done {
+	// WriteGroup drops what an earlier attempt staged.
+	if done, err := p.Store.Exists(req.Plan, req.PointID); err != nil || done {
 		return storage.Result{Group: req.Group.Name, Evidence: drivers.Evidence{AlreadyDone: done}}, err
 	}
-	base, err := baseGroup(p.store, req)
+	base, err := storage.BaseGroup(p.Store, req)
 	if err != nil {
 		return storage.Result{Group: req.Group.Name}, err
 	}
-	g, res, err := WriteGroup(ctx, p.store, req, WriteSpec{
-		Root: p.dataRoot, Members: p.members, Base: base, Compare: p.s.Compare, Workers: p.s.Workers,
+	g, res, err := WriteGroup(ctx, p.Store, req, WriteSpec{
+		Root: p.Root, Members: p.Members, Base: base, Compare: p.s.Compare, Workers: p.s.Workers,
 		Method: Method, Driver: req.Group.Driver, Consistency: storage.Consistency(req.Quiesced, false),
 		Instant: start,
 	}, progress)
@@ -183,7 +175,7 @@ func (d *Driver) Capture(ctx context.Context, req storage.Request, progress stor
 		d.Logger.Warn("archive capture", zap.String("group", g.Name), zap.String("point", req.PointID), zap.String("warning", w))
 	}
 	res.Instant = start
-	res.Evidence = drivers.Evidence{Action: fmt.Sprintf("tar+zstd %d members of %s into %s", len(p.members), p.dataRoot, p.store.StagingDir(req.Plan, req.PointID)),
+	res.Evidence = drivers.Evidence{Action: fmt.Sprintf("tar+zstd %d members of %s into %s", len(p.Members), p.Root, p.Store.StagingDir(req.Plan, req.PointID)),
 		Duration: time.Since(start)}
 	return res, nil
 }
@@ -196,16 +188,10 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 	if err != nil {
 		return res, err
 	}
-	loc, err := p.store.LocateGroup(req.Plan, req.PointID, req.Group.Name)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return res, fmt.Errorf("ship group %s of %s: %w", req.Group.Name, req.PointID, storage.ErrRecapture)
-	}
-	if err != nil {
+	if done, err := storage.Shipped(p.Store, req, &res); err != nil || done {
 		return res, err
 	}
-	res.Stored = loc.Group.Size
-	res.Bytes = loc.Group.DataSize
-	return res, nil
+	return res, fmt.Errorf("ship group %s of %s: %w", req.Group.Name, req.PointID, storage.ErrRecapture)
 }
 
 // Verify checks every archive's checksum in the store.
@@ -214,7 +200,7 @@ func (d *Driver) Verify(ctx context.Context, req storage.Request, progress stora
 	if err != nil {
 		return storage.VerifyResult{Group: req.Group.Name}, err
 	}
-	return storage.VerifyGroup(ctx, p.store, req.Plan, req.PointID, req.Group.Name, progress)
+	return storage.VerifyGroup(ctx, p.Store, req.Plan, req.PointID, req.Group.Name, progress)
 }
 
 // Restore extracts the group's members into the target site's dataRoot.
@@ -240,25 +226,6 @@ func (d *Driver) Release(ctx context.Context, req storage.Request) (drivers.Evid
 // the store.
 func (d *Driver) Sweep(ctx context.Context, req storage.Request, active []string) ([]string, error) {
 	return nil, nil
-}
-
-// baseGroup loads the group from a cumulative point's base.
-func baseGroup(store *catalog.Store, req storage.Request) (*catalog.Group, error) {
-	if req.Mode != catalog.ModeCumulative {
-		return nil, nil
-	}
-	m, err := store.Load(req.Plan, req.BaseID)
-	if err != nil {
-		return nil, fmt.Errorf("group %s: base point %s: %w: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable, err)
-	}
-	if m.Mode != catalog.ModeFull {
-		return nil, fmt.Errorf("group %s: base point %s is %s: %w", req.Group.Name, req.BaseID, m.Mode, storage.ErrBaseUnavailable)
-	}
-	g := m.GroupByName(req.Group.Name)
-	if g == nil {
-		return nil, fmt.Errorf("group %s: base point %s does not hold it: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable)
-	}
-	return g, nil
 }
 
 func baseMember(base *catalog.Group, name string) *catalog.Member {
@@ -372,7 +339,7 @@ func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.Restore
 	for _, m := range members {
 		target := filepath.Join(root, m.Name)
 		if !req.Replace {
-			if empty, err := emptyOrMissing(target); err != nil {
+			if empty, err := storage.EmptyOrMissing(target); err != nil {
 				return res, fmt.Errorf("restore member %s: %w", m.Name, err)
 			} else if !empty {
 				return res, fmt.Errorf("restore member %s: %s exists and is not empty (restore with replace to overwrite it)", m.Name, target)
@@ -472,39 +439,9 @@ func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.Restore
 			return res, fmt.Errorf("restore member %s: remove the old data: %w", m.Name, err)
 		}
 	}
-	if err := syncFS(root); err != nil {
+	if err := storage.SyncFS(root); err != nil {
 		return res, fmt.Errorf("restore group %s: %w", req.Group.Name, err)
 	}
 	res.Evidence = drivers.Evidence{Action: fmt.Sprintf("extract %d members of point %s into %s", len(members), req.PointID, root), Duration: time.Since(start)}
 	return res, nil
-}
-
-func emptyOrMissing(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if len(names) == 0 {
-		return true, nil
-	}
-	return false, err
-}
-
-// syncFS flushes the file system holding dir once, instead of an fsync per
-// restored file.
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

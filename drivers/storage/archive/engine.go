@@ -122,55 +122,21 @@ func WriteMember(ctx context.Context, name, srcDir, dst, artifactName string, op
 		}
 	}
 
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
-	out, err := createSink(tmp)
-	if err != nil {
-		return res, fmt.Errorf("member %s: %w", name, catalog.StoreError(err))
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			out.abort()
-		}
-	}()
-
 	comp := opts.compressors
 	if comp == nil {
 		comp = startCompressors(opts.Workers)
 		defer comp.stop()
 	}
-	p := &pipeline{chunk: opts.ChunkSize}
 	var files []catalog.File
 	var dataBytes int64
-	var art catalog.Artifact
-	g, gctx := errgroup.WithContext(ctx)
-	order := make(chan *job, 2*comp.workers)
-	g.Go(func() error {
-		defer close(order)
-		cw := &chunkWriter{p: p, ctx: gctx, work: comp.work, order: order}
+	art, err := writeArchive(ctx, dst, opts.ChunkSize, comp, func(ctx context.Context, cw *chunkWriter) error {
 		var err error
-		files, dataBytes, err = produce(gctx, cw, entries, opts.Progress, &res.Warnings)
+		files, dataBytes, err = produce(ctx, cw, entries, opts.Progress, &res.Warnings)
 		return err
 	})
-	g.Go(func() error {
-		var err error
-		art, err = p.write(gctx, order, out)
-		return err
-	})
-	if err := g.Wait(); err != nil {
+	if err != nil {
 		return res, fmt.Errorf("member %s: %w", name, catalog.StoreError(err))
 	}
-	if err := out.commit(); err != nil {
-		os.Remove(tmp)
-		ok = true // closed and removed
-		return res, fmt.Errorf("member %s: %w", name, catalog.StoreError(err))
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		ok = true
-		return res, fmt.Errorf("member %s: %w", name, err)
-	}
-	ok = true
 	art.Name = artifactName
 	res.Artifact = art
 	res.Member.Files = files
@@ -750,39 +716,18 @@ func copyFile(ctx context.Context, cw *chunkWriter, e entry, size int64, h hash.
 // artifact entry (named artifactName). It is how streams that are not tar
 // (a btrfs send stream) are stored.
 func CompressStream(ctx context.Context, r io.Reader, dst, artifactName string, opts WriteOptions) (catalog.Artifact, int64, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
 	if opts.ChunkSize <= 0 {
 		opts.ChunkSize = DefaultChunkSize
 	}
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
-	out, err := createSink(tmp)
-	if err != nil {
-		return catalog.Artifact{}, 0, catalog.StoreError(err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			out.abort()
-		}
-	}()
 	comp := startCompressors(opts.Workers)
 	defer comp.stop()
-	p := &pipeline{chunk: opts.ChunkSize}
-	var art catalog.Artifact
 	var total int64
-	g, gctx := errgroup.WithContext(ctx)
-	order := make(chan *job, 2*comp.workers)
-	g.Go(func() error {
-		defer close(order)
-		cw := &chunkWriter{p: p, ctx: gctx, work: comp.work, order: order}
+	art, err := writeArchive(ctx, dst, opts.ChunkSize, comp, func(ctx context.Context, cw *chunkWriter) error {
 		for {
-			if err := gctx.Err(); err != nil {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			room := cw.room()
-			n, err := r.Read(room)
+			n, err := r.Read(cw.room())
 			if n > 0 {
 				total += int64(n)
 				if opts.Progress != nil {
@@ -800,25 +745,47 @@ func CompressStream(ctx context.Context, r io.Reader, dst, artifactName string, 
 			}
 		}
 	})
+	if err != nil {
+		return art, total, catalog.StoreError(err)
+	}
+	art.Name = artifactName
+	return art, total, nil
+}
+
+// writeArchive writes one archive into dst: produce writes the stream into
+// cw (from its own goroutine), comp compresses it in chunks, and the frames
+// are written in order under a temporary name through a sink, fsynced and
+// renamed into place. Nothing is left under either name on failure.
+func writeArchive(ctx context.Context, dst string, chunk int, comp *compressors, produce func(context.Context, *chunkWriter) error) (catalog.Artifact, error) {
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
+	out, err := createSink(tmp)
+	if err != nil {
+		return catalog.Artifact{}, err
+	}
+	p := &pipeline{chunk: chunk}
+	var art catalog.Artifact
+	g, gctx := errgroup.WithContext(ctx)
+	order := make(chan *job, 2*comp.workers)
+	g.Go(func() error {
+		defer close(order)
+		return produce(gctx, &chunkWriter{p: p, ctx: gctx, work: comp.work, order: order})
+	})
 	g.Go(func() error {
 		var err error
 		art, err = p.write(gctx, order, out)
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return art, total, catalog.StoreError(err)
+		out.abort()
+		return art, err
 	}
 	if err := out.commit(); err != nil {
-		os.Remove(tmp)
-		ok = true // closed and removed
-		return art, total, catalog.StoreError(err)
+		_ = os.Remove(tmp)
+		return art, err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		ok = true
-		return art, total, err
+		_ = os.Remove(tmp)
+		return art, err
 	}
-	ok = true
-	art.Name = artifactName
-	return art, total, nil
+	return art, nil
 }

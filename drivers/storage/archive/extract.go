@@ -46,53 +46,19 @@ type ExtractResult struct {
 // caller must discard.
 func ExtractMember(ctx context.Context, src string, art catalog.Artifact, mem catalog.Member, dstDir string, opts ExtractOptions) (ExtractResult, error) {
 	var res ExtractResult
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
-	if opts.Name == "" {
-		opts.Name = src
-	}
-	corrupt := func(format string, args ...any) error {
-		return &storage.CorruptError{File: opts.Name, Reason: fmt.Sprintf(format, args...)}
-	}
+	corrupt := opts.prepare(src)
 	want := make(map[string]*catalog.File, len(mem.Files))
 	for i := range mem.Files {
 		want[mem.Files[i].Path] = &mem.Files[i]
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return res, corrupt("missing")
-		}
-		return res, fmt.Errorf("open %s: %w", opts.Name, err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() != art.Size {
-		return res, corrupt("%d bytes, the manifest says %d (truncated or overwritten)", st.Size(), art.Size)
 	}
 	root, err := os.OpenRoot(dstDir)
 	if err != nil {
 		return res, fmt.Errorf("restore into %s: %w", dstDir, err)
 	}
 	defer root.Close()
-
-	g, gctx := errgroup.WithContext(ctx)
-	stream := newFrameStream(gctx)
-	var sum uint64
-	var read int64
-	g.Go(func() error {
+	err = decodeArtifact(ctx, src, art, opts, corrupt, func(ctx context.Context, stream *frameStream) error {
 		var err error
-		sum, read, err = readFrames(gctx, f, art, opts.Workers, stream, opts.Progress)
-		stream.finish(err)
-		if err != nil {
-			return corrupt("%v", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		defer stream.abandon()
-		var err error
-		res, err = untar(gctx, stream, root, want, corrupt)
+		res, err = untar(ctx, stream, root, want, corrupt)
 		if err != nil {
 			return err
 		}
@@ -102,14 +68,8 @@ func ExtractMember(ctx context.Context, src string, art catalog.Artifact, mem ca
 		}
 		return nil
 	})
-	if err := g.Wait(); err != nil {
+	if err != nil {
 		return res, err
-	}
-	if read != art.Size {
-		return res, corrupt("read %d bytes, the manifest says %d", read, art.Size)
-	}
-	if got := catalog.FormatChecksum(sum); got != art.Checksum {
-		return res, corrupt("checksum %s, the manifest says %s", got, art.Checksum)
 	}
 	for p := range want {
 		if want[p] != nil {
@@ -464,30 +424,57 @@ func untar(ctx context.Context, r io.Reader, root *os.Root, want map[string]*cat
 // the end: a consumer of w must treat what it got as unconfirmed until
 // DecompressStream returns nil. Damage is a *storage.CorruptError.
 func DecompressStream(ctx context.Context, src string, art catalog.Artifact, w io.Writer, opts ExtractOptions) (int64, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
+	corrupt := opts.prepare(src)
+	var written int64
+	err := decodeArtifact(ctx, src, art, opts, corrupt, func(ctx context.Context, stream *frameStream) error {
+		var err error
+		written, err = io.Copy(writeTagger{w}, stream)
+		var we writeError
+		if err != nil && !errors.As(err, &we) {
+			return corrupt("%v", err)
+		}
+		return err
+	})
+	return written, err
+}
+
+// prepare fills in the options' defaults and returns how damage to the
+// archive at src is reported.
+func (o *ExtractOptions) prepare(src string) func(format string, args ...any) error {
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
 	}
-	if opts.Name == "" {
-		opts.Name = src
+	if o.Name == "" {
+		o.Name = src
 	}
-	corrupt := func(format string, args ...any) error {
-		return &storage.CorruptError{File: opts.Name, Reason: fmt.Sprintf(format, args...)}
+	name := o.Name
+	return func(format string, args ...any) error {
+		return &storage.CorruptError{File: name, Reason: fmt.Sprintf(format, args...)}
 	}
+}
+
+// decodeArtifact reads the archive at src and decompresses its frames on
+// every core into a stream that consume reads (from another goroutine),
+// then checks the archive's size and checksum against art: what consume
+// got is confirmed only when decodeArtifact returns nil. Damage is reported
+// through corrupt.
+func decodeArtifact(ctx context.Context, src string, art catalog.Artifact, opts ExtractOptions, corrupt func(string, ...any) error,
+	consume func(context.Context, *frameStream) error) error {
 	f, err := os.Open(src)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return 0, corrupt("missing")
+			return corrupt("missing")
 		}
-		return 0, fmt.Errorf("open %s: %w", opts.Name, err)
+		return fmt.Errorf("open %s: %w", opts.Name, err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.Size() != art.Size {
-		return 0, corrupt("%d bytes, the manifest says %d (truncated or overwritten)", st.Size(), art.Size)
+		return corrupt("%d bytes, the manifest says %d (truncated or overwritten)", st.Size(), art.Size)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	stream := newFrameStream(gctx)
 	var sum uint64
-	var read, written int64
+	var read int64
 	g.Go(func() error {
 		var err error
 		sum, read, err = readFrames(gctx, f, art, opts.Workers, stream, opts.Progress)
@@ -499,24 +486,18 @@ func DecompressStream(ctx context.Context, src string, art catalog.Artifact, w i
 	})
 	g.Go(func() error {
 		defer stream.abandon()
-		var err error
-		written, err = io.Copy(writeTagger{w}, stream)
-		var we writeError
-		if err != nil && !errors.As(err, &we) {
-			return corrupt("%v", err)
-		}
-		return err
+		return consume(gctx, stream)
 	})
 	if err := g.Wait(); err != nil {
-		return written, err
+		return err
 	}
 	if read != art.Size {
-		return written, corrupt("read %d bytes, the manifest says %d", read, art.Size)
+		return corrupt("read %d bytes, the manifest says %d", read, art.Size)
 	}
 	if got := catalog.FormatChecksum(sum); got != art.Checksum {
-		return written, corrupt("checksum %s, the manifest says %s", got, art.Checksum)
+		return corrupt("checksum %s, the manifest says %s", got, art.Checksum)
 	}
-	return written, nil
+	return nil
 }
 
 // writeError marks an error of the consumer, as opposed to damage in the

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/drivers"
@@ -93,34 +92,18 @@ func (d *Driver) CheckSettings(settings map[string]any) error {
 }
 
 type prepared struct {
-	s       Settings
-	store   *catalog.Store
+	s Settings
+	storage.Target
 	src     string // the subvolume
 	snapDir string
-	members []string
 }
 
 func prepare(req storage.Request) (*prepared, error) {
-	if err := storage.CheckRequest(req); err != nil {
-		return nil, err
-	}
-	s, err := DecodeSettings(req.Group.Settings)
-	if err != nil {
-		return nil, fmt.Errorf("group %s: %w", req.Group.Name, err)
-	}
-	members, err := storage.Members(req.Group, s.Members)
+	s, t, err := storage.Prepare(req, DecodeSettings, func(s Settings) []string { return s.Members })
 	if err != nil {
 		return nil, err
 	}
-	root, err := storage.DataRoot(req.Site)
-	if err != nil {
-		return nil, err
-	}
-	store, err := catalog.Open(req.Store)
-	if err != nil {
-		return nil, err
-	}
-	p := &prepared{s: s, store: store, src: filepath.Join(root, s.Subvolume), members: members}
+	p := &prepared{s: s, Target: t, src: filepath.Join(t.Root, s.Subvolume)}
 	p.snapDir, err = snapshotDir(s, p.src)
 	return p, err
 }
@@ -164,7 +147,7 @@ func (d *Driver) Estimate(ctx context.Context, req storage.Request) (storage.Est
 	}
 	var since time.Time
 	if req.Mode == catalog.ModeCumulative {
-		base, err := p.store.Load(req.Plan, req.BaseID)
+		base, err := p.Store.Load(req.Plan, req.BaseID)
 		if err != nil {
 			return est, fmt.Errorf("estimate group %s: base point %s: %w: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable, err)
 		}
@@ -215,19 +198,15 @@ func (d *Driver) Capture(ctx context.Context, req storage.Request, progress stor
 	if err != nil {
 		return res, err
 	}
-	if done, err := p.store.Exists(req.Plan, req.PointID); err != nil || done {
-		res.Evidence.AlreadyDone = done
-		return res, err
-	}
 	fail := func(err error) (storage.Result, error) {
 		return res, fmt.Errorf("btrfs capture of group %s: %w", req.Group.Name, err)
 	}
-	// A new capture makes whatever an earlier attempt shipped stale.
-	gdir, err := p.store.ResetGroup(req.Plan, req.PointID, req.Group.Name)
-	if err != nil {
+	if done, err := storage.BeginCapture(p.Store, req); err != nil {
 		return fail(err)
+	} else if done {
+		res.Evidence.AlreadyDone = true
+		return res, nil
 	}
-	_ = os.Remove(gdir)
 	if err := os.MkdirAll(p.snapDir, 0o750); err != nil {
 		return fail(fmt.Errorf("step snapshot folder: %w", err))
 	}
@@ -262,11 +241,7 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 	if err != nil {
 		return res, err
 	}
-	if loc, err := p.store.LocateGroup(req.Plan, req.PointID, req.Group.Name); err == nil {
-		res.Evidence.AlreadyDone = true
-		res.Stored, res.Bytes = loc.Group.Size, loc.Group.DataSize
-		return res, nil
-	} else if !errors.Is(err, catalog.ErrNotFound) {
+	if done, err := storage.Shipped(p.Store, req, &res); err != nil || done {
 		return res, err
 	}
 	fail := func(err error) (storage.Result, error) {
@@ -299,11 +274,11 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 	}
 	args = append(args, snap)
 
-	gdir, err := p.store.ResetGroup(req.Plan, req.PointID, req.Group.Name)
+	gdir, err := p.Store.ResetGroup(req.Plan, req.PointID, req.Group.Name)
 	if err != nil {
 		return fail(err)
 	}
-	cleanup := func() { _, _ = p.store.ResetGroup(req.Plan, req.PointID, req.Group.Name); _ = os.Remove(gdir) }
+	cleanup := func() { _, _ = p.Store.ResetGroup(req.Plan, req.PointID, req.Group.Name); _ = os.Remove(gdir) }
 	pr, pw := io.Pipe()
 	send := d.btrfs(args...)
 	send.Stdout = pw
@@ -336,10 +311,10 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 	if parentName != "" {
 		g.Source["parent"] = parentName
 	}
-	for _, m := range p.members {
+	for _, m := range p.Members {
 		g.Members = append(g.Members, catalog.Member{Name: m})
 	}
-	if err := p.store.WriteGroup(req.Plan, req.PointID, g); err != nil {
+	if err := p.Store.WriteGroup(req.Plan, req.PointID, g); err != nil {
 		cleanup()
 		return fail(err)
 	}
@@ -355,7 +330,7 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 
 // parentOf finds the base full point's snapshot on the source.
 func (d *Driver) parentOf(ctx context.Context, p *prepared, req storage.Request) (string, error) {
-	base, err := p.store.Load(req.Plan, req.BaseID)
+	base, err := p.Store.Load(req.Plan, req.BaseID)
 	if err != nil {
 		return "", fmt.Errorf("base point %s: %w: %w", req.BaseID, storage.ErrBaseUnavailable, err)
 	}
@@ -387,7 +362,7 @@ func (d *Driver) Verify(ctx context.Context, req storage.Request, progress stora
 	if err != nil {
 		return storage.VerifyResult{Group: req.Group.Name}, err
 	}
-	return storage.VerifyGroup(ctx, p.store, req.Plan, req.PointID, req.Group.Name, progress)
+	return storage.VerifyGroup(ctx, p.Store, req.Plan, req.PointID, req.Group.Name, progress)
 }
 
 // Restore receives the point's stream (for a cumulative point, the base
@@ -422,7 +397,7 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 	}
 	dest := filepath.Join(root, s.Subvolume)
 	if !req.Replace {
-		if empty, err := emptyOrMissing(dest); err != nil {
+		if empty, err := storage.EmptyOrMissing(dest); err != nil {
 			return fail(err)
 		} else if !empty {
 			return fail(fmt.Errorf("%s exists and is not empty (restore with replace to overwrite it)", dest))
@@ -485,7 +460,7 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 	if _, err := d.run(ctx, "writable snapshot", c); err != nil {
 		return fail(err)
 	}
-	if err := syncFS(dest); err != nil {
+	if err := storage.SyncFS(dest); err != nil {
 		return fail(err)
 	}
 	res.Evidence = drivers.Evidence{Action: fmt.Sprintf("btrfs receive %d stream(s); %s", len(chain), c), Duration: time.Since(start)}
@@ -546,7 +521,7 @@ func (d *Driver) Sweep(ctx context.Context, req storage.Request, active []string
 	for _, id := range active {
 		keep[snapName(req.Plan, id, req.Group.Name)] = true
 	}
-	pts, err := p.store.List(req.Plan)
+	pts, err := p.Store.List(req.Plan)
 	if err != nil {
 		return nil, err
 	}
@@ -592,32 +567,4 @@ func isSubvolume(p string) bool {
 		return false
 	}
 	return uint32(fsst.Type) == btrfsMagic
-}
-
-func emptyOrMissing(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if len(names) == 0 {
-		return true, nil
-	}
-	return false, err
-}
-
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

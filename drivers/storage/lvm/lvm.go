@@ -89,15 +89,8 @@ func DecodeSettings(raw map[string]any) (Settings, error) {
 			return s, drivers.BadSettingsf("settings: subdir: %v", err)
 		}
 	}
-	switch s.Compare {
-	case "":
-		s.Compare = archive.CompareMtime
-	case archive.CompareMtime, archive.CompareChecksum:
-	default:
-		return s, drivers.BadSettingsf("settings: compare: %q (want mtime or checksum)", s.Compare)
-	}
-	if s.Workers < 0 {
-		return s, drivers.BadSettingsf("settings: workers: %d is negative", s.Workers)
+	if err := archive.CheckOptions(&s.Compare, s.Workers); err != nil {
+		return s, err
 	}
 	for _, m := range s.Members {
 		if err := catalog.CheckName("member", m); err != nil {
@@ -145,34 +138,17 @@ func (d *Driver) CheckSettings(settings map[string]any) error {
 }
 
 type prepared struct {
-	s       Settings
-	store   *catalog.Store
-	root    string
-	members []string
-	snap    string // snapshot LV name
-	mnt     string // its mount point
+	s Settings
+	storage.Target
+	snap string // snapshot LV name
+	mnt  string // its mount point
 }
 
 // SnapshotName is the snapshot volume of one group of one point.
 func SnapshotName(plan, id, group string) string { return "drover-" + plan + "-" + id + "-" + group }
 
 func prepare(req storage.Request) (*prepared, error) {
-	if err := storage.CheckRequest(req); err != nil {
-		return nil, err
-	}
-	s, err := DecodeSettings(req.Group.Settings)
-	if err != nil {
-		return nil, fmt.Errorf("group %s: %w", req.Group.Name, err)
-	}
-	members, err := storage.Members(req.Group, s.Members)
-	if err != nil {
-		return nil, err
-	}
-	root, err := storage.DataRoot(req.Site)
-	if err != nil {
-		return nil, err
-	}
-	store, err := catalog.Open(req.Store)
+	s, t, err := storage.Prepare(req, DecodeSettings, func(s Settings) []string { return s.Members })
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +156,7 @@ func prepare(req storage.Request) (*prepared, error) {
 	if !validLVName(snap) {
 		return nil, drivers.BadSettingsf("group %s: snapshot name %q is too long for LVM (127 characters): shorten the plan or group name", req.Group.Name, snap)
 	}
-	return &prepared{s: s, store: store, root: root, members: members, snap: snap, mnt: filepath.Join(s.MountDir, snap)}, nil
+	return &prepared{s: s, Target: t, snap: snap, mnt: filepath.Join(s.MountDir, snap)}, nil
 }
 
 func (p *prepared) origin() string { return p.s.VolumeGroup + "/" + p.s.LogicalVolume }
@@ -263,11 +239,11 @@ func (d *Driver) Estimate(ctx context.Context, req storage.Request) (storage.Est
 	if err != nil {
 		return storage.Estimate{}, err
 	}
-	base, err := baseGroup(p.store, req)
+	base, err := storage.BaseGroup(p.Store, req)
 	if err != nil {
 		return storage.Estimate{}, err
 	}
-	return archive.EstimateMembers(ctx, p.root, p.members, base, p.s.Compare)
+	return archive.EstimateMembers(ctx, p.Root, p.Members, base, p.s.Compare)
 }
 
 // Capture creates the snapshot: `lvcreate -s -L SIZE -n SNAP VG/LV`. A
@@ -279,19 +255,15 @@ func (d *Driver) Capture(ctx context.Context, req storage.Request, progress stor
 	if err != nil {
 		return res, err
 	}
-	if done, err := p.store.Exists(req.Plan, req.PointID); err != nil || done {
-		res.Evidence.AlreadyDone = done
-		return res, err
-	}
 	fail := func(err error) (storage.Result, error) {
 		return res, fmt.Errorf("lvm capture of group %s (%s): %w", req.Group.Name, p.origin(), err)
 	}
-	// A new capture makes whatever an earlier attempt shipped stale.
-	gdir, err := p.store.ResetGroup(req.Plan, req.PointID, req.Group.Name)
-	if err != nil {
+	if done, err := storage.BeginCapture(p.Store, req); err != nil {
 		return fail(err)
+	} else if done {
+		res.Evidence.AlreadyDone = true
+		return res, nil
 	}
-	_ = os.Remove(gdir)
 	lv, err := d.find(ctx, p)
 	if err != nil {
 		return fail(err)
@@ -326,18 +298,16 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 	fail := func(err error) (storage.Result, error) {
 		return res, fmt.Errorf("lvm ship of group %s of %s: %w", req.Group.Name, req.PointID, err)
 	}
-	if loc, err := p.store.LocateGroup(req.Plan, req.PointID, req.Group.Name); err == nil {
-		// Shipped already; a crash may have left the snapshot behind.
-		res.Evidence.AlreadyDone = true
-		res.Stored, res.Bytes = loc.Group.Size, loc.Group.DataSize
+	if done, err := storage.Shipped(p.Store, req, &res); err != nil {
+		return res, err
+	} else if done {
+		// A crash may have left the snapshot behind.
 		if err := d.release(ctx, p); err != nil {
 			return fail(err)
 		}
 		return res, nil
-	} else if !errors.Is(err, catalog.ErrNotFound) {
-		return res, err
 	}
-	base, err := baseGroup(p.store, req)
+	base, err := storage.BaseGroup(p.Store, req)
 	if err != nil {
 		return res, err
 	}
@@ -365,8 +335,8 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 			return fail(withCleanup(err, d.release(ctx, p)))
 		}
 	}
-	_, r, err := archive.WriteGroup(ctx, p.store, req, archive.WriteSpec{
-		Root: filepath.Join(p.mnt, p.s.Subdir), Members: p.members, Base: base, Compare: p.s.Compare, Workers: p.s.Workers,
+	_, r, err := archive.WriteGroup(ctx, p.Store, req, archive.WriteSpec{
+		Root: filepath.Join(p.mnt, p.s.Subdir), Members: p.Members, Base: base, Compare: p.s.Compare, Workers: p.s.Workers,
 		Method: Method, Driver: req.Group.Driver, Consistency: storage.Consistency(req.Quiesced, true), Instant: instant,
 		Source: map[string]string{"volume": p.origin(), "snapshot": p.snap, "snapshotSize": p.s.SnapshotSize},
 	}, progress)
@@ -385,7 +355,7 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 		return fail(err)
 	}
 	r.Evidence = drivers.Evidence{Action: fmt.Sprintf("mount -o %s %s %s; tar+zstd %d members; umount; lvremove -f %s",
-		p.s.MountOptions, p.device(), p.mnt, len(p.members), p.snapLV()), Duration: time.Since(start)}
+		p.s.MountOptions, p.device(), p.mnt, len(p.Members), p.snapLV()), Duration: time.Since(start)}
 	return r, nil
 }
 
@@ -395,21 +365,13 @@ func (d *Driver) Verify(ctx context.Context, req storage.Request, progress stora
 	if err != nil {
 		return storage.VerifyResult{Group: req.Group.Name}, err
 	}
-	return storage.VerifyGroup(ctx, p.store, req.Plan, req.PointID, req.Group.Name, progress)
+	return storage.VerifyGroup(ctx, p.Store, req.Plan, req.PointID, req.Group.Name, progress)
 }
 
-// Restore extracts the members into the target site's dataRoot (a file
-// level restore, like the archive driver's).
+// Restore extracts the members into the target site's dataRoot: a file
+// level restore, the archive driver's.
 func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progress storage.Progress) (storage.Result, error) {
-	store, err := catalog.Open(req.Store)
-	if err != nil {
-		return storage.Result{Group: req.Group.Name}, err
-	}
-	root, err := storage.DataRoot(req.Site)
-	if err != nil {
-		return storage.Result{Group: req.Group.Name}, err
-	}
-	return archive.RestoreGroup(ctx, store, req, root, progress)
+	return archive.New(d.Logger).Restore(ctx, req, progress)
 }
 
 // Release unmounts and removes the point's snapshot, if it is there.
@@ -462,19 +424,4 @@ func (d *Driver) Sweep(ctx context.Context, req storage.Request, active []string
 		removed = append(removed, q.snapLV())
 	}
 	return removed, errors.Join(errs...)
-}
-
-func baseGroup(store *catalog.Store, req storage.Request) (*catalog.Group, error) {
-	if req.Mode != catalog.ModeCumulative {
-		return nil, nil
-	}
-	m, err := store.Load(req.Plan, req.BaseID)
-	if err != nil {
-		return nil, fmt.Errorf("group %s: base point %s: %w: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable, err)
-	}
-	g := m.GroupByName(req.Group.Name)
-	if m.Mode != catalog.ModeFull || g == nil {
-		return nil, fmt.Errorf("group %s: base point %s is not a full point of this group: %w", req.Group.Name, req.BaseID, storage.ErrBaseUnavailable)
-	}
-	return g, nil
 }
