@@ -397,14 +397,33 @@ func (a *bpmApp) handleOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("order: id %q may hold only letters, digits, '-' and '_'", req.Order))
 		return
 	}
+	ctx := r.Context()
 	p, tx := a.newOrder(req.Order, req.Customer, req.Amount)
-	err := a.tm.Run(r.Context(), []*GlobalTx{tx})[0]
-	if errors.Is(err, ErrVotedNo) && req.Order != "" {
-		// A retried order that an earlier attempt committed: answer as
-		// the first time.
-		if rs, qerr := a.s.db.Query(r.Context(), false, Stmt{SQL: "SELECT server FROM bpm.instances WHERE id = ?", Args: []any{p}}); qerr == nil && len(rs[0].Rows) == 1 {
-			writeJSON(w, http.StatusOK, OrderResponse{Instance: p, Server: jsonString(rs[0].Rows[0][0]), Site: a.s.o.site, Repeated: true})
+	err := a.tm.Run(ctx, []*GlobalTx{tx})[0]
+	// A client's order sent again (by the client, or by the front door
+	// after a member died) meets the attempt before it: answer as that one
+	// ends. Its prepared branch holds the order's lock until its outcome is
+	// decided (by its server's recovery, if it crashed), so this waits for
+	// it; an attempt that rolled back leaves the order to this one.
+	for retries := 0; errors.Is(err, ErrVotedNo) && req.Order != "" && retries < 3; {
+		server, held, qerr := a.orderState(ctx, p)
+		if qerr != nil {
+			break
+		}
+		if server != "" {
+			writeJSON(w, http.StatusOK, OrderResponse{Instance: p, Server: server, Site: a.s.o.site, Repeated: true})
 			return
+		}
+		if !held {
+			retries++
+			_, tx = a.newOrder(p, req.Customer, req.Amount)
+			err = a.tm.Run(ctx, []*GlobalTx{tx})[0]
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("%w (waiting for an earlier attempt in doubt)", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	if errors.Is(err, ErrOutcomePending) {
@@ -420,6 +439,21 @@ func (a *bpmApp) handleOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	a.orders.Add(1)
 	writeJSON(w, http.StatusOK, OrderResponse{Instance: p, Server: a.s.o.server, Site: a.s.o.site})
+}
+
+// orderState says which server took an order ("" if none has) and whether
+// a transaction in doubt holds the order's lock.
+func (a *bpmApp) orderState(ctx context.Context, id string) (server string, held bool, err error) {
+	rs, err := a.s.db.Query(ctx, true,
+		Stmt{SQL: "SELECT server FROM bpm.instances WHERE id = ?", Args: []any{id}},
+		Stmt{SQL: "SELECT count(*) FROM bpm.xa_locks WHERE key = ?", Args: []any{"pi:" + id}})
+	if err != nil {
+		return "", false, err
+	}
+	if len(rs[0].Rows) == 1 {
+		server = jsonString(rs[0].Rows[0][0])
+	}
+	return server, jsonInt(rs[1].Rows[0][0]) > 0, nil
 }
 
 // SCAResult is one SCA invocation's round trip.
