@@ -62,7 +62,10 @@ const (
 	InstanceCompleted = "completed"
 )
 
-type bpmApp struct {
+// appRuntime is what every app server runs, whatever its product: a
+// transaction manager that recovers in-doubt work first, and consumers of
+// one destination that turn each message into a global transaction.
+type appRuntime struct {
 	s      *labServer
 	tm     *txManager
 	me     *meClient
@@ -70,37 +73,53 @@ type bpmApp struct {
 	wg     sync.WaitGroup
 
 	processed    atomic.Int64
-	orders       atomic.Int64
 	deadLettered atomic.Int64
 }
 
 const consumersPerApp = 2
 
-func startBPMApp(ctx context.Context, s *labServer) (*bpmApp, error) {
+// run recovers the transaction manager, then starts the consumers of dest;
+// handle turns a message into its transaction, and a message that fails too
+// often goes to deadLetter.
+func (a *appRuntime) run(ctx context.Context, s *labServer, dest, deadLetter string, handle func(Message) (*GlobalTx, error)) error {
 	tm, err := newTxManager(s)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := tm.start(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	a := &bpmApp{s: s, tm: tm, me: newMEClient(*s.prof.Resources.Messaging, s.o.site, s.o.server, s.session)}
+	a.s, a.tm = s, tm
+	a.me = newMEClient(*s.prof.Resources.Messaging, s.o.site, s.o.server, s.session)
 	cctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	for i := 0; i < consumersPerApp; i++ {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			consume(cctx, s, a.me, DestWork, DeadLetterBPM, a.tm, a.navigate, &a.processed, &a.deadLettered)
+			consume(cctx, s, a.me, dest, deadLetter, a.tm, handle, &a.processed, &a.deadLettered)
 		}()
 	}
-	return a, nil
+	return nil
 }
 
-func (a *bpmApp) stop() {
+func (a *appRuntime) stop() {
 	a.cancel()
 	a.wg.Wait()
 	a.tm.stop()
+}
+
+type bpmApp struct {
+	appRuntime
+	orders atomic.Int64
+}
+
+func startBPMApp(ctx context.Context, s *labServer) (*bpmApp, error) {
+	a := &bpmApp{}
+	if err := a.run(ctx, s, DestWork, DeadLetterBPM, a.navigate); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // consume is the message-driven loop of an app server: lease a batch, turn

@@ -196,29 +196,38 @@ func TestKilledAppServerResumesWithoutLossOrDuplicates(t *testing.T) {
 	require.Zero(t, rep.Failed, "the front door moves orders to the surviving member: %v", rep.Errors)
 	waitQuiet(t, l, "dc1")
 
-	bpm := openSiteDB(t, l, "dc1", lab.DBBPM)
-	completed := 0
-	for _, id := range rep.Orders {
-		var state string
-		require.NoError(t, bpm.QueryRow("SELECT state FROM instances WHERE id = ?", id).Scan(&state), "order %s lost", id)
-		if state == lab.InstanceCompleted {
-			completed++
-		}
-	}
-	require.Equal(t, len(rep.Orders), completed)
-	var total int
-	require.NoError(t, bpm.QueryRow("SELECT count(*) FROM instances WHERE template = 'OrderHandling'").Scan(&total))
-	require.Equal(t, len(rep.Orders), total, "no order twice")
-
+	requireOrdersCompletedOnce(t, l, "dc1", rep.Orders)
 	lr, err := lab.CheckLedger(l.Dir, "dc1", time.Now())
 	require.NoError(t, err)
 	require.True(t, lr.OK(), lr.String())
 	require.Positive(t, lr.Expected)
 	t.Log(lr.String())
-	for _, level := range []string{lab.LevelInstance, lab.LevelConsistency} {
-		res, err := l.Probe(ctx, "dc1", level, lab.ProbeOptions{})
+	requireLevels(t, l, "dc1", lab.LevelInstance, lab.LevelConsistency)
+}
+
+// requireOrdersCompletedOnce checks that every accepted order completed and
+// that the site holds no order instance beyond them (none twice, none the
+// client was not told about).
+func requireOrdersCompletedOnce(t *testing.T, l *lab.Lab, site string, orders []string) {
+	t.Helper()
+	bpm := openSiteDB(t, l, site, lab.DBBPM)
+	for _, id := range orders {
+		var state string
+		require.NoError(t, bpm.QueryRow("SELECT state FROM instances WHERE id = ?", id).Scan(&state), "accepted order %s lost", id)
+		require.Equal(t, lab.InstanceCompleted, state, "order %s", id)
+	}
+	var total int
+	require.NoError(t, bpm.QueryRow("SELECT count(*) FROM instances WHERE template = 'OrderHandling'").Scan(&total))
+	require.Equal(t, len(orders), total, "order instances beyond the accepted orders")
+}
+
+// requireLevels runs verification levels at a site; each must pass.
+func requireLevels(t *testing.T, l *lab.Lab, site string, levels ...string) {
+	t.Helper()
+	for _, level := range levels {
+		res, err := l.Probe(context.Background(), site, level, lab.ProbeOptions{})
 		require.NoError(t, err)
-		require.True(t, res.Passed, "%s: %v", level, res.Problems)
+		require.True(t, res.Passed, "%s: %s %v", level, res.Summary, res.Problems)
 	}
 }
 

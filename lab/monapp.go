@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -16,41 +14,15 @@ import (
 // BPM and any gap is events still on the bus.
 
 type monApp struct {
-	s      *labServer
-	tm     *txManager
-	me     *meClient
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	processed    atomic.Int64
-	deadLettered atomic.Int64
+	appRuntime
 }
 
 func startMonApp(ctx context.Context, s *labServer) (*monApp, error) {
-	tm, err := newTxManager(s)
-	if err != nil {
+	a := &monApp{}
+	if err := a.run(ctx, s, DestEvents, DeadLetterMon, a.observe); err != nil {
 		return nil, err
-	}
-	if err := tm.start(ctx); err != nil {
-		return nil, err
-	}
-	a := &monApp{s: s, tm: tm, me: newMEClient(*s.prof.Resources.Messaging, s.o.site, s.o.server, s.session)}
-	cctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
-	for i := 0; i < consumersPerApp; i++ {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			consume(cctx, s, a.me, DestEvents, DeadLetterMon, a.tm, a.observe, &a.processed, &a.deadLettered)
-		}()
 	}
 	return a, nil
-}
-
-func (a *monApp) stop() {
-	a.cancel()
-	a.wg.Wait()
-	a.tm.stop()
 }
 
 // observe turns an event into the monitor model's update.

@@ -65,24 +65,12 @@ func TestQuiesceLongerThanTheTimeoutsUnderLoadFailsNoWriter(t *testing.T) {
 	require.Positive(t, rep.Accepted)
 	waitQuiet(t, l, "dc1")
 
-	bpm := openSiteDB(t, l, "dc1", lab.DBBPM)
-	for _, id := range rep.Orders {
-		var state string
-		require.NoError(t, bpm.QueryRow("SELECT state FROM instances WHERE id = ?", id).Scan(&state), "accepted order %s lost", id)
-		require.Equal(t, lab.InstanceCompleted, state, "order %s", id)
-	}
-	var total int
-	require.NoError(t, bpm.QueryRow("SELECT count(*) FROM instances WHERE template = 'OrderHandling'").Scan(&total))
-	require.Equal(t, len(rep.Orders), total, "no order twice, none the client was not told about")
+	requireOrdersCompletedOnce(t, l, "dc1", rep.Orders)
 	lr, err := lab.CheckLedger(l.Dir, "dc1", time.Now())
 	require.NoError(t, err)
 	require.True(t, lr.OK(), lr.String())
 	t.Log(lr.String())
 	// The instance level counts heuristic outcomes, dead letters and
 	// transactions left in doubt.
-	for _, level := range []string{lab.LevelInstance, lab.LevelConsistency} {
-		res, err := l.Probe(ctx, "dc1", level, lab.ProbeOptions{})
-		require.NoError(t, err)
-		require.True(t, res.Passed, "%s: %s %v", level, res.Summary, res.Problems)
-	}
+	requireLevels(t, l, "dc1", lab.LevelInstance, lab.LevelConsistency)
 }
