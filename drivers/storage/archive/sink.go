@@ -13,12 +13,12 @@ import (
 // An archive is written once and then only read back by Verify and Restore,
 // so where the file system allows it the sink writes it with O_DIRECT:
 // straight from its buffers to the device, bypassing the page cache.
-// Copying into the page cache and writing it back costs the machine's cores
-// several times the CPU of direct writes of the same data
-// (BenchmarkSinkDirectVsPageCache: about 0.6 against 0.2 core-seconds per
-// 512 MiB on the two-core development VM), CPU that compression needs; it
-// also spares the live system's page cache the archive it would otherwise
-// push out. Direct writes need aligned
+// Copying into the page cache and writing it back costs this process and
+// the kernel's writeback threads several times the CPU of direct writes of
+// the same data (BenchmarkSinkDirectVsPageCache: 0.35-0.54 against
+// 0.12-0.15 core-seconds per 512 MiB on the two-core development VM), CPU
+// that compression needs; it also spares the live system's page cache the
+// archive it would otherwise push out. Direct writes need aligned
 // buffers, offsets and lengths, so the sink gathers the frames into large
 // aligned stages, writes each from its own goroutine while the next one
 // fills, pads the last with zeros and truncates the file to its real size.
