@@ -1,8 +1,6 @@
 package starter
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,15 +10,7 @@ import (
 )
 
 func TestPointsInvalidate(t *testing.T) {
-	dir := t.TempDir()
-	storeDir := filepath.Join(dir, "store")
-	data := filepath.Join(dir, "data")
-	require.NoError(t, os.MkdirAll(storeDir, 0o755))
-	require.NoError(t, os.MkdirAll(filepath.Join(data, "db2"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(data, "db2", "t.dat"), []byte("rows"), 0o644))
-	store, err := catalog.Open(storeDir)
-	require.NoError(t, err)
-	planFile := planWithStore(t, storeDir)
+	store, data, planFile := pointsFixture(t)
 	const id = "20260302T100000Z-000001"
 	makePoint(t, store, data, id, catalog.ModeFull, "")
 	require.NoError(t, store.SetValidity("bpm-golden", id, catalog.Validity{State: catalog.Valid, Run: "v1"}))

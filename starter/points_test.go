@@ -43,16 +43,23 @@ func makePoint(t *testing.T, store *catalog.Store, data, id string, mode catalog
 	require.NoError(t, err)
 }
 
-func TestPointsList(t *testing.T) {
+// pointsFixture is an empty store, a member's data to capture into it, and
+// the golden plan pointing at the store.
+func pointsFixture(t *testing.T) (store *catalog.Store, data, planFile string) {
+	t.Helper()
 	dir := t.TempDir()
 	storeDir := filepath.Join(dir, "store")
-	data := filepath.Join(dir, "data")
+	data = filepath.Join(dir, "data")
 	require.NoError(t, os.MkdirAll(storeDir, 0o755))
 	require.NoError(t, os.MkdirAll(filepath.Join(data, "db2"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(data, "db2", "t.dat"), []byte("rows"), 0o644))
 	store, err := catalog.Open(storeDir)
 	require.NoError(t, err)
-	planFile := planWithStore(t, storeDir)
+	return store, data, planWithStore(t, storeDir)
+}
+
+func TestPointsList(t *testing.T) {
+	store, data, planFile := pointsFixture(t)
 
 	code, out, errs := runDrover("points", "list", "--plan", planFile)
 	require.Equal(t, ExitOK, code, errs)

@@ -573,6 +573,22 @@ func TestCancelledFailoverStopsAtASafePointAndReportsSiteStates(t *testing.T) {
 	require.Equal(t, "cancelled", rep.Gates[0].Outcome)
 }
 
+// validBackup takes a point and records it valid, as a validation would.
+func (e *drEnv) validBackup(mode activities.Mode) catalog.Point {
+	pt := e.backup(mode).Point
+	e.setValidity(pt.ID, catalog.Valid)
+	return pt
+}
+
+// failover runs an unplanned failover to its end and returns its result.
+func (e *drEnv) failover(env *testsuite.TestWorkflowEnvironment) FailoverResult {
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(e.t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(e.t, env.GetWorkflowResult(&res))
+	return res
+}
+
 // damagePoint flips one byte in the middle of every data file of a point,
 // as a bad disk or a bad copy would.
 func (e *drEnv) damagePoint(id string) []string {
@@ -592,20 +608,15 @@ func (e *drEnv) pointsByID() map[string]catalog.Point { return catalog.ByID(e.po
 
 func TestFailoverRollsBackWhenRestoreFindsThePointDamaged(t *testing.T) {
 	e := newDREnv(t)
-	older := e.backup("").Point
-	e.setValidity(older.ID, catalog.Valid)
+	older := e.validBackup("")
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
-	newer := e.backup("").Point
-	e.setValidity(newer.ID, catalog.Valid)
+	newer := e.validBackup("")
 	e.damagePoint(newer.ID)
 
 	env := e.env()
 	e.approve(env, time.Minute, GateStartSecondary)
 	e.approve(env, 2*time.Minute, GateRollback)
-	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
-	require.NoError(t, env.GetWorkflowError())
-	var res FailoverResult
-	require.NoError(t, env.GetWorkflowResult(&res))
+	res := e.failover(env)
 	require.Equal(t, older.ID, res.Point.ID)
 
 	got := e.pointsByID()[newer.ID]
@@ -629,10 +640,8 @@ func TestFailoverRollsBackWhenRestoreFindsThePointDamaged(t *testing.T) {
 
 func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T) {
 	e := newDREnv(t)
-	older := e.backup("").Point
-	e.setValidity(older.ID, catalog.Valid)
-	newer := e.backup("").Point
-	e.setValidity(newer.ID, catalog.Valid)
+	older := e.validBackup("")
+	newer := e.validBackup("")
 	e.damagePoint(newer.ID)
 
 	env := e.env()
@@ -652,8 +661,7 @@ func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T
 
 func TestFailoverPassesOverCumulativePointsOfADamagedFull(t *testing.T) {
 	e := newDREnv(t)
-	oldFull := e.backup(activities.ModeFull).Point
-	e.setValidity(oldFull.ID, catalog.Valid)
+	oldFull := e.validBackup(activities.ModeFull)
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
 	full := e.backup(activities.ModeFull).Point
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\norder-3\n")
@@ -669,10 +677,7 @@ func TestFailoverPassesOverCumulativePointsOfADamagedFull(t *testing.T) {
 	env := e.env()
 	e.approve(env, time.Minute, GateStartSecondary)
 	e.approve(env, 2*time.Minute, GateRollback)
-	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
-	require.NoError(t, env.GetWorkflowError())
-	var res FailoverResult
-	require.NoError(t, env.GetWorkflowResult(&res))
+	res := e.failover(env)
 	require.Equal(t, oldFull.ID, res.Point.ID, "the rollback skips every point that needs the damaged full")
 
 	pts := e.pointsByID()
@@ -712,16 +717,12 @@ func (e *drEnv) decide(env *testsuite.TestWorkflowEnvironment, after time.Durati
 
 func TestStalledRecoveryOpensAGateAndSkipIsReported(t *testing.T) {
 	e := newDREnv(t)
-	pt := e.backup("").Point
-	e.setValidity(pt.ID, catalog.Valid)
+	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
 	e.approve(env, time.Minute, GateStartSecondary)
 	e.decide(env, 10*time.Minute, GateRecoveryStalled, DecisionSkip)
-	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
-	require.NoError(t, env.GetWorkflowError())
-	var res FailoverResult
-	require.NoError(t, env.GetWorkflowResult(&res))
+	res := e.failover(env)
 	require.Equal(t, "dc2", e.cell.pointsAt, "traffic redirected after the skip")
 	rep, err := report.Read(res.Report.JSON)
 	require.NoError(t, err)
@@ -738,8 +739,7 @@ func TestStalledRecoveryOpensAGateAndSkipIsReported(t *testing.T) {
 
 func TestStalledRecoveryRetriedPassesOnceTheCellRecovers(t *testing.T) {
 	e := newDREnv(t)
-	pt := e.backup("").Point
-	e.setValidity(pt.ID, catalog.Valid)
+	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
 	e.approve(env, time.Minute, GateStartSecondary)
@@ -749,15 +749,13 @@ func TestStalledRecoveryRetriedPassesOnceTheCellRecovers(t *testing.T) {
 		e.cell.mu.Unlock()
 		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRecoveryStalled, Approver: "ops", Decision: DecisionRetry})
 	}, 10*time.Minute)
-	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
-	require.NoError(t, env.GetWorkflowError())
+	e.failover(env)
 	require.Equal(t, "dc2", e.cell.pointsAt)
 }
 
 func TestStalledRecoveryAbortedFailsBeforeTheRedirect(t *testing.T) {
 	e := newDREnv(t)
-	pt := e.backup("").Point
-	e.setValidity(pt.ID, catalog.Valid)
+	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
 	e.approve(env, time.Minute, GateStartSecondary)
@@ -772,8 +770,7 @@ func TestStalledRecoveryAbortedFailsBeforeTheRedirect(t *testing.T) {
 
 func TestDrillOfADamagedPointMarksItInvalidAndCleansUp(t *testing.T) {
 	e := newDREnv(t)
-	pt := e.backup("").Point
-	e.setValidity(pt.ID, catalog.Valid)
+	pt := e.validBackup("")
 	e.damagePoint(pt.ID)
 	env := e.env()
 	env.ExecuteWorkflow(DrillWorkflow, DrillInput{Plan: e.plan})
