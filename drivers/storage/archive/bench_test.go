@@ -3,13 +3,10 @@ package archive
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -160,92 +157,4 @@ func BenchmarkRestoreVsZstdTar(b *testing.B) {
 		}
 	}
 	report(b, e.ds.Bytes*int64(b.N), ours, base, "zstdtar")
-}
-
-// writeCPU is the CPU time spent so far by this process and by the
-// kernel's threads (children of kthreadd, pid 2), which do the page cache's
-// writeback: what writing costs the machine, without the other processes
-// that share it.
-func writeCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Skip("needs /proc")
-	}
-	var ticks int64
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone
-		}
-		// pid (comm) state ppid ... utime(14) stime(15); comm may hold spaces.
-		_, rest, ok := strings.Cut(string(raw), ") ")
-		f := strings.Fields(rest)
-		if !ok || len(f) < 13 || (f[1] != "2" && e.Name() != "2") {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + st
-	}
-	return total + time.Duration(ticks)*10*time.Millisecond // USER_HZ is 100 on Linux
-}
-
-// BenchmarkSinkDirectVsPageCache writes 512 MiB through a sink with
-// O_DIRECT and through the page cache (the same sink with O_DIRECT off),
-// each up to its fsync, and reports the CPU seconds of each (this process
-// and the kernel's threads): what writing an archive costs the cores
-// beside compression.
-func BenchmarkSinkDirectVsPageCache(b *testing.B) {
-	const size = 512 << 20
-	data := make([]byte, 8<<20)
-	fillRandom(rand.New(rand.NewPCG(1, 2)), data)
-	dir := b.TempDir()
-	write := func(direct bool) (wall, cpu time.Duration) {
-		old := directFlag
-		if !direct {
-			directFlag = 0
-		}
-		defer func() { directFlag = old }()
-		p := filepath.Join(dir, "a.tmp")
-		settle()
-		c, t := writeCPU(b), time.Now()
-		s, err := createSink(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for n := 0; n < size; n += len(data) {
-			if err := s.add(data); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := s.commit(); err != nil {
-			b.Fatal(err)
-		}
-		wall, cpu = time.Since(t), writeCPU(b)-c
-		_ = os.Remove(p)
-		return wall, cpu
-	}
-	var dw, dc, bw, bc time.Duration
-	for i := 0; i < b.N; i++ {
-		w, c := write(true)
-		dw, dc = dw+w, dc+c
-		w, c = write(false)
-		bw, bc = bw+w, bc+c
-	}
-	n := float64(b.N)
-	b.ReportMetric(dc.Seconds()/n, "direct-cpu-s")
-	b.ReportMetric(bc.Seconds()/n, "pagecache-cpu-s")
-	b.ReportMetric(float64(size)*n/dw.Seconds()/1e6, "direct-MB/s")
-	b.ReportMetric(float64(size)*n/bw.Seconds()/1e6, "pagecache-MB/s")
-	if dc > 0 {
-		b.ReportMetric(bc.Seconds()/dc.Seconds(), "cpu-ratio")
-	}
 }

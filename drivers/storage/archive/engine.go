@@ -485,6 +485,50 @@ func appendRawFrame(dst []byte, spans []span, start, end int) ([]byte, []span) {
 	}
 }
 
+// writev writes bufs to f in order, with as few system calls as the
+// kernel allows (several when it takes less than all at once). It may
+// change bufs.
+func writev(f *os.File, bufs [][]byte) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for {
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+		}
+		if len(bufs) == 0 {
+			return nil
+		}
+		var n int
+		var werr error
+		if err := rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Writev(int(fd), bufs)
+			// A pollable file (a pipe) that is full: wait, then again.
+			return werr != unix.EAGAIN
+		}); err != nil {
+			return err
+		}
+		if werr == unix.EINTR {
+			continue
+		}
+		if werr != nil {
+			return &os.PathError{Op: "write", Path: f.Name(), Err: werr}
+		}
+		if n == 0 {
+			return &os.PathError{Op: "write", Path: f.Name(), Err: io.ErrShortWrite}
+		}
+		for n > 0 {
+			if n < len(bufs[0]) {
+				bufs[0] = bufs[0][n:]
+				break
+			}
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
+	}
+}
+
 // startWriteback asks the kernel to start writing a range just written to
 // disk, so the fsync at the end waits for the last few megabytes only,
 // not the whole archive: writeback overlaps compression. Where it is not
@@ -495,8 +539,9 @@ func startWriteback(f *os.File, off, n int64) {
 
 // write writes frames in order and hashes them; the chunks' buffers go
 // back to their pools once written.
-func (p *pipeline) write(ctx context.Context, order <-chan *job, out *sink) (catalog.Artifact, error) {
+func (p *pipeline) write(ctx context.Context, order <-chan *job, out *os.File) (catalog.Artifact, error) {
 	var art catalog.Artifact
+	var kicked int64
 	var bufs [][]byte
 	h := catalog.NewHash()
 	for j := range order {
@@ -509,10 +554,14 @@ func (p *pipeline) write(ctx context.Context, order <-chan *job, out *sink) (cat
 		var n int64
 		for _, b := range bufs {
 			_, _ = h.Write(b)
-			if err := out.add(b); err != nil {
-				return art, err
-			}
 			n += int64(len(b))
+		}
+		if err := writev(out, bufs); err != nil {
+			return art, err
+		}
+		if art.Size+n-kicked >= writebackEvery {
+			startWriteback(out, kicked, art.Size+n-kicked)
+			kicked = art.Size + n
 		}
 		art.Size += n
 		art.Frames = append(art.Frames, n)
@@ -754,14 +803,21 @@ func CompressStream(ctx context.Context, r io.Reader, dst, artifactName string, 
 
 // writeArchive writes one archive into dst: produce writes the stream into
 // cw (from its own goroutine), comp compresses it in chunks, and the frames
-// are written in order under a temporary name through a sink, fsynced and
-// renamed into place. Nothing is left under either name on failure.
+// are written in order under a temporary name, fsynced and renamed into
+// place. Nothing is left under either name on failure.
 func writeArchive(ctx context.Context, dst string, chunk int, comp *compressors, produce func(context.Context, *chunkWriter) error) (catalog.Artifact, error) {
 	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
-	out, err := createSink(tmp)
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return catalog.Artifact{}, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = out.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
 	p := &pipeline{chunk: chunk}
 	var art catalog.Artifact
 	g, gctx := errgroup.WithContext(ctx)
@@ -776,16 +832,19 @@ func writeArchive(ctx context.Context, dst string, chunk int, comp *compressors,
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		out.abort()
 		return art, err
 	}
-	if err := out.commit(); err != nil {
-		_ = os.Remove(tmp)
-		return art, err
+	if err := out.Sync(); err != nil {
+		return art, fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := out.Close(); err != nil {
+		return art, fmt.Errorf("close %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		_ = os.Remove(tmp)
+		ok = true // closed and removed
 		return art, err
 	}
+	ok = true
 	return art, nil
 }
