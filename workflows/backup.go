@@ -72,15 +72,21 @@ func storageOptions(ctx workflow.Context) workflow.Context {
 func shortOptions(ctx workflow.Context, timeout time.Duration, attempts int32) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-			MaximumAttempts:    attempts,
-			NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeStoreFull,
-				activities.ErrTypeCorrupt, activities.ErrTypeNoPoint, activities.ErrTypeQuiesce},
-		},
+		RetryPolicy:         shortRetry(attempts),
 	})
+}
+
+// shortRetry is the retry policy of short steps: errors no retry can fix
+// fail at once.
+func shortRetry(attempts int32) *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+		MaximumAttempts:    attempts,
+		NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeStoreFull,
+			activities.ErrTypeCorrupt, activities.ErrTypeNoPoint, activities.ErrTypeQuiesce},
+	}
 }
 
 // PointID derives a recovery point's id from the run that takes it, so a

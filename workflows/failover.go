@@ -103,7 +103,8 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 		}
 	}()
 
-	f := &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep}
+	f := &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep,
+		local: workflow.GetVersion(ctx, "local-preflight", workflow.DefaultVersion, 1) == 1}
 	if err := f.preflight(ctx); err != nil {
 		return res, err
 	}
@@ -115,7 +116,7 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if pointID == "" {
 		pointID = invocation
 	}
-	pt, err := choosePoint(ctx, r, store, activities.ChooseInput{PointID: pointID})
+	pt, err := choosePointWith(ctx, r, store, activities.ChooseInput{PointID: pointID}, f.quick)
 	if err != nil {
 		return res, err
 	}
@@ -159,6 +160,23 @@ type failover struct {
 	rep   *report.Report
 	// tried are points abandoned after failed verification in this run.
 	tried []string
+	// local runs the quick read-only preflight steps as local activities:
+	// each saves a round trip through the server on the way to the restore
+	// (drover bench rto). Runs from before keep their activities.
+	local bool
+}
+
+// quick runs a short read-only step (it reads the store or asks a site):
+// as a local activity when f.local, else as an activity with shortOptions.
+func (f *failover) quick(ctx workflow.Context, timeout time.Duration, attempts int32, fn any, args ...any) workflow.Future {
+	if !f.local {
+		return shortStep(ctx, timeout, attempts, fn, args...)
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: timeout,
+		RetryPolicy:         shortRetry(attempts),
+	})
+	return workflow.ExecuteLocalActivity(lctx, fn, args...)
 }
 
 // gate waits for a gate; optional gates the plan does not define are
@@ -184,7 +202,7 @@ func (f *failover) preflight(ctx workflow.Context) error {
 	f.r.phase(ctx, "preflight")
 	step := f.r.begin(ctx, "plan lifecycle")
 	var l activities.Lifecycle
-	if err := workflow.ExecuteActivity(shortOptions(ctx, time.Minute, 3), a.PlanLifecycle, f.store).Get(ctx, &l); err != nil {
+	if err := f.quick(ctx, time.Minute, 3, a.PlanLifecycle, f.store).Get(ctx, &l); err != nil {
 		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return err
 	}
@@ -199,7 +217,7 @@ func (f *failover) preflight(ctx workflow.Context) error {
 	}
 	step = f.r.begin(ctx, "compare installation manifests")
 	var inst activities.InstallationResult
-	err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.CompareInstallation, activities.InstallationInput{
+	err := f.quick(ctx, 2*time.Minute, 3, a.CompareInstallation, activities.InstallationInput{
 		Store: f.store, Reference: siteRef(f.p, "primary"), Target: siteRef(f.p, "secondary"),
 	}).Get(ctx, &inst)
 	if err != nil {
@@ -270,16 +288,20 @@ func (f *failover) primaryAnswers(ctx workflow.Context) bool {
 		return false
 	}
 	step := f.r.begin(ctx, "probe primary "+db.Name)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
-	})
 	var status struct {
 		State string `json:"state"`
 	}
-	err := workflow.ExecuteActivity(actx, a.ComponentStatus, activities.ComponentInput{
-		Plan: f.p.Name, Site: siteRef(f.p, "primary"), Component: *db,
-	}).Get(ctx, &status)
+	in := activities.ComponentInput{Plan: f.p.Name, Site: siteRef(f.p, "primary"), Component: *db}
+	var fut workflow.Future
+	if f.local {
+		fut = f.quick(ctx, 15*time.Second, 1, a.ComponentStatus, in)
+	} else {
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 15 * time.Second,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+		}), a.ComponentStatus, in)
+	}
+	err := fut.Get(ctx, &status)
 	up := err == nil && status.State == "running"
 	detail := "state " + status.State
 	if err != nil {

@@ -21,10 +21,22 @@ func pointRef(p activities.Point) *report.Point {
 
 // choosePoint reads the catalog for the point to restore.
 func choosePoint(ctx workflow.Context, r *run, store activities.StoreRef, in activities.ChooseInput) (activities.Point, error) {
+	return choosePointWith(ctx, r, store, in, shortStep)
+}
+
+// stepRunner runs a short step, as an activity or a local activity.
+type stepRunner func(ctx workflow.Context, timeout time.Duration, attempts int32, fn any, args ...any) workflow.Future
+
+// shortStep runs a short step as an activity with shortOptions.
+func shortStep(ctx workflow.Context, timeout time.Duration, attempts int32, fn any, args ...any) workflow.Future {
+	return workflow.ExecuteActivity(shortOptions(ctx, timeout, attempts), fn, args...)
+}
+
+func choosePointWith(ctx workflow.Context, r *run, store activities.StoreRef, in activities.ChooseInput, runStep stepRunner) (activities.Point, error) {
 	step := r.begin(ctx, "choose recovery point")
 	in.Store = store
 	var pt activities.Point
-	if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.ChoosePoint, in).Get(ctx, &pt); err != nil {
+	if err := runStep(ctx, 2*time.Minute, 3, a.ChoosePoint, in).Get(ctx, &pt); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return pt, err
 	}
