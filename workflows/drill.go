@@ -43,7 +43,7 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 		return res, err
 	}
 	res.Point, rep.Point = pt, pointRef(pt)
-	tr, err := trial(ctx, r, p, store, pt, workflow.GetInfo(ctx).WorkflowExecution.ID)
+	tr, err := trial(ctx, r, p, store, pt, workflow.GetInfo(ctx).WorkflowExecution.ID, false)
 	res.Verify = tr.BringUp.Verify
 	if len(res.Verify.Levels) > 0 {
 		rep.Verification = &res.Verify

@@ -90,7 +90,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 		st.set("primary", p.Sites.Primary, "partly restored: "+rootMessage(err))
 		return res, err
 	}
-	up, err := bringUpChildren(ctx, r, p, primary, id+"/primary")
+	up, err := bringUpChildren(ctx, r, p, primary, id+"/primary", false)
 	res.Verify = up.Verify
 	if len(up.Verify.Levels) > 0 {
 		rep.Verification = &res.Verify

@@ -372,7 +372,7 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt activities.Point) (
 			continue
 		}
 		f.sites.set("secondary", f.p.Sites.Secondary, "restored, starting")
-		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt))
+		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt), false)
 		if err != nil {
 			f.sites.set("secondary", f.p.Sites.Secondary, "start failed: "+rootMessage(err))
 			return pt, up, err

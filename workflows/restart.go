@@ -25,6 +25,10 @@ type RestartInput struct {
 	// Only limits the restart to these components (still in plan order);
 	// empty means all.
 	Only []string `json:"only,omitempty"`
+	// Unattended runs have nobody to decide the start-failed gate (a
+	// validation of a point): a start that keeps failing fails the restart
+	// at once, and the point is judged by that.
+	Unattended bool `json:"unattended,omitempty"`
 }
 
 // RestartResult tells what each component did.
@@ -143,6 +147,12 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 			out.Detail = detail
 			r.end(ctx, step, OutcomeFailed, out.Attempts, detail)
 			return out, err
+		}
+		if in.Unattended {
+			out.Outcome = OutcomeFailed
+			out.Detail = detail + " (unattended run: no start-failed gate)"
+			r.end(ctx, step, OutcomeFailed, out.Attempts, out.Detail)
+			return out, temporal.NewNonRetryableApplicationError(out.Detail, "StartFailed", nil)
 		}
 		options := []string{DecisionRetry, DecisionAbort}
 		if c.Optional {

@@ -97,14 +97,14 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store activities.St
 
 // bringUpChildren runs the restart and the verification as child
 // workflows, so the Web UI shows them apart and each keeps its own history.
-func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, idPrefix string) (BringUpResult, error) {
+func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, idPrefix string, unattended bool) (BringUpResult, error) {
 	var res BringUpResult
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+site.Site.Name)
 	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", KindRestart))
 	r.status.Child = idPrefix + "/restart"
 	defer func() { r.status.Child = "" }()
-	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site}).Get(ctx, &res.Restart); err != nil {
+	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: unattended}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, fmt.Errorf("restart %s: %w", site.Site.Name, err)
 	}
@@ -168,7 +168,7 @@ type trialResult struct {
 // trial restores a point into the isolated sandbox while the primary keeps
 // running, starts the cell in order and verifies it at the six levels; the
 // sandbox is always torn down afterwards, whatever happened.
-func trial(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef, point activities.Point, idPrefix string) (res trialResult, err error) {
+func trial(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef, point activities.Point, idPrefix string, unattended bool) (res trialResult, err error) {
 	sandbox := siteRef(p, "sandbox")
 	if p.Sites.Sandbox == nil {
 		return res, fmt.Errorf("plan %s has no sandbox site for drills and validation", p.Name)
@@ -189,7 +189,7 @@ func trial(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef
 		return res, err
 	}
 	res.Restored = workflow.Now(ctx)
-	res.BringUp, err = bringUpChildren(ctx, r, p, sandbox, idPrefix)
+	res.BringUp, err = bringUpChildren(ctx, r, p, sandbox, idPrefix, unattended)
 	res.RTO = workflow.Now(ctx).Sub(started)
 	return res, err
 }

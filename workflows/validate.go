@@ -54,7 +54,7 @@ func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, e
 	res.Point = pt
 	rep.Point = pointRef(pt)
 
-	tr, terr := trial(ctx, r, p, store, pt, id)
+	tr, terr := trial(ctx, r, p, store, pt, id, true)
 	res.Verify = tr.BringUp.Verify
 	if len(tr.BringUp.Verify.Levels) > 0 {
 		rep.Verification = &res.Verify

@@ -257,6 +257,18 @@ func (s *WorkflowSuite) TestStartFailureGateRetry() {
 	s.Contains(s.cell.startOrder(), "mon-app")
 }
 
+func (s *WorkflowSuite) TestUnattendedRestartFailsWithoutGate() {
+	p := testPlan()
+	s.cell.failing["bpm-me"] = true
+	s.env.ExecuteWorkflow(RestartWorkflow, RestartInput{Plan: p, Site: primary(p), Unattended: true})
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	s.Contains(err.Error(), "bpm-me did not start")
+	s.Contains(err.Error(), "unattended run: no start-failed gate")
+	s.Empty(s.status().Gates, "nobody is asked in an unattended run")
+	s.NotContains(s.cell.startOrder(), "mon-app", "nothing after the failed tier starts")
+}
+
 func (s *WorkflowSuite) TestBadSettingsFailWithoutGate() {
 	p := testPlan()
 	p.Components[0].Driver = "nope"
