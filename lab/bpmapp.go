@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,7 +179,11 @@ func consume(ctx context.Context, s *labServer, me *meClient, dest, deadLetter s
 				continue
 			}
 			m := txMsgs[i]
-			if m.Deliveries >= maxDeliveries {
+			// A message whose step is locked by an in-doubt transaction is
+			// not poison: it waits for transaction recovery to decide the
+			// holder (after a restore from a crash-consistent snapshot the
+			// first deliveries can come before recovery has run).
+			if m.Deliveries >= maxDeliveries && !strings.Contains(err.Error(), lockedInDoubt) {
 				s.log.Warn("message failed too often; dead-lettered", zap.Int64("id", m.ID), zap.String("type", m.Type), zap.Error(err))
 				poison = append(poison, m)
 			} else {

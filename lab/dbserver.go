@@ -503,6 +503,11 @@ func (s *dbServer) handlePrepare(w http.ResponseWriter, r *http.Request) {
 
 // prepareOne validates a transaction's statements, rolls them back, and
 // records every branch with its locks; or votes no and leaves no trace.
+//
+// A vote lost to a lock names lockedInDoubt: the work is fine, it waits for
+// the transaction manager to decide the holder.
+const lockedInDoubt = "locked by in-doubt transaction"
+
 func (s *dbServer) prepareOne(ctx context.Context, owner string, tx XATx) Vote {
 	no := func(format string, args ...any) Vote {
 		_, _ = s.w.ExecContext(ctx, "ROLLBACK TO xa")
@@ -547,7 +552,7 @@ func (s *dbServer) prepareOne(ctx context.Context, owner string, tx XATx) Vote {
 			var holder string
 			err := s.w.QueryRowContext(ctx, "SELECT xid FROM "+b.DB+".xa_locks WHERE key = ?", key).Scan(&holder)
 			if err == nil {
-				return no("%s is locked by in-doubt transaction %s", key, holder)
+				return no("%s is %s %s", key, lockedInDoubt, holder)
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return no("%v", err)
