@@ -291,17 +291,9 @@ func (f *failover) primaryAnswers(ctx workflow.Context) bool {
 	var status struct {
 		State string `json:"state"`
 	}
-	in := activities.ComponentInput{Plan: f.p.Name, Site: siteRef(f.p, "primary"), Component: *db}
-	var fut workflow.Future
-	if f.local {
-		fut = f.quick(ctx, 15*time.Second, 1, a.ComponentStatus, in)
-	} else {
-		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 15 * time.Second,
-			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
-		}), a.ComponentStatus, in)
-	}
-	err := fut.Get(ctx, &status)
+	// One attempt: an unplanned failover must not wait on a site that is gone.
+	err := f.quick(ctx, 15*time.Second, 1, a.ComponentStatus,
+		activities.ComponentInput{Plan: f.p.Name, Site: siteRef(f.p, "primary"), Component: *db}).Get(ctx, &status)
 	up := err == nil && status.State == "running"
 	detail := "state " + status.State
 	if err != nil {
@@ -431,17 +423,10 @@ func damagedPoint(err error) (activities.Damage, bool) {
 }
 
 func (f *failover) markInvalid(ctx workflow.Context, pt activities.Point, reason string) {
-	step := f.r.begin(ctx, "mark point "+pt.ID+" invalid")
-	err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 5), a.SetValidity, activities.ValidityInput{
-		Store: f.store, PointID: pt.ID, Validity: activities.Validity{
-			State: activities.StateInvalid, Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx),
-		},
-	}).Get(ctx, nil)
-	if err != nil {
-		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
-		return
-	}
-	f.r.end(ctx, step, OutcomeOK, 1, reason)
+	// A failure is on the step; the run goes on to offer the rollback.
+	_ = recordValidity(ctx, f.r, f.store, pt.ID, activities.Validity{
+		State: activities.StateInvalid, Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx),
+	})
 }
 
 // recoverInFlight is step 9: wait until the cell says its in-flight
