@@ -37,10 +37,24 @@ type Component struct {
 	Settings map[string]any `json:"settings,omitempty"`
 }
 
-// Target is one component at one site.
+// Host is the machine of a site a step acts on. A host with SSH settings has
+// no drover worker of its own: drivers that run commands reach it over SSH
+// from the site's worker. A host without them is the machine the worker
+// runs on.
+type Host struct {
+	Name    string         `json:"name,omitempty"`
+	Address string         `json:"address,omitempty"`
+	SSH     map[string]any `json:"ssh,omitempty"`
+}
+
+// Remote reports whether the host is reached over SSH.
+func (h Host) Remote() bool { return len(h.SSH) > 0 }
+
+// Target is one component at one site, on one of its hosts.
 type Target struct {
 	Plan      string    `json:"plan"`
 	Site      Site      `json:"site"`
+	Host      Host      `json:"host,omitzero"`
 	Component Component `json:"component"`
 }
 
@@ -102,6 +116,7 @@ type Quiescer interface {
 type CheckRequest struct {
 	Plan     string         `json:"plan"`
 	Site     Site           `json:"site"`
+	Host     Host           `json:"host,omitzero"`
 	Level    string         `json:"level,omitempty"`
 	Name     string         `json:"name"`
 	Settings map[string]any `json:"settings,omitempty"`
