@@ -142,6 +142,29 @@ func yamlErrorLine(err error) (int, string) {
 
 // applyDefaults fills the values a plan may leave out.
 func applyDefaults(p *Plan) {
+	for _, site := range []*Site{p.Sites.Primary, p.Sites.Secondary, p.Sites.Sandbox} {
+		if site == nil {
+			continue
+		}
+		for name, h := range site.Hosts {
+			h.Name = name
+			site.Hosts[name] = h
+		}
+	}
+	// The store's placement is drover's, not the backend's.
+	for _, key := range []string{"site", "host"} {
+		if v, ok := p.Storage.Store[key].(string); ok {
+			if key == "site" {
+				p.Storage.StoreAt.Site = v
+			} else {
+				p.Storage.StoreAt.Host = v
+			}
+			delete(p.Storage.Store, key)
+		}
+	}
+	if p.Storage.StoreAt.Site == "" && p.Sites.Secondary != nil {
+		p.Storage.StoreAt.Site = p.Sites.Secondary.Name
+	}
 	for i := range p.Gates {
 		g := &p.Gates[i]
 		path := fmt.Sprintf("gates[%d]", i)
@@ -299,6 +322,23 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(elem)
 	case reflect.Struct:
 		d.structure(n, v, path)
+	case reflect.Map:
+		// Maps are keyed by name (a site's hosts): NAME: value.
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, path, "want a mapping of NAME: ..., got %s", kindName(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for _, kv := range d.pairs(n, path) {
+			fp := joinPath(path, kv.name)
+			if _, seen := d.src.lines[fp]; !seen {
+				d.src.lines[fp] = kv.key.Line
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.value(kv.val, elem, fp)
+			m.SetMapIndex(reflect.ValueOf(kv.name), elem)
+		}
+		v.Set(m)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			if n.Kind == yaml.ScalarNode {

@@ -120,20 +120,44 @@ func TestMalformedPlans(t *testing.T) {
 		{
 			name: "unknown field",
 			old:  "    role: dmgr\n", new: "    role: dmgr\n    colour: blue\n",
-			want: []string{`p.yaml:15: components[1].colour: unknown field (known: after, driver, name, optional, product, readiness, role, settings, startTimeout)`},
+			want: []string{`p.yaml:15: components[1].colour: unknown field (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)`},
 		},
 		{
 			name: "unknown field with a guess",
 			old:  "    role: dmgr\n", new: "    rolee: dmgr\n",
 			want: []string{
 				`p.yaml:13: components[1].role: required: one of database, dmgr, nodeagent, messaging, support, app, webserver, other`,
-				`p.yaml:14: components[1].rolee: unknown field; did you mean "role"? (known: after, driver, name, optional, product, readiness, role, settings, startTimeout)`,
+				`p.yaml:14: components[1].rolee: unknown field; did you mean "role"? (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)`,
 			},
 		},
 		{
 			name: "unknown nested field",
 			old:  "      classes: [configuration, runtime]\n", new: "      classes: [configuration, runtime]\n      retention: 7d\n",
-			want: []string{`p.yaml:25: storage.groups[0].retention: unknown field (known: classes, components, driver, name, quiesce, settings)`},
+			want: []string{`p.yaml:25: storage.groups[0].retention: unknown field (known: classes, components, driver, host, name, quiesce, settings)`},
+		},
+		{
+			name: "host on a site without hosts",
+			old:  "  - name: dmgr\n", new: "  - name: dmgr\n    host: db9\n",
+			want: []string{
+				`p.yaml:14: components[1].host: site a lists no hosts, so component dmgr cannot be placed on "db9": add hosts to the site or remove host`,
+			},
+		},
+		{
+			name: "component with no host on a site with several",
+			old:  "  primary: {name: a}\n  secondary: {name: b}\n", new: "  primary: {name: a, hosts: {h1: {worker: true}, h2: {worker: true}}}\n  secondary: {name: b, hosts: {h1: {worker: true}, h2: {worker: true}}}\n",
+			want: []string{
+				`p.yaml:10: components[0].host: required: site a has 2 hosts (h1, h2); say which one component db runs on`,
+				`p.yaml:13: components[1].host: required: site a has 2 hosts (h1, h2); say which one component dmgr runs on`,
+				`p.yaml:16: components[2].host: required: site a has 2 hosts (h1, h2); say which one component app runs on`,
+				`p.yaml:22: storage.groups[0].host: required: site a has 2 hosts (h1, h2); say which one consistency group cell runs on`,
+			},
+		},
+		{
+			name: "store at the primary",
+			old:  "storage:\n", new: "storage:\n  store: {site: a, path: /srv/store}\n",
+			want: []string{
+				`p.yaml:21: storage.store.site: the store is at the primary site a: it would be lost with the site it protects; place it at the secondary (b) or a third site`,
+			},
 		},
 		{
 			name: "duplicate component name",
@@ -652,4 +676,31 @@ func TestMergeBombIsBounded(t *testing.T) {
 	_, err := Parse("bomb.yaml", []byte(b.String()))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "expands to more than")
+}
+
+// A host the primary names must exist at the secondary, or be mapped there.
+func TestHostsAtBothSites(t *testing.T) {
+	src := strings.Replace(base, "  primary: {name: a}\n  secondary: {name: b}\n",
+		"  primary: {name: a, hosts: {db1: {worker: true}, app1: {}}}\n  secondary: {name: b, hosts: {drdb: {worker: true}, app1: {}}}\n", 1)
+	src = strings.Replace(src, "    role: database\n", "    role: database\n    host: db1\n", 1)
+	src = strings.Replace(src, "    role: dmgr\n", "    role: dmgr\n    host: app1\n", 1)
+	src = strings.Replace(src, "    product: bpm\n", "    product: bpm\n    host: app1\n", 1)
+	src = strings.Replace(src, "      classes: [configuration, runtime]\n", "      classes: [configuration, runtime]\n      host: db1\n", 1)
+	p, err := Parse("p.yaml", []byte(src))
+	require.NoError(t, err)
+	err = Validate(p, newFakeChecker())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `components[0].host: unknown host "db1" at site b (hosts: app1, drdb); add it, or map it with sites.secondary.hostMap`)
+	assert.Contains(t, err.Error(), `storage.groups[0].host: unknown host "db1" at site b`)
+
+	mapped := strings.Replace(src, "secondary: {name: b, ", "secondary: {name: b, hostMap: {db1: drdb}, ", 1)
+	p, err = Parse("p.yaml", []byte(mapped))
+	require.NoError(t, err)
+	require.NoError(t, Validate(p, newFakeChecker()))
+	h, ok := p.Sites.Secondary.Host("db1")
+	require.True(t, ok)
+	assert.Equal(t, "drdb", h.Name)
+	assert.True(t, h.Worker)
+	assert.Equal(t, "b", p.Storage.StoreAt.Site, "the store defaults to the secondary site")
+	require.NotEmpty(t, p.Order, "a valid plan carries its restart order")
 }

@@ -33,7 +33,18 @@ func LoadAndValidate(path string, checker DriverChecker) (*Plan, error) {
 		sortProblems(probs)
 		return p, probs
 	}
-	return p, nil
+	return p, derive(p)
+}
+
+// derive fills what a valid plan's runs read instead of computing it in
+// workflow code: the restart order.
+func derive(p *Plan) error {
+	tiers, err := Tiers(p)
+	if err != nil {
+		return err
+	}
+	p.Order = tiers
+	return nil
 }
 
 // Validate checks a plan and returns every problem as a Problems, or nil.
@@ -46,7 +57,7 @@ func Validate(p *Plan, checker DriverChecker) error {
 	}
 	probs := validate(p, checker)
 	if len(probs) == 0 {
-		return nil
+		return derive(p)
 	}
 	sortProblems(probs)
 	return probs
@@ -69,6 +80,7 @@ func validate(p *Plan, checker DriverChecker) Problems {
 	v := &validator{p: p, file: p.Source, checker: checker, checks: map[string]string{}}
 	v.header()
 	v.sites()
+	v.hosts()
 	v.components()
 	v.storage()
 	v.verification()
@@ -611,4 +623,100 @@ func firstAt(p Pos) string {
 		return fmt.Sprintf(" (first at line %d)", p.Line)
 	}
 	return ""
+}
+
+// hosts checks each site's machines and that every component and group is
+// placed on a host that exists at every site it may run at.
+func (v *validator) hosts() {
+	p := v.p
+	sites := []struct {
+		role string
+		site *Site
+	}{{SitePrimary, p.Sites.Primary}, {SiteSecondary, p.Sites.Secondary}, {SiteSandbox, p.Sites.Sandbox}}
+	for _, r := range sites {
+		if r.site == nil {
+			continue
+		}
+		path := "sites." + r.role
+		var local []string
+		for _, name := range sortedKeys(r.site.Hosts) {
+			h := r.site.Hosts[name]
+			hp := path + ".hosts." + name
+			v.name(hp, name, "host")
+			if h.Worker && len(h.SSH) > 0 {
+				v.add(hp+".ssh", "a host with its own worker needs no SSH: remove ssh or worker")
+			}
+			v.secrets(h.SSH, hp+".ssh")
+			if !h.Worker && len(h.SSH) == 0 {
+				local = append(local, name)
+			}
+		}
+		if len(local) > 1 {
+			v.add(path+".hosts", "hosts %s have neither a worker of their own nor ssh settings: only the host the site's worker runs on may be reached without either",
+				strings.Join(local, ", "))
+		}
+		for _, from := range sortedKeys(r.site.HostMap) {
+			if _, ok := r.site.Hosts[r.site.HostMap[from]]; !ok {
+				v.add(path+".hostMap."+from, "maps %q to %q, which is not one of this site's hosts", from, r.site.HostMap[from])
+			}
+		}
+	}
+	place := func(what, path, host string) {
+		for _, r := range sites {
+			if r.site == nil || r.site.Name == "" {
+				continue
+			}
+			if _, ok := r.site.Host(host); ok {
+				continue
+			}
+			switch {
+			case host == "" && len(r.site.Hosts) > 1:
+				v.add(path+".host", "required: site %s has %d hosts (%s); say which one %s runs on",
+					r.site.Name, len(r.site.Hosts), strings.Join(sortedKeys(r.site.Hosts), ", "), what)
+			case len(r.site.Hosts) == 0:
+				v.add(path+".host", "site %s lists no hosts, so %s cannot be placed on %q: add hosts to the site or remove host",
+					r.site.Name, what, host)
+			default:
+				v.add(path+".host", "unknown host %q at site %s (hosts: %s); add it, or map it with sites.%s.hostMap",
+					host, r.site.Name, strings.Join(sortedKeys(r.site.Hosts), ", "), r.role)
+			}
+			return
+		}
+	}
+	for i, c := range p.Components {
+		place("component "+c.Name, fmt.Sprintf("components[%d]", i), c.Host)
+	}
+	for i, g := range p.Storage.Groups {
+		place("consistency group "+g.Name, fmt.Sprintf("storage.groups[%d]", i), g.Host)
+	}
+	at := p.Storage.StoreAt
+	// (Two sites with one name are reported already.)
+	sameNames := p.Sites.Secondary != nil && p.Sites.Primary != nil && p.Sites.Secondary.Name == p.Sites.Primary.Name
+	if p.Sites.Primary != nil && at.Site != "" && at.Site == p.Sites.Primary.Name && !sameNames {
+		v.add("storage.store.site", "the store is at the primary site %s: it would be lost with the site it protects; place it at the secondary (%s) or a third site",
+			at.Site, siteNameOf(p.Sites.Secondary))
+	}
+	for _, r := range sites {
+		if r.site != nil && r.site.Name == at.Site && at.Host != "" {
+			if _, ok := r.site.Hosts[at.Host]; !ok {
+				v.add("storage.store.host", "unknown host %q at site %s, where the store is", at.Host, at.Site)
+			}
+		}
+	}
+}
+
+func siteNameOf(s *Site) string {
+	if s == nil {
+		return "?"
+	}
+	return s.Name
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
