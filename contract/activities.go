@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
 )
 
 // Activity names. Each is the name of a method of the activities struct that
@@ -43,6 +44,19 @@ const (
 	// Orchestrator activities: they touch no site.
 	SiteWorkers = "SiteWorkers"
 )
+
+// SiteActivities are the activities a site's worker registers: everything
+// that acts at a site or on the store.
+var SiteActivities = []string{
+	StartComponent, StopComponent, ComponentStatus, StartAndWaitReady, WaitReady, RunCheck, WaitChecks,
+	QuiesceComponent, ResumeComponent, CaptureGroup, ShipGroup, VerifyGroup, RestoreGroup, ApplyEnvironment,
+	WipeSite, ReadInstallation, CompareInstallation, RecordInstallation, Redirect, DrainTraffic,
+	PreflightBackup, CommitPoint, AbandonPoint, ApplyRetention, ChoosePoint, SetValidity, PointStats,
+	PlanLifecycle, WriteReport,
+}
+
+// OrchestratorActivities are the activities of the orchestrator's queue.
+var OrchestratorActivities = []string{SiteWorkers}
 
 // Placement is where a step runs: a site, and a host of it when the plan
 // names one. HostWorker says a drover worker runs on that host itself;
@@ -84,13 +98,7 @@ type ComponentInput struct {
 }
 
 // Evidence records what a driver did, kept short enough for history.
-type Evidence struct {
-	Action      string        `json:"action,omitempty"`
-	Output      string        `json:"output,omitempty"`
-	ExitCode    int           `json:"exitCode,omitempty"`
-	Duration    time.Duration `json:"duration,omitempty"`
-	AlreadyDone bool          `json:"alreadyDone,omitempty"`
-}
+type Evidence = report.Evidence
 
 // StepResult is the evidence of one driver call.
 type StepResult struct {
@@ -131,12 +139,7 @@ type ReadyResult struct {
 }
 
 // CheckResult is the outcome of one check.
-type CheckResult struct {
-	Passed   bool              `json:"passed"`
-	Summary  string            `json:"summary"`
-	Details  map[string]string `json:"details,omitempty"`
-	Evidence Evidence          `json:"evidence"`
-}
+type CheckResult = report.CheckResult
 
 // CheckInput is one verification check at one site.
 type CheckInput struct {
@@ -147,12 +150,7 @@ type CheckInput struct {
 }
 
 // CheckOutput is one check's result, named for the report.
-type CheckOutput struct {
-	Level  plan.Level  `json:"level"`
-	Name   string      `json:"name"`
-	Result CheckResult `json:"result"`
-	Ran    Ran         `json:"ran,omitzero"`
-}
+type CheckOutput = report.Check
 
 // FailedCheck is the result recorded for a check that could not run at all.
 func FailedCheck(level plan.Level, name, summary string) CheckOutput {
@@ -187,6 +185,8 @@ type RewriteResult struct {
 type StoreRef struct {
 	Plan     string        `json:"plan"`
 	Settings plan.Settings `json:"settings"`
+	// At is where the store is: the steps that read or write it run there.
+	At Placement `json:"at,omitzero"`
 }
 
 // InstallationInput compares the installation manifests of two sites.
@@ -198,6 +198,9 @@ type InstallationInput struct {
 	// site (ReadInstallation); empty when the site did not answer, and the
 	// copy the last backup kept in the store is used.
 	ReferenceManifest []byte `json:"referenceManifest,omitempty"`
+	// ReferenceFromStore says the reference site did not answer: compare
+	// with the copy the last backup kept in the store.
+	ReferenceFromStore bool `json:"referenceFromStore,omitempty"`
 }
 
 // InstallationResult says whether the installations match and where not.
@@ -227,6 +230,12 @@ type RedirectResult struct {
 	Evidence Evidence `json:"evidence"`
 	Current  string   `json:"current"`
 	Ran      Ran      `json:"ran,omitzero"`
+}
+
+// ReportInput stores a run's report.
+type ReportInput struct {
+	Store  StoreRef      `json:"store"`
+	Report report.Report `json:"report"`
 }
 
 // ReportPaths are where a report was written.

@@ -1,9 +1,10 @@
 // Package contract is what workflows and activities agree on: activity names,
 // their inputs and results, error types, task-queue names, and every name a
 // person or another program uses to find a run (workflow and schedule IDs,
-// gates, signals, queries, search attributes). It imports only plan and the
-// Temporal SDK, so workflow code that imports it cannot reach drivers, the
-// catalog or the lab: what a run decides depends on the workflow code alone.
+// gates, signals, queries, search attributes). It imports only plan, report
+// (plain data) and the Temporal SDK, so workflow code that imports it cannot
+// reach drivers, the catalog or the lab: what a run decides depends on the
+// workflow code and its input alone.
 package contract
 
 import (

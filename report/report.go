@@ -10,7 +10,6 @@ package report
 import (
 	"time"
 
-	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/plan"
 )
 
@@ -24,6 +23,11 @@ type Step struct {
 	// Outcome is ok, failed, skipped or running.
 	Outcome string `json:"outcome"`
 	Detail  string `json:"detail,omitempty"`
+	// Site and Host are where the step acted; Worker is the identity of
+	// the worker that ran it.
+	Site   string `json:"site,omitempty"`
+	Host   string `json:"host,omitempty"`
+	Worker string `json:"worker,omitempty"`
 }
 
 // Gate is a manual step: what it asked, who decided, and when.
@@ -64,9 +68,28 @@ type Ignored struct {
 
 // Check is one verification check's outcome with its evidence.
 type Check struct {
-	Level  plan.Level          `json:"level"`
-	Name   string              `json:"name"`
-	Result drivers.CheckResult `json:"result"`
+	Level  plan.Level  `json:"level"`
+	Name   string      `json:"name"`
+	Result CheckResult `json:"result"`
+	// Worker is the identity of the worker that ran the check.
+	Worker string `json:"worker,omitempty"`
+}
+
+// CheckResult is what a check found.
+type CheckResult struct {
+	Passed   bool              `json:"passed"`
+	Summary  string            `json:"summary"`
+	Details  map[string]string `json:"details,omitempty"`
+	Evidence Evidence          `json:"evidence"`
+}
+
+// Evidence is what a driver ran and printed, bounded.
+type Evidence struct {
+	Action      string        `json:"action,omitempty"`
+	Output      string        `json:"output,omitempty"`
+	ExitCode    int           `json:"exitCode,omitempty"`
+	Duration    time.Duration `json:"duration,omitempty"`
+	AlreadyDone bool          `json:"alreadyDone,omitempty"`
 }
 
 // Level is one verification level.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/plan"
@@ -39,7 +40,7 @@ const minInterval = 10 * time.Second
 // backupInterval applies the SAN seed's rule: the interval must be shorter
 // than the RPO minus the time a backup takes to capture and ship. The time
 // is the longest of the recent backups in the catalog, with a margin.
-func backupInterval(p *plan.Plan, stats activities.StatsResult) (time.Duration, string, error) {
+func backupInterval(p *plan.Plan, stats contract.StatsResult) (time.Duration, string, error) {
 	var took time.Duration
 	for _, d := range stats.RecentDurations {
 		took = max(took, d)
@@ -144,7 +145,7 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}},
 		Action: &client.ScheduleWorkflowAction{
 			ID: "drover/" + p.Name + "/backup", Workflow: workflows.BackupWorkflow, Args: []any{in},
-			TaskQueue: workflows.TaskQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, workflows.KindBackup),
+			TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindBackup),
 		},
 		// A backup still running when the next is due is not doubled up.
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
@@ -158,7 +159,7 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
 			Action: &client.ScheduleWorkflowAction{
 				ID: "drover/" + p.Name + "/validate", Workflow: workflows.ValidateWorkflow, Args: []any{workflows.ValidateInput{Plan: *p}},
-				TaskQueue: workflows.TaskQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, workflows.KindValidate),
+				TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindValidate),
 			},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		})
@@ -173,8 +174,8 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 // startMonitor starts the plan's RPO monitor unless it already runs.
 func startMonitor(ctx context.Context, c client.Client, p *plan.Plan) error {
 	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.MonitorID(p.Name), TaskQueue: workflows.TaskQueue,
-		TypedSearchAttributes:    workflows.StartSearchAttributes(p.Name, workflows.KindMonitor),
+		ID: contract.MonitorID(p.Name), TaskQueue: contract.OrchestratorQueue,
+		TypedSearchAttributes:    workflows.StartSearchAttributes(p.Name, contract.KindMonitor),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, workflows.RPOMonitorWorkflow, workflows.MonitorInput{Plan: *p})
 	return err
@@ -213,10 +214,10 @@ func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalo
 		}
 	}
 	acts := activities.New(builtin.Registry(g.Logger()), g.Logger())
-	ref := activities.StoreRef{Plan: p.Name, Settings: p.Storage.Store}
-	primary := activities.SiteRef{Role: "primary", Site: *p.Sites.Primary}
-	secondary := activities.SiteRef{Role: "secondary", Site: *p.Sites.Secondary}
-	res, err := acts.CompareInstallation(ctx, activities.InstallationInput{Store: ref, Reference: primary, Target: secondary})
+	ref := contract.StoreRef{Plan: p.Name, Settings: p.Storage.Store}
+	primary := contract.SiteRef{Role: "primary", Site: *p.Sites.Primary}
+	secondary := contract.SiteRef{Role: "secondary", Site: *p.Sites.Secondary}
+	res, err := acts.CompareInstallation(ctx, contract.InstallationInput{Store: ref, Reference: primary, Target: secondary})
 	switch {
 	case err != nil:
 		problems = append(problems, fmt.Sprintf("installation manifests: %v", err))
@@ -227,7 +228,7 @@ func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalo
 	default:
 		// Keep the primary's manifest in the store: a failover after the
 		// primary is lost compares against this copy.
-		if err := acts.RecordInstallation(ctx, activities.InstallationInput{Store: ref, Reference: primary}); err != nil {
+		if err := acts.RecordInstallation(ctx, contract.InstallationInput{Store: ref, Reference: primary}); err != nil {
 			problems = append(problems, fmt.Sprintf("record the primary's installation manifest: %v", err))
 		}
 	}
@@ -277,10 +278,10 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 			if err := startMonitor(ctx, c, p); err != nil {
 				return fmt.Errorf("start the RPO monitor: %w", err)
 			}
-			if _, err := st.Transition(p.Name, catalog.StateEnabled, "secondary", "RPO monitor "+workflows.MonitorID(p.Name), time.Now()); err != nil {
+			if _, err := st.Transition(p.Name, catalog.StateEnabled, "secondary", "RPO monitor "+contract.MonitorID(p.Name), time.Now()); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.Stdout, "plan %s: enabled as secondary (RPO monitor %s)\n", p.Name, workflows.MonitorID(p.Name))
+			fmt.Fprintf(g.Stdout, "plan %s: enabled as secondary (RPO monitor %s)\n", p.Name, contract.MonitorID(p.Name))
 			interval, why, err := scheduleBackups(ctx, g, c, p, st)
 			if err != nil {
 				return err
@@ -308,7 +309,7 @@ func newPlanDisableCmd(g *Globals) *cobra.Command {
 					errs = append(errs, fmt.Errorf("delete schedule %s: %w", id, err))
 				}
 			}
-			if err := c.CancelWorkflow(ctx, workflows.MonitorID(p.Name), ""); err != nil && !isNotFound(err) {
+			if err := c.CancelWorkflow(ctx, contract.MonitorID(p.Name), ""); err != nil && !isNotFound(err) {
 				errs = append(errs, fmt.Errorf("stop the RPO monitor: %w", err))
 			}
 			if err := errors.Join(errs...); err != nil {
@@ -355,7 +356,7 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 						out.NextRuns = d.Info.NextActionTimes
 					}
 				}
-				if v, err := c.QueryWorkflow(ctx, workflows.MonitorID(p.Name), "", workflows.QueryRPO); err == nil {
+				if v, err := c.QueryWorkflow(ctx, contract.MonitorID(p.Name), "", contract.QueryRPO); err == nil {
 					var rpo workflows.RPOStatus
 					if v.Get(&rpo) == nil {
 						out.RPO = &rpo

@@ -5,13 +5,13 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers/builtin"
+	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/worker"
-	"github.com/drover-dr/drover/workflows"
 )
 
 // stackOptions configure the all-in-one stack of `drover dev` and `drover demo`.
@@ -20,14 +20,18 @@ type stackOptions struct {
 	Port   int
 	UIPort int
 	DBFile string
+	// Sites are served by workers in this process too (a one-machine
+	// stack); sites whose workers run as processes of their own (the lab's)
+	// are left out.
+	Sites []contract.Placement
 }
 
-// stack is an embedded Temporal server with its UI, a client, and a worker
-// polling drover's task queue, all in this process.
+// stack is an embedded Temporal server with its UI, a client, and the
+// orchestrator (and any in-process site workers), all in this process.
 type stack struct {
 	server *devserver.Server
 	client client.Client
-	worker sdkworker.Worker
+	worker *worker.Group
 	log    *zap.Logger
 }
 
@@ -36,7 +40,7 @@ func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error)
 	srv, err := devserver.Start(ctx, devserver.Options{
 		IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile,
 		Namespace:        g.Namespace,
-		SearchAttributes: workflows.SearchAttributes,
+		SearchAttributes: contract.SearchAttributes,
 		Logger:           log.Named("temporal"),
 	})
 	if err != nil {
@@ -50,7 +54,7 @@ func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error)
 		return nil, err
 	}
 	s.client = c
-	w, err := worker.New(c, worker.Options{Registry: builtin.Registry(log), Logger: log})
+	w, err := worker.New(c, worker.Options{Orchestrator: true, Sites: o.Sites, Registry: builtin.Registry(log), Logger: log})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -62,6 +66,22 @@ func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error)
 	s.worker = w
 	log.Info("drover stack up", zap.String("frontend", srv.FrontendAddress()), zap.String("ui", srv.UIURL()))
 	return s, nil
+}
+
+// startSiteWorkers starts one drover worker process per lab site, each
+// placed at its site like a real site's worker: the lab kills it with the
+// site in a disaster.
+func startSiteWorkers(g *Globals, l *lab.Lab) error {
+	for _, site := range l.Topo.SiteNames() {
+		argv, err := siteWorkerArgv(g, site)
+		if err != nil {
+			return err
+		}
+		if _, err := l.StartWorker(site, argv); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close stops the worker, the client and the server, in that order.

@@ -17,8 +17,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/storage"
 	"github.com/drover-dr/drover/drivers/storage/archive"
@@ -188,11 +188,11 @@ func newDREnv(t *testing.T) *drEnv {
 			Primary: "127.0.1.1", Secondary: "127.0.2.1", Sandbox: "127.0.3.1"}},
 		Approvers: []plan.Approver{{Name: "ops"}},
 		Gates: []plan.Gate{
-			{Name: GateStartSecondary, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour), Checklist: []string{"configure the top-of-rack switches"}},
-			{Name: GateAcceptDataLoss, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
-			{Name: GateRollback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
-			{Name: GateStartFailed, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
-			{Name: GateRecoveryStalled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateStartSecondary, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour), Checklist: []string{"configure the top-of-rack switches"}},
+			{Name: contract.GateAcceptDataLoss, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateRollback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateStartFailed, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateRecoveryStalled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 		},
 	}
 	st, err := catalog.Open(filepath.Join(dir, "store"))
@@ -219,7 +219,7 @@ func (e *drEnv) env() *testsuite.TestWorkflowEnvironment {
 	reg.RegisterProbe("cell", e.cell)
 	reg.RegisterRedirect("cell", e.cell)
 	reg.RegisterStorage("archive", e.stor)
-	env.RegisterActivity(activities.New(reg, nil))
+	env.RegisterActivity(testActivities(reg))
 	for _, wf := range []any{RestartWorkflow, VerifyWorkflow, ShutdownWorkflow, BackupWorkflow, ValidateWorkflow, DrillWorkflow, FailoverWorkflow, FailbackWorkflow} {
 		env.RegisterWorkflow(wf)
 	}
@@ -229,11 +229,11 @@ func (e *drEnv) env() *testsuite.TestWorkflowEnvironment {
 
 func (e *drEnv) approve(env *testsuite.TestWorkflowEnvironment, after time.Duration, gate string) {
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: DecisionApprove})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: contract.DecisionApprove})
 	}, after)
 }
 
-func (e *drEnv) backup(mode activities.Mode) BackupResult {
+func (e *drEnv) backup(mode contract.Mode) BackupResult {
 	env := e.env()
 	env.ExecuteWorkflow(BackupWorkflow, BackupInput{Plan: e.plan, Mode: mode})
 	require.NoError(e.t, env.GetWorkflowError())
@@ -259,15 +259,15 @@ func (e *drEnv) setValidity(id string, state catalog.ValidityState) {
 func TestBackupQuiescesCapturesAndRecordsOnePoint(t *testing.T) {
 	e := newDREnv(t)
 	full := e.backup("")
-	require.Equal(t, catalog.ModeFull, full.Point.Mode, "no full exists yet")
-	require.Equal(t, catalog.ConsistencyQuiesced, full.Point.Consistency)
+	require.Equal(t, contract.ModeFull, full.Point.Mode, "no full exists yet")
+	require.Equal(t, string(catalog.ConsistencyQuiesced), full.Point.Consistency)
 	require.Equal(t, 2, e.cell.quiesces)
 	require.Equal(t, 2, e.cell.resumes)
 	require.False(t, e.cell.quiesced["dc1/db"], "writes resumed")
 
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
 	cum := e.backup("")
-	require.Equal(t, catalog.ModeCumulative, cum.Point.Mode)
+	require.Equal(t, contract.ModeCumulative, cum.Point.Mode)
 	require.Equal(t, full.Point.ID, cum.Point.BaseID)
 	require.Len(t, e.points(), 2)
 }
@@ -359,7 +359,7 @@ func TestUnplannedFailoverRestoresRewritesStartsVerifiesRedirectsAndReports(t *t
 	pt := e.backup("").Point
 	e.setValidity(pt.ID, catalog.Valid)
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	var res FailoverResult
@@ -379,7 +379,7 @@ func TestUnplannedFailoverRestoresRewritesStartsVerifiesRedirectsAndReports(t *t
 	rep, err := report.Read(res.Report.JSON)
 	require.NoError(t, err)
 	require.Equal(t, "completed", rep.Outcome)
-	require.Equal(t, GateStartSecondary, rep.Gates[0].Name)
+	require.Equal(t, contract.GateStartSecondary, rep.Gates[0].Name)
 	require.Equal(t, "ops", rep.Gates[0].Approvals[0].Approver)
 	require.NotNil(t, rep.Verification)
 	md, err := os.ReadFile(res.Report.Markdown)
@@ -397,7 +397,7 @@ func TestFailoverRollsBackToThePreviousValidPoint(t *testing.T) {
 	e.setValidity(newer.ID, catalog.Valid)
 
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	// The newer point fails the application level at the secondary; the
 	// operator approves the rollback, and the older point verifies.
 	e.cell.failCheck["dc2/apps"] = true
@@ -405,7 +405,7 @@ func TestFailoverRollsBackToThePreviousValidPoint(t *testing.T) {
 		e.cell.mu.Lock()
 		e.cell.failCheck["dc2/apps"] = false
 		e.cell.mu.Unlock()
-		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRollback, Approver: "ops", Decision: DecisionApprove})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateRollback, Approver: "ops", Decision: contract.DecisionApprove})
 	}, 2*time.Minute)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
@@ -429,7 +429,7 @@ func TestPlannedFailoverDrainsBacksUpAndStopsPrimaryInReverse(t *testing.T) {
 	e := newDREnv(t)
 	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, Planned: true})
 	require.NoError(t, env.GetWorkflowError())
 	var res FailoverResult
@@ -447,7 +447,7 @@ func TestFailoverAsksToAcceptDataLossWhenThePointIsOlderThanTheRPO(t *testing.T)
 	e.setValidity(pt.ID, catalog.Valid)
 	env := e.env()
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalApprove, Approval{Gate: GateAcceptDataLoss, Approver: "ops", Decision: DecisionReject, Comment: "wait for the primary"})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateAcceptDataLoss, Approver: "ops", Decision: contract.DecisionReject, Comment: "wait for the primary"})
 	}, time.Minute)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, DeclaredAt: time.Now().Add(3 * time.Hour)})
 	err := env.GetWorkflowError()
@@ -461,7 +461,7 @@ func TestFailbackReturnsTheCellToThePrimary(t *testing.T) {
 	pt := e.backup("").Point
 	e.setValidity(pt.ID, catalog.Valid)
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	// Work done at the secondary while it was live.
@@ -491,7 +491,7 @@ func TestRPOMonitorReportsABreachWhenNoNewPointArrives(t *testing.T) {
 	env := e.env()
 	var seen []RPOStatus
 	query := func() {
-		v, err := env.QueryWorkflow(QueryRPO)
+		v, err := env.QueryWorkflow(contract.QueryRPO)
 		require.NoError(t, err)
 		var st RPOStatus
 		require.NoError(t, v.Get(&st))
@@ -503,9 +503,9 @@ func TestRPOMonitorReportsABreachWhenNoNewPointArrives(t *testing.T) {
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, env.GetWorkflowError(), &can, "the monitor continues as new to keep its history small")
 	require.Len(t, seen, 2)
-	require.Equal(t, RPOOk, seen[0].Status)
+	require.Equal(t, contract.RPOOk, seen[0].Status)
 	require.Equal(t, pt.ID, seen[0].PointID)
-	require.Equal(t, RPOBreached, seen[1].Status, "an hour's RPO is breached 95 minutes after the only point")
+	require.Equal(t, contract.RPOBreached, seen[1].Status, "an hour's RPO is breached 95 minutes after the only point")
 	require.Equal(t, 1, seen[1].Breaches)
 	require.Greater(t, seen[1].Age, time.Hour)
 }
@@ -524,10 +524,10 @@ func TestFailoverRefusesAPlanThatIsNotEnabledUnlessForcedAtAGate(t *testing.T) {
 	require.ErrorContains(t, env.GetWorkflowError(), `no gate "plan-not-enabled"`)
 	require.Empty(t, e.cell.starts)
 
-	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: GatePlanNotEnabled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: contract.GatePlanNotEnabled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
 	env = e.env()
-	e.approve(env, time.Minute, GatePlanNotEnabled)
-	e.approve(env, 2*time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GatePlanNotEnabled)
+	e.approve(env, 2*time.Minute, contract.GateStartSecondary)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, "dc2", e.cell.pointsAt)
@@ -574,7 +574,7 @@ func TestCancelledFailoverStopsAtASafePointAndReportsSiteStates(t *testing.T) {
 }
 
 // validBackup takes a point and records it valid, as a validation would.
-func (e *drEnv) validBackup(mode activities.Mode) catalog.Point {
+func (e *drEnv) validBackup(mode contract.Mode) contract.Point {
 	pt := e.backup(mode).Point
 	e.setValidity(pt.ID, catalog.Valid)
 	return pt
@@ -614,8 +614,8 @@ func TestFailoverRollsBackWhenRestoreFindsThePointDamaged(t *testing.T) {
 	e.damagePoint(newer.ID)
 
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
-	e.approve(env, 2*time.Minute, GateRollback)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	e.approve(env, 2*time.Minute, contract.GateRollback)
 	res := e.failover(env)
 	require.Equal(t, older.ID, res.Point.ID)
 
@@ -635,7 +635,7 @@ func TestFailoverRollsBackWhenRestoreFindsThePointDamaged(t *testing.T) {
 	for _, g := range rep.Gates {
 		gates = append(gates, g.Name+"="+g.Outcome)
 	}
-	require.Equal(t, []string{GateStartSecondary + "=approve", GateRollback + "=approve"}, gates)
+	require.Equal(t, []string{contract.GateStartSecondary + "=approve", contract.GateRollback + "=approve"}, gates)
 }
 
 func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T) {
@@ -645,9 +645,9 @@ func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T
 	e.damagePoint(newer.ID)
 
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRollback, Approver: "ops", Decision: DecisionReject})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateRollback, Approver: "ops", Decision: contract.DecisionReject})
 	}, 2*time.Minute)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	err := env.GetWorkflowError()
@@ -661,11 +661,11 @@ func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T
 
 func TestFailoverPassesOverCumulativePointsOfADamagedFull(t *testing.T) {
 	e := newDREnv(t)
-	oldFull := e.validBackup(activities.ModeFull)
+	oldFull := e.validBackup(contract.ModeFull)
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
-	full := e.backup(activities.ModeFull).Point
+	full := e.backup(contract.ModeFull).Point
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\norder-3\n")
-	cum := e.backup(activities.ModeCumulative).Point
+	cum := e.backup(contract.ModeCumulative).Point
 	require.Equal(t, full.ID, cum.BaseID)
 	// Validated only now: until then the old full is the newest valid
 	// point, which retention keeps.
@@ -675,8 +675,8 @@ func TestFailoverPassesOverCumulativePointsOfADamagedFull(t *testing.T) {
 	e.damagePoint(full.ID)
 
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
-	e.approve(env, 2*time.Minute, GateRollback)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	e.approve(env, 2*time.Minute, contract.GateRollback)
 	res := e.failover(env)
 	require.Equal(t, oldFull.ID, res.Point.ID, "the rollback skips every point that needs the damaged full")
 
@@ -711,7 +711,7 @@ func (e *drEnv) recoveryStalls() {
 
 func (e *drEnv) decide(env *testsuite.TestWorkflowEnvironment, after time.Duration, gate, decision string) {
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: decision})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: decision})
 	}, after)
 }
 
@@ -720,8 +720,8 @@ func TestStalledRecoveryOpensAGateAndSkipIsReported(t *testing.T) {
 	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
-	e.decide(env, 10*time.Minute, GateRecoveryStalled, DecisionSkip)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	e.decide(env, 10*time.Minute, contract.GateRecoveryStalled, contract.DecisionSkip)
 	res := e.failover(env)
 	require.Equal(t, "dc2", e.cell.pointsAt, "traffic redirected after the skip")
 	rep, err := report.Read(res.Report.JSON)
@@ -734,7 +734,7 @@ func TestStalledRecoveryOpensAGateAndSkipIsReported(t *testing.T) {
 	}
 	require.Len(t, skipped, 1)
 	require.Contains(t, skipped[0], "inflight failed at dc2")
-	require.Contains(t, skipped[0], "skipped at gate "+GateRecoveryStalled)
+	require.Contains(t, skipped[0], "skipped at gate "+contract.GateRecoveryStalled)
 }
 
 func TestStalledRecoveryRetriedPassesOnceTheCellRecovers(t *testing.T) {
@@ -742,12 +742,12 @@ func TestStalledRecoveryRetriedPassesOnceTheCellRecovers(t *testing.T) {
 	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.RegisterDelayedCallback(func() {
 		e.cell.mu.Lock()
 		e.cell.failCheck["dc2/inflight"] = false
 		e.cell.mu.Unlock()
-		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRecoveryStalled, Approver: "ops", Decision: DecisionRetry})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateRecoveryStalled, Approver: "ops", Decision: contract.DecisionRetry})
 	}, 10*time.Minute)
 	e.failover(env)
 	require.Equal(t, "dc2", e.cell.pointsAt)
@@ -758,8 +758,8 @@ func TestStalledRecoveryAbortedFailsBeforeTheRedirect(t *testing.T) {
 	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
-	e.decide(env, 10*time.Minute, GateRecoveryStalled, DecisionAbort)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	e.decide(env, 10*time.Minute, contract.GateRecoveryStalled, contract.DecisionAbort)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	err := env.GetWorkflowError()
 	require.Error(t, err)

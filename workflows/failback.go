@@ -7,7 +7,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
@@ -19,11 +19,11 @@ type FailbackInput struct {
 
 // FailbackResult is what the failback did.
 type FailbackResult struct {
-	Point      activities.Point       `json:"point"`
-	Verify     VerifyResult           `json:"verify"`
-	RTO        report.Objective       `json:"rto"`
-	Redirected time.Time              `json:"redirected,omitzero"`
-	Report     activities.ReportPaths `json:"report"`
+	Point      contract.Point       `json:"point"`
+	Verify     VerifyResult         `json:"verify"`
+	RTO        report.Objective     `json:"rto"`
+	Redirected time.Time            `json:"redirected,omitzero"`
+	Report     contract.ReportPaths `json:"report"`
 }
 
 // FailbackWorkflow is the BPM seed's 4.4: the primary is back. After the
@@ -33,7 +33,7 @@ type FailbackResult struct {
 // committed at the secondary is lost: the backup is taken of the stopped
 // cell.
 func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResult, err error) {
-	r, err := newRun(ctx, KindFailback, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindFailback, in.Plan.Name)
 	if err != nil {
 		return res, err
 	}
@@ -61,7 +61,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	// People approve the switch first: it stops the live site. Then drain,
 	// stop the secondary in reverse order, and back up the stopped cell, so
 	// the point holds everything committed there.
-	if err := f.gate(ctx, GateFailback, fmt.Sprintf("stop %s and move the cell back to %s", secondary.Site.Name, primary.Site.Name), false); err != nil {
+	if err := f.gate(ctx, contract.GateFailback, fmt.Sprintf("stop %s and move the cell back to %s", secondary.Site.Name, primary.Site.Name), false); err != nil {
 		return res, err
 	}
 	drain(ctx, r, p, secondary)
@@ -73,11 +73,11 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	st.set("secondary", p.Sites.Secondary, "stopped in reverse order")
 	r.phase(ctx, "backup-secondary")
 	step := r.begin(ctx, "backup of "+secondary.Site.Name)
-	opts := r.childOptions(ctx, id+"/backup-secondary", KindBackup)
+	opts := r.childOptions(ctx, id+"/backup-secondary", contract.KindBackup)
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	var bk BackupResult
 	if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
-		Plan: *p, Site: &secondary, Mode: activities.ModeFull, Reason: "failback", Cold: true,
+		Plan: *p, Site: &secondary, Mode: contract.ModeFull, Reason: "failback", Cold: true,
 	}).Get(ctx, &bk); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, fmt.Errorf("backup of the secondary: %w", err)

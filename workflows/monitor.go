@@ -6,19 +6,8 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
-)
-
-// QueryRPO answers the monitor's RPOStatus.
-const QueryRPO = "rpo"
-
-// RPO states, the values of DroverRPOStatus.
-const (
-	RPOOk       = "ok"
-	RPOBreached = "breached"
-	RPONoPoint  = "no-valid-point"
-	RPOUnknown  = "unknown"
 )
 
 // MonitorInput configures the RPO monitor; the state fields carry over
@@ -47,9 +36,6 @@ type RPOStatus struct {
 	Error         string    `json:"error,omitempty"`
 }
 
-// MonitorID is the one RPO monitor of a plan.
-func MonitorID(planName string) string { return "drover/" + planName + "/rpo-monitor" }
-
 func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
 	if d > 0 {
 		return d
@@ -62,13 +48,13 @@ func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
 // DroverRPOStatus up to date for the Web UI, and logs an alert when the RPO
 // is breached. It continues as new to keep its history small.
 func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
-	r, err := newRun(ctx, KindMonitor, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindMonitor, in.Plan.Name)
 	if err != nil {
 		return err
 	}
 	st := in.Last
 	st.RPO = in.Plan.RPO.D()
-	if err := workflow.SetQueryHandler(ctx, QueryRPO, func() (RPOStatus, error) { return st, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryRPO, func() (RPOStatus, error) { return st, nil }); err != nil {
 		return err
 	}
 	checks := in.ChecksPerRun
@@ -80,26 +66,26 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 	log := workflow.GetLogger(ctx)
 	r.phase(ctx, "monitoring")
 	for i := 0; i < checks; i++ {
-		var stats activities.StatsResult
-		err := workflow.ExecuteActivity(shortOptions(ctx, time.Minute, 3), a.PointStats, store).Get(ctx, &stats)
+		var stats contract.StatsResult
+		err := r.act(shortOptions(ctx, time.Minute, 3), store.At, contract.PointStats, store).Get(ctx, &stats)
 		now := workflow.Now(ctx)
 		prev := st.Status
 		st.CheckedAt, st.Error = now, ""
 		switch {
 		case err != nil:
-			st.Status, st.Error = RPOUnknown, rootMessage(err)
+			st.Status, st.Error = contract.RPOUnknown, rootMessage(err)
 		case stats.NewestValid == nil:
-			st.Status, st.PointID, st.Captured, st.Age = RPONoPoint, "", time.Time{}, 0
+			st.Status, st.PointID, st.Captured, st.Age = contract.RPONoPoint, "", time.Time{}, 0
 		default:
 			st.PointID, st.Captured = stats.NewestValid.ID, stats.NewestValid.Instant
 			st.Age = now.Sub(st.Captured)
-			st.Status = RPOOk
+			st.Status = contract.RPOOk
 			if st.Age > st.RPO {
-				st.Status = RPOBreached
+				st.Status = contract.RPOBreached
 			}
 		}
-		breach := st.Status == RPOBreached || st.Status == RPONoPoint
-		if breach && (prev != RPOBreached && prev != RPONoPoint) {
+		breach := st.Status == contract.RPOBreached || st.Status == contract.RPONoPoint
+		if breach && (prev != contract.RPOBreached && prev != contract.RPONoPoint) {
 			st.BreachedSince = now
 			st.Breaches++
 		}

@@ -1,0 +1,61 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/drover-dr/drover/contract"
+)
+
+// PollerFreshness is how recently a worker must have polled a queue to
+// count as alive. An idle worker's long poll lasts about a minute before it
+// polls again, so a shorter window would miss live workers; a worker that
+// died since is caught by the step's schedule-to-start timeout instead.
+const PollerFreshness = 90 * time.Second
+
+// WorkerLister says which workers recently polled a task queue for
+// activities.
+type WorkerLister interface {
+	Workers(ctx context.Context, queue string) ([]string, error)
+}
+
+// TemporalWorkers lists a queue's workers from Temporal's DescribeTaskQueue.
+func TemporalWorkers(c client.Client) WorkerLister { return temporalWorkers{c} }
+
+type temporalWorkers struct{ c client.Client }
+
+func (t temporalWorkers) Workers(ctx context.Context, queue string) ([]string, error) {
+	resp, err := t.c.DescribeTaskQueue(ctx, queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range resp.GetPollers() {
+		if seen := p.GetLastAccessTime(); seen != nil && time.Since(seen.AsTime()) <= PollerFreshness {
+			out = append(out, p.GetIdentity())
+		}
+	}
+	return out, nil
+}
+
+// SiteWorkers says which workers poll the queue a step placed at the site
+// would go to. It runs on the orchestrator: a site whose workers are gone
+// cannot answer for itself.
+func (a *Activities) SiteWorkers(ctx context.Context, in contract.SiteWorkersInput) (contract.SiteWorkersResult, error) {
+	queue := contract.Queue(in.Placement)
+	res := contract.SiteWorkersResult{Queue: queue}
+	if a.Workers == nil {
+		return res, temporal.NewNonRetryableApplicationError("this worker cannot list task queue pollers (it is not the orchestrator)", contract.ErrTypeBadSettings, nil)
+	}
+	workers, err := a.Workers.Workers(ctx, queue)
+	if err != nil {
+		return res, fmt.Errorf("describe task queue %s: %w", queue, err)
+	}
+	res.Workers = workers
+	return res, nil
+}
