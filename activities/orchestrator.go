@@ -12,11 +12,13 @@ import (
 	"github.com/drover-dr/drover/contract"
 )
 
-// PollerFreshness is how recently a worker must have polled a queue to
-// count as alive. An idle worker's long poll lasts about a minute before it
-// polls again, so a shorter window would miss live workers; a worker that
-// died since is caught by the step's schedule-to-start timeout instead.
-const PollerFreshness = 90 * time.Second
+// DefaultPollerFreshness is how recently a worker must have polled a queue
+// to count as alive, on a server with the default long poll: an idle
+// worker's poll lasts about a minute before it polls again, so a shorter
+// window would miss live workers. A worker that died since is caught by the
+// step's schedule-to-start timeout instead. Servers with a shorter long
+// poll allow a shorter window.
+const DefaultPollerFreshness = 90 * time.Second
 
 // WorkerLister says which workers recently polled a task queue for
 // activities.
@@ -24,10 +26,19 @@ type WorkerLister interface {
 	Workers(ctx context.Context, queue string) ([]string, error)
 }
 
-// TemporalWorkers lists a queue's workers from Temporal's DescribeTaskQueue.
-func TemporalWorkers(c client.Client) WorkerLister { return temporalWorkers{c} }
+// TemporalWorkers lists a queue's workers from Temporal's DescribeTaskQueue:
+// those that polled within freshness (DefaultPollerFreshness when 0).
+func TemporalWorkers(c client.Client, freshness time.Duration) WorkerLister {
+	if freshness <= 0 {
+		freshness = DefaultPollerFreshness
+	}
+	return temporalWorkers{c, freshness}
+}
 
-type temporalWorkers struct{ c client.Client }
+type temporalWorkers struct {
+	c         client.Client
+	freshness time.Duration
+}
 
 func (t temporalWorkers) Workers(ctx context.Context, queue string) ([]string, error) {
 	resp, err := t.c.DescribeTaskQueue(ctx, queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
@@ -36,7 +47,7 @@ func (t temporalWorkers) Workers(ctx context.Context, queue string) ([]string, e
 	}
 	var out []string
 	for _, p := range resp.GetPollers() {
-		if seen := p.GetLastAccessTime(); seen != nil && time.Since(seen.AsTime()) <= PollerFreshness {
+		if seen := p.GetLastAccessTime(); seen != nil && time.Since(seen.AsTime()) <= t.freshness {
 			out = append(out, p.GetIdentity())
 		}
 	}

@@ -54,7 +54,8 @@ func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error)
 		return nil, err
 	}
 	s.client = c
-	w, err := worker.New(c, worker.Options{Orchestrator: true, Sites: o.Sites, Registry: builtin.Registry(log), Logger: log})
+	w, err := worker.New(c, worker.Options{Orchestrator: true, Sites: o.Sites, Registry: builtin.Registry(log), Logger: log,
+		PollerFreshness: devserver.PollerFreshness})
 	if err != nil {
 		s.Close()
 		return nil, err

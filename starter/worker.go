@@ -5,10 +5,12 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/plan"
@@ -21,6 +23,7 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 	var sites []string
 	var host, planFile string
 	var orchestrator bool
+	var freshness time.Duration
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a drover worker: the orchestrator, or the worker of a site",
@@ -47,7 +50,8 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 			}
 			defer c.Close()
 			log := g.Logger()
-			grp, err := worker.New(c, worker.Options{Orchestrator: orchestrator, Sites: places, Registry: builtin.Registry(log), Logger: log})
+			grp, err := worker.New(c, worker.Options{Orchestrator: orchestrator, Sites: places, Registry: builtin.Registry(log), Logger: log,
+				PollerFreshness: freshness})
 			if err != nil {
 				return err
 			}
@@ -70,6 +74,8 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&host, "host", "", "with one --site: serve the steps placed on this host of the site")
 	cmd.Flags().StringVar(&planFile, "plan", "", "serve the orchestrator and every site of this plan in one process")
 	cmd.Flags().BoolVar(&orchestrator, "orchestrator", false, "also run the orchestrator (implied without --site)")
+	cmd.Flags().DurationVar(&freshness, "poller-freshness", activities.DefaultPollerFreshness,
+		"orchestrator: a site's worker counts as alive if it polled within this (keep it above the server's long poll, matching.longPollExpirationInterval)")
 	return cmd
 }
 

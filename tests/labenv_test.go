@@ -132,7 +132,8 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 	if o.siteWorkers {
 		places = nil
 	}
-	w, err := worker.New(e.c, worker.Options{Orchestrator: true, Sites: places, Registry: builtin.Registry(e.log), Logger: e.log})
+	w, err := worker.New(e.c, worker.Options{Orchestrator: true, Sites: places, Registry: builtin.Registry(e.log), Logger: e.log,
+		PollerFreshness: devserver.PollerFreshness})
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
 	e.worker = w

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -38,6 +39,9 @@ type Options struct {
 	Interceptors []interceptor.WorkerInterceptor
 	// ActivityPollers, when set, is the number of activity pollers per queue.
 	ActivityPollers int
+	// PollerFreshness is how recently a site's worker must have polled to
+	// count as alive (activities.DefaultPollerFreshness when 0).
+	PollerFreshness time.Duration
 }
 
 // Group is the SDK workers of one process, started and stopped together.
@@ -106,7 +110,7 @@ func New(c client.Client, opts Options) (*Group, error) {
 	}
 	if opts.Orchestrator {
 		add(contract.OrchestratorQueue, func(w sdkworker.Worker, acts *activities.Activities) {
-			acts.Workers = activities.TemporalWorkers(c)
+			acts.Workers = activities.TemporalWorkers(c, opts.PollerFreshness)
 			RegisterWorkflows(w)
 			registerActivities(w, acts, contract.OrchestratorActivities)
 		})

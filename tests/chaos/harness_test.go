@@ -28,6 +28,7 @@ import (
 
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
+	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab"
@@ -374,7 +375,9 @@ func (h *harness) restartWorker() error {
 	h.workerMu.Lock()
 	defer h.workerMu.Unlock()
 	h.nWorkers++
-	p, err := h.spawnNoT(fmt.Sprintf("worker-%d", h.nWorkers), "worker")
+	// One worker process plays the orchestrator and every site of the
+	// plan: killing it kills them all, as the scenarios expect.
+	p, err := h.spawnNoT(fmt.Sprintf("worker-%d", h.nWorkers), "worker", "--plan", h.planPath, "--poller-freshness", devserver.PollerFreshness.String())
 	if err != nil {
 		return err
 	}
