@@ -827,7 +827,7 @@ func rtoResetSecondary(ctx context.Context, l *lab.Lab, p *plan.Plan) error {
 }
 
 func rtoRunFailover(ctx context.Context, st *stack, rec *rtoRecorder, p *plan.Plan, tiers []plan.Tier, pointID string) (rtoFailover, error) {
-	id := switchoverID(p.Name)
+	id := contract.SwitchoverID(p.Name)
 	rec.take(id) // spans of an earlier round
 	begin := time.Now()
 	run, err := startRun(ctx, st.client, id, p.Name, contract.KindFailover, workflows.FailoverWorkflow,

@@ -97,13 +97,13 @@ func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
 	site := contract.SiteRef{Role: "primary", Site: *p.Sites.Primary}
 	stamp := time.Now().UTC().Format("20060102T150405")
 	var up workflows.BringUpResult
-	upID := fmt.Sprintf("drover/%s/bringup/%s", p.Name, stamp)
+	upID := contract.BringUpID(p.Name, stamp)
 	runErr := runWorkflow(ctx, st.client, upID, p.Name, contract.KindBringUp, workflows.BringUpWorkflow,
 		workflows.BringUpInput{Plan: *p, Site: site}, &up)
 	printBringUp(out, up)
 
 	// Always stop what the demo started, also when the bring-up failed.
-	downID := fmt.Sprintf("drover/%s/shutdown/%s", p.Name, stamp)
+	downID := contract.ShutdownID(p.Name, stamp)
 	var down workflows.ShutdownResult
 	downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()

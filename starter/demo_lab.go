@@ -192,7 +192,7 @@ func (d *demoStory) enable(ctx context.Context) error {
 	if _, err := st.Transition(d.p.Name, catalog.StateEnabled, "primary", "backup schedule", now); err != nil {
 		return err
 	}
-	d.say("plan %s enabled: RPO monitor %s; backup schedule %s every %s (%s)", d.p.Name, contract.MonitorID(d.p.Name), backupScheduleID(d.p.Name), interval, why)
+	d.say("plan %s enabled: RPO monitor %s; backup schedule %s every %s (%s)", d.p.Name, contract.MonitorID(d.p.Name), contract.BackupScheduleID(d.p.Name), interval, why)
 	return nil
 }
 
@@ -240,7 +240,7 @@ func (d *demoStory) backups(ctx context.Context) error {
 	}
 	newest := pts[len(pts)-1]
 	var res workflows.ValidateResult
-	id := fmt.Sprintf("drover/%s/validate/%s", d.p.Name, newest.ID)
+	id := contract.ValidateID(d.p.Name, newest.ID)
 	if err := runWorkflow(ctx, d.st.client, id, d.p.Name, contract.KindValidate, workflows.ValidateWorkflow,
 		workflows.ValidateInput{Plan: *d.p, PointID: newest.ID}, &res); err != nil {
 		return err
@@ -258,7 +258,7 @@ func (d *demoStory) triggerBackup(ctx context.Context) (catalog.Point, error) {
 	if err != nil {
 		return catalog.Point{}, err
 	}
-	if err := d.st.client.ScheduleClient().GetHandle(ctx, backupScheduleID(d.p.Name)).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+	if err := d.st.client.ScheduleClient().GetHandle(ctx, contract.BackupScheduleID(d.p.Name)).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
 		return catalog.Point{}, fmt.Errorf("trigger the backup schedule: %w", err)
 	}
 	deadline := time.Now().Add(90 * time.Second)
@@ -343,7 +343,7 @@ func (d *demoStory) failover(ctx context.Context) error {
 	wg.Wait()
 	d.say("DISASTER at dc1 (%s): every server and dc1's drover worker killed, its data root unreachable; load: %s", declared.Format("15:04:05.000"), rep.String())
 
-	id := switchoverID(d.p.Name)
+	id := contract.SwitchoverID(d.p.Name)
 	run, err := startRun(ctx, d.st.client, id, d.p.Name, contract.KindFailover, workflows.FailoverWorkflow,
 		workflows.FailoverInput{Plan: *d.p, DeclaredAt: declared})
 	if err != nil {
@@ -399,7 +399,7 @@ func (d *demoStory) failback(ctx context.Context) error {
 	wg.Wait()
 	d.say("orders at dc2 meanwhile: %s", rep.String())
 
-	id := switchoverID(d.p.Name)
+	id := contract.SwitchoverID(d.p.Name)
 	run, err := startRun(ctx, d.st.client, id, d.p.Name, contract.KindFailback, workflows.FailbackWorkflow, workflows.FailbackInput{Plan: *d.p})
 	if err != nil {
 		return err

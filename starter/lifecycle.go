@@ -27,9 +27,6 @@ import (
 	"github.com/drover-dr/drover/workflows"
 )
 
-func backupScheduleID(planName string) string   { return "drover/" + planName + "/backup-schedule" }
-func validateScheduleID(planName string) string { return "drover/" + planName + "/validate-schedule" }
-
 // scheduleMargin multiplies the longest recent backup: the interval leaves
 // room for a backup twice as slow as any seen lately.
 const scheduleMargin = 2
@@ -141,10 +138,10 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 	}
 	in := workflows.BackupInput{Plan: *p, Reason: "scheduled", Validate: p.Storage.Schedule.Validate == "every"}
 	err = ensureSchedule(ctx, c, client.ScheduleOptions{
-		ID:   backupScheduleID(p.Name),
+		ID:   contract.BackupScheduleID(p.Name),
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}},
 		Action: &client.ScheduleWorkflowAction{
-			ID: "drover/" + p.Name + "/backup", Workflow: workflows.BackupWorkflow, Args: []any{in},
+			ID: contract.BackupScheduleRunID(p.Name), Workflow: workflows.BackupWorkflow, Args: []any{in},
 			TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindBackup),
 		},
 		// A backup still running when the next is due is not doubled up.
@@ -155,10 +152,10 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 	}
 	if p.Storage.Schedule.Validate == "daily" && p.Sites.Sandbox != nil {
 		err = ensureSchedule(ctx, c, client.ScheduleOptions{
-			ID:   validateScheduleID(p.Name),
+			ID:   contract.ValidateScheduleID(p.Name),
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
 			Action: &client.ScheduleWorkflowAction{
-				ID: "drover/" + p.Name + "/validate", Workflow: workflows.ValidateWorkflow, Args: []any{workflows.ValidateInput{Plan: *p}},
+				ID: contract.ValidateScheduleRunID(p.Name), Workflow: workflows.ValidateWorkflow, Args: []any{workflows.ValidateInput{Plan: *p}},
 				TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindValidate),
 			},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
@@ -304,7 +301,7 @@ func newPlanDisableCmd(g *Globals) *cobra.Command {
 			}
 			defer c.Close()
 			var errs []error
-			for _, id := range []string{backupScheduleID(p.Name), validateScheduleID(p.Name)} {
+			for _, id := range []string{contract.BackupScheduleID(p.Name), contract.ValidateScheduleID(p.Name)} {
 				if err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx); err != nil && !isNotFound(err) {
 					errs = append(errs, fmt.Errorf("delete schedule %s: %w", id, err))
 				}
@@ -349,8 +346,8 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 			out := planStatus{Plan: p.Name, Lifecycle: lc}
 			if c, err := g.Dial(); err == nil {
 				defer c.Close()
-				if d, err := c.ScheduleClient().GetHandle(ctx, backupScheduleID(p.Name)).Describe(ctx); err == nil {
-					out.Schedule = backupScheduleID(p.Name)
+				if d, err := c.ScheduleClient().GetHandle(ctx, contract.BackupScheduleID(p.Name)).Describe(ctx); err == nil {
+					out.Schedule = contract.BackupScheduleID(p.Name)
 					out.Paused = d.Schedule.State.Paused
 					if !out.Paused {
 						out.NextRuns = d.Info.NextActionTimes
@@ -406,7 +403,7 @@ func newBackupScheduleCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.Stdout, "schedule %s: a backup every %s (%s), overlapping runs skipped\n", backupScheduleID(p.Name), interval, why)
+			fmt.Fprintf(g.Stdout, "schedule %s: a backup every %s (%s), overlapping runs skipped\n", contract.BackupScheduleID(p.Name), interval, why)
 			return nil
 		},
 	}

@@ -23,7 +23,7 @@ func newPointsValidateCmd(g *Globals) *cobra.Command {
 			var res workflows.ValidateResult
 			err := runFromPlan(cmd.Context(), g, f, runSpec{
 				kind: contract.KindValidate,
-				id:   func(p *plan.Plan) string { return fmt.Sprintf("drover/%s/validate/%s", p.Name, point) },
+				id:   func(p *plan.Plan) string { return contract.ValidateID(p.Name, point) },
 				wf:   workflows.ValidateWorkflow,
 				input: func(p *plan.Plan) (any, error) {
 					if p.Sites.Sandbox == nil {

@@ -31,11 +31,6 @@ func init() {
 	register(newStatusCmd)
 }
 
-// Workflow ids derive from the plan, so the server itself refuses a second
-// failover or failback of one plan while one runs.
-func switchoverID(planName string) string { return "drover/" + planName + "/switchover" }
-func drillID(planName string) string      { return "drover/" + planName + "/drill" }
-
 // runFlags are shared by commands that start a run.
 type runFlags struct {
 	plan  string
@@ -218,7 +213,7 @@ func runFromPlan(ctx context.Context, g *Globals, f runFlags, spec runSpec) erro
 	return finishRun(ctx, g, c, run, f.watch, spec.result)
 }
 
-func switchoverOf(p *plan.Plan) string { return switchoverID(p.Name) }
+func switchoverOf(p *plan.Plan) string { return contract.SwitchoverID(p.Name) }
 
 func newFailoverCmd(g *Globals) *cobra.Command {
 	var f runFlags
@@ -238,7 +233,7 @@ func newFailoverCmd(g *Globals) *cobra.Command {
 					return workflows.FailoverInput{Plan: *p, Planned: planned, PointID: point}, nil
 				},
 				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
-					if running(ctx, c, drillID(p.Name)) {
+					if running(ctx, c, contract.DrillID(p.Name)) {
 						g.Logger().Warn("a drill of this plan is running; it uses the sandbox only and goes on")
 					}
 					return nil
@@ -281,7 +276,7 @@ func newDrillCmd(g *Globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runFromPlan(cmd.Context(), g, f, runSpec{
-				kind: contract.KindDrill, id: func(p *plan.Plan) string { return drillID(p.Name) }, wf: workflows.DrillWorkflow,
+				kind: contract.KindDrill, id: func(p *plan.Plan) string { return contract.DrillID(p.Name) }, wf: workflows.DrillWorkflow,
 				input: func(p *plan.Plan) (any, error) {
 					if p.Sites.Sandbox == nil {
 						return nil, BadInputf("%s: sites.sandbox: a drill needs an isolated sandbox site", f.plan)
@@ -289,8 +284,8 @@ func newDrillCmd(g *Globals) *cobra.Command {
 					return workflows.DrillInput{Plan: *p, PointID: point}, nil
 				},
 				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
-					if running(ctx, c, switchoverID(p.Name)) {
-						return BadInputf("drill of plan %s refused: a failover or failback (%s) is running", p.Name, switchoverID(p.Name))
+					if running(ctx, c, contract.SwitchoverID(p.Name)) {
+						return BadInputf("drill of plan %s refused: a failover or failback (%s) is running", p.Name, contract.SwitchoverID(p.Name))
 					}
 					return nil
 				},
@@ -325,7 +320,7 @@ func newBackupCmd(g *Globals) *cobra.Command {
 			if full {
 				in.Mode = contract.ModeFull
 			}
-			id := fmt.Sprintf("drover/%s/backup/%s", p.Name, time.Now().UTC().Format("20060102T150405.000"))
+			id := contract.BackupID(p.Name, time.Now().UTC().Format("20060102T150405.000"))
 			r, err := startRun(cmd.Context(), c, id, p.Name, contract.KindBackup, workflows.BackupWorkflow, in)
 			if err != nil {
 				return err

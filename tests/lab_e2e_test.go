@@ -14,7 +14,6 @@ import (
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/report"
-	"github.com/drover-dr/drover/starter"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -38,7 +37,7 @@ func TestPlannedFailoverLosesNothing(t *testing.T) {
 	older := e.backup(ctx, e.p, contract.ModeFull, "before")
 	time.Sleep(2 * time.Second)
 
-	id := starter.SwitchoverID(e.p.Name)
+	id := contract.SwitchoverID(e.p.Name)
 	run, err := e.start(ctx, id, contract.KindFailover, workflows.FailoverWorkflow,
 		workflows.FailoverInput{Plan: *e.p, Planned: true})
 	require.NoError(t, err)
@@ -122,7 +121,7 @@ func TestDrillLeavesPrimaryUntouched(t *testing.T) {
 	time.Sleep(time.Second)
 
 	var res workflows.DrillResult
-	id := starter.DrillID(e.p.Name)
+	id := contract.DrillID(e.p.Name)
 	begin := time.Now()
 	err := e.run(ctx, id, contract.KindDrill, workflows.DrillWorkflow, workflows.DrillInput{Plan: *e.p}, &res)
 	took := time.Since(begin)

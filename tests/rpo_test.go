@@ -15,7 +15,6 @@ import (
 
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
-	"github.com/drover-dr/drover/starter"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -44,7 +43,7 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	// The schedule is paused, then runs once on demand (as `temporal
 	// schedule trigger` does), and never again.
 	ld := e.startLoad(10)
-	sched := e.c.ScheduleClient().GetHandle(ctx, starter.BackupScheduleID(e.p.Name))
+	sched := e.c.ScheduleClient().GetHandle(ctx, contract.BackupScheduleID(e.p.Name))
 	require.NoError(t, sched.Pause(ctx, client.SchedulePauseOptions{Note: "end-to-end test: let the RPO lapse"}))
 	desc, err := sched.Describe(ctx)
 	require.NoError(t, err)

@@ -398,7 +398,7 @@ func abandon(ctx workflow.Context, r *run, store contract.StoreRef, id string, s
 // startValidation starts a validation run for a new point and does not wait:
 // the point is recorded; its validity follows.
 func startValidation(ctx workflow.Context, r *run, p plan.Plan, pointID string) string {
-	id := fmt.Sprintf("drover/%s/validate/%s", p.Name, pointID)
+	id := contract.ValidateID(p.Name, pointID)
 	opts := r.childOptions(ctx, id, contract.KindValidate)
 	opts.ParentClosePolicy = 2 // abandon: the validation outlives the backup
 	cctx := workflow.WithChildOptions(ctx, opts)
