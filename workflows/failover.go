@@ -541,6 +541,7 @@ func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRe
 	}
 	r.phase(ctx, "redirect")
 	step := r.begin(ctx, "redirect traffic to "+site.Site.Name)
+	r.placeStep(step, siteAt(site))
 	var rr contract.RedirectResult
 	// Run at the site traffic goes to: it is the one that must be alive.
 	if err := r.act(shortOptions(ctx, 5*time.Minute, 5), siteAt(site), contract.Redirect, contract.RedirectInput{
@@ -549,6 +550,7 @@ func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRe
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return fmt.Errorf("redirect to %s: %w", site.Site.Name, err)
 	}
+	r.ranAt(step, rr.Ran)
 	detail := "traffic points at " + rr.Current
 	if c := p.Redirect.Check; c != nil {
 		checks := runChecks(ctx, r, VerifyInput{Plan: *p, Site: site}, "redirect", []plan.DriverCheck{*c})

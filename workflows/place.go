@@ -236,3 +236,8 @@ func (r *run) ranAt(i int, ran contract.Ran) {
 		s.Worker = ran.Worker
 	}
 }
+
+// placeStep records where a step acts, before it runs.
+func (r *run) placeStep(i int, where contract.Placement) {
+	r.status.Steps[i].Site, r.status.Steps[i].Host = where.Site, where.Host
+}

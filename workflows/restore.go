@@ -64,6 +64,7 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 	if len(p.Environment) > 0 {
 		r.phase(ctx, "environment")
 		step := r.begin(ctx, "apply environment changes")
+		r.placeStep(step, siteAt(target))
 		var rws []contract.RewriteResult
 		if err := r.act(shortOptions(ctx, 10*time.Minute, 3), siteAt(target), contract.ApplyEnvironment, contract.EnvironmentInput{
 			Site: target, FromRole: fromRole, Rewrites: p.Environment,
@@ -103,6 +104,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	var res BringUpResult
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+site.Site.Name)
+	r.placeStep(step, siteAt(site))
 	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", contract.KindRestart))
 	r.status.Child = idPrefix + "/restart"
 	defer func() { r.status.Child = "" }()
@@ -114,6 +116,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 
 	r.phase(ctx, "verify")
 	step = r.begin(ctx, "verify "+site.Site.Name)
+	r.placeStep(step, siteAt(site))
 	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/verify", contract.KindVerify))
 	if err := workflow.ExecuteChildWorkflow(cctx, VerifyWorkflow, VerifyInput{Plan: *p, Site: site}).Get(ctx, &res.Verify); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
@@ -130,6 +133,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 // shutdownSite stops a site in reverse order as a child workflow.
 func shutdownSite(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, immediate bool, id string) error {
 	step := r.begin(ctx, "stop "+site.Site.Name)
+	r.placeStep(step, siteAt(site))
 	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id, contract.KindShutdown))
 	var res ShutdownResult
 	if err := workflow.ExecuteChildWorkflow(cctx, ShutdownWorkflow, ShutdownInput{Plan: *p, Site: site, Immediate: immediate}).Get(ctx, &res); err != nil {
@@ -150,6 +154,7 @@ func tearDownSandbox(ctx workflow.Context, r *run, p *plan.Plan, sandbox contrac
 		errs = append(errs, err)
 	}
 	step := r.begin(dctx, "wipe sandbox "+sandbox.Site.Name)
+	r.placeStep(step, siteAt(sandbox))
 	if err := r.act(shortOptions(dctx, 10*time.Minute, 5), siteAt(sandbox), contract.WipeSite, sandbox).Get(dctx, nil); err != nil {
 		r.end(dctx, step, OutcomeFailed, 1, rootMessage(err))
 		errs = append(errs, err)
@@ -182,6 +187,7 @@ func trial(ctx workflow.Context, r *run, p *plan.Plan, store contract.StoreRef, 
 	}()
 	started := workflow.Now(ctx)
 	step := r.begin(ctx, "prepare sandbox "+sandbox.Site.Name)
+	r.placeStep(step, siteAt(sandbox))
 	if err := r.act(shortOptions(ctx, 10*time.Minute, 3), siteAt(sandbox), contract.WipeSite, sandbox).Get(ctx, nil); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, err

@@ -52,6 +52,7 @@ func verify(ctx workflow.Context, r *run, in VerifyInput) (VerifyResult, error) 
 		lr.Ran = true
 		r.phase(ctx, "verify:"+string(level))
 		step := r.begin(ctx, "verify "+string(level))
+		r.placeStep(step, siteAt(in.Site))
 		lr.Checks = runChecks(ctx, r, in, level, checks)
 		failed := 0
 		for _, c := range lr.Checks {
