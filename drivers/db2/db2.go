@@ -1,0 +1,478 @@
+// Package db2 is the middleware driver for a DB2 LUW instance and one of
+// its databases (the seed's BPM and Monitor databases): db2start and
+// db2stop [force], write suspend and resume for a consistent copy,
+// db2inidb as snapshot after such a copy is restored, and HADR: the state
+// from db2pd and `takeover hadr` to make this site's standby the primary.
+//
+// Every command runs as the instance owner, in a shell that sourced the
+// instance's db2profile, so that `db2 connect` and the statement after it
+// share one CLP back-end process.
+//
+// Settings (the component's settings in the plan):
+//
+//	instanceOwner: the instance owner's user name, e.g. db2inst1 (required)
+//	database:      the database's name or alias (required)
+//	profile:       path of the instance's db2profile, default ~OWNER/sqllib/db2profile
+//	switchUser:    run commands through `su - OWNER -c`; default: when the
+//	               worker's user is not the owner
+//	activate:      start also activates the database (default true), which on
+//	               an HADR standby starts it as the standby
+//	forceStop:     a graceful stop uses db2stop force as well (default false:
+//	               db2stop refuses while applications are connected)
+//	timeout:       per-command timeout, default 10m
+//	timeouts:      per-operation overrides {start, stop, status, quiesce,
+//	               resume, takeover, initialize}
+//	killGrace:     SIGTERM→SIGKILL grace when a command is cut short, default 10s
+package db2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/internal/hostrun"
+	"github.com/drover-dr/drover/drivers/internal/tmpl"
+)
+
+// Operation names, as used in settings.timeouts.
+const (
+	OpStart      = "start"
+	OpStop       = "stop"
+	OpStatus     = "status"
+	OpQuiesce    = "quiesce"
+	OpResume     = "resume"
+	OpTakeover   = "takeover"
+	OpInitialize = "initialize"
+)
+
+var operations = []string{OpStart, OpStop, OpStatus, OpQuiesce, OpResume, OpTakeover, OpInitialize}
+
+// Defaults.
+const (
+	DefaultTimeout   = 10 * time.Minute
+	DefaultKillGrace = 10 * time.Second
+)
+
+type settings struct {
+	InstanceOwner string                      `json:"instanceOwner"`
+	Database      string                      `json:"database"`
+	Profile       string                      `json:"profile"`
+	SwitchUser    *bool                       `json:"switchUser"`
+	Activate      *bool                       `json:"activate"`
+	ForceStop     bool                        `json:"forceStop"`
+	Timeout       drivers.Duration            `json:"timeout"`
+	Timeouts      map[string]drivers.Duration `json:"timeouts"`
+	KillGrace     drivers.Duration            `json:"killGrace"`
+}
+
+type config struct {
+	settings
+	switchUser bool
+	activate   bool
+	timeouts   map[string]time.Duration
+	killGrace  time.Duration
+}
+
+var (
+	// Unix user names as useradd accepts them.
+	ownerRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	// DB2 database names and aliases: 1-8 letters, digits, @ # $.
+	databaseRE = regexp.MustCompile(`^[A-Za-z@#$][A-Za-z0-9@#$_]{0,7}$`)
+)
+
+// Driver is the DB2 middleware driver. It holds no state between calls.
+type Driver struct {
+	logger *zap.Logger
+}
+
+var (
+	_ drivers.Middleware      = (*Driver)(nil)
+	_ drivers.Quiescer        = (*Driver)(nil)
+	_ drivers.PostRestorer    = (*Driver)(nil)
+	_ drivers.SettingsChecker = (*Driver)(nil)
+)
+
+// New returns the DB2 driver.
+func New(logger *zap.Logger) *Driver {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &Driver{logger: logger}
+}
+
+// CheckSettings checks the settings without running anything.
+func (d *Driver) CheckSettings(s map[string]any) error {
+	_, err := parse(s)
+	return err
+}
+
+func parse(raw map[string]any) (*config, error) {
+	var s settings
+	if err := drivers.DecodeSettings(raw, &s); err != nil {
+		return nil, drivers.BadSettingsf("db2 driver %w", err)
+	}
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	switch {
+	case s.InstanceOwner == "":
+		bad("instanceOwner: required (the instance owner's user, e.g. db2inst1)")
+	case !ownerRE.MatchString(s.InstanceOwner):
+		bad("instanceOwner: %q is not a user name", s.InstanceOwner)
+	}
+	switch {
+	case s.Database == "":
+		bad("database: required")
+	case !databaseRE.MatchString(s.Database):
+		bad("database: %q is not a DB2 database name (1-8 letters, digits, @#$)", s.Database)
+	}
+	if s.Profile != "" && !filepath.IsAbs(s.Profile) {
+		bad("profile: %q is not an absolute path", s.Profile)
+	}
+	timeouts, err := hostrun.Timeouts(s.Timeout, DefaultTimeout, s.Timeouts, operations)
+	if err != nil {
+		bad("%v", err)
+	}
+	if s.KillGrace < 0 {
+		bad("killGrace: must be positive")
+	}
+	if len(errs) > 0 {
+		return nil, drivers.BadSettingsf("db2 driver settings: %s", strings.Join(errs, "; "))
+	}
+	c := &config{settings: s, timeouts: timeouts, killGrace: s.KillGrace.D(), activate: true}
+	if c.killGrace == 0 {
+		c.killGrace = DefaultKillGrace
+	}
+	if s.Activate != nil {
+		c.activate = *s.Activate
+	}
+	if s.SwitchUser != nil {
+		c.switchUser = *s.SwitchUser
+	} else if u, err := user.Current(); err != nil || u.Username != s.InstanceOwner {
+		c.switchUser = true
+	}
+	return c, nil
+}
+
+// argv wraps a shell script so it runs as the instance owner with the
+// instance's environment.
+func (c *config) argv(script string) []string {
+	profile := "~" + c.InstanceOwner + "/sqllib/db2profile"
+	if c.Profile != "" {
+		profile = tmpl.ShQuote(c.Profile)
+	}
+	full := ". " + profile + " || exit 127\n" + script
+	if c.switchUser {
+		return []string{"su", "-", c.InstanceOwner, "-c", full}
+	}
+	return []string{"/bin/sh", "-c", full}
+}
+
+func (d *Driver) run(ctx context.Context, c *config, t drivers.Target, op, script string) (drivers.Evidence, string, int, error) {
+	r, err := hostrun.ForHost(t.Host)
+	if err != nil {
+		return drivers.Evidence{}, "", -1, err
+	}
+	ev, res, err := hostrun.Run(ctx, r, hostrun.Call{Op: "db2 " + op, Argv: c.argv(script), Timeout: c.timeouts[op], KillGrace: c.killGrace})
+	// The action shows the DB2 commands, not the su/profile wrapping.
+	ev.Action = strings.ReplaceAll(strings.TrimSpace(script), "\n", "; ")
+	d.logger.Debug("db2 command", zap.String("op", op), zap.String("component", t.Component.Name),
+		zap.String("site", t.Site.Name), zap.String("command", ev.Action), zap.String("result", res.ExitSummary()),
+		zap.Duration("took", res.Duration))
+	return ev, res.Output, res.ExitCode, err
+}
+
+// Messages of db2start, db2stop and the CLP, as the DB2 message reference
+// documents them (SQL1000-SQL1999 and DB2xxxx messages):
+//
+//	SQL1063N  DB2START processing was successful.
+//	SQL1026N  The database manager is already active.
+//	SQL1064N  DB2STOP processing was successful.
+//	SQL1032N  No start database manager command was issued.
+//	SQL1025N  The database manager was not stopped because databases are still active.
+//	DB20000I  The SET WRITE command completed successfully.
+//	SQL1490W  Activate database is successful, however, the database has already been activated on one or more nodes.
+//	SQL1494W  Activate database is successful, however, there is already a connection to the database.
+//	SQL1013N  The database alias name or database name "X" could not be found.
+//	SQL1770N  Takeover HADR cannot complete. Reason code = "N".
+//	DBT1000I  The tool completed successfully.   (db2inidb)
+var (
+	msgID = regexp.MustCompile(`\b((?:SQL|DB2|DBT)\d{4,5}[NWICE])\b`)
+	// sql1770 keeps the reason code: its meaning is in the message reference.
+	sql1770 = regexp.MustCompile(`SQL1770N .*Reason code = "?(\d+)"?`)
+)
+
+// Messages returns the message identifiers in DB2 output, in order.
+func Messages(out string) []string {
+	var ids []string
+	for _, m := range msgID.FindAllStringSubmatch(out, -1) {
+		ids = append(ids, m[1])
+	}
+	return ids
+}
+
+func has(out string, ids ...string) bool {
+	for _, got := range Messages(out) {
+		for _, id := range ids {
+			if got == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ErrDatabaseNotFound is SQL1013N: the plan names a database the instance
+// does not catalog.
+var ErrDatabaseNotFound = errors.New("database not found")
+
+func commandError(what string, ev drivers.Evidence, out string, code int) error {
+	if has(out, "SQL1013N") {
+		return drivers.BadSettings(fmt.Errorf("%s: %w (SQL1013N): %s", what, ErrDatabaseNotFound, hostrun.Short(ev.Output)))
+	}
+	ids := strings.Join(Messages(out), ", ")
+	if ids == "" {
+		ids = "no DB2 message"
+	}
+	return fmt.Errorf("%s: %s (exit %d): %s", what, ids, code, hostrun.Short(ev.Output))
+}
+
+// HADR reads `db2pd -db <database> -hadr`: whether the instance and the
+// database are up, and the HADR role, state, connect status and log gap.
+func (d *Driver) HADR(ctx context.Context, t drivers.Target) (HADRStatus, drivers.Evidence, error) {
+	c, err := parse(t.Component.Settings)
+	if err != nil {
+		return HADRStatus{}, drivers.Evidence{}, err
+	}
+	return d.hadr(ctx, c, t)
+}
+
+func (d *Driver) hadr(ctx context.Context, c *config, t drivers.Target) (HADRStatus, drivers.Evidence, error) {
+	ev, out, code, err := d.run(ctx, c, t, OpStatus, "db2pd -db "+c.Database+" -hadr")
+	if err != nil {
+		return HADRStatus{Database: c.Database}, ev, err
+	}
+	h, err := ParseHADR(out, c.Database)
+	if err != nil {
+		return h, ev, fmt.Errorf("db2 status of %s: %w (exit %d): %s", c.Database, err, code, hostrun.Short(ev.Output))
+	}
+	return h, ev, nil
+}
+
+// Status is running when the database is active (as primary, standby or
+// standard), stopped otherwise; the detail says whether the instance is up
+// and, with HADR, the role, state, connect status and log gap.
+func (d *Driver) Status(ctx context.Context, t drivers.Target) (drivers.Status, error) {
+	c, err := parse(t.Component.Settings)
+	if err != nil {
+		return drivers.Status{}, err
+	}
+	h, ev, err := d.hadr(ctx, c, t)
+	return statusOf(h, ev), err
+}
+
+func statusOf(h HADRStatus, ev drivers.Evidence) drivers.Status {
+	st := drivers.Status{State: drivers.StateStopped, Detail: h.Summary(), Evidence: ev}
+	if h.Active {
+		st.State = drivers.StateRunning
+	}
+	return st
+}
+
+// Start runs db2start (SQL1026N, already active, is fine) and activates the
+// database unless it is already active.
+func (d *Driver) Start(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
+	c, err := parse(t.Component.Settings)
+	if err != nil {
+		return drivers.Evidence{}, err
+	}
+	h, before, err := d.hadr(ctx, c, t)
+	if err != nil {
+		return before, fmt.Errorf("status before start of %s: %w", c.Database, err)
+	}
+	if h.Active || (!c.activate && h.InstanceUp) {
+		before.AlreadyDone = true
+		before.Output = drivers.Truncate("already running ("+h.Summary()+"); start not run\n"+before.Output, hostrun.EvidenceLimit)
+		return before, nil
+	}
+	all := before
+	if !h.InstanceUp {
+		ev, out, code, err := d.run(ctx, c, t, OpStart, "db2start")
+		all = hostrun.Combine(all, ev)
+		if err != nil {
+			return all, err
+		}
+		if !has(out, "SQL1063N", "SQL1026N") {
+			return all, commandError("db2start", ev, out, code)
+		}
+	}
+	if !c.activate {
+		return all, nil
+	}
+	ev, out, code, err := d.run(ctx, c, t, OpStart, "db2 activate database "+c.Database)
+	all = hostrun.Combine(all, ev)
+	if err != nil {
+		return all, err
+	}
+	if !has(out, "DB20000I", "SQL1490W", "SQL1494W") {
+		return all, commandError("activate database "+c.Database, ev, out, code)
+	}
+	return all, nil
+}
+
+// Stop runs db2stop, or db2stop force for an immediate stop (or with
+// forceStop). A stopped instance is left alone; SQL1032N (never started)
+// counts as stopped.
+func (d *Driver) Stop(ctx context.Context, t drivers.Target, mode drivers.StopMode) (drivers.Evidence, error) {
+	c, err := parse(t.Component.Settings)
+	if err != nil {
+		return drivers.Evidence{}, err
+	}
+	if mode != drivers.StopGraceful && mode != drivers.StopImmediate {
+		return drivers.Evidence{}, drivers.BadSettingsf("db2 driver: unknown stop mode %q (want %s or %s)", mode, drivers.StopGraceful, drivers.StopImmediate)
+	}
+	h, before, err := d.hadr(ctx, c, t)
+	if err != nil {
+		return before, fmt.Errorf("status before stop of %s: %w", c.Database, err)
+	}
+	if !h.InstanceUp {
+		before.AlreadyDone = true
+		before.Output = drivers.Truncate("already stopped (instance not started); stop not run\n"+before.Output, hostrun.EvidenceLimit)
+		return before, nil
+	}
+	cmd := "db2stop"
+	if mode == drivers.StopImmediate || c.ForceStop {
+		cmd = "db2stop force"
+	}
+	ev, out, code, err := d.run(ctx, c, t, OpStop, cmd)
+	all := hostrun.Combine(before, ev)
+	if err != nil {
+		return all, err
+	}
+	switch {
+	case has(out, "SQL1064N"):
+		return all, nil
+	case has(out, "SQL1032N"):
+		all.AlreadyDone = true
+		return all, nil
+	case has(out, "SQL1025N"):
+		return all, fmt.Errorf("db2stop: SQL1025N: databases are still active (applications connected); stop immediate runs db2stop force")
+	}
+	return all, commandError(cmd, ev, out, code)
+}
+
+// Quiesce suspends writes: `db2 set write suspend for database`, in the
+// same shell as its `db2 connect` (the CLP keeps the connection in a
+// back-end process per shell). Writes stay suspended after the connection
+// ends, until Resume; DB2 suggests resuming from the same connection, but a
+// new one may do it, which is how a separate Resume call works.
+func (d *Driver) Quiesce(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
+	return d.setWrite(ctx, t, OpQuiesce, "suspend")
+}
+
+// Resume resumes writes: `db2 set write resume for database`.
+func (d *Driver) Resume(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
+	return d.setWrite(ctx, t, OpResume, "resume")
+}
+
+func (d *Driver) setWrite(ctx context.Context, t drivers.Target, op, verb string) (drivers.Evidence, error) {
+	c, err := parse(t.Component.Settings)
+	if err != nil {
+		return drivers.Evidence{}, err
+	}
+	script := "db2 connect to " + c.Database + " || exit $?\n" +
+		"db2 set write " + verb + " for database\nrc=$?\n" +
+		"db2 connect reset >/dev/null\ndb2 terminate >/dev/null\nexit $rc"
+	ev, out, code, err := d.run(ctx, c, t, op, script)
+	if err != nil {
+		return ev, err
+	}
+	// connect prints its own DB20000I-free banner; the SET WRITE line is
+	// the one that matters.
+	if strings.Contains(out, "DB20000I  The SET WRITE command completed successfully") {
+		return ev, nil
+	}
+	return ev, commandError("set write "+verb+" for database "+c.Database, ev, out, code)
+}
+
+// AfterRestore runs `db2inidb <database> as snapshot` on a copy restored
+// from a point taken under write suspend: it performs crash recovery and
+// clears the suspended state so the database can be activated. The
+// instance must be started and the database not active, so it starts the
+// instance first (SQL1026N is fine).
+func (d *Driver) AfterRestore(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
+	c, err := parse(t.Component.Settings)
+	if err != nil {
+		return drivers.Evidence{}, err
+	}
+	ev1, out, code, err := d.run(ctx, c, t, OpInitialize, "db2start")
+	if err != nil {
+		return ev1, err
+	}
+	if !has(out, "SQL1063N", "SQL1026N") {
+		return ev1, commandError("db2start", ev1, out, code)
+	}
+	ev2, out, code, err := d.run(ctx, c, t, OpInitialize, "db2inidb "+c.Database+" as snapshot")
+	all := hostrun.Combine(ev1, ev2)
+	if err != nil {
+		return all, err
+	}
+	if has(out, "DBT1000I") {
+		return all, nil
+	}
+	return all, commandError("db2inidb "+c.Database+" as snapshot", ev2, out, code)
+}
+
+// Takeover makes this site's database the HADR primary:
+// `db2 takeover hadr on database X`, or `... by force` when the primary is
+// gone (unplanned failover). A database that is already the primary is left
+// alone. The result is checked with db2pd: the role must read PRIMARY.
+func (d *Driver) Takeover(ctx context.Context, t drivers.Target, byForce bool) (HADRStatus, drivers.Evidence, error) {
+	c, err := parse(t.Component.Settings)
+	if err != nil {
+		return HADRStatus{}, drivers.Evidence{}, err
+	}
+	h, before, err := d.hadr(ctx, c, t)
+	if err != nil {
+		return h, before, fmt.Errorf("status before takeover of %s: %w", c.Database, err)
+	}
+	if h.Role == RolePrimary {
+		before.AlreadyDone = true
+		before.Output = drivers.Truncate("already the HADR primary; takeover not run\n"+before.Output, hostrun.EvidenceLimit)
+		return h, before, nil
+	}
+	if h.Role != RoleStandby {
+		return h, before, fmt.Errorf("takeover of %s: the database is not an HADR standby here (%s)", c.Database, h.Summary())
+	}
+	cmd := "db2 takeover hadr on database " + c.Database
+	if byForce {
+		cmd += " by force"
+	}
+	ev, out, code, err := d.run(ctx, c, t, OpTakeover, cmd)
+	all := hostrun.Combine(before, ev)
+	if err != nil {
+		return h, all, err
+	}
+	if m := sql1770.FindStringSubmatch(out); m != nil {
+		return h, all, fmt.Errorf("takeover hadr on %s: SQL1770N reason code %s (see the SQL1770N reason codes; without by force the primary must be reachable in peer state): %s", c.Database, m[1], hostrun.Short(ev.Output))
+	}
+	if !has(out, "DB20000I") {
+		return h, all, commandError(cmd, ev, out, code)
+	}
+	after, ev3, err := d.hadr(ctx, c, t)
+	all = hostrun.Combine(all, ev3)
+	if err != nil {
+		return after, all, err
+	}
+	if after.Role != RolePrimary {
+		return after, all, fmt.Errorf("takeover hadr on %s reported success but db2pd says role %s", c.Database, after.Role)
+	}
+	return after, all, nil
+}
