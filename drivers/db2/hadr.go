@@ -32,7 +32,7 @@ type HADRPair struct {
 	ConnectStatus string `json:"connectStatus,omitempty"`
 	// LogGapBytes is HADR_LOG_GAP(bytes): how far the standby's received
 	// log is behind the primary's, averaged by DB2.
-	LogGapBytes int64 `json:"logGapBytes"`
+	LogGapBytes int64  `json:"logGapBytes"`
 	PrimaryHost string `json:"primaryHost,omitempty"`
 	StandbyHost string `json:"standbyHost,omitempty"`
 	// PrimaryLogTime and StandbyReplayLogTime are as printed
