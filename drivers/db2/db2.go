@@ -11,7 +11,10 @@
 // Settings (the component's settings in the plan):
 //
 //	instanceOwner: the instance owner's user name, e.g. db2inst1 (required)
-//	database:      the database's name or alias (required)
+//	database:      the database's name or alias, or
+//	databases:     several databases of the instance (the seed's BPMDB, CMNDB
+//	               and MONDB), handled together: status, start, quiesce,
+//	               db2inidb and takeover act on each (one of the two is required)
 //	profile:       path of the instance's db2profile, default ~OWNER/sqllib/db2profile
 //	switchUser:    run commands through `su - OWNER -c`; default: when the
 //	               worker's user is not the owner
@@ -64,6 +67,7 @@ const (
 type settings struct {
 	InstanceOwner string                      `json:"instanceOwner"`
 	Database      string                      `json:"database"`
+	Databases     []string                    `json:"databases"`
 	Profile       string                      `json:"profile"`
 	SwitchUser    *bool                       `json:"switchUser"`
 	Activate      *bool                       `json:"activate"`
@@ -75,6 +79,8 @@ type settings struct {
 
 type config struct {
 	settings
+	// dbs is database or databases, in the plan's order.
+	dbs        []string
 	switchUser bool
 	activate   bool
 	timeouts   map[string]time.Duration
@@ -127,11 +133,30 @@ func parse(raw map[string]any) (*config, error) {
 	case !ownerRE.MatchString(s.InstanceOwner):
 		bad("instanceOwner: %q is not a user name", s.InstanceOwner)
 	}
+	var dbs []string
 	switch {
-	case s.Database == "":
-		bad("database: required")
-	case !databaseRE.MatchString(s.Database):
-		bad("database: %q is not a DB2 database name (1-8 letters, digits, @#$)", s.Database)
+	case s.Database == "" && len(s.Databases) == 0:
+		bad("database: required (or databases: a list)")
+	case s.Database != "" && len(s.Databases) > 0:
+		bad("database and databases: give one of them")
+	case s.Database != "":
+		dbs = []string{s.Database}
+	default:
+		dbs = s.Databases
+	}
+	seen := map[string]bool{}
+	for i, db := range dbs {
+		field := "database"
+		if len(s.Databases) > 0 {
+			field = fmt.Sprintf("databases[%d]", i)
+		}
+		switch {
+		case !databaseRE.MatchString(db):
+			bad("%s: %q is not a DB2 database name (1-8 letters, digits, @#$)", field, db)
+		case seen[strings.ToUpper(db)]:
+			bad("%s: %s is listed twice", field, db)
+		}
+		seen[strings.ToUpper(db)] = true
 	}
 	if s.Profile != "" && !filepath.IsAbs(s.Profile) {
 		bad("profile: %q is not an absolute path", s.Profile)
@@ -146,7 +171,7 @@ func parse(raw map[string]any) (*config, error) {
 	if len(errs) > 0 {
 		return nil, drivers.BadSettingsf("db2 driver settings: %s", strings.Join(errs, "; "))
 	}
-	c := &config{settings: s, timeouts: timeouts, killGrace: s.KillGrace.D(), activate: true}
+	c := &config{settings: s, dbs: dbs, timeouts: timeouts, killGrace: s.KillGrace.D(), activate: true}
 	if c.killGrace == 0 {
 		c.killGrace = DefaultKillGrace
 	}
@@ -244,66 +269,100 @@ func commandError(what string, ev drivers.Evidence, out string, code int) error 
 	return fmt.Errorf("%s: %s (exit %d): %s", what, ids, code, hostrun.Short(ev.Output))
 }
 
-// HADR reads `db2pd -db <database> -hadr`: whether the instance and the
-// database are up, and the HADR role, state, connect status and log gap.
-func (d *Driver) HADR(ctx context.Context, t drivers.Target) (HADRStatus, drivers.Evidence, error) {
+// HADR reads `db2pd -db <database> -hadr` for each database: whether the
+// instance and the database are up, and the HADR role, state, connect
+// status and log gap.
+func (d *Driver) HADR(ctx context.Context, t drivers.Target) ([]HADRStatus, drivers.Evidence, error) {
 	c, err := parse(t.Component.Settings)
 	if err != nil {
-		return HADRStatus{}, drivers.Evidence{}, err
+		return nil, drivers.Evidence{}, err
 	}
-	return d.hadr(ctx, c, t)
+	return d.hadrAll(ctx, c, t)
 }
 
-func (d *Driver) hadr(ctx context.Context, c *config, t drivers.Target) (HADRStatus, drivers.Evidence, error) {
-	ev, out, code, err := d.run(ctx, c, t, OpStatus, "db2pd -db "+c.Database+" -hadr")
+func (d *Driver) hadr(ctx context.Context, c *config, t drivers.Target, db string) (HADRStatus, drivers.Evidence, error) {
+	ev, out, code, err := d.run(ctx, c, t, OpStatus, "db2pd -db "+db+" -hadr")
 	if err != nil {
-		return HADRStatus{Database: c.Database}, ev, err
+		return HADRStatus{Database: db}, ev, err
 	}
-	h, err := ParseHADR(out, c.Database)
+	h, err := ParseHADR(out, db)
 	if err != nil {
-		return h, ev, fmt.Errorf("db2 status of %s: %w (exit %d): %s", c.Database, err, code, hostrun.Short(ev.Output))
+		return h, ev, fmt.Errorf("db2 status of %s: %w (exit %d): %s", db, err, code, hostrun.Short(ev.Output))
 	}
 	return h, ev, nil
 }
 
-// Status is running when the database is active (as primary, standby or
+func (d *Driver) hadrAll(ctx context.Context, c *config, t drivers.Target) ([]HADRStatus, drivers.Evidence, error) {
+	var hs []HADRStatus
+	var all drivers.Evidence
+	for _, db := range c.dbs {
+		h, ev, err := d.hadr(ctx, c, t, db)
+		all = hostrun.Combine(all, ev)
+		if err != nil {
+			return hs, all, err
+		}
+		hs = append(hs, h)
+		if !h.InstanceUp {
+			// One answer for the instance is enough.
+			break
+		}
+	}
+	return hs, all, nil
+}
+
+// Status is running when every database is active (as primary, standby or
 // standard), stopped otherwise; the detail says whether the instance is up
-// and, with HADR, the role, state, connect status and log gap.
+// and, with HADR, each database's role, state, connect status and log gap.
 func (d *Driver) Status(ctx context.Context, t drivers.Target) (drivers.Status, error) {
 	c, err := parse(t.Component.Settings)
 	if err != nil {
 		return drivers.Status{}, err
 	}
-	h, ev, err := d.hadr(ctx, c, t)
-	return statusOf(h, ev), err
+	hs, ev, err := d.hadrAll(ctx, c, t)
+	st := drivers.Status{State: drivers.StateUnknown, Evidence: ev}
+	if err != nil {
+		return st, err
+	}
+	return statusOf(hs, ev), nil
 }
 
-func statusOf(h HADRStatus, ev drivers.Evidence) drivers.Status {
-	st := drivers.Status{State: drivers.StateStopped, Detail: h.Summary(), Evidence: ev}
-	if h.Active {
-		st.State = drivers.StateRunning
+func statusOf(hs []HADRStatus, ev drivers.Evidence) drivers.Status {
+	st := drivers.Status{State: drivers.StateRunning, Evidence: ev}
+	var details []string
+	for _, h := range hs {
+		if !h.Active {
+			st.State = drivers.StateStopped
+		}
+		details = append(details, h.Summary())
 	}
+	if len(hs) == 0 {
+		st.State = drivers.StateUnknown
+	}
+	st.Detail = strings.Join(details, "; ")
 	return st
 }
 
-// Start runs db2start (SQL1026N, already active, is fine) and activates the
-// database unless it is already active.
+func instanceUp(hs []HADRStatus) bool { return len(hs) > 0 && hs[0].InstanceUp }
+
+// Start runs db2start (SQL1026N, already active, is fine) and activates
+// each database that is not active.
 func (d *Driver) Start(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
 	c, err := parse(t.Component.Settings)
 	if err != nil {
 		return drivers.Evidence{}, err
 	}
-	h, before, err := d.hadr(ctx, c, t)
+	hs, before, err := d.hadrAll(ctx, c, t)
 	if err != nil {
-		return before, fmt.Errorf("status before start of %s: %w", c.Database, err)
+		return before, fmt.Errorf("status before start: %w", err)
 	}
-	if h.Active || (!c.activate && h.InstanceUp) {
+	st := statusOf(hs, before)
+	if st.State == drivers.StateRunning || (!c.activate && instanceUp(hs)) {
 		before.AlreadyDone = true
-		before.Output = drivers.Truncate("already running ("+h.Summary()+"); start not run\n"+before.Output, hostrun.EvidenceLimit)
+		before.Output = drivers.Truncate("already running ("+st.Detail+"); start not run\n"+before.Output, hostrun.EvidenceLimit)
 		return before, nil
 	}
 	all := before
-	if !h.InstanceUp {
+	if !instanceUp(hs) {
 		ev, out, code, err := d.run(ctx, c, t, OpStart, "db2start")
 		all = hostrun.Combine(all, ev)
 		if err != nil {
@@ -316,15 +375,29 @@ func (d *Driver) Start(ctx context.Context, t drivers.Target) (drivers.Evidence,
 	if !c.activate {
 		return all, nil
 	}
-	ev, out, code, err := d.run(ctx, c, t, OpStart, "db2 activate database "+c.Database)
-	all = hostrun.Combine(all, ev)
-	if err != nil {
-		return all, err
-	}
-	if !has(out, "DB20000I", "SQL1490W", "SQL1494W") {
-		return all, commandError("activate database "+c.Database, ev, out, code)
+	for _, db := range c.dbs {
+		if h := find(hs, db); h.Active {
+			continue
+		}
+		ev, out, code, err := d.run(ctx, c, t, OpStart, "db2 activate database "+db)
+		all = hostrun.Combine(all, ev)
+		if err != nil {
+			return all, err
+		}
+		if !has(out, "DB20000I", "SQL1490W", "SQL1494W") {
+			return all, commandError("activate database "+db, ev, out, code)
+		}
 	}
 	return all, nil
+}
+
+func find(hs []HADRStatus, db string) HADRStatus {
+	for _, h := range hs {
+		if strings.EqualFold(h.Database, db) {
+			return h
+		}
+	}
+	return HADRStatus{Database: db}
 }
 
 // Stop runs db2stop, or db2stop force for an immediate stop (or with
@@ -338,11 +411,11 @@ func (d *Driver) Stop(ctx context.Context, t drivers.Target, mode drivers.StopMo
 	if mode != drivers.StopGraceful && mode != drivers.StopImmediate {
 		return drivers.Evidence{}, drivers.BadSettingsf("db2 driver: unknown stop mode %q (want %s or %s)", mode, drivers.StopGraceful, drivers.StopImmediate)
 	}
-	h, before, err := d.hadr(ctx, c, t)
+	hs, before, err := d.hadrAll(ctx, c, t)
 	if err != nil {
-		return before, fmt.Errorf("status before stop of %s: %w", c.Database, err)
+		return before, fmt.Errorf("status before stop: %w", err)
 	}
-	if !h.InstanceUp {
+	if !instanceUp(hs) {
 		before.AlreadyDone = true
 		before.Output = drivers.Truncate("already stopped (instance not started); stop not run\n"+before.Output, hostrun.EvidenceLimit)
 		return before, nil
@@ -368,90 +441,143 @@ func (d *Driver) Stop(ctx context.Context, t drivers.Target, mode drivers.StopMo
 	return all, commandError(cmd, ev, out, code)
 }
 
-// Quiesce suspends writes: `db2 set write suspend for database`, in the
-// same shell as its `db2 connect` (the CLP keeps the connection in a
-// back-end process per shell). Writes stay suspended after the connection
-// ends, until Resume; DB2 suggests resuming from the same connection, but a
-// new one may do it, which is how a separate Resume call works.
+// Quiesce suspends writes to every database: `db2 set write suspend for
+// database`, each in the same shell as its `db2 connect` (the CLP keeps the
+// connection in a back-end process per shell). If one fails, those already
+// suspended are resumed before the error returns, so a failed quiesce
+// leaves nothing frozen. Writes stay suspended after the connection ends,
+// until Resume: DB2 suggests resuming from the same connection, but a new
+// one may do it, which is how a separate Resume call works.
 func (d *Driver) Quiesce(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
-	return d.setWrite(ctx, t, OpQuiesce, "suspend")
-}
-
-// Resume resumes writes: `db2 set write resume for database`.
-func (d *Driver) Resume(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
-	return d.setWrite(ctx, t, OpResume, "resume")
-}
-
-func (d *Driver) setWrite(ctx context.Context, t drivers.Target, op, verb string) (drivers.Evidence, error) {
 	c, err := parse(t.Component.Settings)
 	if err != nil {
 		return drivers.Evidence{}, err
 	}
-	script := "db2 connect to " + c.Database + " || exit $?\n" +
+	var all drivers.Evidence
+	for i, db := range c.dbs {
+		ev, err := d.setWrite(ctx, c, t, OpQuiesce, "suspend", db)
+		all = hostrun.Combine(all, ev)
+		if err != nil {
+			for _, done := range c.dbs[:i] {
+				// A fresh context: the caller's may be what failed us.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeouts[OpResume])
+				rev, rerr := d.setWrite(rctx, c, t, OpResume, "resume", done)
+				cancel()
+				all = hostrun.Combine(all, rev)
+				if rerr != nil {
+					err = fmt.Errorf("%w; and resuming %s after it failed: %v", err, done, rerr)
+				}
+			}
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// Resume resumes writes to every database: `db2 set write resume for
+// database`. It tries each database even when one fails.
+func (d *Driver) Resume(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
+	c, err := parse(t.Component.Settings)
+	if err != nil {
+		return drivers.Evidence{}, err
+	}
+	var all drivers.Evidence
+	var errs []error
+	for _, db := range c.dbs {
+		ev, err := d.setWrite(ctx, c, t, OpResume, "resume", db)
+		all = hostrun.Combine(all, ev)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return all, errors.Join(errs...)
+}
+
+func (d *Driver) setWrite(ctx context.Context, c *config, t drivers.Target, op, verb, db string) (drivers.Evidence, error) {
+	script := "db2 connect to " + db + " || exit $?\n" +
 		"db2 set write " + verb + " for database\nrc=$?\n" +
 		"db2 connect reset >/dev/null\ndb2 terminate >/dev/null\nexit $rc"
 	ev, out, code, err := d.run(ctx, c, t, op, script)
 	if err != nil {
 		return ev, err
 	}
-	// connect prints its own DB20000I-free banner; the SET WRITE line is
-	// the one that matters.
+	// The SET WRITE line is the one that matters; connect and reset print
+	// their own.
 	if strings.Contains(out, "DB20000I  The SET WRITE command completed successfully") {
 		return ev, nil
 	}
-	return ev, commandError("set write "+verb+" for database "+c.Database, ev, out, code)
+	return ev, commandError("set write "+verb+" for database "+db, ev, out, code)
 }
 
-// AfterRestore runs `db2inidb <database> as snapshot` on a copy restored
-// from a point taken under write suspend: it performs crash recovery and
-// clears the suspended state so the database can be activated. The
-// instance must be started and the database not active, so it starts the
-// instance first (SQL1026N is fine).
+// AfterRestore runs `db2inidb <database> as snapshot` for each database of
+// a copy restored from a point taken under write suspend: it performs crash
+// recovery and clears the suspended state so the database can be
+// activated. The instance must be started and the databases not active, so
+// it starts the instance first (SQL1026N is fine).
 func (d *Driver) AfterRestore(ctx context.Context, t drivers.Target) (drivers.Evidence, error) {
 	c, err := parse(t.Component.Settings)
 	if err != nil {
 		return drivers.Evidence{}, err
 	}
-	ev1, out, code, err := d.run(ctx, c, t, OpInitialize, "db2start")
-	if err != nil {
-		return ev1, err
-	}
-	if !has(out, "SQL1063N", "SQL1026N") {
-		return ev1, commandError("db2start", ev1, out, code)
-	}
-	ev2, out, code, err := d.run(ctx, c, t, OpInitialize, "db2inidb "+c.Database+" as snapshot")
-	all := hostrun.Combine(ev1, ev2)
+	all, out, code, err := d.run(ctx, c, t, OpInitialize, "db2start")
 	if err != nil {
 		return all, err
 	}
-	if has(out, "DBT1000I") {
-		return all, nil
+	if !has(out, "SQL1063N", "SQL1026N") {
+		return all, commandError("db2start", all, out, code)
 	}
-	return all, commandError("db2inidb "+c.Database+" as snapshot", ev2, out, code)
+	for _, db := range c.dbs {
+		ev, out, code, err := d.run(ctx, c, t, OpInitialize, "db2inidb "+db+" as snapshot")
+		all = hostrun.Combine(all, ev)
+		if err != nil {
+			return all, err
+		}
+		if !has(out, "DBT1000I") {
+			return all, commandError("db2inidb "+db+" as snapshot", ev, out, code)
+		}
+	}
+	return all, nil
 }
 
-// Takeover makes this site's database the HADR primary:
+// Takeover makes this site's databases the HADR primaries:
 // `db2 takeover hadr on database X`, or `... by force` when the primary is
 // gone (unplanned failover). A database that is already the primary is left
-// alone. The result is checked with db2pd: the role must read PRIMARY.
-func (d *Driver) Takeover(ctx context.Context, t drivers.Target, byForce bool) (HADRStatus, drivers.Evidence, error) {
+// alone. Each result is checked with db2pd: the role must read PRIMARY.
+func (d *Driver) Takeover(ctx context.Context, t drivers.Target, byForce bool) ([]HADRStatus, drivers.Evidence, error) {
 	c, err := parse(t.Component.Settings)
 	if err != nil {
-		return HADRStatus{}, drivers.Evidence{}, err
+		return nil, drivers.Evidence{}, err
 	}
-	h, before, err := d.hadr(ctx, c, t)
+	var out []HADRStatus
+	var all drivers.Evidence
+	done := true
+	for _, db := range c.dbs {
+		h, ev, err := d.takeover(ctx, c, t, db, byForce)
+		all = hostrun.Combine(all, ev)
+		done = done && ev.AlreadyDone
+		out = append(out, h)
+		if err != nil {
+			return out, all, err
+		}
+	}
+	all.AlreadyDone = done
+	return out, all, nil
+}
+
+func (d *Driver) takeover(ctx context.Context, c *config, t drivers.Target, db string, byForce bool) (HADRStatus, drivers.Evidence, error) {
+	h, before, err := d.hadr(ctx, c, t, db)
 	if err != nil {
-		return h, before, fmt.Errorf("status before takeover of %s: %w", c.Database, err)
+		return h, before, fmt.Errorf("status before takeover of %s: %w", db, err)
 	}
 	if h.Role == RolePrimary {
 		before.AlreadyDone = true
-		before.Output = drivers.Truncate("already the HADR primary; takeover not run\n"+before.Output, hostrun.EvidenceLimit)
+		before.Output = drivers.Truncate(db+" is already the HADR primary; takeover not run\n"+before.Output, hostrun.EvidenceLimit)
 		return h, before, nil
 	}
 	if h.Role != RoleStandby {
-		return h, before, fmt.Errorf("takeover of %s: the database is not an HADR standby here (%s)", c.Database, h.Summary())
+		return h, before, fmt.Errorf("takeover of %s: the database is not an HADR standby here (%s)", db, h.Summary())
 	}
-	cmd := "db2 takeover hadr on database " + c.Database
+	cmd := "db2 takeover hadr on database " + db
 	if byForce {
 		cmd += " by force"
 	}
@@ -461,18 +587,18 @@ func (d *Driver) Takeover(ctx context.Context, t drivers.Target, byForce bool) (
 		return h, all, err
 	}
 	if m := sql1770.FindStringSubmatch(out); m != nil {
-		return h, all, fmt.Errorf("takeover hadr on %s: SQL1770N reason code %s (see the SQL1770N reason codes; without by force the primary must be reachable in peer state): %s", c.Database, m[1], hostrun.Short(ev.Output))
+		return h, all, fmt.Errorf("takeover hadr on %s: SQL1770N reason code %s (see the SQL1770N reason codes; without by force the primary must be reachable in peer state): %s", db, m[1], hostrun.Short(ev.Output))
 	}
 	if !has(out, "DB20000I") {
 		return h, all, commandError(cmd, ev, out, code)
 	}
-	after, ev3, err := d.hadr(ctx, c, t)
+	after, ev3, err := d.hadr(ctx, c, t, db)
 	all = hostrun.Combine(all, ev3)
 	if err != nil {
 		return after, all, err
 	}
 	if after.Role != RolePrimary {
-		return after, all, fmt.Errorf("takeover hadr on %s reported success but db2pd says role %s", c.Database, after.Role)
+		return after, all, fmt.Errorf("takeover hadr on %s reported success but db2pd says role %s", db, after.Role)
 	}
 	return after, all, nil
 }

@@ -126,7 +126,7 @@ func TestParseHADR(t *testing.T) {
 	h, err = ParseHADR("Unable to attach to database manager on member 0.\nPlease ensure the following are true:\n   - db2start has been run for the member.\n", "HADRDB")
 	require.NoError(t, err)
 	assert.False(t, h.InstanceUp)
-	assert.Equal(t, drivers.StateStopped, statusOf(h, drivers.Evidence{}).State)
+	assert.Equal(t, drivers.StateStopped, statusOf([]HADRStatus{h}, drivers.Evidence{}).State)
 
 	h, err = ParseHADR("Database HADRDB not activated on database member 0 or this database name cannot be found in the local database directory.\n", "HADRDB")
 	require.NoError(t, err)
@@ -136,7 +136,7 @@ func TestParseHADR(t *testing.T) {
 	h, err = ParseHADR("\nDatabase Member 0 -- Database SAMPLE -- Active -- Up 0 days 00:01:02 -- Date 2026-12-02-02.13.25.000000\n\n", "SAMPLE")
 	require.NoError(t, err)
 	assert.Equal(t, RoleStandard, h.Role)
-	assert.Equal(t, drivers.StateRunning, statusOf(h, drivers.Evidence{}).State)
+	assert.Equal(t, drivers.StateRunning, statusOf([]HADRStatus{h}, drivers.Evidence{}).State)
 
 	_, err = ParseHADR(primaryPD, "OTHERDB")
 	require.ErrorContains(t, err, "HADRDB, not OTHERDB")
@@ -245,8 +245,10 @@ func TestTakeover(t *testing.T) {
 	_, err := d.Start(ctx, tg)
 	require.NoError(t, err)
 
-	h, _, err := d.HADR(ctx, tg)
+	hs, _, err := d.HADR(ctx, tg)
 	require.NoError(t, err)
+	require.Len(t, hs, 1)
+	h := hs[0]
 	assert.Equal(t, RoleStandby, h.Role)
 	assert.Equal(t, "Standby", h.Mode)
 	assert.Equal(t, "REMOTE_CATCHUP_PENDING", h.Pair().State)
@@ -260,9 +262,9 @@ func TestTakeover(t *testing.T) {
 	// The primary is gone: a planned takeover fails, by force succeeds.
 	_, _, err = d.Takeover(ctx, tg, false)
 	require.ErrorContains(t, err, "SQL1770N reason code 8")
-	h, ev, err := d.Takeover(ctx, tg, true)
+	hs, ev, err := d.Takeover(ctx, tg, true)
 	require.NoError(t, err, ev.Output)
-	assert.Equal(t, RolePrimary, h.Role)
+	assert.Equal(t, RolePrimary, hs[0].Role)
 	assert.Contains(t, ev.Action, "by force")
 	_, ev, err = d.Takeover(ctx, tg, true)
 	require.NoError(t, err)
@@ -296,6 +298,9 @@ func TestBadSettings(t *testing.T) {
 		"no owner":          {map[string]any{"database": "BPMDB"}, "instanceOwner: required"},
 		"bad owner":         {map[string]any{"instanceOwner": "db2 inst", "database": "BPMDB"}, "instanceOwner:"},
 		"no database":       {map[string]any{"instanceOwner": "db2inst1"}, "database: required"},
+		"both":              {map[string]any{"instanceOwner": "db2inst1", "database": "BPMDB", "databases": []any{"CMNDB"}}, "give one of them"},
+		"twice":             {map[string]any{"instanceOwner": "db2inst1", "databases": []any{"BPMDB", "bpmdb"}}, "databases[1]: bpmdb is listed twice"},
+		"bad in list":       {map[string]any{"instanceOwner": "db2inst1", "databases": []any{"BPMDB", "MON DB"}}, "databases[1]:"},
 		"long database":     {map[string]any{"instanceOwner": "db2inst1", "database": "BPMDATABASE"}, "database:"},
 		"injected database": {map[string]any{"instanceOwner": "db2inst1", "database": "X;rm"}, "database:"},
 		"relative profile":  {map[string]any{"instanceOwner": "db2inst1", "database": "BPMDB", "profile": "sqllib/db2profile"}, "profile:"},
@@ -316,4 +321,51 @@ func TestRunsAsInstanceOwner(t *testing.T) {
 	argv := c.argv("db2start")
 	assert.Equal(t, []string{"su", "-", "db2inst1", "-c"}, argv[:4])
 	assert.Equal(t, ". ~db2inst1/sqllib/db2profile || exit 127\ndb2start", argv[4])
+}
+
+// The seed's instance holds three databases: one component handles them
+// together, and a failed suspend leaves none of them frozen.
+func TestSeveralDatabases(t *testing.T) {
+	in := newInstance(t, "BPMDB", "CMNDB", "MONDB")
+	d, ctx := New(nil), context.Background()
+	tg := in.target(t, map[string]any{"database": nil, "databases": []any{"BPMDB", "CMNDB", "MONDB"}})
+	delete(tg.Component.Settings, "database")
+
+	_, err := d.Start(ctx, tg)
+	require.NoError(t, err)
+	assert.Equal(t, 1, in.calls(t, "db2start"))
+	st, err := d.Status(ctx, tg)
+	require.NoError(t, err)
+	assert.Equal(t, drivers.StateRunning, st.State, st.Detail)
+
+	// One database deactivated: the component is not running, and start
+	// activates that one only.
+	require.NoError(t, os.Remove(filepath.Join(in.state, "CMNDB.active")))
+	st, err = d.Status(ctx, tg)
+	require.NoError(t, err)
+	assert.Equal(t, drivers.StateStopped, st.State)
+	assert.Contains(t, st.Detail, "database CMNDB not active")
+	_, err = d.Start(ctx, tg)
+	require.NoError(t, err)
+	assert.Equal(t, 2, in.calls(t, "db2 activate database CMNDB"))
+	assert.Equal(t, 1, in.calls(t, "db2 activate database BPMDB"))
+
+	ev, err := d.Quiesce(ctx, tg)
+	require.NoError(t, err, ev.Output)
+	for _, db := range []string{"BPMDB", "CMNDB", "MONDB"} {
+		assert.True(t, in.exists(db+".suspended"), db)
+	}
+	_, err = d.Resume(ctx, tg)
+	require.NoError(t, err)
+	for _, db := range []string{"BPMDB", "CMNDB", "MONDB"} {
+		assert.False(t, in.exists(db+".suspended"), db)
+	}
+
+	// MONDB is dropped from the catalog: its suspend fails, and the two
+	// suspended before it are resumed.
+	in.write(t, "databases", "BPMDB\nCMNDB\n")
+	_, err = d.Quiesce(ctx, tg)
+	require.ErrorIs(t, err, ErrDatabaseNotFound)
+	assert.False(t, in.exists("BPMDB.suspended"))
+	assert.False(t, in.exists("CMNDB.suspended"))
 }
