@@ -17,7 +17,8 @@
 //	               db2inidb and takeover act on each (one of the two is required)
 //	profile:       path of the instance's db2profile, default ~OWNER/sqllib/db2profile
 //	switchUser:    run commands through `su - OWNER -c`; default: when the
-//	               worker's user is not the owner
+//	               user they run as (the worker's, or the SSH login of a
+//	               remote host) is not the owner
 //	activate:      start also activates the database (default true), which on
 //	               an HADR standby starts it as the standby
 //	forceStop:     a graceful stop uses db2stop force as well (default false:
@@ -80,11 +81,10 @@ type settings struct {
 type config struct {
 	settings
 	// dbs is database or databases, in the plan's order.
-	dbs        []string
-	switchUser bool
-	activate   bool
-	timeouts   map[string]time.Duration
-	killGrace  time.Duration
+	dbs       []string
+	activate  bool
+	timeouts  map[string]time.Duration
+	killGrace time.Duration
 }
 
 var (
@@ -97,6 +97,7 @@ var (
 // Driver is the DB2 middleware driver. It holds no state between calls.
 type Driver struct {
 	logger *zap.Logger
+	hosts  *hostrun.Hosts
 }
 
 var (
@@ -111,7 +112,7 @@ func New(logger *zap.Logger) *Driver {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Driver{logger: logger}
+	return &Driver{logger: logger, hosts: hostrun.NewHosts(logger.Named("ssh"))}
 }
 
 // CheckSettings checks the settings without running anything.
@@ -178,36 +179,49 @@ func parse(raw map[string]any) (*config, error) {
 	if s.Activate != nil {
 		c.activate = *s.Activate
 	}
-	if s.SwitchUser != nil {
-		c.switchUser = *s.SwitchUser
-	} else if u, err := user.Current(); err != nil || u.Username != s.InstanceOwner {
-		c.switchUser = true
-	}
 	return c, nil
+}
+
+// switchFor says whether commands on host h go through su: as set, or
+// when the user they would run as (the worker's, or the SSH login) is not
+// the instance owner.
+func (c *config) switchFor(h drivers.Host) bool {
+	if c.SwitchUser != nil {
+		return *c.SwitchUser
+	}
+	if h.Remote() {
+		login, _ := h.SSH["user"].(string)
+		return login != c.InstanceOwner
+	}
+	u, err := user.Current()
+	return err != nil || u.Username != c.InstanceOwner
 }
 
 // argv wraps a shell script so it runs as the instance owner with the
 // instance's environment.
-func (c *config) argv(script string) []string {
+func (c *config) argv(script string, switchUser bool) []string {
 	profile := "~" + c.InstanceOwner + "/sqllib/db2profile"
 	if c.Profile != "" {
 		profile = tmpl.ShQuote(c.Profile)
 	}
 	full := ". " + profile + " || exit 127\n" + script
-	if c.switchUser {
+	if switchUser {
 		return []string{"su", "-", c.InstanceOwner, "-c", full}
 	}
 	return []string{"/bin/sh", "-c", full}
 }
 
 func (d *Driver) run(ctx context.Context, c *config, t drivers.Target, op, script string) (drivers.Evidence, string, int, error) {
-	r, err := hostrun.ForHost(t.Host)
+	r, err := d.hosts.For(t.Host)
 	if err != nil {
 		return drivers.Evidence{}, "", -1, err
 	}
-	ev, res, err := hostrun.Run(ctx, r, hostrun.Call{Op: "db2 " + op, Argv: c.argv(script), Timeout: c.timeouts[op], KillGrace: c.killGrace})
+	ev, res, err := hostrun.Run(ctx, r, hostrun.Call{Op: "db2 " + op, Argv: c.argv(script, c.switchFor(t.Host)), Timeout: c.timeouts[op], KillGrace: c.killGrace})
 	// The action shows the DB2 commands, not the su/profile wrapping.
 	ev.Action = strings.ReplaceAll(strings.TrimSpace(script), "\n", "; ")
+	if where := r.Where(); where != "" {
+		ev.Action = "on " + where + ": " + ev.Action
+	}
 	d.logger.Debug("db2 command", zap.String("op", op), zap.String("component", t.Component.Name),
 		zap.String("site", t.Site.Name), zap.String("command", ev.Action), zap.String("result", res.ExitSummary()),
 		zap.Duration("took", res.Duration))

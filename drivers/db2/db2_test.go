@@ -15,6 +15,7 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/internal/cmdrun"
+	"github.com/drover-dr/drover/drivers/internal/sshrun/sshdtest"
 )
 
 // instance is a fake DB2 instance: a db2profile that puts the contract
@@ -318,9 +319,14 @@ func TestBadSettings(t *testing.T) {
 func TestRunsAsInstanceOwner(t *testing.T) {
 	c, err := parse(map[string]any{"instanceOwner": "db2inst1", "database": "BPMDB", "switchUser": true})
 	require.NoError(t, err)
-	argv := c.argv("db2start")
+	argv := c.argv("db2start", c.switchFor(drivers.Host{}))
 	assert.Equal(t, []string{"su", "-", "db2inst1", "-c"}, argv[:4])
 	assert.Equal(t, ". ~db2inst1/sqllib/db2profile || exit 127\ndb2start", argv[4])
+
+	c, err = parse(map[string]any{"instanceOwner": "db2inst1", "database": "BPMDB"})
+	require.NoError(t, err)
+	assert.False(t, c.switchFor(drivers.Host{Address: "db2b", SSH: map[string]any{"user": "db2inst1"}}), "logged in as the owner")
+	assert.True(t, c.switchFor(drivers.Host{Address: "db2b", SSH: map[string]any{"user": "root"}}))
 }
 
 // The seed's instance holds three databases: one component handles them
@@ -368,4 +374,27 @@ func TestSeveralDatabases(t *testing.T) {
 	require.ErrorIs(t, err, ErrDatabaseNotFound)
 	assert.False(t, in.exists("BPMDB.suspended"))
 	assert.False(t, in.exists("CMNDB.suspended"))
+}
+
+var sshd sshdtest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sshd.Stop()
+	os.Exit(code)
+}
+
+// Over SSH, logged in as the instance owner: no su.
+func TestOverSSH(t *testing.T) {
+	in := newInstance(t, "BPMDB")
+	in.write(t, "BPMDB.role", "STANDBY\n")
+	tg := in.target(t, nil)
+	tg.Host = sshd.Get(t).Host("db2b", nil)
+	d := New(nil)
+	_, err := d.Start(context.Background(), tg)
+	require.NoError(t, err)
+	hs, ev, err := d.Takeover(context.Background(), tg, true)
+	require.NoError(t, err, ev.Output)
+	assert.Equal(t, RolePrimary, hs[0].Role)
+	assert.Contains(t, ev.Action, "on db2b (ssh ")
 }

@@ -86,6 +86,7 @@ var (
 // Driver is the MQ middleware driver. It holds no state between calls.
 type Driver struct {
 	logger *zap.Logger
+	hosts  *hostrun.Hosts
 }
 
 var (
@@ -98,7 +99,7 @@ func New(logger *zap.Logger) *Driver {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Driver{logger: logger}
+	return &Driver{logger: logger, hosts: hostrun.NewHosts(logger.Named("ssh"))}
 }
 
 // CheckSettings checks the settings without running anything.
@@ -165,7 +166,7 @@ func (c *config) argv(cmd string, args ...string) []string {
 }
 
 func (d *Driver) run(ctx context.Context, c *config, t drivers.Target, op string, argv []string) (drivers.Evidence, string, int, error) {
-	r, err := hostrun.ForHost(t.Host)
+	r, err := d.hosts.For(t.Host)
 	if err != nil {
 		return drivers.Evidence{}, "", -1, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/internal/cmdrun"
+	"github.com/drover-dr/drover/drivers/internal/sshrun/sshdtest"
 )
 
 type install struct {
@@ -224,4 +225,27 @@ func TestRunAs(t *testing.T) {
 	c, err := parse(map[string]any{"queueManager": "QM1", "runAs": "mqm", "binDir": "/opt/mqm/bin"})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"su", "-", "mqm", "-c", "/opt/mqm/bin/strmqm -x QM1"}, c.argv("strmqm", "-x", "QM1"))
+}
+
+var sshd sshdtest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sshd.Stop()
+	os.Exit(code)
+}
+
+func TestOverSSH(t *testing.T) {
+	in := newInstall(t, "QM1")
+	tg := in.target(nil)
+	tg.Host = sshd.Get(t).Host("mq1", nil)
+	d := New(nil)
+	ev, err := d.Start(context.Background(), tg)
+	require.NoError(t, err, ev.Output)
+	assert.Contains(t, ev.Action, "on mq1 (ssh ")
+	st, err := d.Status(context.Background(), tg)
+	require.NoError(t, err)
+	assert.Equal(t, drivers.StateRunning, st.State)
+	_, err = d.Stop(context.Background(), tg, drivers.StopImmediate)
+	require.NoError(t, err)
 }

@@ -102,6 +102,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._ -]*$`)
 // Driver is the WebSphere middleware driver. It holds no state between calls.
 type Driver struct {
 	logger *zap.Logger
+	hosts  *hostrun.Hosts
 }
 
 var (
@@ -114,7 +115,7 @@ func New(logger *zap.Logger) *Driver {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Driver{logger: logger}
+	return &Driver{logger: logger, hosts: hostrun.NewHosts(logger.Named("ssh"))}
 }
 
 // CheckSettings checks the settings without running anything.
@@ -228,7 +229,7 @@ func (c *config) script(name string) string {
 
 // call runs one command of the profile.
 func (d *Driver) call(ctx context.Context, c *config, t drivers.Target, op string, argv []string, secrets []string) (drivers.Evidence, string, int, error) {
-	r, err := hostrun.ForHost(t.Host)
+	r, err := d.hosts.For(t.Host)
 	if err != nil {
 		return drivers.Evidence{}, "", -1, err
 	}

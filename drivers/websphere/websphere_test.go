@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/internal/cmdrun"
+	"github.com/drover-dr/drover/drivers/internal/sshrun/sshdtest"
 )
 
 var scripts = []string{"startServer.sh", "stopServer.sh", "serverStatus.sh", "startManager.sh", "stopManager.sh",
@@ -326,11 +327,32 @@ func TestEngineAndClusterStates(t *testing.T) {
 	assert.Equal(t, drivers.StateUnknown, ClusterState("websphere.cluster.partial.stop"))
 }
 
-func TestRemoteHostWithoutSSHRunner(t *testing.T) {
+var sshd sshdtest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sshd.Stop()
+	os.Exit(code)
+}
+
+// The same driver reaches a host without a drover worker over SSH.
+func TestOverSSH(t *testing.T) {
 	p := newProfile(t, "server1")
 	tg := target(map[string]any{"kind": "server", "profilePath": p.dir, "server": "server1"})
-	tg.Host = drivers.Host{Name: "was1", SSH: map[string]any{"user": "wasadmin"}}
-	_, err := New(nil).Status(context.Background(), tg)
+	tg.Host = sshd.Get(t).Host("machine1", nil)
+	d := New(nil)
+	ev, err := d.Start(context.Background(), tg)
+	require.NoError(t, err, ev.Output)
+	assert.Contains(t, ev.Action, "on machine1 (ssh ")
+	st, err := d.Status(context.Background(), tg)
+	require.NoError(t, err)
+	assert.Equal(t, drivers.StateRunning, st.State)
+	_, err = d.Stop(context.Background(), tg, drivers.StopGraceful)
+	require.NoError(t, err)
+
+	// Bad SSH settings are bad settings, before anything runs.
+	tg.Host = drivers.Host{Name: "was1", Address: "127.0.0.1", SSH: map[string]any{"user": "wasadmin"}}
+	_, err = d.Status(context.Background(), tg)
 	require.Error(t, err)
 	assert.True(t, drivers.Permanent(err))
 }

@@ -1,19 +1,21 @@
 // Package hostrun is the seam through which the product drivers (websphere,
-// db2, mq) run their commands: locally through cmdrun today, and over SSH
-// when a target's host is reached that way. It also turns one run into
+// db2, mq) run their commands: locally through cmdrun, or through sshrun
+// when a target's host is reached over SSH (drivers.Host.Remote). It also turns one run into
 // evidence: the command line and output with secrets redacted, bounded, and
 // how long it took.
 package hostrun
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/internal/cmdrun"
+	"github.com/drover-dr/drover/drivers/internal/sshrun"
 	"github.com/drover-dr/drover/drivers/internal/tmpl"
 )
 
@@ -28,6 +30,8 @@ const (
 // Runner runs one command on the host a driver acts on.
 type Runner interface {
 	Run(ctx context.Context, spec cmdrun.Spec) (cmdrun.Result, error)
+	// Where names the host for evidence; empty for the worker's own.
+	Where() string
 }
 
 // Local runs commands on the worker's own machine.
@@ -38,21 +42,43 @@ func (Local) Run(ctx context.Context, spec cmdrun.Spec) (cmdrun.Result, error) {
 	return cmdrun.Run(ctx, spec)
 }
 
-// ErrNoSSH is returned for a host reached over SSH while this build has no
-// SSH runner wired in.
-var ErrNoSSH = errors.New("host is reached over SSH and this driver has no SSH runner yet; run a drover worker on that host")
+// Where is empty: local evidence reads as the command alone.
+func (Local) Where() string { return "" }
 
-// ForHost returns the runner for a target's host.
-func ForHost(h drivers.Host) (Runner, error) {
-	if h.Remote() {
-		name := h.Name
-		if name == "" {
-			name = h.Address
-		}
-		return nil, drivers.Unsupported(fmt.Errorf("host %s: %w", name, ErrNoSSH))
-	}
-	return Local{}, nil
+// Hosts picks the runner for a target's host: local, or over SSH through
+// one connection pool per driver (the commands of one call share a
+// connection). It is safe for concurrent use.
+type Hosts struct {
+	pool *sshrun.Pool
 }
+
+// NewHosts returns the runners of one driver.
+func NewHosts(logger *zap.Logger) *Hosts {
+	return &Hosts{pool: sshrun.NewPool(logger, 0)}
+}
+
+// For returns the runner for host h. A remote host's SSH settings are
+// checked here, so a bad setting fails before anything runs.
+func (hs *Hosts) For(h drivers.Host) (Runner, error) {
+	if !h.Remote() {
+		return Local{}, nil
+	}
+	if _, err := sshrun.Parse(h); err != nil {
+		return nil, err
+	}
+	return remote{pool: hs.pool, host: h}, nil
+}
+
+type remote struct {
+	pool *sshrun.Pool
+	host drivers.Host
+}
+
+func (r remote) Run(ctx context.Context, spec cmdrun.Spec) (cmdrun.Result, error) {
+	return r.pool.Run(ctx, r.host, spec)
+}
+
+func (r remote) Where() string { return sshrun.Where(r.host) }
 
 // Call is one command a driver runs.
 type Call struct {
@@ -74,6 +100,9 @@ type Call struct {
 // names the operation and quotes the redacted output.
 func Run(ctx context.Context, r Runner, c Call) (drivers.Evidence, cmdrun.Result, error) {
 	action := Redact(tmpl.Display(c.Argv), c.Secrets)
+	if where := r.Where(); where != "" {
+		action = "on " + where + ": " + action
+	}
 	ev := drivers.Evidence{Action: action}
 	res, err := r.Run(ctx, cmdrun.Spec{Argv: c.Argv, Env: c.Env, Timeout: c.Timeout, KillGrace: c.KillGrace})
 	res.Output = Redact(res.Output, c.Secrets)

@@ -3,6 +3,7 @@ package hostrun
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/internal/cmdrun"
+	"github.com/drover-dr/drover/drivers/internal/sshrun/sshdtest"
 )
 
 func TestRunRedactsEverywhere(t *testing.T) {
@@ -39,13 +41,41 @@ func TestEvidenceIsBounded(t *testing.T) {
 	assert.Equal(t, 3*ev.Duration, all.Duration)
 }
 
-func TestForHost(t *testing.T) {
-	r, err := ForHost(drivers.Host{Name: "machine1"})
+var sshd sshdtest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sshd.Stop()
+	os.Exit(code)
+}
+
+func TestHostsLocalAndSSH(t *testing.T) {
+	hosts := NewHosts(nil)
+	r, err := hosts.For(drivers.Host{Name: "machine1"})
 	require.NoError(t, err)
 	assert.IsType(t, Local{}, r)
-	_, err = ForHost(drivers.Host{Name: "machine1", SSH: map[string]any{"user": "root"}})
-	require.ErrorIs(t, err, ErrNoSSH)
-	assert.True(t, errors.Is(err, drivers.ErrUnsupported))
+
+	// A bad SSH setting fails before anything runs.
+	_, err = hosts.For(drivers.Host{Name: "machine1", Address: "127.0.0.1", SSH: map[string]any{"user": "root"}})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, drivers.ErrBadSettings), err)
+
+	srv := sshd.Get(t)
+	r, err = hosts.For(srv.Host("machine2", nil))
+	require.NoError(t, err)
+	const pw = "remote-secret"
+	ev, res, err := Run(context.Background(), r, Call{Op: "status", Argv: []string{"/bin/sh", "-c", `echo "on $(hostname) with $0"`, pw}, Secrets: []string{pw}})
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.ExitCode)
+	assert.True(t, strings.HasPrefix(ev.Action, "on machine2 (ssh "), ev.Action)
+	assert.Contains(t, ev.Output, "with [redacted]")
+	assert.NotContains(t, ev.Action+ev.Output, pw)
+
+	// The remote command is cut short like a local one.
+	start := time.Now()
+	_, _, err = Run(context.Background(), r, Call{Op: "stop", Argv: []string{"sleep", "30"}, Timeout: 2 * time.Second, KillGrace: 200 * time.Millisecond})
+	require.ErrorIs(t, err, cmdrun.ErrTimeout)
+	assert.Less(t, time.Since(start), 20*time.Second)
 }
 
 func TestTimeouts(t *testing.T) {
