@@ -468,6 +468,18 @@ func (d *Driver) reseed(ctx context.Context, rn, ro *resolved, res drivers.Repli
 			return res, fmt.Errorf("reseed %s: %w", ro.name, err)
 		}
 	}
+	// A freshly promoted primary's control file still names the old
+	// timeline until its first checkpoint; pg_rewind reads it and would
+	// find "no rewind required" on a diverged target.
+	cstart := time.Now()
+	err = rn.queryRow(ctx, func(c *pgx.Conn, qctx context.Context) error {
+		_, err := c.Exec(qctx, "CHECKPOINT")
+		return err
+	})
+	res.Steps = append(res.Steps, drivers.Evidence{Action: fmt.Sprintf("CHECKPOINT on %s:%d", rn.host, rn.port), Duration: time.Since(cstart)})
+	if err != nil {
+		return res, fmt.Errorf("reseed %s: checkpoint on the new primary %s: %w", ro.name, rn.name, err)
+	}
 	env, err := rn.passwordEnv(rn.password)
 	if err != nil {
 		return res, err
@@ -475,7 +487,7 @@ func (d *Driver) reseed(ctx context.Context, rn, ro *resolved, res drivers.Repli
 	ro.secrets = append(ro.secrets, rn.secrets...)
 	source := rn.conninfo(rn.user, rn.database) + " application_name=" + kwQuote(ro.appName)
 	rres, ev, err := ro.run(ctx, ro.timeouts.rewind, env, "pg_rewind",
-		"--target-pgdata="+ro.dataDir, "--source-server="+source, "-R", "--no-password")
+		"--target-pgdata="+ro.dataDir, "--source-server="+source, "-R")
 	res.Steps = append(res.Steps, ev)
 	if err != nil && ctx.Err() != nil {
 		return res, fmt.Errorf("reseed %s: %w", ro.name, err)

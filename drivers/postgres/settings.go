@@ -343,7 +343,12 @@ func findBinDir(dir string) (string, error) {
 		}
 		return dir, nil
 	}
+	// A pg_ctl on PATH is often a symlink into the versioned directory that
+	// holds the rest of the tools (pg_basebackup, pg_rewind, ...).
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		return filepath.Dir(p), nil
 	}
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")

@@ -38,8 +38,8 @@ type Env struct {
 // newest /usr/lib/postgresql/*/bin. It returns "" when there are none.
 func BinDir() string {
 	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
-			return dir
+		if p, err := filepath.EvalSymlinks(filepath.Join(dir, "pg_ctl")); err == nil {
+			return filepath.Dir(p)
 		}
 	}
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
