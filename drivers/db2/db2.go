@@ -21,11 +21,16 @@
 //	               remote host) is not the owner
 //	activate:      start also activates the database (default true), which on
 //	               an HADR standby starts it as the standby
+//	seedImageDir:  a folder both sites' hosts see (an NFS mount) where Seed,
+//	               and Reseed when the old primary cannot rejoin, put the
+//	               primary's online backup for the standby to restore; HADR's
+//	               own configuration (HADR_LOCAL_HOST, HADR_REMOTE_HOST, ...)
+//	               is the DBA's, set once on both databases
 //	forceStop:     a graceful stop uses db2stop force as well (default false:
 //	               db2stop refuses while applications are connected)
 //	timeout:       per-command timeout, default 10m
 //	timeouts:      per-operation overrides {start, stop, status, quiesce,
-//	               resume, takeover, initialize}
+//	               resume, takeover, initialize, seed}
 //	killGrace:     SIGTERM→SIGKILL grace when a command is cut short, default 10s
 package db2
 
@@ -57,7 +62,11 @@ const (
 	OpInitialize = "initialize"
 )
 
-var operations = []string{OpStart, OpStop, OpStatus, OpQuiesce, OpResume, OpTakeover, OpInitialize}
+// OpSeed covers the backup, restore and start hadr commands of Seed and
+// Reseed.
+const OpSeed = "seed"
+
+var operations = []string{OpStart, OpStop, OpStatus, OpQuiesce, OpResume, OpTakeover, OpInitialize, OpSeed}
 
 // Defaults.
 const (
@@ -73,6 +82,7 @@ type settings struct {
 	SwitchUser    *bool                       `json:"switchUser"`
 	Activate      *bool                       `json:"activate"`
 	ForceStop     bool                        `json:"forceStop"`
+	SeedImageDir  string                      `json:"seedImageDir"`
 	Timeout       drivers.Duration            `json:"timeout"`
 	Timeouts      map[string]drivers.Duration `json:"timeouts"`
 	KillGrace     drivers.Duration            `json:"killGrace"`
@@ -158,6 +168,9 @@ func parse(raw map[string]any) (*config, error) {
 			bad("%s: %s is listed twice", field, db)
 		}
 		seen[strings.ToUpper(db)] = true
+	}
+	if s.SeedImageDir != "" && (!filepath.IsAbs(s.SeedImageDir) || strings.ContainsAny(s.SeedImageDir, "'\"$`\\ \n")) {
+		bad("seedImageDir: %q is not an absolute path without quotes, spaces or $", s.SeedImageDir)
 	}
 	if s.Profile != "" && !filepath.IsAbs(s.Profile) {
 		bad("profile: %q is not an absolute path", s.Profile)

@@ -305,6 +305,7 @@ func TestBadSettings(t *testing.T) {
 		"long database":     {map[string]any{"instanceOwner": "db2inst1", "database": "BPMDATABASE"}, "database:"},
 		"injected database": {map[string]any{"instanceOwner": "db2inst1", "database": "X;rm"}, "database:"},
 		"relative profile":  {map[string]any{"instanceOwner": "db2inst1", "database": "BPMDB", "profile": "sqllib/db2profile"}, "profile:"},
+		"seed dir quote":    {map[string]any{"instanceOwner": "db2inst1", "database": "BPMDB", "seedImageDir": "/nfs/it's"}, "seedImageDir:"},
 		"bad timeout":       {map[string]any{"instanceOwner": "db2inst1", "database": "BPMDB", "timeouts": map[string]any{"takeover": "0s"}}, "timeouts.takeover"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -39,6 +39,35 @@ type HADRPair struct {
 	// ("06/08/2011 13:49:19.000000 (1307566159)").
 	PrimaryLogTime       string `json:"primaryLogTime,omitempty"`
 	StandbyReplayLogTime string `json:"standbyReplayLogTime,omitempty"`
+	// Log positions as "file, page, pos" (PRIMARY_LOG_FILE,PAGE,POS and the
+	// standby's received and replayed ones).
+	PrimaryLogPos       string `json:"primaryLogPos,omitempty"`
+	StandbyLogPos       string `json:"standbyLogPos,omitempty"`
+	StandbyReplayLogPos string `json:"standbyReplayLogPos,omitempty"`
+}
+
+// logTimeEpoch reads the seconds since the epoch that db2pd prints in
+// parentheses after a log time: "06/08/2011 13:49:19.000000 (1307566159)".
+var logTimeEpoch = regexp.MustCompile(`\((\d+)\)\s*$`)
+
+// LogTimeLag is PRIMARY_LOG_TIME minus STANDBY_REPLAY_LOG_TIME in seconds:
+// how old the last transaction the standby replayed is next to the
+// primary's newest. ok is false when either time is missing.
+func (p HADRPair) LogTimeLag() (seconds int64, ok bool) {
+	a := logTimeEpoch.FindStringSubmatch(p.PrimaryLogTime)
+	b := logTimeEpoch.FindStringSubmatch(p.StandbyReplayLogTime)
+	if a == nil || b == nil {
+		return 0, false
+	}
+	pt, err1 := strconv.ParseInt(a[1], 10, 64)
+	st, err2 := strconv.ParseInt(b[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	if pt < st {
+		return 0, true
+	}
+	return pt - st, true
 }
 
 // HADRStatus is what db2pd says about one database.
@@ -166,6 +195,12 @@ func ParseHADR(out, database string) (HADRStatus, error) {
 			cur.PrimaryLogTime = val
 		case "STANDBY_REPLAY_LOG_TIME":
 			cur.StandbyReplayLogTime = val
+		case "PRIMARY_LOG_FILE,PAGE,POS":
+			cur.PrimaryLogPos = val
+		case "STANDBY_LOG_FILE,PAGE,POS":
+			cur.StandbyLogPos = val
+		case "STANDBY_REPLAY_LOG_FILE,PAGE,POS":
+			cur.StandbyReplayLogPos = val
 		}
 	}
 	for _, p := range h.Pairs {

@@ -2,12 +2,29 @@
 # Contract fake of DB2's db2start, db2stop, db2 (CLP), db2pd and db2inidb,
 # for tests only: it prints the documented messages and keeps state in
 # $FAKE_DB2_STATE. Installed as symlinks named like the real commands.
+#
+# HADR pairs: $state/DB.partner holds the other instance's state folder;
+# both ends keep DB.peer while the pair is connected (both active, one
+# PRIMARY and one STANDBY).
 state=${FAKE_DB2_STATE:?FAKE_DB2_STATE not set: source the fake db2profile}
 tool=$(basename "$0")
 echo "$tool $*" >> "$state/calls.log"
 [ -f "$state/hang-$tool" ] && sleep 300
 
 up() { [ -f "$state/instance.up" ]; }
+partner() { cat "$state/$1.partner" 2>/dev/null; }
+# repair DB: set or clear the peer marker at both ends.
+repair() {
+	p=$(partner "$1")
+	rm -f "$state/$1.peer"
+	[ -n "$p" ] && rm -f "$p/$1.peer"
+	[ -n "$p" ] || return 0
+	r1=$(cat "$state/$1.role" 2>/dev/null); r2=$(cat "$p/$1.role" 2>/dev/null)
+	if [ -f "$state/$1.active" ] && [ -f "$p/$1.active" ] && [ -f "$p/instance.up" ] &&
+		{ [ "$r1/$r2" = PRIMARY/STANDBY ] || [ "$r1/$r2" = STANDBY/PRIMARY ]; }; then
+		touch "$state/$1.peer" "$p/$1.peer"
+	fi
+}
 exists() { grep -qix "$1" "$state/databases" 2>/dev/null; }
 db() { echo "$1" | tr a-z A-Z; }
 
@@ -26,6 +43,7 @@ db2stop)
 		exit 1
 	fi
 	rm -f "$state/instance.up" "$state"/*.active "$state"/conn-*
+	for f in "$state"/*.partner; do [ -f "$f" ] && repair "$(basename "$f" .partner)"; done
 	echo "12/02/2026 02:13:25     0   0   SQL1064N  DB2STOP processing was successful."
 	echo "SQL1064N  DB2STOP processing was successful."
 	exit 0;;
@@ -54,6 +72,8 @@ db2pd)
 	if [ -f "$state/$name.peer" ]; then hstate=PEER conn=CONNECTED; else hstate=DISCONNECTED conn=DISCONNECTED; fi
 	[ "$role" = STANDBY ] && [ "$hstate" = DISCONNECTED ] && hstate=REMOTE_CATCHUP_PENDING
 	gap=$(cat "$state/$name.gap" 2>/dev/null || echo 0)
+	ptime=$(cat "$state/$name.primarytime" 2>/dev/null || echo 1796177599)
+	rtime=$(cat "$state/$name.replaytime" 2>/dev/null || echo 1796177599)
 	cat <<OUT
                             HADR_ROLE = $role
                           REPLAY_TYPE = PHYSICAL
@@ -85,9 +105,9 @@ SOCK_RECV_BUF_REQUESTED,ACTUAL(bytes) = 0, 87380
                   HADR_LOG_GAP(bytes) = $gap
      STANDBY_REPLAY_LOG_FILE,PAGE,POS = S0000009.LOG, 1, 49262315
        STANDBY_RECV_REPLAY_GAP(bytes) = 0
-                     PRIMARY_LOG_TIME = 12/02/2026 02:13:19.000000 (1796177599)
-                     STANDBY_LOG_TIME = 12/02/2026 02:13:19.000000 (1796177599)
-              STANDBY_REPLAY_LOG_TIME = 12/02/2026 02:13:19.000000 (1796177599)
+                     PRIMARY_LOG_TIME = 12/02/2026 02:13:19.000000 ($ptime)
+                     STANDBY_LOG_TIME = 12/02/2026 02:13:19.000000 ($rtime)
+              STANDBY_REPLAY_LOG_TIME = 12/02/2026 02:13:19.000000 ($rtime)
          STANDBY_RECV_BUF_SIZE(pages) = 16
              STANDBY_RECV_BUF_PERCENT = 0
            STANDBY_SPOOL_LIMIT(pages) = 0
@@ -130,6 +150,7 @@ db2)
 		if [ -f "$state/$name.needsinit" ]; then echo "SQL20153N  The database's split image is in the suspended state.  SQLSTATE=55040"; exit 4; fi
 		if [ -f "$state/$name.active" ]; then echo "SQL1490W  Activate database is successful, however, the database has already been activated on one or more nodes."; exit 2; fi
 		touch "$state/$name.active"
+		repair "$name"
 		echo "DB20000I  The ACTIVATE DATABASE command completed successfully."
 		exit 0;;
 	"takeover hadr on database "*)
@@ -142,7 +163,52 @@ db2)
 		*) if [ ! -f "$state/$name.peer" ]; then echo "SQL1770N  Takeover HADR cannot complete. Reason code = \"8\"."; exit 4; fi;;
 		esac
 		echo PRIMARY > "$state/$name.role"
+		case "$rest" in
+		*"by force"*) ;;
+		*) p=$(partner "$name"); [ -n "$p" ] && echo STANDBY > "$p/$name.role";;
+		esac
+		repair "$name"
 		echo "DB20000I  The TAKEOVER HADR ON DATABASE command completed successfully."
+		exit 0;;
+	"start hadr on database "*)
+		rest=${cmd#start hadr on database }
+		name=$(db "${rest%% *}")
+		role=$(echo "${rest##* }" | tr a-z A-Z)
+		if ! up; then echo "SQL1032N  No start database manager command was issued.  SQLSTATE=57019"; exit 4; fi
+		if ! exists "$name"; then echo "SQL1013N  The database alias name or database name \"$name\" could not be found.  SQLSTATE=42705"; exit 4; fi
+		# A former primary whose log went past the new primary's cannot
+		# rejoin: the test marks it diverged.
+		if [ "$role" = STANDBY ] && [ -f "$state/$name.diverged" ]; then
+			echo "SQL1767N  Start HADR cannot complete. Reason code = \"99\"."
+			exit 4
+		fi
+		echo "$role" > "$state/$name.role"
+		touch "$state/$name.active"
+		repair "$name"
+		echo "DB20000I  The START HADR ON DATABASE command completed successfully."
+		exit 0;;
+	"backup database "*)
+		rest=${cmd#backup database }
+		name=$(db "${rest%% *}")
+		dir=$(echo "$*" | sed -n 's/.* to \([^ ]*\).*/\1/p')
+		if [ ! -f "$state/$name.active" ]; then echo "SQL1035N  The operation failed because the specified database cannot be connected to in the mode requested.  SQLSTATE=57019"; exit 4; fi
+		ts=20261202021325
+		touch "$dir/$name.0.db2inst1.DBPART000.$ts.001"
+		echo
+		echo "Backup successful. The timestamp for this backup image is : $ts"
+		echo
+		exit 0;;
+	"restore database "*)
+		rest=${cmd#restore database }
+		name=$(db "${rest%% *}")
+		dir=$(echo "$*" | sed -n 's/.* from \([^ ]*\).*/\1/p')
+		ts=$(echo "$*" | sed -n 's/.* taken at \([0-9]*\).*/\1/p')
+		if [ ! -f "$dir/$name.0.db2inst1.DBPART000.$ts.001" ]; then echo "SQL2542N  No match for a database image file was found based on the source database alias \"$name\" and timestamp \"$ts\" provided."; exit 4; fi
+		grep -qix "$name" "$state/databases" || echo "$name" >> "$state/databases"
+		rm -f "$state/$name.active" "$state/$name.diverged" "$state/$name.needsinit"
+		echo STANDARD > "$state/$name.role"
+		echo "SQL2539W  The specified name of the backup image to restore is the same as the name of the target database.  Restoring to an existing database that is the same as the backup image database will cause the current database to be overwritten by the backup version."
+		echo "DB20000I  The RESTORE DATABASE command completed successfully."
 		exit 0;;
 	esac
 	echo "SQL0104N  An unexpected token was found.  SQLSTATE=42601"
