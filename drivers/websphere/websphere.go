@@ -531,7 +531,7 @@ func (d *Driver) wsadmin(ctx context.Context, c *config, t drivers.Target, op, s
 		return drivers.Evidence{}, nil, err
 	}
 	argv := append([]string{c.script("wsadmin.sh"), "-lang", "jython", "-conntype", "SOAP"}, creds...)
-	argv = append(argv, "-c", script)
+	argv = append(argv, "-c", execLine(script))
 	ev, out, code, err := d.call(ctx, c, t, op, argv, secrets)
 	if err != nil {
 		return ev, nil, err
@@ -554,6 +554,15 @@ func (d *Driver) wsadmin(ctx context.Context, c *config, t drivers.Target, op, s
 	return ev, results, nil
 }
 
+// execLine turns a multi-line Jython script into the one line wsadmin's -c
+// takes: an exec statement of a single-quoted string. The scripts use
+// double quotes only, and names are checked (nameRE), so escaping
+// backslashes and newlines is enough.
+func execLine(script string) string {
+	q := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "'", `\'`).Replace(script)
+	return "exec '" + q + "'"
+}
+
 // The Cluster MBean's state attribute (documented values of
 // "Starting clusters using scripting" and the Cluster MBean):
 // websphere.cluster.starting, websphere.cluster.partial.start,
@@ -562,14 +571,14 @@ func (d *Driver) wsadmin(ctx context.Context, c *config, t drivers.Target, op, s
 // procedure first asks the ClusterMgr MBean to retrieveClusters so the
 // Cluster MBean exists.
 func clusterScript(cluster, action string) string {
-	s := "cm = AdminControl.completeObjectName('type=ClusterMgr,*')\n" +
-		"if cm: AdminControl.invoke(cm, 'retrieveClusters')\n" +
-		"c = AdminControl.completeObjectName('type=Cluster,name=" + cluster + ",*')\n"
+	s := `cm = AdminControl.completeObjectName("type=ClusterMgr,*")` + "\n" +
+		`if cm: AdminControl.invoke(cm, "retrieveClusters")` + "\n" +
+		`c = AdminControl.completeObjectName("type=Cluster,name=` + cluster + `,*")` + "\n"
 	if action != "" {
-		s += "if c: AdminControl.invoke(c, '" + action + "')\n"
+		s += `if c: AdminControl.invoke(c, "` + action + `")` + "\n"
 	}
-	s += "if c: print '" + resultPrefix + "' + AdminControl.getAttribute(c, 'state')\n" +
-		"else: print '" + resultPrefix + "none'\n"
+	s += `if c: print "` + resultPrefix + `" + AdminControl.getAttribute(c, "state")` + "\n" +
+		`else: print "` + resultPrefix + `none"` + "\n"
 	return s
 }
 
@@ -606,18 +615,20 @@ func (d *Driver) clusterStatus(ctx context.Context, c *config, t drivers.Target)
 // that can host the engine (a cluster's engine is Started on one member and
 // Joined on the others). No MBean means no server that hosts it runs.
 func engineScript(engine, action string) string {
-	s := "ms = [m for m in AdminControl.queryNames('type=SIBMessagingEngine,name=" + engine + ",*').splitlines() if m]\n" +
-		"states = [AdminControl.invoke(m, 'state') for m in ms]\n"
+	s := `ms = [m for m in AdminControl.queryNames("type=SIBMessagingEngine,name=` + engine + `,*").splitlines() if m]` + "\n" +
+		`states = [AdminControl.invoke(m, "state") for m in ms]` + "\n"
 	switch action {
 	case "start":
-		s += "if ms and 'Started' not in states: AdminControl.invoke(ms[0], 'start')\n"
+		s += `if ms and "Started" not in states: AdminControl.invoke(ms[0], "start")` + "\n"
 	case "stop":
-		s += "for i in range(len(ms)):\n    if states[i] == 'Started': AdminControl.invoke(ms[i], 'stop')\n"
+		s += "for i in range(len(ms)):\n" +
+			`    if states[i] == "Started": AdminControl.invoke(ms[i], "stop")` + "\n"
 	case "stopImmediate":
-		s += "for i in range(len(ms)):\n    if states[i] == 'Started': AdminControl.invoke(ms[i], 'stop', '[IMMEDIATE]', '[java.lang.String]')\n"
+		s += "for i in range(len(ms)):\n" +
+			`    if states[i] == "Started": AdminControl.invoke(ms[i], "stop", "[IMMEDIATE]", "[java.lang.String]")` + "\n"
 	}
-	s += "states = [AdminControl.invoke(m, 'state') for m in ms]\n" +
-		"print '" + resultPrefix + "' + (','.join(states) or 'none')\n"
+	s += `states = [AdminControl.invoke(m, "state") for m in ms]` + "\n" +
+		`print "` + resultPrefix + `" + (",".join(states) or "none")` + "\n"
 	return s
 }
 

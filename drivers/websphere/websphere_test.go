@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -355,4 +356,22 @@ func TestOverSSH(t *testing.T) {
 	_, err = d.Status(context.Background(), tg)
 	require.Error(t, err)
 	assert.True(t, drivers.Permanent(err))
+}
+
+// wsadmin -c takes one line; the scripts travel as an exec of a Python
+// string literal. Where python3 is installed, the literal is decoded by a
+// real Python parser and must give the script back.
+func TestExecLine(t *testing.T) {
+	for _, script := range []string{clusterScript("BPM.AppTarget", "start"), engineScript("BPM.Messaging.000-BPM.Bus", "stopImmediate")} {
+		line := execLine(script)
+		assert.NotContains(t, line, "\n")
+		require.True(t, strings.HasPrefix(line, "exec '") && strings.HasSuffix(line, "'"), line)
+		py, err := exec.LookPath("python3")
+		if err != nil {
+			continue
+		}
+		out, err := exec.Command(py, "-c", "import ast,sys; sys.stdout.write(ast.literal_eval(sys.argv[1]))", strings.TrimPrefix(line, "exec ")).Output()
+		require.NoError(t, err)
+		assert.Equal(t, script, string(out))
+	}
 }

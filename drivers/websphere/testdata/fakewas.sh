@@ -107,6 +107,11 @@ wsadmin.sh)
 		exit 103
 	fi
 	echo "WASX7209I: Connected to process \"dmgr\" on node CellManager01 using SOAP connector;  The type of process is: DeploymentManager"
+	# -c takes one line: the driver sends `exec '<script with \n escapes>'`.
+	case "$script" in
+	"exec '"*"'") ;;
+	*) echo "WASX7015E: Error running command: \"$script\"; exception information: SyntaxError"; exit 105;;
+	esac
 	cluster=$(printf '%s' "$script" | sed -n "s/.*type=Cluster,name=\([^,]*\),.*/\1/p" | head -1)
 	engine=$(printf '%s' "$script" | sed -n "s/.*type=SIBMessagingEngine,name=\([^,]*\),.*/\1/p" | head -1)
 	if [ -n "$cluster" ]; then
@@ -120,8 +125,8 @@ wsadmin.sh)
 		websphere.cluster.stopping) cur=websphere.cluster.stopped;;
 		esac
 		case "$script" in
-		*"invoke(c, 'start')"*) cur=websphere.cluster.starting;;
-		*"invoke(c, 'stop')"*|*"invoke(c, 'stopImmediate')"*) cur=websphere.cluster.stopping;;
+		*'invoke(c, "start")'*) cur=websphere.cluster.starting;;
+		*'invoke(c, "stop")'*|*'invoke(c, "stopImmediate")'*) cur=websphere.cluster.stopping;;
 		esac
 		echo "$cur" > "$f"
 		echo "DROVER-RESULT $cur"
@@ -132,8 +137,8 @@ wsadmin.sh)
 		if [ ! -f "$f" ]; then echo "DROVER-RESULT none"; exit 0; fi
 		cur=$(cat "$f")
 		case "$script" in
-		*"'start')"*) cur=$(echo "$cur" | sed 's/^Joined/Started/');;
-		*"'stop'"*) cur=$(echo "$cur" | sed 's/Started/Joined/');;
+		*'"start")'*) cur=$(echo "$cur" | sed 's/^Joined/Started/');;
+		*'"stop"'*) cur=$(echo "$cur" | sed 's/Started/Joined/');;
 		esac
 		echo "$cur" > "$f"
 		echo "DROVER-RESULT $cur"
