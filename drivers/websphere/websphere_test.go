@@ -375,3 +375,36 @@ func TestExecLine(t *testing.T) {
 		assert.Equal(t, script, string(out))
 	}
 }
+
+func TestImmediateStop(t *testing.T) {
+	p := newProfile(t, "server1", "nodeagent")
+	p.write(t, "server1.started", "")
+	d, ctx := New(nil), context.Background()
+	tg := target(map[string]any{"kind": "server", "profilePath": p.dir, "server": "server1", "node": "Node01"})
+
+	// The node agent is down: wsadmin cannot connect, the stop script does
+	// the work and the evidence says so.
+	ev, err := d.Stop(ctx, tg, drivers.StopImmediate)
+	require.NoError(t, err, ev.Output)
+	assert.Contains(t, ev.Output, "immediate stop through wsadmin failed")
+	assert.Equal(t, 1, p.calls(t, "stopServer.sh"))
+
+	// With the node agent up, wsadmin stops it immediately.
+	p.write(t, "nodeagent.started", "")
+	p.write(t, "server1.started", "")
+	ev, err = d.Stop(ctx, tg, drivers.StopImmediate)
+	require.NoError(t, err, ev.Output)
+	assert.Contains(t, ev.Output, "WASX7264I")
+	assert.Equal(t, 1, p.calls(t, "stopServer.sh"), "no stop script this time")
+	st, err := d.Status(ctx, tg)
+	require.NoError(t, err)
+	assert.Equal(t, drivers.StateStopped, st.State)
+
+	// Without a node there is no immediate path: the note says so.
+	p.write(t, "server1.started", "")
+	tg.Component.Settings["node"] = nil
+	delete(tg.Component.Settings, "node")
+	ev, err = d.Stop(ctx, tg, drivers.StopImmediate)
+	require.NoError(t, err)
+	assert.Contains(t, ev.Output, "no immediate stop for server without node")
+}

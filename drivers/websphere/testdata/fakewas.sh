@@ -96,7 +96,7 @@ stopServer.sh|stopManager.sh|stopNode.sh)
 	echo "ADMU4000I: Server $server stop completed."
 	exit 0;;
 wsadmin.sh)
-	if [ ! -f "$state/dmgr.started" ]; then
+	if [ ! -f "$state/dmgr.started" ] && [ ! -f "$state/nodeagent.started" ]; then
 		echo "WASX7023E: Error creating \"SOAP\" connection to host \"localhost\"; exception information: com.ibm.websphere.management.exception.ConnectorNotAvailableException: ADMC0016E: The system cannot create a SOAP connector to connect to host localhost at port 8879."
 		echo "WASX7213I: This scripting client is not connected to a server process; please refer to the log file $state/wsadmin.traceout for additional information."
 		exit 103
@@ -112,6 +112,15 @@ wsadmin.sh)
 	"exec '"*"'") ;;
 	*) echo "WASX7015E: Error running command: \"$script\"; exception information: SyntaxError"; exit 105;;
 	esac
+	stopsrv=$(printf '%s' "$script" | sed -n 's/.*AdminControl.stopServer("\([^"]*\)", "\([^"]*\)", "immediate").*/\1 \2/p')
+	if [ -n "$stopsrv" ]; then
+		set -- $stopsrv
+		echo "WASX7337I: Invoked stop for server \"$1\" Waiting for stop completion."
+		rm -f "$state/$1.started"
+		echo "WASX7264I: Stop completed for server \"$1\" on node \"$2\""
+		echo "DROVER-RESULT stopped"
+		exit 0
+	fi
 	cluster=$(printf '%s' "$script" | sed -n "s/.*type=Cluster,name=\([^,]*\),.*/\1/p" | head -1)
 	engine=$(printf '%s' "$script" | sed -n "s/.*type=SIBMessagingEngine,name=\([^,]*\),.*/\1/p" | head -1)
 	if [ -n "$cluster" ]; then
