@@ -21,7 +21,10 @@
 //	                 (kind messagingEngine: required)
 //	username:        administrative user; without it the scripts read the
 //	                 profile's properties/soap.client.props (no password in the plan)
-//	password:        secret reference (env:NAME or file:PATH), required with username
+//	password:        secret reference (env:NAME or file:PATH), required with username;
+//	                 resolved at call time and redacted from evidence and errors,
+//	                 but the scripts take it as -password, so the host's process
+//	                 list shows it while they run: prefer soap.client.props
 //	timeout:         per-command timeout, default 10m
 //	timeouts:        per-operation overrides {start, stop, status}
 //	killGrace:       SIGTERM→SIGKILL grace when a command is cut short, default 10s
