@@ -32,11 +32,7 @@ func (a *Activities) storageDriver(name string) (storage.Driver, error) {
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
-	sd, ok := d.(storage.Driver)
-	if !ok {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("driver %q is not a storage driver", name), contract.ErrTypeBadSettings, nil)
-	}
-	return sd, nil
+	return d, nil
 }
 
 // storageError marks failures no retry can fix, with the error type the

@@ -869,13 +869,9 @@ func rtoRunSequential(ctx context.Context, reg *drivers.Registry, acts *activiti
 	}
 
 	for _, grp := range p.Storage.Groups {
-		d, err := reg.Storage(grp.Driver)
+		sd, err := reg.Storage(grp.Driver)
 		if err != nil {
 			return s, err
-		}
-		sd, ok := d.(storage.Driver)
-		if !ok {
-			return s, fmt.Errorf("driver %q is not a storage driver", grp.Driver)
 		}
 		if _, err := sd.Restore(ctx, storage.RestoreRequest{
 			Plan: p.Name, PointID: pointID, Store: store.Root, Site: dsite, Replace: true,
