@@ -92,6 +92,12 @@ const (
 	// GateSiteUnreachable opens when no worker polls the queue of a site (or
 	// host) a step must run at: retry once a worker is back, or abort.
 	GateSiteUnreachable = "site-unreachable"
+	// GatePrimaryAlive opens when an unplanned failover finds the primary
+	// still answering and cannot stop it: approve once it is fenced.
+	GatePrimaryAlive = "primary-alive"
+	// GateStepFailed opens when a step still fails after its retries:
+	// retry it, skip it (optional steps only) or abort.
+	GateStepFailed = "step-failed"
 )
 
 // Decisions an approval can carry.

@@ -25,6 +25,8 @@ type source struct {
 	// bad holds the field paths that could not be decoded, so validation
 	// does not report the same spot twice ("required" after "want a string").
 	bad map[string]bool
+	// none holds the approvers fields written as the word none.
+	none map[string]bool
 }
 
 // maxNodes bounds the values one plan may expand to, so a few aliases
@@ -75,7 +77,7 @@ func parse(file string, data []byte) (*Plan, Problems) {
 	}
 	d := &decoder{
 		file:   file,
-		src:    &source{lines: map[string]int{}, bad: map[string]bool{}},
+		src:    &source{lines: map[string]int{}, bad: map[string]bool{}, none: map[string]bool{}},
 		active: map[*yaml.Node]bool{},
 	}
 	p := &Plan{Source: file, src: d.src}
@@ -174,6 +176,7 @@ func applyDefaults(p *Plan) {
 		if g.OnTimeout == "" {
 			g.OnTimeout = EscalateAbort
 		}
+		g.NoApproval = p.src.none[path+".approvers"]
 	}
 }
 
@@ -198,6 +201,7 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 var (
 	durationType = reflect.TypeOf(Duration(0))
 	settingsType = reflect.TypeOf(Settings(nil))
+	approverType = reflect.TypeOf(Approvers(nil))
 	posType      = reflect.TypeOf(Pos{})
 )
 
@@ -293,6 +297,13 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	case durationType:
 		d.duration(n, v, path)
 		return
+	case approverType:
+		// approvers: none says, in so many words, that a gate needs nobody.
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && n.Value == "none" {
+			d.src.none[path] = true
+			v.Set(reflect.ValueOf(Approvers{}))
+			return
+		}
 	case settingsType:
 		if isNull(n) {
 			return

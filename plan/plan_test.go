@@ -97,6 +97,8 @@ approvers:
 gates:
   - name: start-secondary
     approvers: [alice, bob]
+  - name: failback
+    approvers: [alice]
 `
 
 func edit(t *testing.T, old, new string) string {
@@ -412,7 +414,7 @@ func TestEmptyAndMultiDocumentFiles(t *testing.T) {
 	assert.EqualError(t, err, "e.yaml: the plan is empty (want a mapping starting with apiVersion: drover/v1)")
 
 	_, err = Parse("m.yaml", []byte(base+"---\nname: again\n"))
-	assert.EqualError(t, err, "m.yaml:35: a plan file holds one YAML document; remove the second one (from this line)")
+	assert.EqualError(t, err, "m.yaml:37: a plan file holds one YAML document; remove the second one (from this line)")
 
 	_, err = Parse("s.yaml", []byte("just a string\n"))
 	assert.EqualError(t, err, `s.yaml:1: a plan is a mapping (apiVersion: drover/v1, name: ..., ...), got "just a string"`)
@@ -593,6 +595,7 @@ components:
   - {name: tools, role: other, driver: exec}
   - {name: cache, role: other, driver: exec, after: [db]}
   - {name: batch, role: other, driver: exec, after: [tools]}
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 `
 	p, err := Parse("p.yaml", []byte(src))
 	require.NoError(t, err)
@@ -635,6 +638,7 @@ components:
   - {name: c, role: other, driver: exec, after: [a]}
   - {name: x, role: other, driver: exec, after: [y]}
   - {name: y, role: other, driver: exec, after: [x]}
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 `
 	p, err = Parse("p.yaml", []byte(src))
 	require.NoError(t, err)
@@ -703,4 +707,30 @@ func TestHostsAtBothSites(t *testing.T) {
 	assert.True(t, h.Worker)
 	assert.Equal(t, "b", p.Storage.StoreAt.Site, "the store defaults to the secondary site")
 	require.NotEmpty(t, p.Order, "a valid plan carries its restart order")
+}
+
+// The gates the seeds require are in every plan, or waived in so many words.
+func TestRequiredGates(t *testing.T) {
+	src := strings.Replace(base, "  - name: failback\n    approvers: [alice]\n", "", 1)
+	p, err := Parse("p.yaml", []byte(src))
+	require.NoError(t, err)
+	err = Validate(p, newFakeChecker())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `gates: required: gate "failback"`)
+
+	waived := strings.Replace(base, "  - name: failback\n    approvers: [alice]\n", "  - name: failback\n    approvers: none\n", 1)
+	p, err = Parse("p.yaml", []byte(waived))
+	require.NoError(t, err)
+	require.NoError(t, Validate(p, newFakeChecker()))
+	g := p.Gates[1]
+	assert.True(t, g.NoApproval)
+	assert.Empty(t, g.Approvers)
+
+	// none only waives the gates a plan may waive.
+	other := strings.Replace(base, "  - name: failback\n    approvers: [alice]\n", "  - name: failback\n    approvers: [alice]\n  - name: start-failed\n    approvers: none\n", 1)
+	p, err = Parse("p.yaml", []byte(other))
+	require.NoError(t, err)
+	err = Validate(p, newFakeChecker())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `gates[2].approvers: none is only for the gates a plan may waive`)
 }

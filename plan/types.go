@@ -318,6 +318,10 @@ type Approver struct {
 	Pos       Pos    `yaml:"-" json:"-"`
 }
 
+// Approvers are the names of the people who may decide a gate, or the
+// word none.
+type Approvers []string
+
 // Escalation says what a gate does when its timeout passes.
 type Escalation string
 
@@ -329,8 +333,11 @@ const (
 // Gate is a manual step: who may approve it, how many must, and for how long
 // the run waits.
 type Gate struct {
-	Name      string   `yaml:"name" json:"name"`
-	Approvers []string `yaml:"approvers" json:"approvers"`
+	Name      string    `yaml:"name" json:"name"`
+	Approvers Approvers `yaml:"approvers" json:"approvers"`
+	// NoApproval is set by approvers: none, the plan's explicit word that
+	// the gate needs nobody; the run passes it and the report says so.
+	NoApproval bool `yaml:"-" json:"noApproval,omitempty"`
 	// Quorum is how many distinct approvers must approve; Parse sets 1
 	// when the plan leaves it out.
 	Quorum int `yaml:"quorum,omitempty" json:"quorum,omitempty"`

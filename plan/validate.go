@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -456,8 +457,13 @@ func (v *validator) gates() {
 		default:
 			gates[g.Name] = i
 		}
-		if len(g.Approvers) == 0 {
-			v.add(path+".approvers", "required: at least one of the plan's approvers")
+		switch {
+		case g.NoApproval && !slices.Contains(RequiredGates, g.Name):
+			v.add(path+".approvers", "none is only for the gates a plan may waive in so many words (%s); gate %q needs approvers",
+				strings.Join(RequiredGates, ", "), g.Name)
+		case g.NoApproval:
+		case len(g.Approvers) == 0:
+			v.add(path+".approvers", "required: at least one of the plan's approvers (or none, on %s only)", strings.Join(RequiredGates, ", "))
 		}
 		distinct := map[string]bool{}
 		for j, a := range g.Approvers {
@@ -475,7 +481,9 @@ func (v *validator) gates() {
 		if quorum == 0 && !v.written(path+".quorum") {
 			quorum = 1
 		}
-		if n := len(distinct); n > 0 && (quorum < 1 || quorum > n) {
+		if g.NoApproval {
+			// Nobody decides: no quorum to check.
+		} else if n := len(distinct); n > 0 && (quorum < 1 || quorum > n) {
 			v.add(path+".quorum", "must be between 1 and %d (the gate's approvers), got %d", n, g.Quorum)
 		} else if n == 0 && quorum < 1 {
 			v.add(path+".quorum", "must be at least 1, got %d", g.Quorum)
@@ -492,6 +500,22 @@ func (v *validator) gates() {
 			}
 		}
 	}
+	for _, name := range RequiredGates {
+		if _, ok := gates[name]; !ok {
+			v.add("gates", "required: gate %q (the seed's runbook asks a person before %s); write approvers: none on it to run without one",
+				name, requiredGateWhy[name])
+		}
+	}
+}
+
+// RequiredGates are the gates every plan must define: a person decides
+// before the secondary starts in an unplanned failover and before a
+// failback starts, unless the plan says approvers: none on them.
+var RequiredGates = []string{"start-secondary", "failback"}
+
+var requiredGateWhy = map[string]string{
+	"start-secondary": "the secondary starts in an unplanned failover",
+	"failback":        "a failback starts",
 }
 
 func (v *validator) environment() {

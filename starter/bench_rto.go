@@ -1189,6 +1189,8 @@ verification:
 approvers:
   - name: bench
 gates:
+  - {name: start-secondary, approvers: none}
+  - {name: failback, approvers: none}
   - {name: accept-data-loss, approvers: [bench], timeout: 1m, onTimeout: abort}
   - {name: start-failed, approvers: [bench], timeout: 1m, onTimeout: abort}
 recovery:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,12 +42,14 @@ type siteCell struct {
 	quiesces    int
 	resumes     int
 	failCheck   map[string]bool // site/check -> fails
+	failStop    map[string]bool // site/component whose stop fails
 	pointsAt    string
 	drained     []string
 }
 
 func newSiteCell() *siteCell {
-	return &siteCell{running: map[string]bool{}, quiesced: map[string]bool{}, failCheck: map[string]bool{}, failQuiesce: map[string]bool{}}
+	return &siteCell{running: map[string]bool{}, quiesced: map[string]bool{}, failCheck: map[string]bool{}, failQuiesce: map[string]bool{},
+		failStop: map[string]bool{}}
 }
 
 func key(t drivers.Target) string { return t.Site.Name + "/" + t.Component.Name }
@@ -65,6 +68,9 @@ func (c *siteCell) Start(_ context.Context, t drivers.Target) (drivers.Evidence,
 func (c *siteCell) Stop(_ context.Context, t drivers.Target, _ drivers.StopMode) (drivers.Evidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failStop[key(t)] {
+		return drivers.Evidence{}, drivers.BadSettingsf("%s: stop refused: no route to host", key(t))
+	}
 	if c.running[key(t)] {
 		c.stops = append(c.stops, key(t))
 	}
@@ -193,6 +199,7 @@ func newDREnv(t *testing.T) *drEnv {
 			{Name: contract.GateRollback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 			{Name: contract.GateStartFailed, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 			{Name: contract.GateRecoveryStalled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateFailback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 		},
 	}
 	st, err := catalog.Open(filepath.Join(dir, "store"))
@@ -470,6 +477,7 @@ func TestFailbackReturnsTheCellToThePrimary(t *testing.T) {
 	require.NoError(t, os.RemoveAll(filepath.Join(e.dir, "dc1", "db")))
 
 	env = e.env()
+	e.approve(env, time.Minute, contract.GateFailback)
 	env.ExecuteWorkflow(FailbackWorkflow, FailbackInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	var res FailbackResult
@@ -783,4 +791,113 @@ func TestDrillOfADamagedPointMarksItInvalidAndCleansUp(t *testing.T) {
 	require.Empty(t, e.cell.starts, "nothing started in the sandbox")
 	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "the sandbox is cleaned up")
+}
+
+func (e *drEnv) withGate(name string) {
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: name, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+}
+
+func (e *drEnv) withoutGate(name string) {
+	e.plan.Gates = slices.DeleteFunc(e.plan.Gates, func(g plan.Gate) bool { return g.Name == name })
+}
+
+// Seed 001: the people at the primary agree before anything there stops;
+// a refusal leaves the primary as it was.
+func TestPlannedFailoverRefusedAtThePrimaryGateLeavesThePrimaryUntouched(t *testing.T) {
+	e := newDREnv(t)
+	e.withGate(contract.GatePlannedPrimary)
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+	env := e.env()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GatePlannedPrimary, Approver: "ops", Decision: contract.DecisionReject, Comment: "not tonight"})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, Planned: true})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "planned-failover-primary: reject")
+	require.Empty(t, e.cell.drained, "nothing drained")
+	require.Empty(t, e.cell.stops, "nothing stopped at the primary")
+	require.Empty(t, e.points(), "no final backup taken")
+	require.True(t, e.cell.running["dc1/db"] && e.cell.running["dc1/app"])
+}
+
+// Seed 001: an unplanned failover starts the secondary only after a person
+// approves start-secondary; a plan without that gate does not run past it.
+func TestUnplannedFailoverNeverStartsTheSecondaryWithoutStartSecondary(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.withoutGate(contract.GateStartSecondary)
+	env := e.env()
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `defines no gate "start-secondary"`)
+	require.Empty(t, e.cell.starts, "nothing started")
+
+	// Waived in so many words: the run goes on and the report says so.
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: contract.GateStartSecondary, NoApproval: true})
+	env = e.env()
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(rep.Notes, "\n"), "gate start-secondary: no approval required by the plan")
+}
+
+// A failback starts only after a person approves it.
+func TestFailbackWaitsForItsGate(t *testing.T) {
+	e := newDREnv(t)
+	e.withoutGate(contract.GateFailback)
+	env := e.env()
+	env.ExecuteWorkflow(FailbackWorkflow, FailbackInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `defines no gate "failback"`)
+	require.Empty(t, e.cell.stops)
+	require.Empty(t, e.cell.drained)
+}
+
+// No split brain: an unplanned failover whose primary still answers stops
+// it before the secondary starts.
+func TestUnplannedFailoverFencesAPrimaryThatStillAnswers(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.False(t, e.cell.running["dc1/db"] || e.cell.running["dc1/app"], "the primary is stopped")
+	require.Equal(t, []string{"dc1/app", "dc1/db"}, e.cell.stops)
+	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.starts, "the secondary starts after the primary is fenced")
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(rep.Notes, "\n"), "the primary still answered: stopped (fenced)")
+}
+
+// A primary that answers and cannot be stopped opens primary-alive; a
+// refusal ends the run with nothing started at the secondary.
+func TestUnplannedFailoverAsksWhenThePrimaryAnswersAndCannotBeStopped(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.withGate(contract.GatePrimaryAlive)
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+	e.cell.failStop["dc1/db"] = true
+	env := e.env()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GatePrimaryAlive, Approver: "ops", Decision: contract.DecisionReject})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "primary-alive: reject")
+	require.Empty(t, e.cell.starts, "nothing started at the secondary")
+	require.True(t, e.cell.running["dc1/db"], "the primary's database still runs")
 }

@@ -61,7 +61,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	// People approve the switch first: it stops the live site. Then drain,
 	// stop the secondary in reverse order, and back up the stopped cell, so
 	// the point holds everything committed there.
-	if err := f.gate(ctx, contract.GateFailback, fmt.Sprintf("stop %s and move the cell back to %s", secondary.Site.Name, primary.Site.Name), false); err != nil {
+	if err := f.gate(ctx, contract.GateFailback, fmt.Sprintf("stop %s and move the cell back to %s", secondary.Site.Name, primary.Site.Name), r.safe); err != nil {
 		return res, err
 	}
 	drain(ctx, r, p, secondary)

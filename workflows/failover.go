@@ -15,6 +15,9 @@ import (
 	"github.com/drover-dr/drover/report"
 )
 
+// versionSafe marks runs with the safe defaults (see run.safe).
+const versionSafe = "safe-defaults"
+
 // defaultRecoveryWindow is how long the recovery checks may take to pass
 // when none of them sets a timeout.
 const defaultRecoveryWindow = 10 * time.Minute
@@ -95,7 +98,10 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if err := f.preflight(ctx); err != nil {
 		return res, err
 	}
-	invocation := f.primarySide(ctx)
+	invocation, err := f.primarySide(ctx)
+	if err != nil {
+		return res, err
+	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -110,7 +116,8 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if err := f.acceptDataLoss(ctx, pt, declared); err != nil {
 		return res, err
 	}
-	if err := f.gate(ctx, contract.GateStartSecondary, "start the cell at "+siteName(p.Sites.Secondary), false); err != nil {
+	// Seed 001: the secondary starts only once a person says so.
+	if err := f.gate(ctx, contract.GateStartSecondary, "start the cell at "+siteName(p.Sites.Secondary), r.safe); err != nil {
 		return res, err
 	}
 
@@ -173,8 +180,15 @@ func (f *failover) quick(ctx workflow.Context, timeout time.Duration, attempts i
 // gate waits for a gate; optional gates the plan does not define are
 // passed with a note, required ones fail the run.
 func (f *failover) gate(ctx workflow.Context, name, detail string, required bool) error {
-	if _, ok := findGate(f.p, name); !ok && !required {
+	spec, ok := findGate(f.p, name)
+	if !ok && !required {
 		f.rep.Notes = append(f.rep.Notes, fmt.Sprintf("gate %s not defined in the plan: passed without approval", name))
+		return nil
+	}
+	if ok && spec.NoApproval && f.r.safe {
+		step := f.r.begin(ctx, "gate "+name)
+		f.r.end(ctx, step, OutcomeOK, 1, "no approval required by the plan (approvers: none)")
+		f.rep.Notes = append(f.rep.Notes, fmt.Sprintf("gate %s: no approval required by the plan", name))
 		return nil
 	}
 	decision, err := f.gk.wait(ctx, gateRequest{Name: name, Detail: detail})
@@ -233,28 +247,41 @@ func (f *failover) preflight(ctx workflow.Context) error {
 	return f.gate(ctx, contract.GateInstallationMismatch, detail, true)
 }
 
-// primarySide is step 2. Planned: drain new work, stop the primary in
-// reverse order (in-flight work finishes and is written), then take the
-// final invocation backup of the stopped cell and wait until it is shipped
-// and verified, so nothing committed is lost; then the people do the manual
-// actions. Unplanned: try the invocation backup only if the primary answers
-// at once. It returns the invocation point's id, or "" when there is none.
-func (f *failover) primarySide(ctx workflow.Context) string {
+// primarySide is step 2. Planned: the people at the primary agree first
+// (planned-failover-primary: a reject or a timeout leaves the primary
+// untouched), then drain new work, stop the primary in reverse order
+// (in-flight work finishes and is written), then take the final invocation
+// backup of the stopped cell and wait until it is shipped and verified, so
+// nothing committed is lost. Unplanned: when the primary still answers,
+// take the invocation backup, then fence it, so two sites never serve at
+// once. It returns the invocation point's id, or "" when there is none.
+func (f *failover) primarySide(ctx workflow.Context) (string, error) {
 	p := f.p
 	primary := siteRef(p, "primary")
 	if !f.in.Planned {
 		f.r.phase(ctx, "primary")
 		if !f.primaryAnswers(ctx) {
 			f.rep.Notes = append(f.rep.Notes, "primary did not answer: no invocation backup")
-			return ""
+			return "", nil
 		}
 		id, err := f.invocationBackup(ctx, 15*time.Minute, false)
 		if err != nil {
 			f.rep.Notes = append(f.rep.Notes, "invocation backup failed, going on with the catalog: "+rootMessage(err))
 		}
-		return id
+		if f.r.safe {
+			return id, f.fencePrimary(ctx)
+		}
+		return id, nil
 	}
 
+	if f.r.safe {
+		detail := fmt.Sprintf("planned failover: %s will be drained, stopped in reverse order and backed up, then the cell starts at %s",
+			siteName(p.Sites.Primary), siteName(p.Sites.Secondary))
+		if err := f.gate(ctx, contract.GatePlannedPrimary, detail, false); err != nil {
+			f.sites.set("primary", p.Sites.Primary, "running (untouched: "+rootMessage(err)+")")
+			return "", err
+		}
+	}
 	drain(ctx, f.r, p, primary)
 	f.sites.set("primary", p.Sites.Primary, "drained")
 	f.r.phase(ctx, "stop-primary")
@@ -270,8 +297,31 @@ func (f *failover) primarySide(ctx workflow.Context) string {
 	if err != nil {
 		f.rep.Notes = append(f.rep.Notes, "final invocation backup failed: "+rootMessage(err))
 	}
-	_ = f.gate(ctx, contract.GatePlannedPrimary, "manual actions at "+siteName(p.Sites.Primary)+" before the secondary starts", false)
-	return id
+	if !f.r.safe {
+		// Runs from before asked here, after the stop, and went on whatever
+		// the answer.
+		_ = f.gate(ctx, contract.GatePlannedPrimary, "manual actions at "+siteName(p.Sites.Primary)+" before the secondary starts", false)
+	}
+	return id, nil
+}
+
+// fencePrimary stops a primary that still answers during an unplanned
+// failover, so the secondary never starts beside it (split brain). A stop
+// that fails opens primary-alive: a person fences it by other means and
+// approves, or rejects and the failover ends.
+func (f *failover) fencePrimary(ctx workflow.Context) error {
+	p := f.p
+	f.r.phase(ctx, "fence-primary")
+	err := shutdownSite(ctx, f.r, p, siteRef(p, "primary"), true, workflow.GetInfo(ctx).WorkflowExecution.ID+"/fence-primary")
+	if err == nil {
+		f.sites.set("primary", p.Sites.Primary, "fenced: it still answered, stopped at once before the secondary started")
+		f.rep.Notes = append(f.rep.Notes, "the primary still answered: stopped (fenced) before the secondary started")
+		return nil
+	}
+	detail := fmt.Sprintf("the primary %s still answers and could not be stopped (%s): fence it (power, network, storage) before the secondary starts",
+		siteName(p.Sites.Primary), rootMessage(err))
+	f.sites.set("primary", p.Sites.Primary, "still answers; stop failed: "+rootMessage(err))
+	return f.gate(ctx, contract.GatePrimaryAlive, detail, true)
 }
 
 // primaryAnswers asks the primary's database whether it runs, briefly: an

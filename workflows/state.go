@@ -43,6 +43,10 @@ type run struct {
 	upsertSA bool
 	// placed sends each step to the queue of the site it acts on.
 	placed bool
+	// safe runs the safe defaults: gates the seeds require are never
+	// passed silently, a planned failover asks before touching the
+	// primary, an unplanned one fences a primary that still answers.
+	safe bool
 	// gk asks people at gates; nil in runs that have nobody to ask.
 	gk *gateKeeper
 	// reach holds, per queue, the check that a worker polls it.
@@ -58,6 +62,7 @@ func newRun(ctx workflow.Context, kind, planName string) (*run, error) {
 	r := &run{status: Status{Kind: kind, Plan: planName, Phase: "starting", Steps: []StepRecord{}},
 		reach: map[string]workflow.Future{}, siteGates: map[string]workflow.Future{}}
 	r.placed = workflow.GetVersion(ctx, versionSites, workflow.DefaultVersion, 1) == 1
+	r.safe = workflow.GetVersion(ctx, versionSafe, workflow.DefaultVersion, 1) == 1
 	_, r.upsertSA = workflow.GetTypedSearchAttributes(ctx).GetKeyword(contract.SAPlan)
 	if err := workflow.SetQueryHandler(ctx, contract.QueryStatus, func() (Status, error) { return r.status, nil }); err != nil {
 		return nil, fmt.Errorf("register status query: %w", err)
