@@ -142,6 +142,9 @@ const (
 	ErrTypeRecoveryStalled = "RecoveryStalled"
 	// ErrTypeSiteUnreachable: no worker serves the site a step must run at.
 	ErrTypeSiteUnreachable = "SiteUnreachable"
+	// ErrTypeTargetRunning: a restore would replace the data of a component
+	// that answers as running.
+	ErrTypeTargetRunning = "TargetRunning"
 )
 
 // Workflow and schedule IDs. One plan has at most one of each singleton run

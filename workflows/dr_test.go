@@ -43,6 +43,8 @@ type siteCell struct {
 	resumes     int
 	failCheck   map[string]bool // site/check -> fails
 	failStop    map[string]bool // site/component whose stop fails
+	// failRedirects is how many redirects fail before one works.
+	failRedirects int
 	pointsAt    string
 	drained     []string
 }
@@ -118,6 +120,10 @@ func (c *siteCell) Check(_ context.Context, req drivers.CheckRequest) (drivers.C
 func (c *siteCell) PointTo(_ context.Context, req drivers.RedirectRequest) (drivers.Evidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failRedirects > 0 {
+		c.failRedirects--
+		return drivers.Evidence{}, fmt.Errorf("front door at %s: connection refused", req.Site.Name)
+	}
 	c.pointsAt = req.Site.Name
 	return drivers.Evidence{Action: "point to " + req.Site.Name}, nil
 }
@@ -900,4 +906,68 @@ func TestUnplannedFailoverAsksWhenThePrimaryAnswersAndCannotBeStopped(t *testing
 	require.Contains(t, err.Error(), "primary-alive: reject")
 	require.Empty(t, e.cell.starts, "nothing started at the secondary")
 	require.True(t, e.cell.running["dc1/db"], "the primary's database still runs")
+}
+
+// A step that still fails after its retries asks a person at step-failed
+// instead of failing the run; retry resumes at that step.
+func TestAStepThatKeepsFailingOpensStepFailedAndRetryResumesThere(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.withGate(contract.GateStepFailed)
+	e.cell.failRedirects = 5 // the redirect's attempts, all failing
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateStepFailed, Approver: "ops", Decision: contract.DecisionRetry, Comment: "front door fixed"})
+	}, time.Hour)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, "dc2", e.cell.pointsAt)
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	var gate *report.Gate
+	for i := range rep.Gates {
+		if rep.Gates[i].Name == contract.GateStepFailed {
+			gate = &rep.Gates[i]
+		}
+	}
+	require.NotNil(t, gate, "step-failed opened")
+	require.Contains(t, gate.Detail, "Redirect at dc2 failed after its retries: front door at dc2: connection refused")
+	require.Equal(t, contract.DecisionRetry, gate.Outcome)
+	require.Equal(t, []string{contract.DecisionRetry, contract.DecisionAbort}, gate.Options)
+}
+
+// A restore never replaces the data of a component that still runs there.
+func TestRestoreRefusesASiteWhereAComponentStillRuns(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.cell.running["dc2/app"] = true
+	require.NoError(t, os.MkdirAll(filepath.Join(e.dir, "dc2", "app"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "dc2", "app", "in-use"), []byte("live"), 0o644))
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "app still answer as running at dc2")
+	_, statErr := os.Stat(filepath.Join(e.dir, "dc2", "app", "in-use"))
+	require.NoError(t, statErr, "nothing restored over it")
+
+	// With step-failed, a person stops it and retries.
+	e.withGate(contract.GateStepFailed)
+	env = e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		e.cell.mu.Lock()
+		e.cell.running["dc2/app"] = false
+		e.cell.mu.Unlock()
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateStepFailed, Approver: "ops", Decision: contract.DecisionRetry})
+	}, time.Hour)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.True(t, e.cell.running["dc2/app"], "restored and started once stopped")
 }

@@ -517,7 +517,7 @@ func waitRecovery(ctx workflow.Context, r *run, gk *gateKeeper, p *plan.Plan, si
 	for round := 1; ; round++ {
 		step := r.begin(ctx, "recover in-flight work")
 		var out []contract.CheckOutput
-		err := r.act(actx, siteAt(site), contract.WaitChecks, contract.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out)
+		err := r.actOwn(actx, siteAt(site), contract.WaitChecks, contract.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out)
 		if err == nil {
 			var parts []string
 			for _, c := range out {
@@ -568,7 +568,7 @@ func waitRecoveryV0(ctx workflow.Context, r *run, p *plan.Plan, site contract.Si
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	var out []contract.CheckOutput
-	if err := r.act(actx, siteAt(site), contract.WaitChecks, contract.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out); err != nil {
+	if err := r.actOwn(actx, siteAt(site), contract.WaitChecks, contract.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return fmt.Errorf("in-flight work not recovered at %s: %w", site.Site.Name, err)
 	}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -73,24 +74,64 @@ func storeAt(p *plan.Plan) contract.Placement {
 // step no worker picks up in time opens the site-unreachable gate (retry or
 // abort) rather than waiting out its timeout.
 func (r *run) act(ctx workflow.Context, where contract.Placement, name string, args ...any) workflow.Future {
-	return r.dispatch(ctx, where, false, name, args...)
+	return r.dispatch(ctx, where, stepKind{}, name, args...)
 }
 
 // look runs a read-only step at a site that may be gone: it fails at once,
 // without a gate, when no worker serves the site.
 func (r *run) look(ctx workflow.Context, where contract.Placement, name string, args ...any) workflow.Future {
-	return r.dispatch(ctx, where, true, name, args...)
+	return r.dispatch(ctx, where, stepKind{probe: true}, name, args...)
 }
 
-func (r *run) dispatch(ctx workflow.Context, where contract.Placement, probe bool, name string, args ...any) workflow.Future {
+// actOwn runs a step whose failure the caller decides itself (a start has
+// start-failed): no step-failed gate.
+func (r *run) actOwn(ctx workflow.Context, where contract.Placement, name string, args ...any) workflow.Future {
+	return r.dispatch(ctx, where, stepKind{ownGate: true}, name, args...)
+}
+
+// actOptional runs a step for something the plan marks optional: the
+// step-failed gate also offers to skip it (the future then holds no value).
+func (r *run) actOptional(ctx workflow.Context, where contract.Placement, optional bool, name string, args ...any) workflow.Future {
+	return r.dispatch(ctx, where, stepKind{optional: optional}, name, args...)
+}
+
+// stepKind says how a step's failures are handled.
+type stepKind struct {
+	// probe: a look at a site that may be gone; no gate of any kind.
+	probe bool
+	// ownGate: the caller asks people itself.
+	ownGate bool
+	// optional: step-failed may skip it.
+	optional bool
+}
+
+func (r *run) dispatch(ctx workflow.Context, where contract.Placement, kind stepKind, name string, args ...any) workflow.Future {
 	if !r.placed {
 		return workflow.ExecuteActivity(ctx, name, args...)
 	}
 	f, set := workflow.NewFuture(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var raw converter.RawValue
-		err := r.atSite(ctx, where, probe, func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(ctx, name, args...).Get(ctx, &raw)
+		err := r.atSite(ctx, where, kind.probe, func(ctx workflow.Context) error {
+			for {
+				err := workflow.ExecuteActivity(ctx, name, args...).Get(ctx, &raw)
+				if err == nil || kind.probe || kind.ownGate || !r.gateOnFailure(err) || ctx.Err() != nil {
+					return err
+				}
+				decision, gerr := r.stepFailed(ctx, fmt.Sprintf("%s at %s failed after its retries: %s", name, where, rootMessage(err)), kind.optional)
+				switch {
+				case gerr != nil:
+					return gerr
+				case decision == contract.DecisionRetry:
+					continue
+				case decision == contract.DecisionSkip:
+					raw = converter.RawValue{}
+					return nil
+				default:
+					return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: gate %s: %s", rootMessage(err), contract.GateStepFailed, decision),
+						contract.ErrTypeGateRefused, err)
+				}
+			}
 		})
 		if p := raw.Payload(); p != nil {
 			// Already decoded by the codec; the future decodes it once more
@@ -214,6 +255,41 @@ func (r *run) unreachable(ctx workflow.Context, where contract.Placement, detail
 	}
 	set.Set(nil, err)
 	return err
+}
+
+// gateOnFailure says whether a failed step goes to the step-failed gate:
+// when the run has the safe defaults, someone to ask, the gate in its plan,
+// and the failure is one the workflow does not handle itself (typed errors
+// such as a damaged point or bad settings are handled where they are made;
+// a step no worker picked up is site-unreachable's).
+func (r *run) gateOnFailure(err error) bool {
+	if !r.safe || r.gk == nil || isScheduleToStart(err) || temporal.IsCanceledError(err) {
+		return false
+	}
+	if _, ok := findGate(r.gk.plan, contract.GateStepFailed); !ok {
+		return false
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && (app.NonRetryable() || app.Type() != "" && strings.Contains(contractErrorTypes, "|"+app.Type()+"|")) {
+		return false
+	}
+	return true
+}
+
+// contractErrorTypes are the error types the workflows branch on.
+const contractErrorTypes = "|" + contract.ErrTypeBadSettings + "|" + contract.ErrTypeNotReady + "|" + contract.ErrTypeStoreFull +
+	"|" + contract.ErrTypeCorrupt + "|" + contract.ErrTypeNoPoint + "|" + contract.ErrTypeQuiesce + "|" + contract.ErrTypeBadPlan +
+	"|" + contract.ErrTypeGateRefused + "|" + contract.ErrTypeStartFailed + "|" + contract.ErrTypeRecoveryStalled +
+	"|" + contract.ErrTypeSiteUnreachable + "|" + contract.ErrTypeTargetRunning + "|"
+
+// stepFailed asks at the step-failed gate what to do with a step that still
+// fails: retry it, skip it (optional steps only) or abort the run.
+func (r *run) stepFailed(ctx workflow.Context, detail string, optional bool) (string, error) {
+	options := []string{contract.DecisionRetry, contract.DecisionAbort}
+	if optional {
+		options = []string{contract.DecisionRetry, contract.DecisionSkip, contract.DecisionAbort}
+	}
+	return r.gk.wait(ctx, gateRequest{Name: contract.GateStepFailed, Detail: detail, Options: options})
 }
 
 func isScheduleToStart(err error) bool {

@@ -204,7 +204,7 @@ func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Com
 			},
 		})
 		var ready contract.ReadyResult
-		if err := r.act(actx, where, contract.StartAndWaitReady, contract.ReadyInput{ComponentInput: cin}).Get(ctx, &ready); err != nil {
+		if err := r.actOwn(actx, where, contract.StartAndWaitReady, contract.ReadyInput{ComponentInput: cin}).Get(ctx, &ready); err != nil {
 			return startAttempts, contract.Ran{Site: where.Site, Host: where.Host}, err
 		}
 		return max(ready.StartAttempt, 1), ready.Ran, nil
@@ -220,7 +220,7 @@ func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Com
 		},
 	})
 	var started contract.StepResult
-	if err := r.act(startCtx, where, contract.StartComponent, cin).Get(ctx, &started); err != nil {
+	if err := r.actOwn(startCtx, where, contract.StartComponent, cin).Get(ctx, &started); err != nil {
 		return startAttempts, contract.Ran{}, err
 	}
 	readyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -234,7 +234,7 @@ func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Com
 		},
 	})
 	var ready contract.ReadyResult
-	err := r.act(readyCtx, where, contract.WaitReady, contract.ReadyInput{ComponentInput: cin}).Get(ctx, &ready)
+	err := r.actOwn(readyCtx, where, contract.WaitReady, contract.ReadyInput{ComponentInput: cin}).Get(ctx, &ready)
 	return max(started.Attempt, 1), ready.Ran, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/drover-dr/drover/contract"
@@ -52,6 +53,11 @@ func choosePointWith(ctx workflow.Context, r *run, store contract.StoreRef, in c
 // recovery scope answer.
 func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.StoreRef, pointID string, target contract.SiteRef, fromRole string) error {
 	r.phase(ctx, "restore")
+	if r.safe {
+		if err := nothingRunsAt(ctx, r, p, target); err != nil {
+			return err
+		}
+	}
 	if _, err := forEachGroup(ctx, r, p.Storage.Groups, "restore", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
 		where, host := groupAt(target, g)
 		return r.act(storageOptions(ctx), where, contract.RestoreGroup, contract.RestoreInput{
@@ -222,4 +228,54 @@ func finishReport(ctx workflow.Context, r *run, store contract.StoreRef, rep *re
 		workflow.GetLogger(ctx).Error("report not written", "error", err)
 	}
 	return paths
+}
+
+// nothingRunsAt refuses to restore over a site where a component still
+// answers as running: the restore would replace the data it is using. The
+// step-failed gate lets a person stop it and retry, or abort.
+func nothingRunsAt(ctx workflow.Context, r *run, p *plan.Plan, target contract.SiteRef) error {
+	step := r.begin(ctx, "nothing runs at "+target.Site.Name)
+	r.placeStep(step, siteAt(target))
+	for {
+		futures := make([]workflow.Future, len(p.Components))
+		for i, c := range p.Components {
+			where, host := componentAt(target, c)
+			futures[i] = r.actOwn(shortOptions(ctx, 2*time.Minute, 3), where, contract.ComponentStatus,
+				contract.ComponentInput{Plan: p.Name, Site: target, Host: host, Component: c})
+		}
+		var running []string
+		for i, f := range futures {
+			var st contract.Status
+			if err := f.Get(ctx, &st); err != nil {
+				r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+				return fmt.Errorf("status of %s at %s before the restore: %w", p.Components[i].Name, target.Site.Name, err)
+			}
+			if st.State == contract.StateRunning {
+				running = append(running, p.Components[i].Name)
+			}
+		}
+		if len(running) == 0 {
+			r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d components stopped", len(p.Components)))
+			return nil
+		}
+		detail := fmt.Sprintf("%s still answer as running at %s: a restore would replace the data they use; stop them first",
+			strings.Join(running, ", "), target.Site.Name)
+		refused := temporal.NewNonRetryableApplicationError(detail, contract.ErrTypeTargetRunning, nil)
+		if r.gk == nil {
+			r.end(ctx, step, OutcomeFailed, 1, detail)
+			return refused
+		}
+		if _, ok := findGate(r.gk.plan, contract.GateStepFailed); !ok {
+			r.end(ctx, step, OutcomeFailed, 1, detail)
+			return refused
+		}
+		decision, err := r.stepFailed(ctx, detail, false)
+		if err != nil || decision != contract.DecisionRetry {
+			r.end(ctx, step, OutcomeFailed, 1, detail)
+			if err == nil {
+				err = temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s; gate %s: %s", detail, contract.GateStepFailed, decision), contract.ErrTypeGateRefused, refused)
+			}
+			return err
+		}
+	}
 }

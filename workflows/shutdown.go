@@ -64,7 +64,7 @@ func shutdown(ctx workflow.Context, r *run, in ShutdownInput) (ShutdownResult, e
 			})
 			steps[i] = r.begin(ctx, "stop "+name)
 			where, host := componentAt(in.Site, c)
-			futures[i] = r.act(actx, where, contract.StopComponent, contract.ComponentInput{
+			futures[i] = r.actOptional(actx, where, c.Optional, contract.StopComponent, contract.ComponentInput{
 				Plan: in.Plan.Name, Site: in.Site, Host: host, Component: c, Immediate: in.Immediate,
 			})
 		}

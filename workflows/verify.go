@@ -98,7 +98,7 @@ func runChecks(ctx workflow.Context, r *run, in VerifyInput, level plan.Level, c
 				NonRetryableErrorTypes: []string{contract.ErrTypeBadSettings},
 			},
 		})
-		futures[i] = r.act(actx, siteAt(in.Site), contract.RunCheck, contract.CheckInput{
+		futures[i] = r.actOwn(actx, siteAt(in.Site), contract.RunCheck, contract.CheckInput{
 			Plan: in.Plan.Name, Site: in.Site, Level: level, Check: c,
 		})
 	}
