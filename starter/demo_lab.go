@@ -156,7 +156,7 @@ func (d *demoStory) labUp(ctx context.Context) error {
 		return err
 	}
 	d.say("lab %s up at %s in %s: %d servers at dc1, front door %s", t.Name, d.labDir, time.Since(begin).Round(time.Millisecond), len(t.Servers), t.FrontDoor.Addr())
-	if err := startSiteWorkers(d.g, d.l); err != nil {
+	if err := startSiteWorkers(ctx, d.g, d.st.client, d.l); err != nil {
 		return err
 	}
 	d.say("site workers: one drover worker process per site (%s), each running only the steps placed at its site; the orchestrator runs in this process",
@@ -385,7 +385,7 @@ func (d *demoStory) failback(ctx context.Context) error {
 	if err := d.l.RestoreSite("dc1"); err != nil {
 		return err
 	}
-	if err := startSiteWorkers(d.g, d.l); err != nil {
+	if err := startSiteWorkers(ctx, d.g, d.st.client, d.l); err != nil {
 		return err
 	}
 	d.say("dc1 is back (its old data root returned, its drover worker started again; no server runs there)")

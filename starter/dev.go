@@ -43,7 +43,7 @@ func newDevCmd(g *Globals) *cobra.Command {
 						g.Logger().Warn("lab down", zap.Error(err))
 					}
 				}()
-				if err := startSiteWorkers(g, l); err != nil {
+				if err := startSiteWorkers(cmd.Context(), g, st.client, l); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.Stdout, "Lab:               %s (DROVER_LAB_DIR), primary up; front door %s\n", l.Dir, l.Topo.FrontDoor.Addr())

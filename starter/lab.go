@@ -258,7 +258,12 @@ again).`,
 				return err
 			}
 			if workers {
-				if err := startSiteWorkers(g, l); err != nil {
+				c, err := g.Dial()
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				if err := startSiteWorkers(cmd.Context(), g, c, l); err != nil {
 					return err
 				}
 			}

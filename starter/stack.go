@@ -3,7 +3,9 @@ package starter
 import (
 	"context"
 	"fmt"
+	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
@@ -69,22 +71,6 @@ func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error)
 	return s, nil
 }
 
-// startSiteWorkers starts one drover worker process per lab site, each
-// placed at its site like a real site's worker: the lab kills it with the
-// site in a disaster.
-func startSiteWorkers(g *Globals, l *lab.Lab) error {
-	for _, site := range l.Topo.SiteNames() {
-		argv, err := siteWorkerArgv(g, site)
-		if err != nil {
-			return err
-		}
-		if _, err := l.StartWorker(site, argv); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Close stops the worker, the client and the server, in that order.
 func (s *stack) Close() {
 	if s.worker != nil {
@@ -96,6 +82,47 @@ func (s *stack) Close() {
 	if s.server != nil {
 		if err := s.server.Stop(); err != nil {
 			s.log.Warn("stop embedded Temporal", zap.Error(err))
+		}
+	}
+}
+
+// startSiteWorkers starts one drover worker process per lab site, each
+// placed at its site like a real site's worker (the lab kills it with the
+// site in a disaster), and waits until each polls its queue, so a run
+// started next finds them.
+func startSiteWorkers(ctx context.Context, g *Globals, c client.Client, l *lab.Lab) error {
+	for _, site := range l.Topo.SiteNames() {
+		argv, err := siteWorkerArgv(g, site)
+		if err != nil {
+			return err
+		}
+		if _, err := l.StartWorker(site, argv); err != nil {
+			return err
+		}
+	}
+	for _, site := range l.Topo.SiteNames() {
+		if err := waitPolling(ctx, c, contract.SiteQueue(site), 30*time.Second); err != nil {
+			return fmt.Errorf("the worker of site %s (log %s): %w", site, l.L.WorkerLog(site), err)
+		}
+	}
+	return nil
+}
+
+// waitPolling waits until a worker polls queue.
+func waitPolling(ctx context.Context, c client.Client, queue string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := c.DescribeTaskQueue(ctx, queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+		if err == nil && len(resp.GetPollers()) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no worker polls %s after %s", queue, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -76,7 +76,7 @@ func TestConsistencyGroupsMatter(t *testing.T) {
 
 	hot := withQuiesce(e.p, false)
 	hp := e.backup(ctx, hot, contract.ModeFull, "hot")
-	assert.Equal(t, catalog.ConsistencyUnknown, hp.Consistency, "a capture without quiesce cannot vouch for one instant")
+	assert.Equal(t, string(catalog.ConsistencyUnknown), hp.Consistency, "a capture without quiesce cannot vouch for one instant")
 	hv := e.validate(ctx, hot, hp.ID)
 	assert.False(t, hv.Valid, "a hot copy under load passed validation")
 	v, err := e.store.Validity(e.p.Name, hp.ID)
@@ -101,7 +101,7 @@ func TestConsistencyGroupsMatter(t *testing.T) {
 
 	// The same lab under the same load, captured quiesced.
 	qp := e.backup(ctx, withQuiesce(e.p, true), contract.ModeFull, "quiesced")
-	assert.Equal(t, catalog.ConsistencyQuiesced, qp.Consistency)
+	assert.Equal(t, string(catalog.ConsistencyQuiesced), qp.Consistency)
 	qv := e.validate(ctx, e.p, qp.ID)
 	rep := ld.stop()
 	t.Logf("load: %s", rep.String())
@@ -147,7 +147,7 @@ func TestBtrfsSnapshotPointValidates(t *testing.T) {
 	ld := e.startLoad(40)
 	time.Sleep(3 * time.Second)
 	sp := e.backup(ctx, e.p, contract.ModeFull, "snapshot")
-	assert.Equal(t, catalog.ConsistencySnapshot, sp.Consistency)
+	assert.Equal(t, string(catalog.ConsistencySnapshot), sp.Consistency)
 	sv := e.validate(ctx, e.p, sp.ID)
 	rep := ld.stop()
 	t.Logf("load: %s", rep.String())

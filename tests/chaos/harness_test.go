@@ -376,8 +376,10 @@ func (h *harness) restartWorker() error {
 	defer h.workerMu.Unlock()
 	h.nWorkers++
 	// One worker process plays the orchestrator and every site of the
-	// plan: killing it kills them all, as the scenarios expect.
-	p, err := h.spawnNoT(fmt.Sprintf("worker-%d", h.nWorkers), "worker", "--plan", h.planPath, "--poller-freshness", devserver.PollerFreshness.String())
+	// plans: killing it kills them all, as the scenarios expect.
+	p, err := h.spawnNoT(fmt.Sprintf("worker-%d", h.nWorkers), "worker", "--plan", h.planPath,
+		// and the sites of the hang scenario's one-machine plan
+		"--site", "local", "--site", "standby", "--poller-freshness", devserver.PollerFreshness.String())
 	if err != nil {
 		return err
 	}

@@ -154,6 +154,8 @@ verification:
 approvers:
   - name: operator
 gates:
+  - {name: start-secondary, approvers: none}
+  - {name: failback, approvers: none}
   - name: start-failed
     approvers: [operator]
     timeout: 5m
