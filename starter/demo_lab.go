@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -313,8 +314,10 @@ func (d *demoStory) autoApprove(ctx context.Context, id string) {
 					continue
 				}
 				seen[key+who] = true
+				// Approve what asks for approval; go on (retry) where the
+				// gate asks what to do with a step.
 				decision := contract.DecisionApprove
-				if gt.Name == contract.GateStartFailed {
+				if !slices.Contains(gt.Options, decision) {
 					decision = contract.DecisionRetry
 				}
 				d.say("demo approves gate %s as %s (a person would: drover approve %s --gate %s --as %s; --interactive waits for one)",

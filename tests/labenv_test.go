@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -337,7 +338,7 @@ func (e *labEnv) autoApprove(ctx context.Context, id string) <-chan []string {
 						continue
 					}
 					decision := contract.DecisionApprove
-					if g.Name == contract.GateStartFailed {
+					if !slices.Contains(g.Options, decision) {
 						decision = contract.DecisionRetry
 					}
 					for i := 0; i < g.Quorum && i < len(g.Approvers); i++ {
