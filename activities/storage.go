@@ -16,6 +16,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/sitefs"
 	"github.com/drover-dr/drover/drivers/storage"
 )
 
@@ -407,6 +408,11 @@ func (a *Activities) restoreGroup(ctx context.Context, in contract.RestoreInput)
 			return r, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", op, err), contract.ErrTypeCorrupt, err, d)
 		}
 		return r, storageError(op, err)
+	}
+	// The data root is drover's from now on: a drill or validation may
+	// empty it again, and nothing else.
+	if err := sitefs.Mark(driverSite(in.Site), in.Store.Plan); err != nil {
+		return r, classify("mark the data root of "+in.Site.Site.Name, err)
 	}
 	a.Logger.Info("group restored", zap.String("group", in.Group.Name), zap.String("point", in.PointID), zap.String("site", in.Site.Site.Name), zap.Int64("bytes", r.Bytes))
 	return r, nil

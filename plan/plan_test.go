@@ -734,3 +734,36 @@ func TestRequiredGates(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `gates[2].approvers: none is only for the gates a plan may waive`)
 }
+
+// A drill or validation must never touch production data: data roots that
+// a restore or a wipe must not touch are refused.
+func TestDataRootsThatMustNeverBeTouched(t *testing.T) {
+	withSites := func(primary, secondary, sandbox string) string {
+		return strings.Replace(base, "  primary: {name: a}\n  secondary: {name: b}\n",
+			"  primary: {name: a, settings: {dataRoot: "+primary+"}}\n  secondary: {name: b, settings: {dataRoot: "+secondary+"}}\n"+
+				"  sandbox: {name: s, settings: {dataRoot: "+sandbox+"}}\n", 1)
+	}
+	cases := []struct{ name, src, want string }{
+		{"sandbox on the primary's data", withSites("/home", "/srv/b", "/home"), `sites.sandbox.settings.dataRoot: "/home" is also the primary's data root`},
+		{"root folder", withSites("/", "/srv/b", "/srv/s"), `sites.primary.settings.dataRoot: "/" is the root folder`},
+		{"system folder", withSites("/srv/a", "/etc", "/srv/s"), `sites.secondary.settings.dataRoot: "/etc" is a system folder`},
+		{"the store", strings.Replace(withSites("/srv/a", "/srv/b", "/srv/store/sandbox"), "storage:\n", "storage:\n  store: {path: /srv/store}\n", 1),
+			`sites.sandbox.settings.dataRoot: "/srv/store/sandbox" overlaps the store /srv/store`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse("p.yaml", []byte(tc.src))
+			require.NoError(t, err)
+			err = Validate(p, newFakeChecker())
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	// The same path on machines of their own is two folders.
+	src := strings.Replace(base, "  primary: {name: a}\n  secondary: {name: b}\n",
+		"  primary: {name: a, settings: {dataRoot: /home}, hosts: {m1: {address: 10.1.0.1}}}\n"+
+			"  secondary: {name: b, settings: {dataRoot: /home}, hosts: {m1: {address: 10.2.0.1}}}\n", 1)
+	p, err := Parse("p.yaml", []byte(src))
+	require.NoError(t, err)
+	require.NoError(t, Validate(p, newFakeChecker()))
+}

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -82,6 +83,7 @@ func validate(p *Plan, checker DriverChecker) Problems {
 	v.header()
 	v.sites()
 	v.hosts()
+	v.dataRoots()
 	v.components()
 	v.storage()
 	v.verification()
@@ -743,4 +745,100 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// systemFolders are top-level folders of a Unix host that no data root may
+// be: a restore replaces what is there and a wipe empties it.
+var systemFolders = []string{"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root",
+	"/run", "/sbin", "/sys", "/tmp", "/usr", "/var"}
+
+// dataRoots refuses data roots a restore or a wipe must never touch: the
+// root folder, a system folder, the store, and a sandbox whose data root is
+// the primary's (a drill would replace production data).
+func (v *validator) dataRoots() {
+	p := v.p
+	root := func(s *Site) string {
+		if s == nil {
+			return ""
+		}
+		r, _ := s.Settings["dataRoot"].(string)
+		if r == "" {
+			return ""
+		}
+		return filepath.Clean(r)
+	}
+	store, _ := p.Storage.Store["path"].(string)
+	if store != "" {
+		store = filepath.Clean(store)
+	}
+	for _, r := range []struct {
+		role string
+		site *Site
+	}{{SitePrimary, p.Sites.Primary}, {SiteSecondary, p.Sites.Secondary}, {SiteSandbox, p.Sites.Sandbox}} {
+		dr := root(r.site)
+		if dr == "" {
+			continue
+		}
+		path := "sites." + r.role + ".settings.dataRoot"
+		switch {
+		case dr == "/":
+			v.add(path, "%q is the root folder: a restore would replace, and a wipe empty, the whole host", dr)
+		case slices.Contains(systemFolders, dr):
+			v.add(path, "%q is a system folder: name the folder that holds the cell's data (a mount such as /home or /srv/cell)", dr)
+		case store != "" && (dr == store || within(store, dr) || within(dr, store)):
+			v.add(path, "%q overlaps the store %s: a restore or a wipe there would destroy recovery points", dr, store)
+		}
+	}
+	// A sandbox or secondary may use the primary's path only on machines of
+	// its own: a drill would otherwise replace, and a wipe empty, production.
+	for _, r := range []struct {
+		role string
+		site *Site
+	}{{SiteSecondary, p.Sites.Secondary}, {SiteSandbox, p.Sites.Sandbox}} {
+		for _, other := range []struct {
+			role string
+			site *Site
+		}{{SitePrimary, p.Sites.Primary}, {SiteSecondary, p.Sites.Secondary}} {
+			if other.role == r.role || (r.role == SiteSecondary && other.role == SiteSecondary) {
+				continue
+			}
+			dr := root(r.site)
+			if dr == "" || dr != root(other.site) || separateMachines(r.site, other.site) {
+				continue
+			}
+			v.add("sites."+r.role+".settings.dataRoot", "%q is also the %s's data root, and nothing says the two sites are different machines: "+
+				"give the %s a data root of its own, or list both sites' hosts with their addresses (none shared)", dr, other.role, r.role)
+		}
+	}
+}
+
+// separateMachines reports whether two sites list their hosts with
+// addresses and share none: then one path at both is two folders.
+func separateMachines(a, b *Site) bool {
+	addrs := func(s *Site) map[string]bool {
+		out := map[string]bool{}
+		for _, h := range s.Hosts {
+			if h.Address == "" {
+				return nil
+			}
+			out[h.Address] = true
+		}
+		return out
+	}
+	aa, ba := addrs(a), addrs(b)
+	if len(aa) == 0 || len(ba) == 0 {
+		return false
+	}
+	for addr := range aa {
+		if ba[addr] {
+			return false
+		}
+	}
+	return true
+}
+
+// within reports whether path lies inside dir.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }

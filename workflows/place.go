@@ -29,7 +29,7 @@ const siteStartTimeout = time.Minute
 
 // probeStartTimeout is the same for a look at a site that may well be gone
 // (the primary in an unplanned failover): nobody waits for it.
-const probeStartTimeout = 15 * time.Second
+const probeStartTimeout = 10 * time.Second
 
 // componentAt places a component at a site: on the site's host that stands
 // for the component's host, and the host's own queue when it runs a worker.
@@ -164,7 +164,13 @@ func (r *run) atSite(ctx workflow.Context, where contract.Placement, probe bool,
 		delete(r.reach, queue)
 		detail := fmt.Sprintf("no worker at %s picked up a step within %s (queue %s)", where, start, queue)
 		if probe {
-			return temporal.NewNonRetryableApplicationError(detail, contract.ErrTypeSiteUnreachable, nil)
+			// Later looks at this site in the run fail at once: a site
+			// that did not answer is not waited for twice.
+			gone := temporal.NewNonRetryableApplicationError(detail, contract.ErrTypeSiteUnreachable, nil)
+			f, set := workflow.NewFuture(ctx)
+			set.Set(nil, gone)
+			r.reach[queue] = f
+			return gone
 		}
 		if err := r.unreachable(ctx, where, detail); err != nil {
 			return err

@@ -69,8 +69,40 @@ func rewriteFile(path, from, to string) (bool, error) {
 	return true, catalog.WriteFileAtomic(path, out, st.Mode().Perm())
 }
 
+// MarkerFile is the file drover writes into a data root it restored into,
+// naming the site. Only a data root that carries it, for the same site, is
+// ever wiped: drover removes only what it put there.
+const MarkerFile = ".drover-site.json"
+
+// Marker is what the marker file says.
+type Marker struct {
+	Site string `json:"site"`
+	Plan string `json:"plan,omitempty"`
+	// Note says what the file is for, to whoever finds it.
+	Note string `json:"note"`
+}
+
+// Mark records that drover restores into site's data root.
+func Mark(site drivers.Site, planName string) error {
+	root, err := storage.DataRoot(site)
+	if err != nil {
+		return drivers.BadSettings(err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	data, err := json.Marshal(Marker{Site: site.Name, Plan: planName,
+		Note: "drover restored recovery points into this folder; drills and validations may empty it"})
+	if err != nil {
+		return err
+	}
+	return catalog.WriteFileAtomic(filepath.Join(root, MarkerFile), data, 0o644)
+}
+
 // Wipe empties a site's data root and returns how many entries it removed;
-// a missing root is created empty.
+// a missing root is created empty. It refuses a root that holds anything
+// without drover's marker for this site: it could be data drover did not
+// put there (a production folder named by mistake).
 func Wipe(site drivers.Site) (int, error) {
 	root, err := storage.DataRoot(site)
 	if err != nil {
@@ -83,12 +115,44 @@ func Wipe(site drivers.Site) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	var names []string
 	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+		if e.Name() != MarkerFile {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return 0, nil
+	}
+	if err := owned(root, site.Name); err != nil {
+		return 0, drivers.BadSettings(fmt.Errorf("refusing to wipe %s (data root of site %s, %d entries such as %s): %w",
+			root, site.Name, len(names), names[0], err))
+	}
+	for _, name := range names {
+		if err := os.RemoveAll(filepath.Join(root, name)); err != nil {
 			return 0, fmt.Errorf("wipe %s: %w", site.Name, err)
 		}
 	}
-	return len(entries), nil
+	return len(names), nil
+}
+
+// owned checks root carries drover's marker for site.
+func owned(root, site string) error {
+	data, err := os.ReadFile(filepath.Join(root, MarkerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("it carries no %s: drover did not restore into it, so what it holds may not be drover's", MarkerFile)
+	}
+	if err != nil {
+		return err
+	}
+	var m Marker
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("its %s is not drover's: %w", MarkerFile, err)
+	}
+	if m.Site != site {
+		return fmt.Errorf("its %s says it belongs to site %q", MarkerFile, m.Site)
+	}
+	return nil
 }
 
 // Installation reads a site's installation manifest. The reference may end
