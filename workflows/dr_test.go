@@ -21,6 +21,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/sitefs"
 	"github.com/drover-dr/drover/drivers/storage"
 	"github.com/drover-dr/drover/drivers/storage/archive"
 	"github.com/drover-dr/drover/plan"
@@ -45,8 +46,8 @@ type siteCell struct {
 	failStop    map[string]bool // site/component whose stop fails
 	// failRedirects is how many redirects fail before one works.
 	failRedirects int
-	pointsAt    string
-	drained     []string
+	pointsAt      string
+	drained       []string
 }
 
 func newSiteCell() *siteCell {
@@ -313,7 +314,7 @@ func TestValidateMarksPointsValidOrInvalidAndTearsDownTheSandbox(t *testing.T) {
 	require.Equal(t, catalog.Valid, e.points()[0].Validity.State)
 	// The restored config was rewritten for the sandbox, then wiped.
 	require.Contains(t, e.cell.starts, "sandbox/db")
-	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries := sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "sandbox torn down")
 	require.False(t, e.cell.running["sandbox/app"])
 	require.FileExists(t, res.Report.Markdown)
@@ -326,7 +327,7 @@ func TestValidateMarksPointsValidOrInvalidAndTearsDownTheSandbox(t *testing.T) {
 	require.False(t, res.Valid)
 	require.Equal(t, catalog.Invalid, e.points()[0].Validity.State)
 	require.Contains(t, e.points()[0].Validity.Reason, "system level")
-	entries, _ = os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries = sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "sandbox torn down after a failed validation too")
 }
 
@@ -346,7 +347,7 @@ func TestDrillLeavesPrimaryUntouchedAndSandboxGone(t *testing.T) {
 	for _, s := range e.cell.stops {
 		require.False(t, strings.HasPrefix(s, "dc1/"), "drill stopped %s", s)
 	}
-	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries := sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries)
 }
 
@@ -363,7 +364,7 @@ func TestDrillCancelledStillCleansUp(t *testing.T) {
 	})
 	env.ExecuteWorkflow(DrillWorkflow, DrillInput{Plan: e.plan})
 	require.Error(t, env.GetWorkflowError())
-	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries := sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "a cancelled drill still tears the sandbox down")
 }
 
@@ -795,7 +796,7 @@ func TestDrillOfADamagedPointMarksItInvalidAndCleansUp(t *testing.T) {
 	require.Equal(t, catalog.Invalid, got.Validity.State, "a drill that finds the data damaged has validated the point")
 	require.Contains(t, got.Validity.Reason, "restore refused damaged data")
 	require.Empty(t, e.cell.starts, "nothing started in the sandbox")
-	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries := sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "the sandbox is cleaned up")
 }
 
@@ -970,4 +971,18 @@ func TestRestoreRefusesASiteWhereAComponentStillRuns(t *testing.T) {
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	require.True(t, e.cell.running["dc2/app"], "restored and started once stopped")
+}
+
+// sandboxData lists what a sandbox holds besides drover's marker.
+func sandboxData(t *testing.T, root string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(root)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		if e.Name() != sitefs.MarkerFile {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
