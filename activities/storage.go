@@ -358,6 +358,16 @@ func (a *Activities) choosePoint(in contract.ChooseInput) (catalog.Point, error)
 			return p, nil
 		}
 	}
+	if in.PreferValidated {
+		// No validated point: the newest intact one, which the failover
+		// names as such before it restores it.
+		for i := len(points) - 1; i >= 0; i-- {
+			p := points[i]
+			if !slices.Contains(in.Exclude, p.ID) && catalog.Unrestorable(byID, p) == "" && p.Validity.State == catalog.Unverified {
+				return p, nil
+			}
+		}
+	}
 	what := "valid"
 	if in.AllowUnverified {
 		what = "usable"

@@ -393,6 +393,9 @@ type ChooseInput struct {
 	// AllowUnverified also accepts unverified points when no valid one
 	// exists (a validation run restores unverified points).
 	AllowUnverified bool `json:"allowUnverified,omitempty"`
+	// PreferValidated takes the newest validated point and, only when there
+	// is none, the newest intact one (a failover: it then asks first).
+	PreferValidated bool `json:"preferValidated,omitempty"`
 }
 
 // ValidityInput records what validation found.
@@ -418,6 +421,26 @@ type Damage struct {
 	Point string `json:"point"`
 	File  string `json:"file,omitempty"`
 }
+
+// Trust says how far a point was checked: validated (restored, started
+// and verified at the six levels in the sandbox), intact (every checksum
+// verified at the store, never restored), or invalid.
+func (p Point) Trust() string {
+	switch {
+	case p.Validity.State == StateValid:
+		return TrustValidated
+	case p.Validity.State == StateInvalid || p.Problem != "":
+		return TrustInvalid
+	}
+	return TrustIntact
+}
+
+// Trust levels of a point.
+const (
+	TrustValidated = "validated"
+	TrustIntact    = "intact"
+	TrustInvalid   = "invalid"
+)
 
 // StatsResult summarises a plan's points for the RPO monitor.
 type StatsResult struct {

@@ -92,6 +92,9 @@ const (
 	// GateSiteUnreachable opens when no worker polls the queue of a site (or
 	// host) a step must run at: retry once a worker is back, or abort.
 	GateSiteUnreachable = "site-unreachable"
+	// GateAcceptUnvalidated opens when the point a failover would restore
+	// is intact but was never validated: it says what was not checked.
+	GateAcceptUnvalidated = "accept-unvalidated-point"
 	// GatePrimaryAlive opens when an unplanned failover finds the primary
 	// still answering and cannot stop it: approve once it is fenced.
 	GatePrimaryAlive = "primary-alive"

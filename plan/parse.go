@@ -164,6 +164,12 @@ func applyDefaults(p *Plan) {
 			delete(p.Storage.Store, key)
 		}
 	}
+	if p.Storage.Schedule.Validate == "" {
+		p.Storage.Schedule.Validate = "none"
+		if p.Sites.Sandbox != nil {
+			p.Storage.Schedule.Validate = "every"
+		}
+	}
 	if p.Storage.StoreAt.Site == "" && p.Sites.Secondary != nil {
 		p.Storage.StoreAt.Site = p.Sites.Secondary.Name
 	}

@@ -245,7 +245,9 @@ type BackupSchedule struct {
 	// 168h, weekly); cumulative points in between.
 	FullEvery Duration `yaml:"fullEvery,omitempty" json:"fullEvery,omitempty"`
 	// Validate says which new points are validated in the sandbox:
-	// every, daily (the newest of each day) or none (default).
+	// every, daily (the newest of each day) or none. Parse sets every when
+	// the plan has a sandbox and none when it has not: a point nobody
+	// restored and started is only known to be intact.
 	Validate string `yaml:"validate,omitempty" json:"validate,omitempty"`
 }
 

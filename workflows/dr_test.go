@@ -986,3 +986,83 @@ func sandboxData(t *testing.T, root string) []string {
 	}
 	return names
 }
+
+// The default configuration can fail over: with no validated point, the
+// newest intact one is restored once a person accepts what was not checked.
+func TestFailoverOfAnIntactPointAsksWhatWasNotChecked(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point // intact: verified at the store, never validated
+	e.withoutGate(contract.GateAcceptUnvalidated)
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `defines no gate "accept-unvalidated-point"`)
+	require.Empty(t, e.cell.starts)
+
+	e.withGate(contract.GateAcceptUnvalidated)
+	env = e.env()
+	var detail string
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(contract.QueryStatus)
+		require.NoError(t, err)
+		var st Status
+		require.NoError(t, v.Get(&st))
+		for _, g := range st.Gates {
+			if g.Name == contract.GateAcceptUnvalidated {
+				detail = g.Detail
+			}
+		}
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateAcceptUnvalidated, Approver: "ops", Decision: contract.DecisionApprove})
+	}, time.Minute)
+	e.approve(env, 2*time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, pt.ID, res.Point.ID)
+	require.Contains(t, detail, "is intact")
+	require.Contains(t, detail, "never restored, started in order and verified at the six levels")
+}
+
+// The RPO monitor judges the point a failover would use now (intact when
+// nothing is validated) and says how old the newest validated one is.
+func TestRPOMonitorCountsIntactPointsAndReportsTheValidatedAge(t *testing.T) {
+	e := newDREnv(t)
+	older := e.backup("").Point
+	e.setValidity(older.ID, catalog.Valid)
+	env := e.env()
+	var seen []RPOStatus
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(contract.QueryRPO)
+		require.NoError(t, err)
+		var st RPOStatus
+		require.NoError(t, v.Get(&st))
+		seen = append(seen, st)
+	}, 45*time.Minute)
+	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e.plan, Interval: 30 * time.Minute, ChecksPerRun: 2})
+	require.Len(t, seen, 1)
+	require.Equal(t, contract.RPOOk, seen[0].Status)
+	require.Equal(t, contract.TrustValidated, seen[0].Trust)
+	require.Equal(t, older.ID, seen[0].ValidatedPointID)
+
+	// Only intact points: not "no valid point", the failover would use one.
+	e2 := newDREnv(t)
+	pt := e2.backup("").Point
+	env = e2.env()
+	seen = nil
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(contract.QueryRPO)
+		require.NoError(t, err)
+		var st RPOStatus
+		require.NoError(t, v.Get(&st))
+		seen = append(seen, st)
+	}, 45*time.Minute)
+	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e2.plan, Interval: 30 * time.Minute, ChecksPerRun: 2})
+	require.Len(t, seen, 1)
+	require.Equal(t, contract.RPOOk, seen[0].Status)
+	require.Equal(t, pt.ID, seen[0].PointID)
+	require.Equal(t, contract.TrustIntact, seen[0].Trust)
+	require.Empty(t, seen[0].ValidatedPointID)
+}

@@ -109,8 +109,11 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if pointID == "" {
 		pointID = invocation
 	}
-	pt, err := choosePointWith(ctx, r, store, contract.ChooseInput{PointID: pointID}, f.quick)
+	pt, err := choosePointWith(ctx, r, store, contract.ChooseInput{PointID: pointID, PreferValidated: r.safe}, f.quick)
 	if err != nil {
+		return res, err
+	}
+	if err := f.acceptTrust(ctx, pt, pointID); err != nil {
 		return res, err
 	}
 	if err := f.acceptDataLoss(ctx, pt, declared); err != nil {
@@ -380,6 +383,19 @@ func (f *failover) invocationBackup(ctx workflow.Context, timeout time.Duration,
 	}
 	f.r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("point %s captured %s", res.Point.ID, res.Point.Instant.UTC().Format(time.RFC3339)))
 	return res.Point.ID, nil
+}
+
+// acceptTrust asks before restoring a point nobody validated (there is no
+// validated one): it is intact, not known to start. A point the operator
+// named, or the invocation backup this run just took, is not asked about.
+func (f *failover) acceptTrust(ctx workflow.Context, pt contract.Point, named string) error {
+	if !f.r.safe || named != "" || pt.Trust() != contract.TrustIntact {
+		return nil
+	}
+	detail := fmt.Sprintf("no validated point: the newest restorable point %s (captured %s) is intact - every checksum verified at the store - "+
+		"but it was never restored, started in order and verified at the six levels in the sandbox; restore it anyway?",
+		pt.ID, pt.Instant.UTC().Format(time.RFC3339))
+	return f.gate(ctx, contract.GateAcceptUnvalidated, detail, true)
 }
 
 // acceptDataLoss raises the gate when the point is older than the RPO,

@@ -34,6 +34,12 @@ type RPOStatus struct {
 	Breaches      int       `json:"breaches"`
 	CheckedAt     time.Time `json:"checkedAt"`
 	Error         string    `json:"error,omitempty"`
+	// Trust is how far the point a failover would use now was checked:
+	// validated, or intact when no point is validated.
+	Trust string `json:"trust,omitempty"`
+	// ValidatedPointID and ValidatedAge are the newest validated point.
+	ValidatedPointID string        `json:"validatedPointId,omitempty"`
+	ValidatedAge     time.Duration `json:"validatedAge,omitempty"`
 }
 
 func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
@@ -74,6 +80,8 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		switch {
 		case err != nil:
 			st.Status, st.Error = contract.RPOUnknown, rootMessage(err)
+		case r.safe:
+			rpoOfFailoverPoint(&st, stats, now)
 		case stats.NewestValid == nil:
 			st.Status, st.PointID, st.Captured, st.Age = contract.RPONoPoint, "", time.Time{}, 0
 		default:
@@ -98,7 +106,7 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		}
 		if st.Status != prev {
 			r.setRPOStatus(ctx, st.Status)
-			r.status.CurrentStep = fmt.Sprintf("rpo %s: newest valid point %s, age %s", st.Status, st.PointID, st.Age.Round(time.Second))
+			r.status.CurrentStep = fmt.Sprintf("rpo %s: point %s (%s), age %s", st.Status, st.PointID, st.Trust, st.Age.Round(time.Second))
 		}
 		if err := workflow.Sleep(ctx, interval); err != nil {
 			return err
@@ -106,4 +114,27 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 	}
 	in.Last = st
 	return workflow.NewContinueAsNewError(ctx, RPOMonitorWorkflow, in)
+}
+
+// rpoOfFailoverPoint judges the RPO by the point a failover would restore
+// now: the newest validated one, else the newest intact one. The newest
+// validated point's age is reported beside it.
+func rpoOfFailoverPoint(st *RPOStatus, stats contract.StatsResult, now time.Time) {
+	st.ValidatedPointID, st.ValidatedAge = "", 0
+	if v := stats.NewestValid; v != nil {
+		st.ValidatedPointID, st.ValidatedAge = v.ID, now.Sub(v.Instant)
+	}
+	pt := stats.NewestValid
+	if pt == nil {
+		pt = stats.NewestUsable
+	}
+	if pt == nil {
+		st.Status, st.PointID, st.Captured, st.Age, st.Trust = contract.RPONoPoint, "", time.Time{}, 0, ""
+		return
+	}
+	st.PointID, st.Captured, st.Age, st.Trust = pt.ID, pt.Instant, now.Sub(pt.Instant), pt.Trust()
+	st.Status = contract.RPOOk
+	if st.Age > st.RPO {
+		st.Status = contract.RPOBreached
+	}
 }
