@@ -354,6 +354,7 @@ func forEachComponent(ctx workflow.Context, r *run, cs []plan.Component, verb st
 		}
 		r.end(ctx, steps[i], OutcomeOK, sr.Attempt, sr.Evidence.Action)
 		r.ranAt(steps[i], sr.Ran)
+		r.output(steps[i], sr.Evidence)
 		done = append(done, cs[i])
 	}
 	return done, errors.Join(errs...)
@@ -376,6 +377,7 @@ func forEachGroup(ctx workflow.Context, r *run, gs []plan.ConsistencyGroup, verb
 		}
 		r.end(ctx, steps[i], OutcomeOK, 1, fmt.Sprintf("%d bytes, %d files", out[i].Bytes, out[i].Files))
 		r.ranAt(steps[i], out[i].Ran)
+		r.output(steps[i], out[i].Evidence)
 	}
 	return out, errors.Join(errs...)
 }

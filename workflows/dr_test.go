@@ -44,6 +44,8 @@ type siteCell struct {
 	resumes     int
 	failCheck   map[string]bool // site/check -> fails
 	failStop    map[string]bool // site/component whose stop fails
+	// failStarts is how many starts of a site/component fail first.
+	failStarts map[string]int
 	// failRedirects is how many redirects fail before one works.
 	failRedirects int
 	pointsAt      string
@@ -52,7 +54,7 @@ type siteCell struct {
 
 func newSiteCell() *siteCell {
 	return &siteCell{running: map[string]bool{}, quiesced: map[string]bool{}, failCheck: map[string]bool{}, failQuiesce: map[string]bool{},
-		failStop: map[string]bool{}}
+		failStop: map[string]bool{}, failStarts: map[string]int{}}
 }
 
 func key(t drivers.Target) string { return t.Site.Name + "/" + t.Component.Name }
@@ -60,12 +62,16 @@ func key(t drivers.Target) string { return t.Site.Name + "/" + t.Component.Name 
 func (c *siteCell) Start(_ context.Context, t drivers.Target) (drivers.Evidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failStarts[key(t)] > 0 {
+		c.failStarts[key(t)]--
+		return drivers.Evidence{Output: "SRVE0000E: cannot bind port"}, fmt.Errorf("%s: start failed", key(t))
+	}
 	if c.running[key(t)] {
 		return drivers.Evidence{AlreadyDone: true}, nil
 	}
 	c.running[key(t)] = true
 	c.starts = append(c.starts, key(t))
-	return drivers.Evidence{Action: "start " + key(t)}, nil
+	return drivers.Evidence{Action: "start " + key(t), Output: "ADMU3000I: Server " + key(t) + " open for e-business"}, nil
 }
 
 func (c *siteCell) Stop(_ context.Context, t drivers.Target, _ drivers.StopMode) (drivers.Evidence, error) {
@@ -1065,4 +1071,51 @@ func TestRPOMonitorCountsIntactPointsAndReportsTheValidatedAge(t *testing.T) {
 	require.Equal(t, pt.ID, seen[0].PointID)
 	require.Equal(t, contract.TrustIntact, seen[0].Trust)
 	require.Empty(t, seen[0].ValidatedPointID)
+}
+
+// The report tells the whole run: the restart child's steps (with where
+// they ran and what they printed) and the approvals decided in it.
+func TestTheReportHoldsTheChildRunsStepsAndApprovals(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.cell.failStarts["dc2/app"] = startAttempts // every attempt of the first start
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflowByID(fmt.Sprintf("run-%d/secondary-1/restart", e.runs), contract.SignalApprove,
+			Approval{Gate: contract.GateStartFailed, Approver: "ops", Decision: contract.DecisionRetry, Comment: "port freed"})
+	}, time.Hour)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+
+	child := fmt.Sprintf("run-%d/secondary-1/restart", e.runs)
+	var start *report.Step
+	for i := range rep.Steps {
+		if rep.Steps[i].Name == "start app" && rep.Steps[i].Run == child {
+			start = &rep.Steps[i]
+		}
+	}
+	require.NotNil(t, start, "the restart's member steps are in the parent's report")
+	require.Equal(t, "dc2", start.Site)
+	require.Equal(t, "test-worker", start.Worker)
+	require.False(t, start.Ended.IsZero())
+	require.Contains(t, start.Output, "Server dc2/app open for e-business")
+	var gate *report.Gate
+	for i := range rep.Gates {
+		if rep.Gates[i].Name == contract.GateStartFailed {
+			gate = &rep.Gates[i]
+		}
+	}
+	require.NotNil(t, gate, "the start-failed gate decided in the child is in the parent's report")
+	require.Equal(t, child, gate.Run)
+	require.Len(t, gate.Approvals, 1)
+	require.Equal(t, "port freed", gate.Approvals[0].Comment)
+	md, err := os.ReadFile(res.Report.Markdown)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "<details><summary>"+child+": start app</summary>")
 }

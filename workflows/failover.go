@@ -617,6 +617,7 @@ func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRe
 		return fmt.Errorf("redirect to %s: %w", site.Site.Name, err)
 	}
 	r.ranAt(step, rr.Ran)
+	r.output(step, rr.Evidence)
 	detail := "traffic points at " + rr.Current
 	if c := p.Redirect.Check; c != nil {
 		checks := runChecks(ctx, r, VerifyInput{Plan: *p, Site: site}, "redirect", []plan.DriverCheck{*c})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
 )
 
 // Every step runs where its effect is: on the queue of the site (or host) it
@@ -316,6 +317,26 @@ func (r *run) ranAt(i int, ran contract.Ran) {
 	}
 	if ran.Worker != "" {
 		s.Worker = ran.Worker
+	}
+}
+
+// output keeps the head and tail of what a step's command printed.
+func (r *run) output(i int, ev contract.Evidence) {
+	if ev.Output != "" {
+		r.status.Steps[i].Output = report.HeadTail(ev.Output)
+	}
+}
+
+// absorb adds a child run's steps and decided gates to this run's record,
+// named by the child, so the parent's report tells the whole run.
+func (r *run) absorb(child string, steps []StepRecord, gates []GateRecord) {
+	for _, s := range steps {
+		s.Run = child
+		r.status.Steps = append(r.status.Steps, s)
+	}
+	for _, g := range gates {
+		g.Run = child
+		r.status.Gates = append(r.status.Gates, g)
 	}
 }
 

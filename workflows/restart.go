@@ -33,6 +33,10 @@ type RestartResult struct {
 	Components []ComponentOutcome `json:"components"`
 	Started    time.Time          `json:"started"`
 	Ended      time.Time          `json:"ended"`
+	// Steps and Gates are the restart's own record, for the report of the
+	// run that started it.
+	Steps []StepRecord `json:"steps,omitempty"`
+	Gates []GateRecord `json:"gates,omitempty"`
 }
 
 // ComponentOutcome is one component's start.
@@ -65,7 +69,9 @@ func RestartWorkflow(ctx workflow.Context, in RestartInput) (RestartResult, erro
 		return RestartResult{}, err
 	}
 	gk := startGateKeeper(ctx, r, &in.Plan)
-	return restart(ctx, r, gk, in)
+	res, err := restart(ctx, r, gk, in)
+	res.Steps, res.Gates = r.status.Steps, r.status.Gates
+	return res, err
 }
 
 func restart(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput) (RestartResult, error) {
@@ -122,8 +128,9 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 	out := ComponentOutcome{Name: c.Name, Tier: tier, Started: workflow.Now(ctx)}
 	step := r.begin(ctx, "start "+c.Name)
 	for {
-		attempts, ran, err := startAndWaitReady(ctx, r, in, c)
+		attempts, ran, ev, err := startAndWaitReady(ctx, r, in, c)
 		r.ranAt(step, ran)
+		r.output(step, ev)
 		out.Attempts += attempts
 		if err == nil {
 			out.Outcome = OutcomeOK
@@ -180,7 +187,7 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 // startAndWaitReady is one round of the start policy: the start activity with
 // its retries, then the readiness wait. It returns how many start attempts
 // the activity took.
-func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Component) (int, contract.Ran, error) {
+func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Component) (int, contract.Ran, contract.Evidence, error) {
 	timeout := c.StartTimeout.D()
 	if timeout <= 0 {
 		timeout = defaultStartTimeout
@@ -205,9 +212,13 @@ func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Com
 		})
 		var ready contract.ReadyResult
 		if err := r.actOwn(actx, where, contract.StartAndWaitReady, contract.ReadyInput{ComponentInput: cin}).Get(ctx, &ready); err != nil {
-			return startAttempts, contract.Ran{Site: where.Site, Host: where.Host}, err
+			return startAttempts, contract.Ran{Site: where.Site, Host: where.Host}, contract.Evidence{}, err
 		}
-		return max(ready.StartAttempt, 1), ready.Ran, nil
+		var ev contract.Evidence
+		if ready.Start != nil {
+			ev = ready.Start.Evidence
+		}
+		return max(ready.StartAttempt, 1), ready.Ran, ev, nil
 	}
 	startCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
@@ -221,7 +232,7 @@ func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Com
 	})
 	var started contract.StepResult
 	if err := r.actOwn(startCtx, where, contract.StartComponent, cin).Get(ctx, &started); err != nil {
-		return startAttempts, contract.Ran{}, err
+		return startAttempts, contract.Ran{}, contract.Evidence{}, err
 	}
 	readyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
@@ -235,7 +246,7 @@ func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Com
 	})
 	var ready contract.ReadyResult
 	err := r.actOwn(readyCtx, where, contract.WaitReady, contract.ReadyInput{ComponentInput: cin}).Get(ctx, &ready)
-	return max(started.Attempt, 1), ready.Ran, err
+	return max(started.Attempt, 1), ready.Ran, started.Evidence, err
 }
 
 // order is the plan's restart tiers, derived when the plan was loaded and

@@ -118,6 +118,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, fmt.Errorf("restart %s: %w", site.Site.Name, err)
 	}
+	r.absorb(idPrefix+"/restart", res.Restart.Steps, res.Restart.Gates)
 	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d components in %d tiers", len(res.Restart.Components), len(res.Restart.Tiers)))
 
 	r.phase(ctx, "verify")

@@ -53,7 +53,9 @@ func verify(ctx workflow.Context, r *run, in VerifyInput) (VerifyResult, error) 
 		r.phase(ctx, "verify:"+string(level))
 		step := r.begin(ctx, "verify "+string(level))
 		r.placeStep(step, siteAt(in.Site))
+		lr.Started = workflow.Now(ctx)
 		lr.Checks = runChecks(ctx, r, in, level, checks)
+		lr.Ended = workflow.Now(ctx)
 		failed := 0
 		for _, c := range lr.Checks {
 			if !c.Result.Passed {
