@@ -49,7 +49,7 @@ func TestPlanValidateAcceptsTheGoldenPlan(t *testing.T) {
 	useFakePlanChecker(t)
 	code, out, errs := runDrover("plan", "validate", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
-	assert.Equal(t, goldenPlan+": OK: plan bpm-golden, 17 components in 10 tiers, 1 consistency group, 9 verification checks, 6 gates\n", out)
+	assert.Equal(t, goldenPlan+": OK: plan bpm-golden, 17 components in 10 tiers, 1 consistency group, 9 verification checks, 11 gates\n", out)
 
 	code, out, errs = runDrover("plan", "validate", "--output", "json", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
@@ -76,6 +76,7 @@ components:
     role: app
     driver: exek
     colour: blue
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 `
 	file := filepath.Join(t.TempDir(), "broken.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(src), 0o644))
