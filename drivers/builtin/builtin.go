@@ -9,6 +9,7 @@ import (
 	execdriver "github.com/drover-dr/drover/drivers/exec"
 	labdriver "github.com/drover-dr/drover/drivers/lab"
 	"github.com/drover-dr/drover/drivers/probe"
+	dnsdriver "github.com/drover-dr/drover/drivers/redirect/dns"
 	"github.com/drover-dr/drover/drivers/redirect/haproxy"
 	"github.com/drover-dr/drover/drivers/storage/archive"
 	"github.com/drover-dr/drover/drivers/storage/btrfs"
@@ -30,6 +31,7 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterProbe("lab", labdriver.NewProbe(logger.Named("probe.lab")))
 	r.RegisterRedirect("lab", labdriver.NewRedirect(logger.Named("redirect.lab")))
 	r.RegisterRedirect("haproxy", haproxy.New(logger.Named("redirect.haproxy")))
+	r.RegisterRedirect("dns", dnsdriver.New(logger.Named("redirect.dns")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
 	r.RegisterStorage("btrfs", btrfs.New(logger.Named("storage.btrfs")))
 	r.RegisterStorage("lvm", lvm.New(logger.Named("storage.lvm")))
