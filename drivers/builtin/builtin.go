@@ -11,6 +11,8 @@ import (
 	labdriver "github.com/drover-dr/drover/drivers/lab"
 	mqdriver "github.com/drover-dr/drover/drivers/mq"
 	"github.com/drover-dr/drover/drivers/probe"
+	dnsdriver "github.com/drover-dr/drover/drivers/redirect/dns"
+	"github.com/drover-dr/drover/drivers/redirect/haproxy"
 	"github.com/drover-dr/drover/drivers/storage/archive"
 	"github.com/drover-dr/drover/drivers/storage/btrfs"
 	"github.com/drover-dr/drover/drivers/storage/lvm"
@@ -31,6 +33,8 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterMiddleware("lab", labdriver.NewMiddleware(logger.Named("lab")))
 	r.RegisterProbe("lab", labdriver.NewProbe(logger.Named("probe.lab")))
 	r.RegisterRedirect("lab", labdriver.NewRedirect(logger.Named("redirect.lab")))
+	r.RegisterRedirect("haproxy", haproxy.New(logger.Named("redirect.haproxy")))
+	r.RegisterRedirect("dns", dnsdriver.New(logger.Named("redirect.dns")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
 	r.RegisterStorage("btrfs", btrfs.New(logger.Named("storage.btrfs")))
 	r.RegisterStorage("lvm", lvm.New(logger.Named("storage.lvm")))

@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,6 +9,33 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 )
+
+func TestRegistryHoldsEveryBuiltinDriverUnderItsKind(t *testing.T) {
+	r := Registry(nil)
+	want := map[drivers.Kind][]string{
+		drivers.KindMiddleware: {"db2", "exec", "lab", "mq", "websphere"},
+		drivers.KindProbe:      {"exec", "http", "lab", "tcp"},
+		drivers.KindRedirect:   {"dns", "haproxy", "lab"},
+		drivers.KindStorage:    {"archive", "btrfs", "lvm"},
+	}
+	for kind, names := range want {
+		got := r.Names(kind)
+		for _, name := range names {
+			if !slices.Contains(got, name) {
+				t.Errorf("%s drivers: %v, want %s among them", kind, got, name)
+			}
+		}
+	}
+	// Plan validation reaches each driver's own settings check.
+	err := r.CheckDriver("redirect", "haproxy", map[string]any{"backend": "app"})
+	if !drivers.Permanent(err) {
+		t.Errorf("haproxy settings without a socket: %v", err)
+	}
+	err = r.CheckDriver("redirect", "dns", map[string]any{"zone": "example.test"})
+	if !drivers.Permanent(err) {
+		t.Errorf("dns settings without a server: %v", err)
+	}
+}
 
 // The product drivers are offered under the names plans use, and check
 // their settings before a workflow starts.
