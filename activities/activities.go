@@ -30,6 +30,8 @@ type Activities struct {
 	// Workers answers whether a site's queue has workers; only the
 	// orchestrator's activities need it.
 	Workers WorkerLister
+	// Schedules changes the plans' backup schedules; orchestrator only.
+	Schedules ScheduleControl
 }
 
 // New returns activities that resolve drivers from registry.

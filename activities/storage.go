@@ -486,5 +486,16 @@ func (a *Activities) PlanLifecycle(ctx context.Context, ref contract.StoreRef) (
 		return contract.Lifecycle{}, err
 	}
 	l, err := st.ReadLifecycle(ref.Plan)
-	return contract.Lifecycle{Plan: l.Plan, State: string(l.State)}, storageError("plan lifecycle", err)
+	return contract.Lifecycle{Plan: l.Plan, State: string(l.State), Primary: l.Primary}, storageError("plan lifecycle", err)
+}
+
+// RecordPrimary records in the store the site the cell runs at now, so the
+// next orchestrator (and drover plan status) knows which site is primary.
+func (a *Activities) RecordPrimary(ctx context.Context, in contract.PrimaryInput) error {
+	st, _, err := openStore(in.Store)
+	if err != nil {
+		return err
+	}
+	_, err = st.SetPrimary(in.Store.Plan, in.Site, in.Detail, in.Now)
+	return storageError("record the primary site", err)
 }

@@ -41,8 +41,10 @@ const (
 	PointStats      = "PointStats"
 	PlanLifecycle   = "PlanLifecycle"
 	WriteReport     = "WriteReport"
+	RecordPrimary   = "RecordPrimary"
 	// Orchestrator activities: they touch no site.
-	SiteWorkers = "SiteWorkers"
+	SiteWorkers       = "SiteWorkers"
+	SetBackupSchedule = "SetBackupSchedule"
 )
 
 // SiteActivities are the activities a site's worker registers: everything
@@ -52,11 +54,11 @@ var SiteActivities = []string{
 	QuiesceComponent, ResumeComponent, CaptureGroup, ShipGroup, VerifyGroup, RestoreGroup, ApplyEnvironment,
 	WipeSite, ReadInstallation, CompareInstallation, RecordInstallation, Redirect, DrainTraffic,
 	PreflightBackup, CommitPoint, AbandonPoint, ApplyRetention, ChoosePoint, SetValidity, PointStats,
-	PlanLifecycle, WriteReport,
+	PlanLifecycle, WriteReport, RecordPrimary,
 }
 
 // OrchestratorActivities are the activities of the orchestrator's queue.
-var OrchestratorActivities = []string{SiteWorkers}
+var OrchestratorActivities = []string{SiteWorkers, SetBackupSchedule}
 
 // Placement is where a step runs: a site, and a host of it when the plan
 // names one. HostWorker says a drover worker runs on that host itself;
@@ -454,6 +456,42 @@ type StatsResult struct {
 type Lifecycle struct {
 	Plan  string `json:"plan"`
 	State string `json:"state"`
+	// Primary is the site the cell runs at now, when a failover or
+	// failback recorded it.
+	Primary string `json:"primary,omitempty"`
+}
+
+// PrimaryInput records the site the cell runs at now.
+type PrimaryInput struct {
+	Store  StoreRef  `json:"store"`
+	Site   string    `json:"site"`
+	Detail string    `json:"detail"`
+	Now    time.Time `json:"now"`
+}
+
+// ScheduleChange pauses a plan's backup schedule, or resumes it, taking
+// its backups from a new site into a new store when Backup is set (the
+// reprotect after a failover, and back after the failback).
+type ScheduleChange struct {
+	Plan   string          `json:"plan"`
+	Pause  bool            `json:"pause,omitempty"`
+	Note   string          `json:"note"`
+	Backup *ScheduleBackup `json:"backup,omitempty"`
+}
+
+// ScheduleBackup is where a schedule's backups are taken and kept.
+type ScheduleBackup struct {
+	Site    SiteRef        `json:"site"`
+	Store   plan.Settings  `json:"store,omitempty"`
+	StoreAt plan.StoreSite `json:"storeAt,omitzero"`
+}
+
+// ScheduleResult says what became of the schedule.
+type ScheduleResult struct {
+	// Found is false when the plan has no backup schedule (never applied).
+	Found  bool   `json:"found"`
+	Paused bool   `json:"paused"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // StateEnabled is the lifecycle state a failover expects.

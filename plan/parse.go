@@ -153,16 +153,11 @@ func applyDefaults(p *Plan) {
 			site.Hosts[name] = h
 		}
 	}
-	// The store's placement is drover's, not the backend's.
-	for _, key := range []string{"site", "host"} {
-		if v, ok := p.Storage.Store[key].(string); ok {
-			if key == "site" {
-				p.Storage.StoreAt.Site = v
-			} else {
-				p.Storage.StoreAt.Host = v
-			}
-			delete(p.Storage.Store, key)
-		}
+	// The stores' placement is drover's, not the backend's.
+	p.Storage.StoreAt = takePlacement(p.Storage.Store)
+	p.Storage.ReverseStoreAt = takePlacement(p.Storage.ReverseStore)
+	if p.Storage.ReverseStoreAt.Site == "" && len(p.Storage.ReverseStore) > 0 && p.Sites.Primary != nil {
+		p.Storage.ReverseStoreAt.Site = p.Sites.Primary.Name
 	}
 	if p.Storage.Schedule.Validate == "" {
 		p.Storage.Schedule.Validate = "none"
@@ -720,4 +715,18 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// takePlacement moves a store's site and host keys out of its settings.
+func takePlacement(store Settings) StoreSite {
+	var at StoreSite
+	if v, ok := store["site"].(string); ok {
+		at.Site = v
+		delete(store, "site")
+	}
+	if v, ok := store["host"].(string); ok {
+		at.Host = v
+		delete(store, "host")
+	}
+	return at
 }

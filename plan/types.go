@@ -220,9 +220,15 @@ type Storage struct {
 	// Store is where recovery points live. Its site and host keys say which
 	// site holds it (the secondary when left out); Parse moves them to
 	// StoreAt so the store's own settings are only the backend's.
-	Store   Settings           `yaml:"store,omitempty" json:"store,omitempty"`
-	StoreAt StoreSite          `yaml:"-" json:"storeAt,omitzero"`
-	Groups  []ConsistencyGroup `yaml:"groups" json:"groups"`
+	Store   Settings  `yaml:"store,omitempty" json:"store,omitempty"`
+	StoreAt StoreSite `yaml:"-" json:"storeAt,omitzero"`
+	// ReverseStore is where backups go while the secondary is the primary
+	// (after a failover, until the failback): a store the old primary can
+	// restore from, so the cell stays protected (seed 001's reprotect).
+	// Its site and host keys place it like Store's.
+	ReverseStore   Settings           `yaml:"reverseStore,omitempty" json:"reverseStore,omitempty"`
+	ReverseStoreAt StoreSite          `yaml:"-" json:"reverseStoreAt,omitzero"`
+	Groups         []ConsistencyGroup `yaml:"groups" json:"groups"`
 	// Schedule says how often points are taken and validated.
 	Schedule BackupSchedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
 }

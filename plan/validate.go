@@ -715,6 +715,10 @@ func (v *validator) hosts() {
 	for i, g := range p.Storage.Groups {
 		place("consistency group "+g.Name, fmt.Sprintf("storage.groups[%d]", i), g.Host)
 	}
+	if rs := p.Storage.ReverseStoreAt; rs.Site != "" && p.Sites.Secondary != nil && rs.Site == p.Sites.Secondary.Name {
+		v.add("storage.reverseStore.site", "the reverse store is where backups of %s go while it is the primary: it must not be at %s itself (place it at %s or a third site)",
+			rs.Site, rs.Site, siteNameOf(p.Sites.Primary))
+	}
 	at := p.Storage.StoreAt
 	// (Two sites with one name are reported already.)
 	sameNames := p.Sites.Secondary != nil && p.Sites.Primary != nil && p.Sites.Secondary.Name == p.Sites.Primary.Name

@@ -111,6 +111,7 @@ func New(c client.Client, opts Options) (*Group, error) {
 	if opts.Orchestrator {
 		add(contract.OrchestratorQueue, func(w sdkworker.Worker, acts *activities.Activities) {
 			acts.Workers = activities.TemporalWorkers(c, opts.PollerFreshness)
+			acts.Schedules = activities.TemporalSchedules(c)
 			RegisterWorkflows(w)
 			registerActivities(w, acts, contract.OrchestratorActivities)
 		})

@@ -20,9 +20,11 @@ type BackupInput struct {
 	Plan plan.Plan `json:"plan"`
 	// Site is where the data is; the primary when empty.
 	Site *contract.SiteRef `json:"site,omitempty"`
-	// Store overrides the plan's storage.store (failback ships to the
-	// primary's store).
-	Store plan.Settings `json:"store,omitempty"`
+	// Store overrides the plan's storage.store, and StoreAt where it is
+	// (after a failover the schedule backs the new primary up into the
+	// plan's reverse store).
+	Store   plan.Settings  `json:"store,omitempty"`
+	StoreAt plan.StoreSite `json:"storeAt,omitzero"`
 	// Mode is full or cumulative; empty lets the preflight decide by the
 	// plan's schedule.
 	Mode contract.Mode `json:"mode,omitempty"`
@@ -145,6 +147,9 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 		site = *in.Site
 	}
 	store := storeRef(p, in.Store)
+	if in.StoreAt.Site != "" {
+		store.At = placementOf(p, in.StoreAt)
+	}
 	groups := p.Storage.Groups
 	if len(groups) == 0 {
 		return res, temporal.NewNonRetryableApplicationError("plan "+p.Name+" has no storage groups to back up", contract.ErrTypeBadPlan, nil)

@@ -98,6 +98,9 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if err := f.preflight(ctx); err != nil {
 		return res, err
 	}
+	if r.safe {
+		f.pauseBackups(ctx, &err)
+	}
 	invocation, err := f.primarySide(ctx)
 	if err != nil {
 		return res, err
@@ -141,6 +144,9 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	res.Redirected = workflow.Now(ctx)
 	rep.Redirected = res.Redirected
 	st.set("secondary", p.Sites.Secondary, "live (serving traffic)")
+	if r.safe {
+		f.reprotect(ctx, siteRef(p, "secondary"), p.Storage.ReverseStore, p.Storage.ReverseStoreAt)
+	}
 	res.RPO = report.Measure(p.RPO.D(), max(declared.Sub(pt.Instant), 0))
 	res.RTO = report.Measure(p.RTO.D(), res.Redirected.Sub(declared))
 	rep.RPO, rep.RTO = res.RPO, res.RTO
@@ -157,6 +163,14 @@ type failover struct {
 	rep   *report.Report
 	// tried are points abandoned after failed verification in this run.
 	tried []string
+	// moved is set once the run changed the secondary (a restore began):
+	// a failure after it leaves the backups paused, the cell being between
+	// sites.
+	moved bool
+	// from is the site a failback leaves.
+	from string
+	// resumeOnFailure is the run's error while backups are paused by it.
+	resumeOnFailure *error
 	// local runs the quick read-only preflight steps as local activities:
 	// each saves a round trip through the server on the way to the restore
 	// (drover bench rto). Runs from before keep their contract.
@@ -417,6 +431,7 @@ func (f *failover) acceptDataLoss(ctx workflow.Context, pt contract.Point, decla
 func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (contract.Point, BringUpResult, error) {
 	secondary := siteRef(f.p, "secondary")
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	f.moved = true
 	for attempt := 1; ; attempt++ {
 		f.sites.set("secondary", f.p.Sites.Secondary, "restoring point "+pt.ID)
 		if err := restoreSite(ctx, f.r, f.p, f.store, pt.ID, secondary, "primary"); err != nil {
@@ -648,4 +663,51 @@ func drain(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) {
 		return
 	}
 	r.end(ctx, step, OutcomeOK, 1, "")
+}
+
+// pauseBackups pauses the backup schedule while the cell moves (seed 001:
+// no backup of a site being failed over). When the run fails before it
+// changed anything, the schedule is resumed as it was.
+func (f *failover) pauseBackups(ctx workflow.Context, runErr *error) {
+	from := siteName(f.p.Sites.Primary)
+	if f.in.Planned || f.rep.Kind == contract.KindFailback {
+		from = f.from
+	}
+	f.r.backups(ctx, f.rep, contract.ScheduleChange{Plan: f.p.Name, Pause: true,
+		Note: fmt.Sprintf("%s %s moves the cell from %s", f.r.status.Kind, workflow.GetInfo(ctx).WorkflowExecution.ID, from)})
+	f.resumeOnFailure = runErr
+}
+
+// reprotect records the site the cell now runs at and resumes the backup
+// schedule there, into a store the other site can restore from (the
+// plan's reverse store after a failover, the plan's store after the
+// failback).
+func (f *failover) reprotect(ctx workflow.Context, now contract.SiteRef, store plan.Settings, at plan.StoreSite) {
+	f.r.recordPrimary(ctx, f.rep, f.store, now.Site.Name, fmt.Sprintf("%s %s", f.r.status.Kind, workflow.GetInfo(ctx).WorkflowExecution.ID))
+	backup := &contract.ScheduleBackup{Site: now, Store: store, StoreAt: at}
+	note := fmt.Sprintf("backups of %s", now.Site.Name)
+	if len(store) == 0 {
+		note += " into the plan's store"
+		if now.Role == plan.SiteSecondary {
+			note += " (at " + storeAt(f.p).Site + ": add storage.reverseStore so they survive the loss of " + now.Site.Name + ")"
+			f.rep.Notes = append(f.rep.Notes, "backups of "+now.Site.Name+" go to the store at "+storeAt(f.p).Site+
+				", which is lost with it: the plan has no storage.reverseStore")
+		}
+	}
+	f.r.backups(ctx, f.rep, contract.ScheduleChange{Plan: f.p.Name, Note: note, Backup: backup})
+	f.resumeOnFailure = nil
+}
+
+// resumeIfUntouched resumes the paused backups when the run ends without
+// having changed the secondary: the primary still is the primary.
+func (f *failover) resumeIfUntouched(ctx workflow.Context) {
+	if f.resumeOnFailure == nil || *f.resumeOnFailure == nil {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if f.moved {
+		f.rep.Notes = append(f.rep.Notes, "backups stay paused: the run failed after it began to restore; resume them with drover backup schedule once the cell is settled")
+		return
+	}
+	f.r.backups(dctx, f.rep, contract.ScheduleChange{Plan: f.p.Name, Note: "the run ended without moving the cell"})
 }

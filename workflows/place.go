@@ -57,7 +57,11 @@ func siteAt(site contract.SiteRef) contract.Placement {
 
 // storeAt places the steps that read and write the catalog where the store is.
 func storeAt(p *plan.Plan) contract.Placement {
-	at := p.Storage.StoreAt
+	return placementOf(p, p.Storage.StoreAt)
+}
+
+// placementOf places a store at its site and host.
+func placementOf(p *plan.Plan, at plan.StoreSite) contract.Placement {
 	where := contract.Placement{Site: at.Site, Host: at.Host}
 	for _, s := range []*plan.Site{p.Sites.Primary, p.Sites.Secondary, p.Sites.Sandbox} {
 		if s != nil && s.Name == at.Site && at.Host != "" {
@@ -343,4 +347,36 @@ func (r *run) absorb(child string, steps []StepRecord, gates []GateRecord) {
 // placeStep records where a step acts, before it runs.
 func (r *run) placeStep(i int, where contract.Placement) {
 	r.status.Steps[i].Site, r.status.Steps[i].Host = where.Site, where.Host
+}
+
+// backups pauses or resumes the plan's backup schedule through the
+// orchestrator. A schedule that cannot be changed is a note in the report,
+// not a failed run: the cell matters more than its next backup.
+func (r *run) backups(ctx workflow.Context, rep *report.Report, ch contract.ScheduleChange) {
+	step := r.begin(ctx, "backup schedule")
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           contract.OrchestratorQueue,
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         shortRetry(5),
+	})
+	var res contract.ScheduleResult
+	if err := workflow.ExecuteActivity(actx, contract.SetBackupSchedule, ch).Get(ctx, &res); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		rep.Notes = append(rep.Notes, "the backup schedule could not be changed ("+rootMessage(err)+"): "+ch.Note)
+		return
+	}
+	r.end(ctx, step, OutcomeOK, 1, res.Detail)
+}
+
+// recordPrimary records in the store which site the cell runs at now.
+func (r *run) recordPrimary(ctx workflow.Context, rep *report.Report, store contract.StoreRef, site, detail string) {
+	step := r.begin(ctx, "record "+site+" as the primary")
+	err := r.act(shortOptions(ctx, 2*time.Minute, 5), store.At, contract.RecordPrimary,
+		contract.PrimaryInput{Store: store, Site: site, Detail: detail, Now: workflow.Now(ctx)}).Get(ctx, nil)
+	if err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		rep.Notes = append(rep.Notes, "the store does not say "+site+" is the primary now: "+rootMessage(err))
+		return
+	}
+	r.end(ctx, step, OutcomeOK, 1, detail)
 }
