@@ -8,7 +8,9 @@ import (
 	"github.com/drover-dr/drover/drivers"
 	execdriver "github.com/drover-dr/drover/drivers/exec"
 	labdriver "github.com/drover-dr/drover/drivers/lab"
+	"github.com/drover-dr/drover/drivers/postgres"
 	"github.com/drover-dr/drover/drivers/probe"
+	"github.com/drover-dr/drover/drivers/probe/sqlprobe"
 	"github.com/drover-dr/drover/drivers/storage/archive"
 	"github.com/drover-dr/drover/drivers/storage/btrfs"
 	"github.com/drover-dr/drover/drivers/storage/lvm"
@@ -28,6 +30,8 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterMiddleware("lab", labdriver.NewMiddleware(logger.Named("lab")))
 	r.RegisterProbe("lab", labdriver.NewProbe(logger.Named("probe.lab")))
 	r.RegisterRedirect("lab", labdriver.NewRedirect(logger.Named("redirect.lab")))
+	r.RegisterMiddleware("postgres", postgres.New(logger.Named("postgres")))
+	r.RegisterProbe("sql", sqlprobe.New(logger.Named("probe.sql")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
 	r.RegisterStorage("btrfs", btrfs.New(logger.Named("storage.btrfs")))
 	r.RegisterStorage("lvm", lvm.New(logger.Named("storage.lvm")))
