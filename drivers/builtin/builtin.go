@@ -11,6 +11,8 @@ import (
 	"github.com/drover-dr/drover/drivers/postgres"
 	"github.com/drover-dr/drover/drivers/probe"
 	"github.com/drover-dr/drover/drivers/probe/sqlprobe"
+	dnsdriver "github.com/drover-dr/drover/drivers/redirect/dns"
+	"github.com/drover-dr/drover/drivers/redirect/haproxy"
 	"github.com/drover-dr/drover/drivers/storage/archive"
 	"github.com/drover-dr/drover/drivers/storage/btrfs"
 	"github.com/drover-dr/drover/drivers/storage/lvm"
@@ -32,6 +34,8 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterRedirect("lab", labdriver.NewRedirect(logger.Named("redirect.lab")))
 	r.RegisterMiddleware("postgres", postgres.New(logger.Named("postgres")))
 	r.RegisterProbe("sql", sqlprobe.New(logger.Named("probe.sql")))
+	r.RegisterRedirect("haproxy", haproxy.New(logger.Named("redirect.haproxy")))
+	r.RegisterRedirect("dns", dnsdriver.New(logger.Named("redirect.dns")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
 	r.RegisterStorage("btrfs", btrfs.New(logger.Named("storage.btrfs")))
 	r.RegisterStorage("lvm", lvm.New(logger.Named("storage.lvm")))
