@@ -270,3 +270,29 @@ func TestReseedFallsBackToBasebackup(t *testing.T) {
 		}
 	}
 }
+
+// A primary that answers at the component's address but is not in the data
+// directory this host sees cannot be stopped from here: it is made
+// read-only instead, and says so.
+func TestFenceMakesAnUnstoppablePrimaryReadOnly(t *testing.T) {
+	needPG(t)
+	dir, port := newCluster(t, "fence-ro")
+	d := newDriver(t)
+	ctx := ctxFor(t, 2*time.Minute)
+	tg := target("dc1", dir, port, nil)
+	if _, err := d.Start(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := target("dc1", filepath.Join(env.Base, "not-its-data-dir"), port, nil)
+	res, err := d.Fence(ctx, elsewhere)
+	if err != nil || res.Method != "read-only" || res.AlreadyDone {
+		t.Fatalf("fence = %+v, %v; want read-only", res, err)
+	}
+	_, err = sqlConn(t, port).Exec(ctx, "CREATE TABLE should_fail (x int)")
+	if err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("write after a read-only fence = %v", err)
+	}
+	if _, err := d.Stop(ctx, tg, drivers.StopGraceful); err != nil {
+		t.Fatal(err)
+	}
+}
