@@ -70,6 +70,20 @@ func (r *Registry) Storage(name string) (Storage, error) {
 	return nil, r.unknown(KindStorage, name)
 }
 
+// Replicator returns the middleware driver called name as a Replicator: a
+// plan protects a database by replication only with a driver that can.
+func (r *Registry) Replicator(name string) (Replicator, error) {
+	d, err := r.Middleware(name)
+	if err != nil {
+		return nil, err
+	}
+	rep, ok := d.(Replicator)
+	if !ok {
+		return nil, Unsupported(fmt.Errorf("middleware driver %q does not replicate (no seed, lag, promote, fence, reseed, switchover)", name))
+	}
+	return rep, nil
+}
+
 // Names lists the registered drivers of one kind, sorted.
 func (r *Registry) Names(kind Kind) []string {
 	var names []string

@@ -10,7 +10,9 @@ import (
 	execdriver "github.com/drover-dr/drover/drivers/exec"
 	labdriver "github.com/drover-dr/drover/drivers/lab"
 	mqdriver "github.com/drover-dr/drover/drivers/mq"
+	"github.com/drover-dr/drover/drivers/postgres"
 	"github.com/drover-dr/drover/drivers/probe"
+	"github.com/drover-dr/drover/drivers/probe/sqlprobe"
 	dnsdriver "github.com/drover-dr/drover/drivers/redirect/dns"
 	"github.com/drover-dr/drover/drivers/redirect/haproxy"
 	"github.com/drover-dr/drover/drivers/storage/archive"
@@ -33,6 +35,8 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterMiddleware("lab", labdriver.NewMiddleware(logger.Named("lab")))
 	r.RegisterProbe("lab", labdriver.NewProbe(logger.Named("probe.lab")))
 	r.RegisterRedirect("lab", labdriver.NewRedirect(logger.Named("redirect.lab")))
+	r.RegisterMiddleware("postgres", postgres.New(logger.Named("postgres")))
+	r.RegisterProbe("sql", sqlprobe.New(logger.Named("probe.sql")))
 	r.RegisterRedirect("haproxy", haproxy.New(logger.Named("redirect.haproxy")))
 	r.RegisterRedirect("dns", dnsdriver.New(logger.Named("redirect.dns")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))

@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -13,8 +14,8 @@ import (
 func TestRegistryHoldsEveryBuiltinDriverUnderItsKind(t *testing.T) {
 	r := Registry(nil)
 	want := map[drivers.Kind][]string{
-		drivers.KindMiddleware: {"db2", "exec", "lab", "mq", "websphere"},
-		drivers.KindProbe:      {"exec", "http", "lab", "tcp"},
+		drivers.KindMiddleware: {"db2", "exec", "lab", "mq", "postgres", "websphere"},
+		drivers.KindProbe:      {"exec", "http", "lab", "sql", "tcp"},
 		drivers.KindRedirect:   {"dns", "haproxy", "lab"},
 		drivers.KindStorage:    {"archive", "btrfs", "lvm"},
 	}
@@ -51,5 +52,21 @@ func TestProductDriversRegistered(t *testing.T) {
 		require.NoError(t, r.CheckDriver(string(drivers.KindMiddleware), name, good), name)
 		err = r.CheckDriver(string(drivers.KindMiddleware), name, map[string]any{"bogus": 1})
 		assert.ErrorIs(t, err, drivers.ErrBadSettings, name)
+	}
+}
+
+func TestPostgresReplicatesAndSQLChecksSettings(t *testing.T) {
+	r := Registry(nil)
+	if _, err := r.Replicator("postgres"); err != nil {
+		t.Fatalf("postgres is not a replicator: %v", err)
+	}
+	if _, err := r.Replicator("exec"); err == nil || !errors.Is(err, drivers.ErrUnsupported) {
+		t.Fatalf("exec as a replicator = %v; want unsupported", err)
+	}
+	if err := r.CheckDriver("middleware", "postgres", map[string]any{"dataDri": "/x"}); !drivers.Permanent(err) {
+		t.Fatalf("plan validation of postgres settings = %v; want refused", err)
+	}
+	if err := r.CheckDriver("probe", "sql", map[string]any{"dsn": "env:X", "query": "SELECT 1", "expect": map[string]any{"min": 1}}); err != nil {
+		t.Fatalf("plan validation of sql settings: %v", err)
 	}
 }

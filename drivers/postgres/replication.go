@@ -360,6 +360,20 @@ func (d *Driver) Fence(ctx context.Context, oldPrimary drivers.Target) (drivers.
 	st, ev, serr := r.pgctlStatus(ctx)
 	res.Steps = append(res.Steps, ev)
 	if serr == nil && !st.running {
+		// pg_ctl sees no server in this data directory, but the address may
+		// still answer as a primary (a data directory elsewhere, a server
+		// this host cannot see): that one is not fenced.
+		if role, err := r.roleWithin(ctx); err == nil && role == drivers.RolePrimary {
+			serr = fmt.Errorf("pg_ctl finds no server in %s, yet %s:%d answers as a primary", r.dataDir, r.host, r.port)
+			ev, err := r.readOnly(ctx)
+			res.Steps = append(res.Steps, ev)
+			if err != nil {
+				return res, fmt.Errorf("fence %s: %v, and making it read-only failed: %w", r.name, serr, err)
+			}
+			res.Method = "read-only"
+			res.Detail = serr.Error() + "; default_transaction_read_only on and client sessions ended"
+			return res, nil
+		}
 		res.Method, res.AlreadyDone = "already stopped", true
 		res.Detail = st.detail
 		if _, err := os.Stat(filepath.Join(r.dataDir, "PG_VERSION")); err == nil {

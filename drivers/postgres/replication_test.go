@@ -233,3 +233,66 @@ func TestFenceStopsARunningPrimaryAndSeedRefusesData(t *testing.T) {
 		t.Fatalf("fence of a stopped server = %+v, %v; want a no-op", fres, err)
 	}
 }
+
+// A former primary pg_rewind cannot handle (here: a cluster of another
+// system, as after a reinstall) is moved aside, not deleted, and re-seeded
+// with a fresh pg_basebackup.
+func TestReseedFallsBackToBasebackup(t *testing.T) {
+	needPG(t)
+	dirA, portA := newCluster(t, "fallback-primary")
+	dirB, portB := newCluster(t, "fallback-other")
+	d := newDriver(t)
+	ctx := ctxFor(t, 4*time.Minute)
+	a := target("dc2", dirA, portA, nil)
+	b := target("dc1", dirB, portB, nil)
+	if _, err := d.Start(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, portA, "CREATE TABLE t AS SELECT generate_series(1, 42) AS n")
+	res, err := d.Reseed(ctx, a, b)
+	if err != nil {
+		t.Fatalf("reseed: %v\n%+v", err, res)
+	}
+	if res.Method != "pg_basebackup" || !strings.Contains(res.Detail, "pg_rewind failed") || !strings.Contains(res.Detail, "drover-aside-") {
+		t.Fatalf("reseed = %+v; want pg_basebackup after a failed pg_rewind", res)
+	}
+	aside, _ := filepath.Glob(dirB + ".drover-aside-*")
+	if len(aside) != 1 {
+		t.Fatalf("old data directory not kept aside: %v", aside)
+	}
+	if _, err := os.Stat(filepath.Join(aside[0], "PG_VERSION")); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, portB, "t", 42)
+	for _, tg := range []drivers.Target{b, a} {
+		if _, err := d.Stop(ctx, tg, drivers.StopGraceful); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A primary that answers at the component's address but is not in the data
+// directory this host sees cannot be stopped from here: it is made
+// read-only instead, and says so.
+func TestFenceMakesAnUnstoppablePrimaryReadOnly(t *testing.T) {
+	needPG(t)
+	dir, port := newCluster(t, "fence-ro")
+	d := newDriver(t)
+	ctx := ctxFor(t, 2*time.Minute)
+	tg := target("dc1", dir, port, nil)
+	if _, err := d.Start(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := target("dc1", filepath.Join(env.Base, "not-its-data-dir"), port, nil)
+	res, err := d.Fence(ctx, elsewhere)
+	if err != nil || res.Method != "read-only" || res.AlreadyDone {
+		t.Fatalf("fence = %+v, %v; want read-only", res, err)
+	}
+	_, err = sqlConn(t, port).Exec(ctx, "CREATE TABLE should_fail (x int)")
+	if err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("write after a read-only fence = %v", err)
+	}
+	if _, err := d.Stop(ctx, tg, drivers.StopGraceful); err != nil {
+		t.Fatal(err)
+	}
+}
