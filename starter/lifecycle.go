@@ -373,11 +373,20 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 			}
 			slices.Sort(roles)
 			fmt.Fprintf(g.Stdout, "plan %s: %s (roles enabled: %v)\n", p.Name, out.Lifecycle.State, roles)
+			primary, why := out.Lifecycle.Primary, "recorded by the last failover or failback"
+			if primary == "" {
+				primary, why = siteName(p.Sites.Primary), "the plan's primary; no failover recorded"
+			}
+			fmt.Fprintf(g.Stdout, "primary site: %s (%s)\n", primary, why)
 			if out.Schedule != "" {
 				fmt.Fprintf(g.Stdout, "backup schedule %s paused=%v next=%v\n", out.Schedule, out.Paused, out.NextRuns)
 			}
 			if r := out.RPO; r != nil {
-				fmt.Fprintf(g.Stdout, "RPO %s: %s, newest valid point %s, age %s (breaches %d)\n", r.RPO, r.Status, r.PointID, r.Age.Round(time.Second), r.Breaches)
+				fmt.Fprintf(g.Stdout, "RPO %s: %s, the point a failover would use: %s (%s), age %s (breaches %d)\n", r.RPO, r.Status, r.PointID,
+					trustOr(r.Trust), r.Age.Round(time.Second), r.Breaches)
+				if r.ValidatedPointID != "" && r.ValidatedPointID != r.PointID {
+					fmt.Fprintf(g.Stdout, "newest validated point: %s, age %s\n", r.ValidatedPointID, r.ValidatedAge.Round(time.Second))
+				}
 			}
 			return nil
 		})
@@ -410,4 +419,18 @@ func newBackupScheduleCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan file (required)")
 	_ = cmd.MarkFlagRequired("plan")
 	return cmd
+}
+
+func trustOr(trust string) string {
+	if trust == "" {
+		return "validated"
+	}
+	return trust
+}
+
+func siteName(s *plan.Site) string {
+	if s == nil {
+		return "?"
+	}
+	return s.Name
 }

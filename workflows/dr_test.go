@@ -162,18 +162,19 @@ func (f *flakyStorage) Capture(ctx context.Context, req storage.Request, p stora
 }
 
 type drEnv struct {
-	runs int
-	t    *testing.T
-	dir  string
-	cell *siteCell
-	stor *flakyStorage
-	plan plan.Plan
-	ts   testsuite.WorkflowTestSuite
+	schedules *scheduleLog
+	runs      int
+	t         *testing.T
+	dir       string
+	cell      *siteCell
+	stor      *flakyStorage
+	plan      plan.Plan
+	ts        testsuite.WorkflowTestSuite
 }
 
 func newDREnv(t *testing.T) *drEnv {
 	dir := t.TempDir()
-	e := &drEnv{t: t, dir: dir, cell: newSiteCell(), stor: &flakyStorage{Driver: archive.New(nil)}}
+	e := &drEnv{t: t, dir: dir, cell: newSiteCell(), stor: &flakyStorage{Driver: archive.New(nil)}, schedules: &scheduleLog{}}
 	site := func(name string) *plan.Site {
 		return &plan.Site{Name: name, Settings: plan.Settings{"dataRoot": filepath.Join(dir, name)},
 			Installation: filepath.Join(dir, name+"-installation.json")}
@@ -239,7 +240,7 @@ func (e *drEnv) env() *testsuite.TestWorkflowEnvironment {
 	reg.RegisterProbe("cell", e.cell)
 	reg.RegisterRedirect("cell", e.cell)
 	reg.RegisterStorage("archive", e.stor)
-	env.RegisterActivity(testActivities(reg))
+	env.RegisterActivity(testActivitiesWith(reg, e.schedules))
 	for _, wf := range []any{RestartWorkflow, VerifyWorkflow, ShutdownWorkflow, BackupWorkflow, ValidateWorkflow, DrillWorkflow, FailoverWorkflow, FailbackWorkflow} {
 		env.RegisterWorkflow(wf)
 	}
@@ -1118,4 +1119,63 @@ func TestTheReportHoldsTheChildRunsStepsAndApprovals(t *testing.T) {
 	md, err := os.ReadFile(res.Report.Markdown)
 	require.NoError(t, err)
 	require.Contains(t, string(md), "<details><summary>"+child+": start app</summary>")
+}
+
+// Reprotect (seed 001): a failover pauses the backups while it moves the
+// cell, records dc2 as the primary and resumes them at dc2 into the reverse
+// store; the failback does the reverse.
+func TestFailoverAndFailbackReprotect(t *testing.T) {
+	e := newDREnv(t)
+	reverse := filepath.Join(e.dir, "reverse-store")
+	require.NoError(t, os.MkdirAll(reverse, 0o755))
+	e.plan.Storage.ReverseStore = plan.Settings{"path": reverse}
+	e.plan.Storage.ReverseStoreAt = plan.StoreSite{Site: "dc1"}
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, e.schedules.changes, 2)
+	require.True(t, e.schedules.changes[0].Pause, "backups paused while the cell moves")
+	resumed := e.schedules.changes[1]
+	require.False(t, resumed.Pause)
+	require.NotNil(t, resumed.Backup)
+	require.Equal(t, "dc2", resumed.Backup.Site.Site.Name, "backups of the new primary")
+	require.Equal(t, reverse, resumed.Backup.Store["path"], "into a store dc1 can restore from")
+	require.Equal(t, "dc1", resumed.Backup.StoreAt.Site)
+	st, err := catalog.Open(filepath.Join(e.dir, "store"))
+	require.NoError(t, err)
+	l, err := st.ReadLifecycle("cell")
+	require.NoError(t, err)
+	require.Equal(t, "dc2", l.Primary)
+
+	env = e.env()
+	e.approve(env, time.Minute, contract.GateFailback)
+	env.ExecuteWorkflow(FailbackWorkflow, FailbackInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, e.schedules.changes, 4)
+	require.True(t, e.schedules.changes[2].Pause)
+	back := e.schedules.changes[3]
+	require.Equal(t, "dc1", back.Backup.Site.Site.Name)
+	require.Empty(t, back.Backup.Store, "back into the plan's store")
+	l, err = st.ReadLifecycle("cell")
+	require.NoError(t, err)
+	require.Equal(t, "dc1", l.Primary)
+}
+
+// A failover refused before it moved anything resumes the backups.
+func TestAFailoverThatMovedNothingResumesTheBackups(t *testing.T) {
+	e := newDREnv(t)
+	e.withGate(contract.GatePlannedPrimary)
+	env := e.env()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GatePlannedPrimary, Approver: "ops", Decision: contract.DecisionReject})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, Planned: true})
+	require.Error(t, env.GetWorkflowError())
+	require.Len(t, e.schedules.changes, 2)
+	require.True(t, e.schedules.changes[0].Pause)
+	require.False(t, e.schedules.changes[1].Pause, "resumed as it was")
+	require.Nil(t, e.schedules.changes[1].Backup)
 }

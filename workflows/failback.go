@@ -46,8 +46,9 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	st := sites{}
 	st.set("secondary", p.Sites.Secondary, "live (serving traffic)")
 	st.set("primary", p.Sites.Primary, "back, idle")
-	f := &failover{r: r, gk: gk, p: p, store: store, sites: &st, rep: &rep}
+	f := &failover{r: r, gk: gk, p: p, store: store, sites: &st, rep: &rep, from: secondary.Site.Name}
 	defer func() {
+		f.resumeIfUntouched(ctx)
 		rep.Sites = st.states
 		res.Report = finishReport(ctx, r, store, &rep, err)
 		if err != nil {
@@ -63,6 +64,10 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	// the point holds everything committed there.
 	if err := f.gate(ctx, contract.GateFailback, fmt.Sprintf("stop %s and move the cell back to %s", secondary.Site.Name, primary.Site.Name), r.safe); err != nil {
 		return res, err
+	}
+	if r.safe {
+		f.pauseBackups(ctx, &err)
+		f.moved = true // the live site stops next
 	}
 	drain(ctx, r, p, secondary)
 	r.phase(ctx, "stop-secondary")
@@ -115,6 +120,10 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	res.Redirected = workflow.Now(ctx)
 	rep.Redirected = res.Redirected
 	st.set("primary", p.Sites.Primary, "live (serving traffic)")
+	if r.safe {
+		// Back home: backups of the primary into the plan's store.
+		f.reprotect(ctx, primary, nil, plan.StoreSite{})
+	}
 	res.RTO = report.Measure(p.RTO.D(), res.Redirected.Sub(started))
 	rep.RTO = res.RTO
 	rep.RPO = report.Measure(p.RPO.D(), 0)

@@ -83,7 +83,11 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 		st.set("primary", p.Sites.Primary, "lost (disaster declared)")
 	}
 	st.set("secondary", p.Sites.Secondary, "idle (untouched)")
+	var f *failover
 	defer func() {
+		if f != nil {
+			f.resumeIfUntouched(ctx)
+		}
 		rep.Sites = st.states
 		res.Report = finishReport(ctx, r, store, &rep, err)
 		if err != nil {
@@ -93,7 +97,7 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 		}
 	}()
 
-	f := &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep,
+	f = &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep,
 		local: workflow.GetVersion(ctx, "local-preflight", workflow.DefaultVersion, 1) == 1}
 	if err := f.preflight(ctx); err != nil {
 		return res, err
@@ -670,7 +674,7 @@ func drain(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) {
 // changed anything, the schedule is resumed as it was.
 func (f *failover) pauseBackups(ctx workflow.Context, runErr *error) {
 	from := siteName(f.p.Sites.Primary)
-	if f.in.Planned || f.rep.Kind == contract.KindFailback {
+	if f.from != "" {
 		from = f.from
 	}
 	f.r.backups(ctx, f.rep, contract.ScheduleChange{Plan: f.p.Name, Pause: true,

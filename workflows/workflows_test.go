@@ -463,8 +463,26 @@ func (q everyQueue) Workers(_ context.Context, queue string) ([]string, error) {
 }
 
 func testActivities(reg *drivers.Registry) *activities.Activities {
+	return testActivitiesWith(reg, &scheduleLog{})
+}
+
+func testActivitiesWith(reg *drivers.Registry, schedules *scheduleLog) *activities.Activities {
 	acts := activities.New(reg, nil)
 	acts.Worker = "test-worker"
 	acts.Workers = everyQueue{}
+	acts.Schedules = schedules
 	return acts
+}
+
+// scheduleLog records the changes made to backup schedules.
+type scheduleLog struct {
+	mu      sync.Mutex
+	changes []contract.ScheduleChange
+}
+
+func (l *scheduleLog) Change(_ context.Context, _ string, ch contract.ScheduleChange) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.changes = append(l.changes, ch)
+	return true, nil
 }
