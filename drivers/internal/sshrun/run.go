@@ -47,12 +47,14 @@ func Where(host drivers.Host) string {
 
 // wrapper is the remote side of a run, one line (a csh login shell would
 // refuse newlines inside quotes). $1 is the run's nonce, $2 the working
-// directory, the rest the command's argv. See the package comment.
+// directory, the rest the command's argv. See the package comment. wait's
+// stderr is dropped: dash reports a job ended by a signal there
+// ("Terminated"), which the command never printed.
 const wrapper = `n=$1; d=$2; shift 2; nl=$(printf '\n.'); nl=${nl%.}; s=; ` +
 	`while IFS= read -r l; do [ "$l" = "$n" ] && break; s="$s$l$nl"; done; eval "$s"; s=; ` +
 	`if [ -n "$d" ]; then cd "$d" || { echo "$n exit 126" >&2; exit 126; }; fi; ` +
 	`command -v setsid >/dev/null 2>&1 || { echo "setsid: not found on this host (util-linux); drover needs it to stop a command whole" >&2; exit 127; }; ` +
-	`setsid "$@" </dev/null 2>&1 & p=$!; echo "$n pid $p" >&2; wait "$p"; c=$?; echo "$n exit $c" >&2; exit "$c"`
+	`setsid "$@" </dev/null 2>&1 & p=$!; echo "$n pid $p" >&2; wait "$p" 2>/dev/null; c=$?; echo "$n exit $c" >&2; exit "$c"`
 
 // killScript ends process group $1: SIGTERM, then SIGKILL after $2 steps of
 // 50ms. A zombie does not count as alive: where the host's init does not
@@ -65,6 +67,14 @@ const killScript = `g=$1; n=$2; ` +
 	`while alive; do if [ "$i" -ge "$n" ]; then kill -KILL -"$g" 2>/dev/null; sleep 0.1; ` +
 	`if alive; then echo "process group $g still alive after SIGKILL"; exit 1; fi; echo "process group $g killed by SIGKILL after the grace"; exit 0; fi; ` +
 	`sleep 0.05; i=$((i+1)); done; echo "process group $g ended after SIGTERM"`
+
+// KillGroupArgv is a command that ends process group pgid on a Linux host
+// the way a timed-out command's group is ended: SIGTERM, then SIGKILL to
+// what is left after grace. It prints what happened and exits 1 only when
+// the group survived SIGKILL.
+func KillGroupArgv(pgid int, grace time.Duration) []string {
+	return []string{"/bin/sh", "-c", killScript, "drover-kill", strconv.Itoa(pgid), strconv.Itoa(int(grace / (50 * time.Millisecond)))}
+}
 
 // RunSSH runs s on the host c over a pooled connection.
 func (p *Pool) RunSSH(ctx context.Context, c Config, s cmdrun.Spec) (cmdrun.Result, error) {
@@ -183,8 +193,11 @@ func (p *Pool) killRemote(c Config, e *entry, client *ssh.Client, ctl *control, 
 	if pid <= 0 {
 		return "", errors.New("its pid never arrived, so it could not be signalled")
 	}
-	steps := int(grace / (50 * time.Millisecond))
-	cmd := "sh -c " + shQuote(killScript) + " drover-kill " + strconv.Itoa(pid) + " " + strconv.Itoa(steps)
+	var quoted []string
+	for _, a := range KillGroupArgv(pid, grace) {
+		quoted = append(quoted, shQuote(a))
+	}
+	cmd := strings.Join(quoted, " ")
 	ctx, cancel := context.WithTimeout(context.Background(), grace+c.ConnectTimeout+10*time.Second)
 	defer cancel()
 	out, err := runSimple(ctx, client, cmd)
