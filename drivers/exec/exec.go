@@ -141,6 +141,10 @@ func New(logger *zap.Logger) *Driver {
 	return &Driver{logger: logger, pool: sshrun.NewPool(logger.Named("ssh"), 0)}
 }
 
+// Close closes the driver's SSH connections (they also close on their own
+// once idle), for a worker that shuts down.
+func (d *Driver) Close() error { return d.pool.Close() }
+
 // CheckSettings parses everything (commands, templates, env) without running
 // anything, so a plan with a typo is rejected before a workflow starts.
 func (d *Driver) CheckSettings(s map[string]any) error {

@@ -132,7 +132,7 @@ func TestStartTimeoutOverSSHKillsRemoteGroup(t *testing.T) {
 		"start":     `sleep 1000 & echo $! > {{shquote .Vars.gpid}}; echo hanging; wait`,
 		"stop":      "true",
 		"status":    "exit 1",
-		"timeouts":  map[string]any{"start": "1s"},
+		"timeouts":  map[string]any{"start": "3s"},
 		"killGrace": "1s",
 		"vars":      map[string]any{"gpid": gpid},
 	}

@@ -71,6 +71,10 @@ type execConfig struct {
 	vars      map[string]any
 }
 
+// Close closes the probe's SSH connections (they also close on their own
+// once idle), for a worker that shuts down.
+func (p *Exec) Close() error { return p.pool.Close() }
+
 // CheckSettings parses the settings without running anything.
 func (p *Exec) CheckSettings(s map[string]any) error {
 	_, err := parseExec(s)

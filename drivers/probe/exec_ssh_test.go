@@ -63,13 +63,13 @@ func TestExecProbeOverSSHTimeoutKillsRemoteGroup(t *testing.T) {
 	gpid := filepath.Join(t.TempDir(), "g.pid")
 	res, err := NewExec(nil).Check(context.Background(), remoteRequest(srv, map[string]any{
 		"command":   `sleep 1000 & echo $! > {{shquote .Vars.gpid}}; echo still checking; wait`,
-		"timeout":   "1s",
+		"timeout":   "3s",
 		"killGrace": "1s",
 		"vars":      map[string]any{"gpid": gpid},
 	}, nil))
 	require.NoError(t, err)
 	assert.False(t, res.Passed)
-	assert.Contains(t, res.Summary, "no verdict within 1s")
+	assert.Contains(t, res.Summary, "no verdict within 3s")
 	assert.Contains(t, res.Summary, "still checking")
 	b, err := os.ReadFile(gpid)
 	require.NoError(t, err)

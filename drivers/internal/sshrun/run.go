@@ -45,8 +45,7 @@ func Where(host drivers.Host) string {
 	return c.Where()
 }
 
-// wrapper is the remote side of a run, one line (a csh login shell would
-// refuse newlines inside quotes). $1 is the run's nonce, $2 the working
+// wrapper is the remote side of a run. $1 is the run's nonce, $2 the working
 // directory, the rest the command's argv. See the package comment. wait's
 // stderr is dropped: dash reports a job ended by a signal there
 // ("Terminated"), which the command never printed.
@@ -130,8 +129,7 @@ func (p *Pool) RunSSH(ctx context.Context, c Config, s cmdrun.Spec) (cmdrun.Resu
 		case <-done:
 		case <-time.After(s.PipeWait):
 			res.PipeHeld = true
-			_ = sess.Close()
-			<-done
+			abandon(sess, done)
 		}
 	case <-timer.C:
 		res.TimedOut = true
@@ -146,8 +144,7 @@ func (p *Pool) RunSSH(ctx context.Context, c Config, s cmdrun.Spec) (cmdrun.Resu
 		select {
 		case <-done:
 		case <-time.After(s.PipeWait):
-			_ = sess.Close()
-			<-done
+			abandon(sess, done)
 		}
 	}
 	ctl.flush()
@@ -183,6 +180,21 @@ func (p *Pool) RunSSH(ctx context.Context, c Config, s cmdrun.Spec) (cmdrun.Resu
 		return res, fmt.Errorf("ssh to %s: the command was not started: %s", c.Endpoint(), drivers.Truncate(strings.TrimSpace(res.Output), 300))
 	}
 	return res, nil
+}
+
+// closeWait bounds how long a closed session is waited for.
+const closeWait = 2 * time.Second
+
+// abandon closes a session whose channel is still open and waits briefly
+// for it to end. Closing does not end it while a remote process the kill
+// could not reach still runs; the run must return all the same. The wait
+// goroutine then ends when the pool closes the idle connection.
+func abandon(sess *ssh.Session, done <-chan error) {
+	_ = sess.Close()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+	}
 }
 
 // killRemote ends the command's process group over a second session on
@@ -225,8 +237,9 @@ func runSimple(ctx context.Context, client *ssh.Client, cmd string) (string, err
 		return "", err
 	}
 	defer sess.Close()
-	var out bytes.Buffer
-	sess.Stdout, sess.Stderr = &out, &out
+	// Stdout and stderr are copied by two goroutines: a buffer safe for both.
+	out := cmdrun.NewBoundedBuffer(16 << 10)
+	sess.Stdout, sess.Stderr = out, out
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(cmd) }()
 	select {
