@@ -141,6 +141,18 @@ func New(logger *zap.Logger) *Driver {
 	return &Driver{logger: logger, pool: sshrun.NewPool(logger.Named("ssh"), 0)}
 }
 
+// CheckHost checks a host's SSH settings (see drivers/internal/sshrun)
+// without connecting, so a plan with a bad host is rejected before a
+// workflow starts. A host without SSH settings is the worker's own: nothing
+// to check.
+func CheckHost(h drivers.Host) error {
+	if !h.Remote() {
+		return nil
+	}
+	_, err := sshrun.Parse(h)
+	return err
+}
+
 // Close closes the driver's SSH connections (they also close on their own
 // once idle), for a worker that shuts down.
 func (d *Driver) Close() error { return d.pool.Close() }

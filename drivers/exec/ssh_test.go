@@ -187,6 +187,12 @@ func TestChangedHostKeyRefusesToStart(t *testing.T) {
 	assert.Contains(t, err.Error(), "HOST KEY HAS CHANGED")
 	assert.Empty(t, f.ops(t), "nothing ran")
 
+	require.NoError(t, CheckHost(srv.Host("app1", nil)))
+	require.NoError(t, CheckHost(drivers.Host{Name: "local"}))
+	err = CheckHost(srv.Host("app1", map[string]any{"user": nil}))
+	require.ErrorContains(t, err, "host app1: ssh user: required")
+	assert.True(t, drivers.Permanent(err))
+
 	_, err = newDriver().Status(context.Background(), remoteTarget(srv, f.settings(), map[string]any{"pasword": "x"}))
 	require.ErrorContains(t, err, `host app1: ssh unknown field "pasword"`)
 	assert.True(t, drivers.Permanent(err))
