@@ -80,7 +80,10 @@ const (
 // Evidence records what a driver did, kept short enough for workflow history.
 type Evidence struct {
 	// Action is what ran: a command line, a URL, a snapshot name.
-	Action   string        `json:"action,omitempty"`
+	Action string `json:"action,omitempty"`
+	// Host says where it ran when that was not the worker's own machine:
+	// the plan's host name and its SSH endpoint.
+	Host     string        `json:"host,omitempty"`
 	Output   string        `json:"output,omitempty"`
 	ExitCode int           `json:"exitCode,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`

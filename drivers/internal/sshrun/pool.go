@@ -226,7 +226,7 @@ func dial(ctx context.Context, c Config) (*ssh.Client, error) {
 			return nil, check.verdict
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("ssh to %s: %w", c.Endpoint(), ctx.Err())
-		case strings.Contains(err.Error(), "no common algorithm for host key"):
+		case hostKeyAlgorithmMismatch(err):
 			return nil, drivers.BadSettings(fmt.Errorf("%w: ssh to %s refused: the server offers none of the host key types %s holds for it (%s); treat it as a changed key; nothing was run",
 				ErrHostKeyChanged, c.Endpoint(), c.KnownHosts, strings.Join(check.algorithms(c.addr(), conn.RemoteAddr()), ", ")))
 		case strings.Contains(err.Error(), "unable to authenticate"):
@@ -339,4 +339,14 @@ func probeKey() ssh.PublicKey {
 		}
 	})
 	return probe.key
+}
+
+// hostKeyAlgorithmMismatch reports a handshake that failed because the
+// server offers no key of a type known_hosts holds for it.
+func hostKeyAlgorithmMismatch(err error) bool {
+	var ne *ssh.AlgorithmNegotiationError
+	if errors.As(err, &ne) {
+		return ne.What == "host key"
+	}
+	return strings.Contains(err.Error(), "no common algorithm for host key")
 }

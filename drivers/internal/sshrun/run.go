@@ -45,14 +45,15 @@ func Where(host drivers.Host) string {
 	return c.Where()
 }
 
-// wrapper is the remote side of a run, one line (a csh login shell would
-// refuse newlines inside quotes). $1 is the run's nonce, $2 the working
-// directory, the rest the command's argv. See the package comment.
+// wrapper is the remote side of a run. $1 is the run's nonce, $2 the working
+// directory, the rest the command's argv. See the package comment. wait's
+// stderr is dropped: dash reports a job ended by a signal there
+// ("Terminated"), which the command never printed.
 const wrapper = `n=$1; d=$2; shift 2; nl=$(printf '\n.'); nl=${nl%.}; s=; ` +
 	`while IFS= read -r l; do [ "$l" = "$n" ] && break; s="$s$l$nl"; done; eval "$s"; s=; ` +
 	`if [ -n "$d" ]; then cd "$d" || { echo "$n exit 126" >&2; exit 126; }; fi; ` +
 	`command -v setsid >/dev/null 2>&1 || { echo "setsid: not found on this host (util-linux); drover needs it to stop a command whole" >&2; exit 127; }; ` +
-	`setsid "$@" </dev/null 2>&1 & p=$!; echo "$n pid $p" >&2; wait "$p"; c=$?; echo "$n exit $c" >&2; exit "$c"`
+	`setsid "$@" </dev/null 2>&1 & p=$!; echo "$n pid $p" >&2; wait "$p" 2>/dev/null; c=$?; echo "$n exit $c" >&2; exit "$c"`
 
 // killScript ends process group $1: SIGTERM, then SIGKILL after $2 steps of
 // 50ms. A zombie does not count as alive: where the host's init does not
@@ -65,6 +66,14 @@ const killScript = `g=$1; n=$2; ` +
 	`while alive; do if [ "$i" -ge "$n" ]; then kill -KILL -"$g" 2>/dev/null; sleep 0.1; ` +
 	`if alive; then echo "process group $g still alive after SIGKILL"; exit 1; fi; echo "process group $g killed by SIGKILL after the grace"; exit 0; fi; ` +
 	`sleep 0.05; i=$((i+1)); done; echo "process group $g ended after SIGTERM"`
+
+// KillGroupArgv is a command that ends process group pgid on a Linux host
+// the way a timed-out command's group is ended: SIGTERM, then SIGKILL to
+// what is left after grace. It prints what happened and exits 1 only when
+// the group survived SIGKILL.
+func KillGroupArgv(pgid int, grace time.Duration) []string {
+	return []string{"/bin/sh", "-c", killScript, "drover-kill", strconv.Itoa(pgid), strconv.Itoa(int(grace / (50 * time.Millisecond)))}
+}
 
 // RunSSH runs s on the host c over a pooled connection.
 func (p *Pool) RunSSH(ctx context.Context, c Config, s cmdrun.Spec) (cmdrun.Result, error) {
@@ -120,8 +129,7 @@ func (p *Pool) RunSSH(ctx context.Context, c Config, s cmdrun.Spec) (cmdrun.Resu
 		case <-done:
 		case <-time.After(s.PipeWait):
 			res.PipeHeld = true
-			_ = sess.Close()
-			<-done
+			abandon(sess, done)
 		}
 	case <-timer.C:
 		res.TimedOut = true
@@ -136,8 +144,7 @@ func (p *Pool) RunSSH(ctx context.Context, c Config, s cmdrun.Spec) (cmdrun.Resu
 		select {
 		case <-done:
 		case <-time.After(s.PipeWait):
-			_ = sess.Close()
-			<-done
+			abandon(sess, done)
 		}
 	}
 	ctl.flush()
@@ -175,6 +182,21 @@ func (p *Pool) RunSSH(ctx context.Context, c Config, s cmdrun.Spec) (cmdrun.Resu
 	return res, nil
 }
 
+// closeWait bounds how long a closed session is waited for.
+const closeWait = 2 * time.Second
+
+// abandon closes a session whose channel is still open and waits briefly
+// for it to end. Closing does not end it while a remote process the kill
+// could not reach still runs; the run must return all the same. The wait
+// goroutine then ends when the pool closes the idle connection.
+func abandon(sess *ssh.Session, done <-chan error) {
+	_ = sess.Close()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+	}
+}
+
 // killRemote ends the command's process group over a second session on
 // the same connection, or a new one if that connection is gone. It runs on
 // its own deadline: the caller's context may be what was cancelled.
@@ -183,8 +205,11 @@ func (p *Pool) killRemote(c Config, e *entry, client *ssh.Client, ctl *control, 
 	if pid <= 0 {
 		return "", errors.New("its pid never arrived, so it could not be signalled")
 	}
-	steps := int(grace / (50 * time.Millisecond))
-	cmd := "sh -c " + shQuote(killScript) + " drover-kill " + strconv.Itoa(pid) + " " + strconv.Itoa(steps)
+	var quoted []string
+	for _, a := range KillGroupArgv(pid, grace) {
+		quoted = append(quoted, shQuote(a))
+	}
+	cmd := strings.Join(quoted, " ")
 	ctx, cancel := context.WithTimeout(context.Background(), grace+c.ConnectTimeout+10*time.Second)
 	defer cancel()
 	out, err := runSimple(ctx, client, cmd)
@@ -212,8 +237,9 @@ func runSimple(ctx context.Context, client *ssh.Client, cmd string) (string, err
 		return "", err
 	}
 	defer sess.Close()
-	var out bytes.Buffer
-	sess.Stdout, sess.Stderr = &out, &out
+	// Stdout and stderr are copied by two goroutines: a buffer safe for both.
+	out := cmdrun.NewBoundedBuffer(16 << 10)
+	sess.Stdout, sess.Stderr = out, out
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(cmd) }()
 	select {

@@ -18,9 +18,11 @@
 // changed key are both refused before anything runs, with an error that says
 // which (ErrUnknownHost, ErrHostKeyChanged), marked permanent.
 //
-// How a command runs remotely. The login shell is handed a fixed wrapper
-// (POSIX sh) with the command's argv as quoted arguments; no secret is on
-// that command line. The wrapper first reads `export NAME='value'` lines
+// How a command runs remotely. The remote user's login shell must be
+// POSIX-like (sh, bash, dash, ksh, zsh) and the host a Linux with setsid
+// (util-linux). The login shell is handed a fixed wrapper (POSIX sh) with
+// the command's argv as quoted arguments; no secret is on that command
+// line. The wrapper first reads `export NAME='value'` lines
 // from stdin up to a per-run nonce line, so secret environment values reach
 // the command without appearing in `ps`, then starts the command under
 // setsid (a new session, so its pid is its process group id) with stdout and

@@ -2,6 +2,8 @@ package sshrun
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/internal/cmdrun"
@@ -128,9 +131,22 @@ func readPIDs(t *testing.T, path string) []int {
 	return pids
 }
 
+// killPIDs leaves nothing running whatever the test found.
+func killPIDs(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	for f := range strings.FieldsSeq(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 800; i++ {
 		if b, err := os.ReadFile(path); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
 			return
 		}
@@ -150,18 +166,11 @@ func TestTimeoutKillsRemoteProcessGroup(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			marker := filepath.Join(t.TempDir(), "pids")
-			t.Cleanup(func() {
-				if b, err := os.ReadFile(marker); err == nil {
-					for f := range strings.FieldsSeq(string(b)) {
-						if pid, err := strconv.Atoi(f); err == nil {
-							_ = syscall.Kill(pid, syscall.SIGKILL)
-						}
-					}
-				}
-			})
+			t.Cleanup(func() { killPIDs(marker) })
 			res, err := p.Run(context.Background(), srv.Host("app1", nil), cmdrun.Spec{
-				Argv:      []string{"/bin/sh", "-c", script, "sh", marker},
-				Timeout:   time.Second,
+				Argv: []string{"/bin/sh", "-c", script, "sh", marker},
+				// Long enough for the session to start on a loaded machine.
+				Timeout:   3 * time.Second,
 				KillGrace: 500 * time.Millisecond,
 			})
 			require.ErrorIs(t, err, cmdrun.ErrTimeout)
@@ -184,6 +193,7 @@ func TestCancelKillsRemoteProcessGroup(t *testing.T) {
 	srv := sshd.Get(t)
 	p := newPool(t)
 	marker := filepath.Join(t.TempDir(), "pids")
+	t.Cleanup(func() { killPIDs(marker) })
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		waitFile(t, marker)
@@ -217,6 +227,26 @@ func TestHostKeyChangedRefusedAndNothingRuns(t *testing.T) {
 	assert.Contains(t, err.Error(), "HOST KEY HAS CHANGED")
 	assert.Contains(t, err.Error(), "nothing was run")
 	assert.NoFileExists(t, marker, "a changed host key must never run the command")
+}
+
+// A known_hosts entry of another key type than the server has (an RSA key
+// recorded, the server now offering only Ed25519) is a changed key too.
+func TestHostKeyOfAnotherTypeRefusedAsChanged(t *testing.T) {
+	srv := sshd.Get(t)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	pub, err := ssh.NewPublicKey(&rsaKey.PublicKey)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	require.NoError(t, sshdtest.WriteKnownHosts(kh, srv.Address, srv.Port, pub))
+	marker := filepath.Join(dir, "ran")
+	_, err = newPool(t).Run(context.Background(), srv.Host("app1", map[string]any{"knownHosts": kh}), cmdrun.Spec{Argv: []string{"touch", marker}})
+	require.ErrorIs(t, err, ErrHostKeyChanged)
+	assert.True(t, drivers.Permanent(err))
+	assert.Contains(t, err.Error(), "offers none of the host key types")
+	assert.Contains(t, err.Error(), "rsa-sha2-512")
+	assert.NoFileExists(t, marker)
 }
 
 func TestUnknownHostRefused(t *testing.T) {

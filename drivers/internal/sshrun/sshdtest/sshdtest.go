@@ -154,6 +154,9 @@ func start(dir string) (*Server, error) {
 	// sshd wants an absolute path to re-execute itself.
 	s.cmd = exec.Command(SSHD, "-D", "-e", "-f", configFile)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	// A test binary that panics never reaches TestMain's Stop: the
+	// server then goes with it instead of listening on.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
