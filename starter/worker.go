@@ -13,6 +13,7 @@ func init() { register(newWorkerCmd) }
 
 func newWorkerCmd(g *Globals) *cobra.Command {
 	var taskQueue string
+	var mf metricsFlags
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a drover worker against a Temporal frontend",
@@ -20,12 +21,12 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 			"workflow and activity, and runs until SIGINT or SIGTERM.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.Dial()
+			log := g.Logger()
+			c, err := mf.dialAndServe(cmd.Context(), g, log)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			log := g.Logger()
 			w, err := worker.New(c, worker.Options{TaskQueue: taskQueue, Registry: builtin.Registry(log), Logger: log})
 			if err != nil {
 				return err
@@ -43,5 +44,9 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&taskQueue, "task-queue", workflows.TaskQueue, "task queue to poll")
+	cmd.Flags().StringVar(&mf.address, "metrics-address", "", "serve Prometheus metrics (the SDK's and drover's) at HOST:PORT/metrics")
+	cmd.Flags().StringArrayVar(&mf.plans, "metrics-plan", nil, "plan file whose points, RPO target and gate reminders are exported (repeatable)")
+	cmd.Flags().StringArrayVar(&mf.stores, "metrics-store", nil, "recovery point store whose plans are exported by name (repeatable)")
+	cmd.Flags().StringArrayVar(&mf.sites, "metrics-site", nil, "SITE=TASK_QUEUE: export drover_site_workers for a site's queue (repeatable)")
 	return cmd
 }
