@@ -1,0 +1,219 @@
+package notify
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// EventType names what happened.
+type EventType string
+
+const (
+	GateOpened    EventType = "gate.opened"
+	GateReminder  EventType = "gate.reminder"
+	RunStarted    EventType = "run.started"
+	RunCompleted  EventType = "run.completed"
+	RunFailed     EventType = "run.failed"
+	RPOBreached   EventType = "rpo.breached"
+	RPORecovered  EventType = "rpo.recovered"
+	maxFieldChars           = 4000
+	// MaxBody bounds what one request carries.
+	MaxBody = 64 << 10
+)
+
+// EventTypes lists every event type.
+var EventTypes = []EventType{GateOpened, GateReminder, RunStarted, RunCompleted, RunFailed, RPOBreached, RPORecovered}
+
+// alert is the Alertmanager alert name an event fires or resolves, "" for
+// events that are no alert (a run starting or completing).
+func (t EventType) alert() string {
+	switch t {
+	case GateOpened, GateReminder:
+		return "DroverGateWaiting"
+	case RunFailed:
+		return "DroverRunFailed"
+	case RPOBreached, RPORecovered:
+		return "DroverRPOBreached"
+	}
+	return ""
+}
+
+// resolves reports whether the event ends its alert.
+func (t EventType) resolves() bool { return t == RPORecovered }
+
+// Event is one thing to tell. ID must be stable across activity retries
+// (e.g. workflow ID + gate + reminder number): it is the dedup key.
+type Event struct {
+	ID         string    `json:"id"`
+	Type       EventType `json:"type"`
+	At         time.Time `json:"at"`
+	Plan       string    `json:"plan"`
+	Kind       string    `json:"kind,omitempty"`
+	WorkflowID string    `json:"workflowId,omitempty"`
+	RunID      string    `json:"runId,omitempty"`
+	Site       string    `json:"site,omitempty"`
+	// Gate events.
+	Gate      string   `json:"gate,omitempty"`
+	Approvers []string `json:"approvers,omitempty"`
+	Quorum    int      `json:"quorum,omitempty"`
+	Approved  []string `json:"approved,omitempty"`
+	Checklist []string `json:"checklist,omitempty"`
+	// ApproveCommand is the exact CLI command that approves the gate.
+	ApproveCommand string `json:"approveCommand,omitempty"`
+	Reminder       int    `json:"reminder,omitempty"`
+	// RPO events.
+	RPOAge    time.Duration `json:"rpoAgeNanos,omitempty"`
+	RPOTarget time.Duration `json:"rpoTargetNanos,omitempty"`
+	// Message is a sentence for people; Error a failed run's error.
+	Message string `json:"message,omitempty"`
+	Error   string `json:"error,omitempty"`
+	// UIURL is the run's page in the Web UI (filled from Settings when
+	// empty).
+	UIURL string `json:"uiUrl,omitempty"`
+}
+
+// Check rejects an event that cannot be deduplicated or routed.
+func (e Event) Check() error {
+	if e.ID == "" {
+		return fmt.Errorf("notify: event has no id (the dedup key)")
+	}
+	for _, t := range EventTypes {
+		if t == e.Type {
+			return nil
+		}
+	}
+	return fmt.Errorf("notify: event %s: unknown type %q", e.ID, e.Type)
+}
+
+// RunURL is the Web UI page of a workflow run.
+func RunURL(base, namespace, workflowID, runID string) string {
+	if base == "" || workflowID == "" {
+		return ""
+	}
+	u := strings.TrimRight(base, "/") + "/namespaces/" + url.PathEscape(namespace) + "/workflows/" + url.PathEscape(workflowID)
+	if runID != "" {
+		u += "/" + url.PathEscape(runID)
+	}
+	return u
+}
+
+// bounded cuts long text so a body stays small.
+func bounded(s string) string {
+	if len(s) <= maxFieldChars {
+		return s
+	}
+	return s[:maxFieldChars] + "… (cut)"
+}
+
+func (e Event) bounded() Event {
+	e.Message, e.Error = bounded(e.Message), bounded(e.Error)
+	if len(e.Checklist) > 50 {
+		e.Checklist = e.Checklist[:50]
+	}
+	for i := range e.Checklist {
+		e.Checklist[i] = bounded(e.Checklist[i])
+	}
+	return e
+}
+
+// Text is the event as a few lines for chat.
+func (e Event) Text() string {
+	var b strings.Builder
+	w := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
+	switch e.Type {
+	case GateOpened:
+		w(":raising_hand: drover %s of *%s* waits at gate *%s*", e.Kind, e.Plan, e.Gate)
+	case GateReminder:
+		w(":alarm_clock: reminder %d: drover %s of *%s* still waits at gate *%s*", e.Reminder, e.Kind, e.Plan, e.Gate)
+	case RunStarted:
+		w(":arrow_forward: drover %s of *%s* started", e.Kind, e.Plan)
+	case RunCompleted:
+		w(":white_check_mark: drover %s of *%s* completed", e.Kind, e.Plan)
+	case RunFailed:
+		w(":x: drover %s of *%s* failed", e.Kind, e.Plan)
+	case RPOBreached:
+		w(":rotating_light: RPO of *%s* breached: newest usable point is %s old (target %s)", e.Plan, e.RPOAge.Round(time.Second), e.RPOTarget)
+	case RPORecovered:
+		w(":large_green_circle: RPO of *%s* met again: newest usable point is %s old (target %s)", e.Plan, e.RPOAge.Round(time.Second), e.RPOTarget)
+	}
+	if e.Site != "" {
+		w(" (site %s)", e.Site)
+	}
+	w("\n")
+	if e.Gate != "" && len(e.Approvers) > 0 {
+		w("approvers: %s; quorum %d", strings.Join(e.Approvers, ", "), max(e.Quorum, 1))
+		if len(e.Approved) > 0 {
+			w(" (%d so far: %s)", len(e.Approved), strings.Join(e.Approved, ", "))
+		}
+		w("\n")
+	}
+	for _, c := range e.Checklist {
+		w("• %s\n", c)
+	}
+	if e.ApproveCommand != "" {
+		w("approve: `%s`\n", e.ApproveCommand)
+	}
+	if e.Message != "" {
+		w("%s\n", e.Message)
+	}
+	if e.Error != "" {
+		w("error: %s\n", e.Error)
+	}
+	if e.UIURL != "" {
+		w("<%s|open in the Temporal Web UI>\n", e.UIURL)
+	}
+	return bounded(b.String())
+}
+
+// body renders the request body for a receiver format.
+func (e Event) body(format string) ([]byte, error) {
+	var v any
+	switch format {
+	case FormatSlack:
+		v = map[string]any{"text": e.Text()}
+	case FormatAlertmanager:
+		labels := map[string]string{"alertname": e.Type.alert(), "plan": e.Plan, "severity": "critical", "source": "drover"}
+		if e.Gate != "" {
+			labels["gate"] = e.Gate
+			labels["workflow_id"] = e.WorkflowID
+			labels["severity"] = "warning"
+		}
+		if e.Type == RunFailed {
+			labels["kind"] = e.Kind
+			labels["workflow_id"] = e.WorkflowID
+		}
+		ann := map[string]string{"summary": strings.SplitN(e.Text(), "\n", 2)[0], "description": e.Text()}
+		if e.ApproveCommand != "" {
+			ann["approve_command"] = e.ApproveCommand
+		}
+		if e.UIURL != "" {
+			ann["ui_url"] = e.UIURL
+		}
+		a := map[string]any{"labels": labels, "annotations": ann, "startsAt": e.At.UTC().Format(time.RFC3339)}
+		if e.Type.resolves() {
+			// Resolving: the alert ended now.
+			a["endsAt"] = e.At.UTC().Format(time.RFC3339)
+		}
+		if e.UIURL != "" {
+			a["generatorURL"] = e.UIURL
+		}
+		v = []any{a}
+	default:
+		v = struct {
+			Version int `json:"version"`
+			Event
+			Text string `json:"text"`
+		}{1, e, e.Text()}
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxBody {
+		return nil, fmt.Errorf("notify: event %s: body of %d bytes exceeds %d", e.ID, len(data), MaxBody)
+	}
+	return data, nil
+}
