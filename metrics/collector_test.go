@@ -270,3 +270,24 @@ func TestEnabledSince(t *testing.T) {
 	_, ok = enabledSince(lc)
 	assert.False(t, ok)
 }
+
+func TestServeUntilCancelled(t *testing.T) {
+	reg, err := NewRegistry(nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, done, err := reg.Serve(ctx, "127.0.0.1:0")
+	require.NoError(t, err)
+	resp, err := http.Get("http://" + addr.String() + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the metrics server did not stop")
+	}
+	_, _, err = reg.Serve(context.Background(), "not-an-address")
+	require.ErrorContains(t, err, "--metrics-address not-an-address")
+}

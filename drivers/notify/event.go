@@ -217,3 +217,23 @@ func (e Event) body(format string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// GateEventID is the dedup key of a gate's opening (reminder 0) or its
+// n-th reminder in one run: the same on every activity retry.
+func GateEventID(workflowID, runID, gate string, reminder int) string {
+	if reminder == 0 {
+		return fmt.Sprintf("%s/%s/gate/%s/opened", workflowID, runID, gate)
+	}
+	return fmt.Sprintf("%s/%s/gate/%s/reminder/%d", workflowID, runID, gate, reminder)
+}
+
+// RunEventID is the dedup key of a run's start, completion or failure.
+func RunEventID(workflowID, runID string, t EventType) string {
+	return fmt.Sprintf("%s/%s/%s", workflowID, runID, t)
+}
+
+// RPOEventID is the dedup key of an RPO transition: the monitor's run and
+// the check (its sequence number) that saw it.
+func RPOEventID(workflowID string, check int64, t EventType) string {
+	return fmt.Sprintf("%s/rpo/%d/%s", workflowID, check, t)
+}

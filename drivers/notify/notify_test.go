@@ -252,3 +252,13 @@ func TestEventNeedsAnID(t *testing.T) {
 	_, err := n.Send(context.Background(), Event{Type: RunStarted})
 	require.ErrorContains(t, err, "no id")
 }
+
+func TestEventIDsAreStableAndDistinct(t *testing.T) {
+	assert.Equal(t, GateEventID("fo-1", "r1", "start-secondary", 0), GateEventID("fo-1", "r1", "start-secondary", 0))
+	ids := map[string]bool{
+		GateEventID("fo-1", "r1", "g", 0): true, GateEventID("fo-1", "r1", "g", 1): true, GateEventID("fo-1", "r2", "g", 0): true,
+		RunEventID("fo-1", "r1", RunStarted): true, RunEventID("fo-1", "r1", RunFailed): true,
+		RPOEventID("mon", 3, RPOBreached): true, RPOEventID("mon", 4, RPORecovered): true,
+	}
+	assert.Len(t, ids, 7)
+}
