@@ -12,8 +12,11 @@ import (
 type EventType string
 
 const (
-	GateOpened    EventType = "gate.opened"
-	GateReminder  EventType = "gate.reminder"
+	GateOpened   EventType = "gate.opened"
+	GateReminder EventType = "gate.reminder"
+	// GateClosed resolves the gate's Alertmanager alert; webhooks that
+	// subscribe to it hear who decided.
+	GateClosed    EventType = "gate.closed"
 	RunStarted    EventType = "run.started"
 	RunCompleted  EventType = "run.completed"
 	RunFailed     EventType = "run.failed"
@@ -25,13 +28,13 @@ const (
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{GateOpened, GateReminder, RunStarted, RunCompleted, RunFailed, RPOBreached, RPORecovered}
+var EventTypes = []EventType{GateOpened, GateReminder, GateClosed, RunStarted, RunCompleted, RunFailed, RPOBreached, RPORecovered}
 
 // alert is the Alertmanager alert name an event fires or resolves, "" for
 // events that are no alert (a run starting or completing).
 func (t EventType) alert() string {
 	switch t {
-	case GateOpened, GateReminder:
+	case GateOpened, GateReminder, GateClosed:
 		return "DroverGateWaiting"
 	case RunFailed:
 		return "DroverRunFailed"
@@ -42,7 +45,7 @@ func (t EventType) alert() string {
 }
 
 // resolves reports whether the event ends its alert.
-func (t EventType) resolves() bool { return t == RPORecovered }
+func (t EventType) resolves() bool { return t == RPORecovered || t == GateClosed }
 
 // Event is one thing to tell. ID must be stable across activity retries
 // (e.g. workflow ID + gate + reminder number): it is the dedup key.
@@ -128,6 +131,8 @@ func (e Event) Text() string {
 		w(":raising_hand: drover %s of *%s* waits at gate *%s*", e.Kind, e.Plan, e.Gate)
 	case GateReminder:
 		w(":alarm_clock: reminder %d: drover %s of *%s* still waits at gate *%s*", e.Reminder, e.Kind, e.Plan, e.Gate)
+	case GateClosed:
+		w(":ballot_box_with_check: gate *%s* of drover %s of *%s* closed", e.Gate, e.Kind, e.Plan)
 	case RunStarted:
 		w(":arrow_forward: drover %s of *%s* started", e.Kind, e.Plan)
 	case RunCompleted:
@@ -168,8 +173,11 @@ func (e Event) Text() string {
 	return bounded(b.String())
 }
 
-// body renders the request body for a receiver format.
-func (e Event) body(format string) ([]byte, error) {
+// body renders the request body for a receiver format. A firing
+// Alertmanager alert lasts alertTTL unless resolved earlier (Alertmanager
+// resolves an alert nobody re-sends after its resolve_timeout, 5m by
+// default, long before a gate is approved).
+func (e Event) body(format string, alertTTL time.Duration) ([]byte, error) {
 	var v any
 	switch format {
 	case FormatSlack:
@@ -196,6 +204,8 @@ func (e Event) body(format string) ([]byte, error) {
 		if e.Type.resolves() {
 			// Resolving: the alert ended now.
 			a["endsAt"] = e.At.UTC().Format(time.RFC3339)
+		} else {
+			a["endsAt"] = e.At.Add(alertTTL).UTC().Format(time.RFC3339)
 		}
 		if e.UIURL != "" {
 			a["generatorURL"] = e.UIURL

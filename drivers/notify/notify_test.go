@@ -127,7 +127,19 @@ func TestSendsEveryFormat(t *testing.T) {
 	assert.Equal(t, map[string]string{"alertname": "DroverGateWaiting", "plan": "bpm", "gate": "start-secondary",
 		"workflow_id": "failover-bpm-1", "severity": "warning", "source": "drover"}, alerts[0].Labels)
 	assert.Equal(t, "drover approve failover-bpm-1 --gate start-secondary --as alice", alerts[0].Annotations["approve_command"])
-	assert.Nil(t, alerts[0].EndsAt)
+	require.NotNil(t, alerts[0].EndsAt)
+	assert.Equal(t, gateEvent().At.Add(24*time.Hour), *alerts[0].EndsAt, "firing for the alert TTL, not Alertmanager's 5m")
+
+	// The gate closes: the alert resolves now.
+	closed := gateEvent()
+	closed.ID, closed.Type, closed.At = GateEventID("failover-bpm-1", "r1", "start-secondary", 0)+"/closed", GateClosed, closed.At.Add(time.Hour)
+	_, err = n.Send(context.Background(), closed)
+	require.NoError(t, err)
+	require.Equal(t, 2, am.got())
+	alerts = nil
+	require.NoError(t, json.Unmarshal(am.bodies[1], &alerts))
+	assert.Equal(t, "DroverGateWaiting", alerts[0].Labels["alertname"])
+	assert.Equal(t, closed.At, *alerts[0].EndsAt)
 
 	// The same event again (an activity retry): nobody gets it twice.
 	ds, err = n.Send(context.Background(), gateEvent())
@@ -135,9 +147,9 @@ func TestSendsEveryFormat(t *testing.T) {
 	for _, d := range ds {
 		assert.Equal(t, "already-sent", d.Outcome)
 	}
-	assert.Equal(t, 1, hook.got())
-	assert.Equal(t, 1, slack.got())
-	assert.Equal(t, 1, am.got())
+	assert.Equal(t, 2, hook.got(), "the opening once, the closing once")
+	assert.Equal(t, 2, slack.got())
+	assert.Equal(t, 2, am.got())
 }
 
 func TestAlertmanagerTakesAlertsOnlyAndResolves(t *testing.T) {
@@ -222,8 +234,8 @@ func TestDecodeSettingsStrict(t *testing.T) {
 	_, err = DecodeSettings(map[string]any{"receivers": []any{map[string]any{"name": "a", "url": "https://hooks.example/abc"}}})
 	require.ErrorContains(t, err, "notify.receivers[0].url")
 	assert.NotContains(t, err.Error(), "hooks.example", "a literal URL is refused without being echoed")
-	_, err = DecodeSettings(map[string]any{"receivers": []any{map[string]any{"name": "a", "url": "env:X", "events": []any{"gate.closed"}}}})
-	require.ErrorContains(t, err, `notify.receivers[0].events[0]: unknown event "gate.closed"`)
+	_, err = DecodeSettings(map[string]any{"receivers": []any{map[string]any{"name": "a", "url": "env:X", "events": []any{"gate.approved"}}}})
+	require.ErrorContains(t, err, `notify.receivers[0].events[0]: unknown event "gate.approved"`)
 	_, err = DecodeSettings(map[string]any{"receivers": []any{map[string]any{"name": "a", "url": "env:X", "format": "teams"}}})
 	require.ErrorContains(t, err, `notify.receivers[0].format: "teams"`)
 	s, err := DecodeSettings(map[string]any{"receivers": []any{map[string]any{"name": "a", "url": "file:/run/secrets/hook", "events": []any{"rpo.breached"}}}})
@@ -241,7 +253,7 @@ func TestBodiesAreBounded(t *testing.T) {
 		big[i] = 'x'
 	}
 	ev.Error = string(big)
-	b, err := ev.bounded().body(FormatWebhook)
+	b, err := ev.bounded().body(FormatWebhook, time.Hour)
 	require.NoError(t, err)
 	assert.Less(t, len(b), MaxBody)
 	assert.Contains(t, string(b), "(cut)")

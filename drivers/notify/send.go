@@ -138,7 +138,7 @@ func (n *Notifier) sendOne(ctx context.Context, r Receiver, ev Event) (Delivery,
 	d := Delivery{Receiver: r.Name}
 	start := time.Now()
 	defer func() { d.Took = time.Since(start) }()
-	body, err := ev.body(r.Format)
+	body, err := ev.body(r.Format, time.Duration(n.Settings.AlertTTL))
 	if err != nil {
 		return d, drivers.BadSettings(err)
 	}

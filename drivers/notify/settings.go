@@ -31,6 +31,9 @@ type Settings struct {
 	UIURL string `json:"uiURL,omitempty"`
 	// Namespace is the Temporal namespace the links point into (default).
 	Namespace string `json:"namespace,omitempty"`
+	// AlertTTL is how long a firing Alertmanager alert (gate waiting, RPO
+	// breached, run failed) lasts unless resolved first (default 24h).
+	AlertTTL Duration `json:"alertTTL,omitempty"`
 }
 
 // Receiver is one destination.
@@ -80,6 +83,9 @@ func DecodeSettings(raw map[string]any) (Settings, error) {
 	}
 	if s.Namespace == "" {
 		s.Namespace = "default"
+	}
+	if s.AlertTTL == 0 {
+		s.AlertTTL = Duration(24 * time.Hour)
 	}
 	seen := map[string]bool{}
 	for i := range s.Receivers {
