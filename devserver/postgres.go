@@ -83,6 +83,13 @@ type Postgres struct {
 	ConnectAttributes map[string]string
 }
 
+// Check validates p (its form only: the password reference is resolved at
+// Start).
+func (p Postgres) Check() error {
+	_, err := p.resolved()
+	return err
+}
+
 // Describe is the connection without its password, for logs and messages.
 func (p Postgres) Describe() string {
 	r, err := p.resolved()

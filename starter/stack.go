@@ -20,6 +20,8 @@ type stackOptions struct {
 	Port   int
 	UIPort int
 	DBFile string
+	// Postgres, when set, keeps Temporal's state in PostgreSQL.
+	Postgres *devserver.Postgres
 }
 
 // stack is an embedded Temporal server with its UI, a client, and a worker
@@ -34,7 +36,7 @@ type stack struct {
 func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error) {
 	log := g.Logger()
 	srv, err := devserver.Start(ctx, devserver.Options{
-		IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile,
+		IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile, Postgres: o.Postgres,
 		Namespace:        g.Namespace,
 		SearchAttributes: workflows.SearchAttributes,
 		Logger:           log.Named("temporal"),

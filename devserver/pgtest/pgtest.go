@@ -53,13 +53,25 @@ type Cluster struct {
 	stopErr error
 }
 
-// BinDir is the directory of initdb and pg_ctl: $PG_BIN_DIR, else the
-// Debian default.
+// BinDir is the directory of initdb and pg_ctl: $PG_BIN_DIR, else
+// DefaultBinDir, else the newest /usr/lib/postgresql/*/bin (a Debian release
+// whose postgresql package is another major version).
 func BinDir() string {
 	if d := os.Getenv("PG_BIN_DIR"); d != "" {
 		return d
 	}
-	return DefaultBinDir
+	if _, err := os.Stat(filepath.Join(DefaultBinDir, "initdb")); err == nil {
+		return DefaultBinDir
+	}
+	best, bestVersion := DefaultBinDir, 0
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for _, d := range dirs {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(d)))
+		if err == nil && v > bestVersion {
+			best, bestVersion = d, v
+		}
+	}
+	return best
 }
 
 // Start initialises and starts a cluster. ctx bounds the start-up.
