@@ -25,7 +25,7 @@ type serverFlags struct {
 	UIPort   int
 	DBFile   string
 	dbFlags
-	pg       *devserver.Postgres // from dbFlags, set in RunE
+	pg *devserver.Postgres // from dbFlags, set in RunE
 }
 
 func newServerCmd(g *Globals) *cobra.Command {
