@@ -52,6 +52,9 @@ func newDevCmd(g *Globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.Stdout, "Temporal frontend: %s (namespace %s)\n", st.server.FrontendAddress(), g.Namespace)
 			fmt.Fprintf(g.Stdout, "Web UI:            %s\n", st.server.UIURL())
+			if pg != nil {
+				fmt.Fprintf(g.Stdout, "State:             %s\n", pg.Describe())
+			}
 			fmt.Fprintf(g.Stdout, "Worker polling task queue %q. Press Ctrl-C to stop.\n", workflows.TaskQueue)
 			<-cmd.Context().Done()
 			return nil
