@@ -387,11 +387,19 @@ func parseVersion(v string) ([3]int, error) {
 	return out, nil
 }
 
-// redactError replaces the password in err's text, should a driver ever
-// quote it.
+// redactError replaces the password (as given, or escaped as in a DSN) in
+// err's text, should a driver ever quote it.
 func redactError(err error, password string) error {
-	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
+	if err == nil || password == "" {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), password, "[redacted]"))
+	msg := err.Error()
+	redacted := msg
+	for _, form := range []string{password, url.QueryEscape(password), url.PathEscape(password)} {
+		redacted = strings.ReplaceAll(redacted, form, "[redacted]")
+	}
+	if redacted == msg {
+		return err
+	}
+	return errors.New(redacted)
 }

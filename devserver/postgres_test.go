@@ -317,3 +317,17 @@ func TestPostgresManyConcurrentWorkflowsComplete(t *testing.T) {
 	assert.Equal(t, int32(n), done.Load())
 	t.Logf("%d concurrent workflows (activity + timer each) completed on PostgreSQL in %s", n, time.Since(began))
 }
+
+func TestRedactErrorHidesThePasswordInEveryForm(t *testing.T) {
+	const pw = "p@ss word/1"
+	for _, msg := range []string{"dial postgres://u:" + "p%40ss+word%2F1" + "@h/db failed", "bad " + pw, "path p@ss%20word%2F1"} {
+		err := redactError(fmt.Errorf("%s", msg), pw)
+		assert.NotContains(t, err.Error(), "ss word", msg)
+		assert.NotContains(t, err.Error(), "ss+word", msg)
+		assert.NotContains(t, err.Error(), "ss%20word", msg)
+		assert.Contains(t, err.Error(), "[redacted]", msg)
+	}
+	plain := fmt.Errorf("nothing secret")
+	assert.Same(t, plain, redactError(plain, pw))
+	assert.NoError(t, redactError(nil, pw))
+}
