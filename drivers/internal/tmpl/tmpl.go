@@ -19,8 +19,11 @@ import (
 
 // MiddlewareData is what a middleware driver's templates see.
 type MiddlewareData struct {
-	Plan      string
-	Site      drivers.Site
+	Plan string
+	Site drivers.Site
+	// Host is the machine of the site the component runs on ({{.Host.Name}},
+	// {{.Host.Address}}); empty on a site that is one machine.
+	Host      drivers.Host
 	Component drivers.Component
 	// Vars are the driver's own free-form values (settings.vars).
 	Vars map[string]any
@@ -36,18 +39,19 @@ type CheckInfo struct {
 type ProbeData struct {
 	Plan  string
 	Site  drivers.Site
+	Host  drivers.Host
 	Check CheckInfo
 	Vars  map[string]any
 }
 
 // ForTarget builds the data a middleware template renders with.
 func ForTarget(t drivers.Target, vars map[string]any) MiddlewareData {
-	return MiddlewareData{Plan: t.Plan, Site: t.Site, Component: t.Component, Vars: vars}
+	return MiddlewareData{Plan: t.Plan, Site: t.Site, Host: t.Host, Component: t.Component, Vars: vars}
 }
 
 // ForCheck builds the data a probe template renders with.
 func ForCheck(r drivers.CheckRequest, vars map[string]any) ProbeData {
-	return ProbeData{Plan: r.Plan, Site: r.Site, Check: CheckInfo{Name: r.Name, Level: r.Level}, Vars: vars}
+	return ProbeData{Plan: r.Plan, Site: r.Site, Host: r.Host, Check: CheckInfo{Name: r.Name, Level: r.Level}, Vars: vars}
 }
 
 // Template is a parsed, checked template.

@@ -181,3 +181,18 @@ func TestRedactLongestFirstAndShortSecrets(t *testing.T) {
 	assert.Equal(t, "[redacted]", Redact("abcdefgh", []string{"abcd", "abcdefgh"}))
 	assert.Equal(t, "ab ab", Redact("ab ab", []string{"ab"}))
 }
+
+// Templates see the host a component is placed on.
+func TestTemplatesSeeTheHost(t *testing.T) {
+	tpl, err := Parse("start", "ssh-less start on {{.Host.Name}} at {{.Host.Address}}", MiddlewareData{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Render(ForTarget(drivers.Target{Host: drivers.Host{Name: "machine2", Address: "10.1.0.12"}}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "ssh-less start on machine2 at 10.1.0.12" {
+		t.Fatalf("got %q", out)
+	}
+}
