@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 )
@@ -53,7 +54,13 @@ func (s *Store) ReadLifecycle(plan string) (Lifecycle, error) {
 	if err := CheckName("plan", plan); err != nil {
 		return l, err
 	}
-	data, err := os.ReadFile(s.lifecyclePath(plan))
+	var data []byte
+	var err error
+	if s.objects != nil {
+		data, err = s.getMeta(path.Join(plan, "lifecycle.json"))
+	} else {
+		data, err = os.ReadFile(s.lifecyclePath(plan))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return l, nil
 	}
@@ -89,6 +96,9 @@ func (s *Store) Transition(plan string, state PlanState, role string, detail str
 	data, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		return l, err
+	}
+	if s.objects != nil {
+		return l, s.putMeta(path.Join(plan, "lifecycle.json"), data)
 	}
 	if err := s.mkdir(s.planDir(plan)); err != nil {
 		return l, StoreError(err)
