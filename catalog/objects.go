@@ -65,9 +65,9 @@ func metaCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), metaTimeout)
 }
 
-func pointKey(plan, id string) string       { return path.Join(plan, pointsDir, id) }
-func manifestKey(plan, id string) string    { return path.Join(plan, pointsDir, id, ManifestFile) }
-func validityKey(plan, id string) string    { return path.Join(plan, pointsDir, id, ValidityFile) }
+func pointKey(plan, id string) string    { return path.Join(plan, pointsDir, id) }
+func manifestKey(plan, id string) string { return path.Join(plan, pointsDir, id, ManifestFile) }
+func validityKey(plan, id string) string { return path.Join(plan, pointsDir, id, ValidityFile) }
 func stagedKey(plan, id, group string) string {
 	return path.Join(plan, stagingDir, id, group+".json")
 }
@@ -182,13 +182,13 @@ func (s *Store) StoredSize(plain int64) int64 {
 // group's manifest to the store's staging keys. A worker killed midway
 // resumes on the next attempt from the parts already uploaded. The local
 // copy is removed once the group is in the store.
-func (s *Store) ShipGroup(ctx context.Context, plan, id, group string, progress func(int64)) (*Group, error) {
+func (s *Store) ShipGroup(ctx context.Context, plan, id, group string, progress func(int64)) (g *Group, shipped blob.Upload, err error) {
 	if s.objects == nil {
-		return nil, fmt.Errorf("ship group %s: the store %s is a folder; captures are written into it directly", group, s.Root)
+		return nil, shipped, fmt.Errorf("ship group %s: the store %s is a folder; captures are written into it directly", group, s.Root)
 	}
-	g, err := s.LocalGroup(plan, id, group)
+	g, err = s.LocalGroup(plan, id, group)
 	if err != nil {
-		return nil, err
+		return nil, shipped, err
 	}
 	stage := s.StagingDir(plan, id)
 	var base int64
@@ -196,44 +196,49 @@ func (s *Store) ShipGroup(ctx context.Context, plan, id, group string, progress 
 		local := filepath.Join(stage, filepath.FromSlash(a.Name))
 		st, err := os.Stat(local)
 		if err != nil {
-			return nil, fmt.Errorf("ship %s: %w: %v", a.Name, ErrNotStaged, err)
+			return nil, shipped, fmt.Errorf("ship %s: %w: %v", a.Name, ErrNotStaged, err)
 		}
 		if st.Size() != a.Size {
-			return nil, fmt.Errorf("ship %s: %w: %d bytes staged, the group recorded %d", a.Name, ErrNotStaged, st.Size(), a.Size)
+			return nil, shipped, fmt.Errorf("ship %s: %w: %d bytes staged, the group recorded %d", a.Name, ErrNotStaged, st.Size(), a.Size)
 		}
-		src, err := s.sealedSource(local, filepath.Join(stage, groupsDir, strings.ReplaceAll(a.Name, "/", "_")+".salt"))
+		src, err := s.sealedSource(local, filepath.Join(stage, filepath.FromSlash(a.Name)+".salt"))
 		if err != nil {
-			return nil, err
+			return nil, shipped, err
 		}
 		done := base
-		if err := s.objects.PutResumable(ctx, artifactKey(plan, id, a.Name), src, s.StoredSize(a.Size), func(n int64) {
+		up, err := s.objects.PutResumable(ctx, artifactKey(plan, id, a.Name), src, s.StoredSize(a.Size), func(n int64) {
 			if progress != nil {
 				progress(done + n)
 			}
-		}); err != nil {
-			return nil, fmt.Errorf("ship %s of point %s: %w", a.Name, id, StoreError(err))
+		})
+		shipped.Parts += up.Parts
+		shipped.Reused += up.Reused
+		if err != nil {
+			return nil, shipped, fmt.Errorf("ship %s of point %s: %w", a.Name, id, StoreError(err))
 		}
 		base += s.StoredSize(a.Size)
 	}
 	data, err := json.Marshal(g)
 	if err != nil {
-		return nil, err
+		return nil, shipped, err
 	}
 	if err := s.putMeta(stagedKey(plan, id, group), data); err != nil {
-		return nil, fmt.Errorf("ship group %s of point %s: %w", group, id, err)
+		return nil, shipped, fmt.Errorf("ship group %s of point %s: %w", group, id, err)
 	}
 	// In the store now: the local copy has done its job.
 	_ = os.RemoveAll(filepath.Join(stage, group))
 	_ = os.Remove(filepath.Join(stage, groupsDir, group+".json"))
 	for _, a := range g.Artifacts {
-		_ = os.Remove(filepath.Join(stage, groupsDir, strings.ReplaceAll(a.Name, "/", "_")+".salt"))
+		_ = os.Remove(filepath.Join(stage, filepath.FromSlash(a.Name)+".salt"))
 	}
-	return g, nil
+	return g, shipped, nil
 }
 
 // sealedSource gives the bytes to upload for a local file: the file, or
 // the file sealed with a salt kept beside it, so every attempt gives the
-// same bytes and a resumed upload can check the parts it already sent.
+// same bytes and a resumed upload can check the parts it already sent. The
+// salt lives in the group's staging folder, which a new capture removes
+// (ResetGroup): a salt never seals two different archives.
 func (s *Store) sealedSource(local, saltFile string) (blob.Source, error) {
 	if s.ring == nil {
 		return func() (io.ReadCloser, error) { return os.Open(local) }, nil

@@ -128,6 +128,15 @@ func (s *Store) ResetGroup(plan, id, group string) (string, error) {
 	if err := os.Remove(filepath.Join(dir, groupsDir, group+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("reset group %s of %s: %w", group, id, err)
 	}
+	if s.objects != nil {
+		// A group shipped by an earlier attempt is stale once captured anew.
+		ctx, cancel := metaCtx()
+		err := s.objects.Delete(ctx, stagedKey(plan, id, group))
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("reset group %s of %s: %w", group, id, err)
+		}
+	}
 	if err := os.RemoveAll(gdir); err != nil {
 		return "", fmt.Errorf("reset group %s of %s: %w", group, id, err)
 	}

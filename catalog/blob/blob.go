@@ -38,6 +38,13 @@ type Info struct {
 // resumed opens it again and skips what the store already holds.
 type Source func() (io.ReadCloser, error)
 
+// Upload says how a resumable upload went: how many parts it had and how
+// many of them an earlier, interrupted attempt had already stored.
+type Upload struct {
+	Parts  int `json:"parts"`
+	Reused int `json:"reused"`
+}
+
 // Bucket is an object store: a folder, or a bucket and prefix.
 type Bucket interface {
 	// Put stores size bytes read from r under key, replacing any object.
@@ -47,7 +54,7 @@ type Bucket interface {
 	// same key, the parts whose size and checksum match what src gives are
 	// kept and only the rest is sent. src must give the same bytes every
 	// time it is opened.
-	PutResumable(ctx context.Context, key string, src Source, size int64, progress func(int64)) error
+	PutResumable(ctx context.Context, key string, src Source, size int64, progress func(int64)) (Upload, error)
 	// Get opens the object; ErrNotExist when there is none.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// Stat describes the object; ErrNotExist when there is none.

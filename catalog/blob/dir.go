@@ -94,13 +94,13 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader, size int64) erro
 // PutResumable writes the file in one go: a local write that was cut
 // leaves only a temp file, and rewriting costs a local copy, not a WAN
 // transfer.
-func (d *Dir) PutResumable(ctx context.Context, key string, src Source, size int64, progress func(int64)) error {
+func (d *Dir) PutResumable(ctx context.Context, key string, src Source, size int64, progress func(int64)) (Upload, error) {
 	r, err := src()
 	if err != nil {
-		return err
+		return Upload{}, err
 	}
 	defer r.Close()
-	return d.Put(ctx, key, &progressReader{r: r, report: progress}, size)
+	return Upload{Parts: 1}, d.Put(ctx, key, &progressReader{r: r, report: progress}, size)
 }
 
 // Get opens the file.

@@ -181,28 +181,30 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) error
 // directly, so that an upload left by a killed worker is found again (by
 // key) and its parts are reused when their size and MD5 (the part's ETag)
 // match what src gives now; only the other parts are sent.
-func (s *S3) PutResumable(ctx context.Context, key string, src Source, size int64, progress func(int64)) error {
+func (s *S3) PutResumable(ctx context.Context, key string, src Source, size int64, progress func(int64)) (Upload, error) {
+	var up Upload
 	if size <= s.cfg.PartSize {
 		r, err := src()
 		if err != nil {
-			return err
+			return up, err
 		}
 		defer r.Close()
-		return s.Put(ctx, key, &progressReader{r: r, report: progress}, size)
+		up.Parts = 1
+		return up, s.Put(ctx, key, &progressReader{r: r, report: progress}, size)
 	}
 	full := s.key(key)
 	uploadID, have, err := s.pendingUpload(ctx, full)
 	if err != nil {
-		return err
+		return up, err
 	}
 	if uploadID == "" {
 		if uploadID, err = s.core.NewMultipartUpload(ctx, s.cfg.Bucket, full, minio.PutObjectOptions{ContentType: "application/octet-stream"}); err != nil {
-			return s.wrap("start upload", key, err)
+			return up, s.wrap("start upload", key, err)
 		}
 	}
 	r, err := src()
 	if err != nil {
-		return err
+		return up, err
 	}
 	defer r.Close()
 	buf := make([]byte, s.cfg.PartSize)
@@ -211,17 +213,19 @@ func (s *S3) PutResumable(ctx context.Context, key string, src Source, size int6
 	for n := 1; done < size; n++ {
 		want := min(s.cfg.PartSize, size-done)
 		if _, err := io.ReadFull(r, buf[:want]); err != nil {
-			return fmt.Errorf("upload %s: read part %d: %w", key, n, err)
+			return up, fmt.Errorf("upload %s: read part %d: %w", key, n, err)
 		}
 		sum := md5.Sum(buf[:want])
 		etag := hex.EncodeToString(sum[:])
+		up.Parts++
 		if p, ok := have[n]; ok && p.Size == want && strings.EqualFold(strings.Trim(p.ETag, `"`), etag) {
 			parts = append(parts, minio.CompletePart{PartNumber: n, ETag: p.ETag})
+			up.Reused++
 		} else {
 			p, err := s.core.PutObjectPart(ctx, s.cfg.Bucket, full, uploadID, n, bytes.NewReader(buf[:want]), want,
 				minio.PutObjectPartOptions{Md5Base64: base64.StdEncoding.EncodeToString(sum[:])})
 			if err != nil {
-				return s.wrap(fmt.Sprintf("upload part %d of", n), key, err)
+				return up, s.wrap(fmt.Sprintf("upload part %d of", n), key, err)
 			}
 			parts = append(parts, minio.CompletePart{PartNumber: n, ETag: p.ETag})
 		}
@@ -231,9 +235,9 @@ func (s *S3) PutResumable(ctx context.Context, key string, src Source, size int6
 		}
 	}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, full, uploadID, parts, minio.PutObjectOptions{}); err != nil {
-		return s.wrap("complete upload", key, err)
+		return up, s.wrap("complete upload", key, err)
 	}
-	return nil
+	return up, nil
 }
 
 // pendingUpload finds the newest unfinished upload of key and the parts it

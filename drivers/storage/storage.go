@@ -77,6 +77,10 @@ type Request struct {
 	PointID string `json:"pointId"`
 	// Store is the store's directory, expanded (catalog.OpenFromSettings).
 	Store string `json:"store"`
+	// StoreSettings are the plan's storage.store settings; when set, the
+	// driver opens the store from them (a bucket, an encrypted store)
+	// rather than from Store.
+	StoreSettings map[string]any `json:"storeSettings,omitempty"`
 	// Site is where the data is: the primary for a backup.
 	Site  drivers.Site `json:"site"`
 	Group Group        `json:"group"`
@@ -93,6 +97,8 @@ type RestoreRequest struct {
 	Plan    string `json:"plan"`
 	PointID string `json:"pointId"`
 	Store   string `json:"store"`
+	// StoreSettings: as in Request.
+	StoreSettings map[string]any `json:"storeSettings,omitempty"`
 	// Site is the target site; its dataRoot receives the members.
 	Site  drivers.Site `json:"site"`
 	Group Group        `json:"group"`
@@ -304,6 +310,26 @@ func checkUsable(store *catalog.Store, plan, id string, allowInvalid bool) error
 	}
 	if v.State == catalog.Invalid && !allowInvalid {
 		return fmt.Errorf("point %s: %w: %s", id, ErrInvalid, v.Reason)
+	}
+	return nil
+}
+
+// OpenStore opens the store a request names: from the plan's store
+// settings when given, else the folder path.
+func OpenStore(path string, settings map[string]any) (*catalog.Store, error) {
+	if settings != nil {
+		st, _, err := catalog.OpenFromSettings(settings)
+		return st, err
+	}
+	return catalog.Open(path)
+}
+
+// RequireFolder refuses a store in the object layout (a bucket, or an
+// encrypted folder) for drivers that write their artifacts straight into a
+// folder store.
+func RequireFolder(store *catalog.Store, driver string) error {
+	if store.ObjectLayout() {
+		return drivers.BadSettingsf("storage.store: the %s driver writes into a folder store (storage.store.path without encryption); %s is an object store: use the archive driver, or drop storage.store.s3/encryption", driver, store.Root)
 	}
 	return nil
 }

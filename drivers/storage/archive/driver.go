@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/catalog/seal"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/storage"
 )
@@ -180,9 +182,13 @@ func (d *Driver) Capture(ctx context.Context, req storage.Request, progress stor
 	return res, nil
 }
 
-// Ship has nothing left to move: Capture wrote into the store. It checks
-// the group is staged (or the point committed).
+// Ship checks the group is in the store (staged or committed). With a
+// folder store there is nothing left to move: Capture wrote into it. With
+// an object store (a bucket, or an encrypted store) Capture wrote into the
+// local staging folder and Ship uploads the archives, sealed when the
+// store is encrypted, resuming an upload a killed worker left.
 func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage.Progress) (storage.Result, error) {
+	start := time.Now()
 	res := storage.Result{Group: req.Group.Name, Evidence: drivers.Evidence{Action: "none: the archive was written to the store during capture", AlreadyDone: true}}
 	p, err := prepare(req)
 	if err != nil {
@@ -191,7 +197,24 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 	if done, err := storage.Shipped(p.Store, req, &res); err != nil || done {
 		return res, err
 	}
-	return res, fmt.Errorf("ship group %s of %s: %w", req.Group.Name, req.PointID, storage.ErrRecapture)
+	if !p.Store.ObjectLayout() {
+		return res, fmt.Errorf("ship group %s of %s: %w", req.Group.Name, req.PointID, storage.ErrRecapture)
+	}
+	g, up, err := p.Store.ShipGroup(ctx, req.Plan, req.PointID, req.Group.Name, progress)
+	if errors.Is(err, catalog.ErrNotStaged) {
+		return res, fmt.Errorf("ship group %s of %s: %w: %w", req.Group.Name, req.PointID, storage.ErrRecapture, err)
+	}
+	if err != nil {
+		return res, err
+	}
+	sealed := ""
+	if p.Store.Encrypted() {
+		sealed = " sealed"
+	}
+	res.Bytes, res.Stored = g.DataSize, g.Size
+	res.Evidence = drivers.Evidence{Duration: time.Since(start),
+		Action: fmt.Sprintf("upload %d%s archives of group %s to %s (%d parts, %d kept from an interrupted upload)", len(g.Artifacts), sealed, g.Name, p.Store.Root, up.Parts, up.Reused)}
+	return res, nil
 }
 
 // Verify checks every archive's checksum in the store.
@@ -205,7 +228,7 @@ func (d *Driver) Verify(ctx context.Context, req storage.Request, progress stora
 
 // Restore extracts the group's members into the target site's dataRoot.
 func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progress storage.Progress) (storage.Result, error) {
-	store, err := catalog.Open(req.Store)
+	store, err := storage.OpenStore(req.Store, req.StoreSettings)
 	if err != nil {
 		return storage.Result{Group: req.Group.Name}, err
 	}
@@ -393,7 +416,20 @@ func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.Restore
 				}
 				src := filepath.Join(store.PointDir(req.Plan, pt.ID), art.Name)
 				name, _ := filepath.Rel(store.Root, src)
+				if store.ObjectLayout() {
+					// Extraction reads the archive's frames in parallel
+					// by offset: fetch it (opened, when sealed) beside the
+					// target first.
+					name = catalog.ArtifactKey(req.Plan, pt.ID, art.Name)
+					src = filepath.Join(root, "."+m.Name+".fetch-"+pt.ID)
+					if err := fetchArtifact(gctx, store, req.Plan, pt.ID, *art, src); err != nil {
+						return fmt.Errorf("restore member %s from point %s: %w", m.Name, pt.ID, err)
+					}
+				}
 				r, err := ExtractMember(gctx, src, *art, *mem, tmp, ExtractOptions{Progress: report, Name: name})
+				if store.ObjectLayout() {
+					_ = os.Remove(src)
+				}
 				if err != nil {
 					return fmt.Errorf("restore member %s from point %s: %w", m.Name, pt.ID, err)
 				}
@@ -444,4 +480,43 @@ func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.Restore
 	}
 	res.Evidence = drivers.Evidence{Action: fmt.Sprintf("extract %d members of point %s into %s", len(members), req.PointID, root), Duration: time.Since(start)}
 	return res, nil
+}
+
+// fetchArtifact copies an artifact from an object store into dst, opened
+// when sealed. Sealed data that fails authentication, or a size other than
+// the manifest's, is a CorruptError naming the object.
+func fetchArtifact(ctx context.Context, store *catalog.Store, plan, id string, art catalog.Artifact, dst string) error {
+	key := catalog.ArtifactKey(plan, id, art.Name)
+	r, err := store.OpenArtifact(ctx, plan, id, art.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &storage.CorruptError{File: key, Reason: "missing"}
+	}
+	if errors.Is(err, seal.ErrDamaged) || errors.Is(err, seal.ErrNotSealed) {
+		return &storage.CorruptError{File: key, Reason: err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, seal.ErrDamaged) {
+		_ = os.Remove(dst)
+		return &storage.CorruptError{File: key, Reason: err.Error()}
+	}
+	if err != nil {
+		_ = os.Remove(dst)
+		return fmt.Errorf("fetch %s: %w", key, err)
+	}
+	if n != art.Size {
+		_ = os.Remove(dst)
+		return &storage.CorruptError{File: key, Reason: fmt.Sprintf("%d bytes, the manifest says %d", n, art.Size)}
+	}
+	return nil
 }
