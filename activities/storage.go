@@ -46,6 +46,15 @@ func openStore(ref StoreRef) (*catalog.Store, catalog.Settings, error) {
 	return st, s, nil
 }
 
+// storeSettings hands an object store's settings to the driver, which
+// opens it where it runs (a folder store is named by its path alone).
+func storeSettings(st *catalog.Store, ref StoreRef) map[string]any {
+	if !st.ObjectLayout() {
+		return nil
+	}
+	return ref.Settings
+}
+
 func (a *Activities) storageDriver(name string) (storage.Driver, error) {
 	d, err := a.Registry.Storage(name)
 	if err != nil {
@@ -103,7 +112,7 @@ func (a *Activities) request(in GroupInput) (storage.Driver, storage.Request, er
 		return nil, storage.Request{}, err
 	}
 	return d, storage.Request{
-		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, Site: driverSite(in.Site),
+		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, StoreSettings: storeSettings(st, in.Store), Site: driverSite(in.Site),
 		Group: storage.Group{Name: in.Group.Name, Driver: in.Group.Driver, Components: in.Group.Components, Settings: in.Group.Settings},
 		Mode:  in.Mode, BaseID: in.BaseID, Quiesced: in.Quiesced,
 	}, nil
@@ -502,7 +511,7 @@ func (a *Activities) RestoreGroup(ctx context.Context, in RestoreInput) (storage
 		return storage.Result{}, err
 	}
 	r, err := d.Restore(ctx, storage.RestoreRequest{
-		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, Site: driverSite(in.Site),
+		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, StoreSettings: storeSettings(st, in.Store), Site: driverSite(in.Site),
 		Group:   storage.Group{Name: in.Group.Name, Driver: in.Group.Driver, Components: in.Group.Components, Settings: in.Group.Settings},
 		Replace: true,
 	}, heartbeat(ctx))
