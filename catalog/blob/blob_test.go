@@ -20,16 +20,16 @@ import (
 	"github.com/drover-dr/drover/drivers"
 )
 
-var server *s3test.Server
+var s3 s3test.Package
 
-func TestMain(m *testing.M) { os.Exit(s3test.Main(m.Run, &server)) }
+func TestMain(m *testing.M) { os.Exit(s3.Main(m.Run)) }
 
 var bucketSeq atomic.Int64
 
 // newBucket makes a fresh bucket on the package's server.
 func newBucket(t *testing.T, lock bool, partSize int64) *S3 {
 	t.Helper()
-	s3test.Need(t, server)
+	server := s3.Get(t)
 	name := fmt.Sprintf("drover-%d-%d", time.Now().UnixNano()%1e9, bucketSeq.Add(1))
 	b, err := NewS3(S3Config{Endpoint: server.Endpoint, Bucket: name, Prefix: "store/a", AccessKey: server.AccessKey, SecretKey: server.SecretKey, PartSize: partSize})
 	require.NoError(t, err)
@@ -140,6 +140,7 @@ func TestS3UploadResumesFromTheKeptParts(t *testing.T) {
 
 func TestS3WrongCredentialsAreAClearPermanentError(t *testing.T) {
 	good := newBucket(t, false, 0)
+	server := s3.Get(t)
 	b, err := NewS3(S3Config{Endpoint: server.Endpoint, Bucket: good.cfg.Bucket, AccessKey: server.AccessKey, SecretKey: "not-the-secret"})
 	require.NoError(t, err)
 	err = b.Check(context.Background())

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,6 +44,7 @@ type Server struct {
 	SecretKey string
 	Dir       string
 	cmd       *exec.Cmd
+	exited    chan error
 	log       string
 }
 
@@ -109,6 +111,7 @@ func Start(dir string) (*Server, error) {
 	logf.Close()
 	s.cmd = cmd
 	exited := make(chan error, 1)
+	s.exited = exited
 	go func() { exited <- cmd.Wait() }()
 	client, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
 	if err != nil {
@@ -120,6 +123,7 @@ func Start(dir string) (*Server, error) {
 	for {
 		select {
 		case err := <-exited:
+			exited <- err
 			s.cmd = nil
 			return nil, fmt.Errorf("weed exited before its S3 API answered (%v): %s", err, s.Tail())
 		default:
@@ -161,68 +165,68 @@ func (s *Server) Stop() {
 	if s == nil || s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for s.cmd.ProcessState == nil {
-			time.Sleep(50 * time.Millisecond)
-			if syscall.Kill(s.cmd.Process.Pid, 0) != nil {
-				break
-			}
-		}
-		close(done)
-	}()
+	pgid := s.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-s.exited
 	}
+	// Anything the server forked stays in its group: end it too.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	s.cmd = nil
 }
 
-// Main is the body of a TestMain that needs the server: it starts one,
-// runs the tests with it in *srv, and stops it. Without the binary, tests
-// run with *srv nil and skip themselves (Need), unless CI is set: then the
-// package fails.
-func Main(run func() int, srv **Server) int {
-	if Binary() == "" {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "s3test: CI is set and SeaweedFS (weed) is not installed: .ci/run must install it")
-			return 1
-		}
-		return run()
-	}
-	dir, err := os.MkdirTemp("", "drover-s3test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "s3test:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	s, err := Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "s3test:", err)
-		return 1
-	}
-	defer s.Stop()
-	*srv = s
-	return run()
+// Package is the one server a test package shares: started by the first
+// test that needs it, stopped by Main when the package's tests end, so
+// packages (and helper processes) that need no server start none.
+type Package struct {
+	once sync.Once
+	srv  *Server
+	err  error
+	dir  string
 }
 
-// Skipper is the part of testing.TB Need uses.
-type Skipper interface {
+// Main runs the package's tests (m.Run) and stops the server if one was
+// started: call it from TestMain.
+func (p *Package) Main(run func() int) int {
+	code := run()
+	if p.srv != nil {
+		p.srv.Stop()
+	}
+	if p.dir != "" {
+		_ = os.RemoveAll(p.dir)
+	}
+	return code
+}
+
+// TB is the part of testing.TB Get uses.
+type TB interface {
 	Helper()
 	Skip(args ...any)
 	Fatal(args ...any)
 }
 
-// Need skips a test when no server runs (the binary is absent and CI is
-// not set; Main fails the package under CI).
-func Need(t Skipper, srv *Server) {
+// Get returns the package's server, starting it on first use. Without the
+// binary the test skips, unless CI is set: then it fails, since CI must
+// run the S3 tests.
+func (p *Package) Get(t TB) *Server {
 	t.Helper()
-	if srv == nil {
+	if Binary() == "" {
 		if os.Getenv("CI") != "" {
-			t.Fatal("no S3 server: CI is set, SeaweedFS must be installed")
+			t.Fatal("CI is set and SeaweedFS (weed) is not installed: .ci/run must install it")
 		}
-		t.Skip("SeaweedFS (weed) is not installed: the S3 tests need it (.ci/run installs it; or set DROVER_WEED)")
+		t.Skip("SeaweedFS (weed) is not installed: the S3 tests need it (.ci/run builds it; or set DROVER_WEED)")
 	}
+	p.once.Do(func() {
+		p.dir, p.err = os.MkdirTemp("", "drover-s3test-")
+		if p.err == nil {
+			p.srv, p.err = Start(p.dir)
+		}
+	})
+	if p.err != nil {
+		t.Fatal("start the S3 server: ", p.err)
+	}
+	return p.srv
 }

@@ -1,15 +1,19 @@
 package archive
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,9 +28,9 @@ import (
 	"github.com/drover-dr/drover/drivers/storage"
 )
 
-var s3server *s3test.Server
+var s3 s3test.Package
 
-func TestMain(m *testing.M) { os.Exit(s3test.Main(m.Run, &s3server)) }
+func TestMain(m *testing.M) { os.Exit(s3.Main(m.Run)) }
 
 var bucketSeq atomic.Int64
 
@@ -41,7 +45,7 @@ func newKey(t *testing.T, env string) {
 // storage.store settings that reach it (keys by env: references).
 func s3Settings(t *testing.T, extra map[string]any) (map[string]any, *blob.S3) {
 	t.Helper()
-	s3test.Need(t, s3server)
+	s3server := s3.Get(t)
 	t.Setenv("DROVER_TEST_S3_ACCESS", s3server.AccessKey)
 	t.Setenv("DROVER_TEST_S3_SECRET", s3server.SecretKey)
 	name := fmt.Sprintf("drover-archive-%d-%d", time.Now().UnixNano()%1e9, bucketSeq.Add(1))
@@ -132,6 +136,7 @@ func TestS3FullCumulativeRestore(t *testing.T) {
 	full, _ := fullCumulativeRestore(t, f)
 
 	// The layout in the bucket is the folder's, under the prefix.
+	s3server := s3.Get(t)
 	raw, err := blob.NewS3(blob.S3Config{Endpoint: s3server.Endpoint, Bucket: settings["s3"].(map[string]any)["bucket"].(string), AccessKey: s3server.AccessKey, SecretKey: s3server.SecretKey})
 	require.NoError(t, err)
 	objs, err := raw.List(context.Background(), "dr/stores/bpm/points/"+full+"/")
@@ -229,8 +234,8 @@ func TestEncryptedFolderStore(t *testing.T) {
 	assert.Contains(t, v.Reason, "fails authentication")
 }
 
-// TestS3ShipKilledMidwayResumes stops a Ship in the middle of uploading an
-// archive of several parts (as a killed worker would), checks that nothing
+// TestS3ShipKilledMidwayResumes kills a real worker process (SIGKILL) in
+// the middle of uploading an archive of several parts, checks that nothing
 // is complete, and ships again: the parts already in the bucket are kept.
 func TestS3ShipKilledMidwayResumes(t *testing.T) {
 	newKey(t, "DROVER_TEST_KEY_k1")
@@ -245,13 +250,20 @@ func TestS3ShipKilledMidwayResumes(t *testing.T) {
 	_, err := f.d.Capture(ctx, req, nil)
 	require.NoError(t, err)
 
-	killed, kill := context.WithCancel(ctx)
-	_, err = f.d.Ship(killed, req, func(done int64) {
-		if done > 11<<20 {
-			kill()
-		}
-	})
-	require.Error(t, err, "the upload stops midway")
+	js, err := json.Marshal(settings)
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperShipProcess$")
+	cmd.Env = append(os.Environ(), "DROVER_HELPER_SHIP=1", "DROVER_HELPER_ROOT="+f.root, "DROVER_HELPER_SETTINGS="+string(js))
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "shipping\n", line)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+
 	ok, err := f.store.Exists("bpm", "p01")
 	require.NoError(t, err)
 	assert.False(t, ok)
@@ -276,6 +288,26 @@ func TestS3ShipKilledMidwayResumes(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(target, "dmgr/tranlog/big.bin"))
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(big, got))
+}
+
+// TestHelperShipProcess is the worker killed by TestS3ShipKilledMidwayResumes.
+func TestHelperShipProcess(t *testing.T) {
+	if os.Getenv("DROVER_HELPER_SHIP") != "1" {
+		t.Skip("helper process for TestS3ShipKilledMidwayResumes")
+	}
+	var settings map[string]any
+	require.NoError(t, json.Unmarshal([]byte(os.Getenv("DROVER_HELPER_SETTINGS")), &settings))
+	f := &fixture{t: t, root: os.Getenv("DROVER_HELPER_ROOT"), d: New(nil)}
+	f.useStore(settings)
+	said := false
+	_, _ = f.d.Ship(context.Background(), f.req("p01", catalog.ModeFull, ""), func(done int64) {
+		if !said && done > 6<<20 {
+			said = true
+			os.Stdout.WriteString("shipping\n")
+			time.Sleep(time.Minute) // hold still until killed
+		}
+	})
+	os.Exit(3) // never reached when killed
 }
 
 func TestS3BucketThatVanishes(t *testing.T) {
