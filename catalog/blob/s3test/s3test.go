@@ -118,7 +118,7 @@ func Start(dir string) (*Server, error) {
 		s.Stop()
 		return nil, err
 	}
-	deadline := time.Now().Add(120 * time.Second)
+	deadline := time.Now().Add(180 * time.Second)
 	probe := "drover-probe-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	for {
 		select {
@@ -132,6 +132,9 @@ func Start(dir string) (*Server, error) {
 		// Ready when a bucket can be made and removed: the filer and a
 		// volume server are up, not only the gateway.
 		err := client.MakeBucket(ctx, probe, minio.MakeBucketOptions{})
+		if code := minio.ToErrorResponse(err).Code; code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" {
+			err = nil // made by an earlier round whose write failed
+		}
 		if err == nil {
 			_, err = client.PutObject(ctx, probe, "x", strings.NewReader("x"), 1, minio.PutObjectOptions{})
 			if err == nil {
@@ -145,7 +148,7 @@ func Start(dir string) (*Server, error) {
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return nil, fmt.Errorf("weed's S3 API at %s did not answer in 120s (%v): %s", s.Endpoint, err, s.Tail())
+			return nil, fmt.Errorf("weed's S3 API at %s did not answer in 180s (%v): %s", s.Endpoint, err, s.Tail())
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
