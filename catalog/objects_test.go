@@ -158,3 +158,47 @@ func TestSettingsDecodeObjectStores(t *testing.T) {
 	assert.ErrorContains(t, err, "keys[0]: key k1: want 64 hex digits")
 	assert.NotContains(t, err.Error(), "short")
 }
+
+// TestObjectLockKeepsAPointFromEarlyDeletion: with lockDays, every object of
+// a committed point carries an object-lock retention date (SeaweedFS
+// supports it on a bucket made with object lock), and retention's delete is
+// refused before that date, leaving the point whole and listed.
+func TestObjectLockKeepsAPointFromEarlyDeletion(t *testing.T) {
+	srv := s3.Get(t)
+	b, err := blob.NewS3(blob.S3Config{Endpoint: srv.Endpoint, Bucket: fmt.Sprintf("locked-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, b.MakeBucket(ctx, true))
+	require.True(t, b.LockSupported(ctx))
+	s := OpenObjects(b, nil, t.TempDir(), 24*time.Hour)
+	now := time.Now().UTC()
+	shipStaged(t, s, "bpm", "p1", "db", "aaaa", now)
+	_, err = s.Commit("bpm", "p1", CommitInfo{Mode: ModeFull, Started: now, Ended: now, Groups: []string{"db"}})
+	require.NoError(t, err)
+	for _, key := range []string{"bpm/points/p1/manifest.json", "bpm/points/p1/db/m.tar.zst"} {
+		info, err := b.Stat(ctx, key)
+		require.NoError(t, err)
+		assert.WithinDuration(t, now.Add(24*time.Hour), info.RetainUntil, time.Minute, key)
+	}
+	err = s.Delete("bpm", "p1")
+	require.ErrorIs(t, err, blob.ErrLocked)
+	pts, err := s.List("bpm")
+	require.NoError(t, err)
+	require.Len(t, pts, 1, "the locked point is still there")
+	require.NoError(t, s.SetValidity("bpm", "p1", Validity{State: Valid}), "validity stays writable")
+
+	// A bucket without object lock: lockDays is refused at commit.
+	plain, err := blob.NewS3(blob.S3Config{Endpoint: srv.Endpoint, Bucket: fmt.Sprintf("unlocked-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	require.NoError(t, err)
+	require.NoError(t, plain.MakeBucket(ctx, false))
+	s2 := OpenObjects(plain, nil, t.TempDir(), 24*time.Hour)
+	shipStaged(t, s2, "bpm", "p1", "db", "aaaa", now)
+	_, err = s2.Commit("bpm", "p1", CommitInfo{Mode: ModeFull, Started: now, Ended: now, Groups: []string{"db"}})
+	t.Logf("lockDays on a bucket without object lock: %v", err)
+	require.ErrorContains(t, err, "lockDays")
+	ok, err := s2.Exists("bpm", "p1")
+	require.NoError(t, err)
+	assert.False(t, ok, "no manifest is written for a point that could not be locked")
+}
