@@ -545,6 +545,24 @@ func (s *Store) objCollectGarbage(plan string, active []string, grace time.Durat
 		}
 		removed = append(removed, s.Root+"/"+plan+"/"+k)
 	}
+	// Uploads a killed worker left unfinished hold storage in the bucket
+	// until aborted.
+	if up, ok := s.objects.(pendingUploads); ok {
+		pending, err := up.PendingUploads(ctx, plan+"/"+pointsDir+"/")
+		if err != nil {
+			return removed, fmt.Errorf("collect garbage in %s: %w", s.Root, err)
+		}
+		for _, p := range pending {
+			parts := strings.Split(p.Key, "/")
+			if len(parts) < 3 || keep[parts[2]] || now.Sub(p.Initiated) < grace {
+				continue
+			}
+			if err := up.AbortUploads(ctx, p.Key); err != nil {
+				return removed, fmt.Errorf("collect garbage: %w", err)
+			}
+			removed = append(removed, s.Root+"/"+p.Key+" (unfinished upload)")
+		}
+	}
 	ents, err := os.ReadDir(filepath.Join(s.staging, plan))
 	if err == nil {
 		for _, e := range ents {
@@ -558,6 +576,12 @@ func (s *Store) objCollectGarbage(plan string, active []string, grace time.Durat
 		}
 	}
 	return removed, nil
+}
+
+// pendingUploads is what an S3 bucket adds for garbage collection.
+type pendingUploads interface {
+	PendingUploads(ctx context.Context, prefix string) ([]blob.Pending, error)
+	AbortUploads(ctx context.Context, key string) error
 }
 
 func (s *Store) objCheckWritable(plan string) error {

@@ -1,9 +1,12 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -201,4 +204,49 @@ func TestObjectLockKeepsAPointFromEarlyDeletion(t *testing.T) {
 	ok, err := s2.Exists("bpm", "p1")
 	require.NoError(t, err)
 	assert.False(t, ok, "no manifest is written for a point that could not be locked")
+}
+
+type failAfter struct {
+	r io.Reader
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("worker killed")
+	}
+	return n, err
+}
+
+// TestGarbageAbortsUnfinishedUploads: an upload a killed worker left (and
+// nobody resumed) holds storage; garbage collection aborts it unless its
+// point is active or it is younger than the grace.
+func TestGarbageAbortsUnfinishedUploads(t *testing.T) {
+	srv := s3.Get(t)
+	b, err := blob.NewS3(blob.S3Config{Endpoint: srv.Endpoint, Bucket: fmt.Sprintf("gc-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PartSize: 5 << 20})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, b.MakeBucket(ctx, false))
+	half := func() (io.ReadCloser, error) {
+		return io.NopCloser(&failAfter{bytes.NewReader(make([]byte, 6<<20))}), nil
+	}
+	for _, id := range []string{"p1", "p2"} {
+		_, err = b.PutResumable(ctx, "bpm/points/"+id+"/db/m.tar.zst", half, 12<<20, nil)
+		require.ErrorContains(t, err, "worker killed")
+	}
+	pending, err := b.PendingUploads(ctx, "bpm/")
+	require.NoError(t, err)
+	require.Len(t, pending, 2)
+	s := OpenObjects(b, nil, t.TempDir(), 0)
+	removed, err := s.CollectGarbage("bpm", nil, time.Hour)
+	require.NoError(t, err)
+	assert.Empty(t, removed)
+	removed, err = s.CollectGarbage("bpm", []string{"p2"}, 0)
+	require.NoError(t, err)
+	assert.Len(t, removed, 1, "%v", removed)
+	pending, err = b.PendingUploads(ctx, "bpm/")
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	assert.Equal(t, "bpm/points/p2/db/m.tar.zst", pending[0].Key, "the active point's upload is kept for its resume")
 }

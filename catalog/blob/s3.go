@@ -377,3 +377,47 @@ func (s *S3) RemoveBucket(ctx context.Context) error {
 	}
 	return s.wrap("remove bucket", s.cfg.Bucket, s.client.RemoveBucket(ctx, s.cfg.Bucket))
 }
+
+// Pending is an unfinished multipart upload.
+type Pending struct {
+	Key       string
+	Initiated time.Time
+}
+
+// PendingUploads lists the unfinished multipart uploads under prefix: what
+// killed workers left, holding storage until completed or aborted.
+func (s *S3) PendingUploads(ctx context.Context, prefix string) ([]Pending, error) {
+	var out []Pending
+	keyMarker, idMarker := "", ""
+	for {
+		res, err := s.core.ListMultipartUploads(ctx, s.cfg.Bucket, s.key(prefix), keyMarker, idMarker, "", 1000)
+		if err != nil {
+			return nil, s.wrap("list uploads under", prefix, err)
+		}
+		for _, u := range res.Uploads {
+			out = append(out, Pending{Key: s.unkey(u.Key), Initiated: u.Initiated})
+		}
+		if !res.IsTruncated {
+			return out, nil
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
+}
+
+// AbortUploads aborts every unfinished upload of key.
+func (s *S3) AbortUploads(ctx context.Context, key string) error {
+	full := s.key(key)
+	res, err := s.core.ListMultipartUploads(ctx, s.cfg.Bucket, full, "", "", "", 1000)
+	if err != nil {
+		return s.wrap("list uploads of", key, err)
+	}
+	for _, u := range res.Uploads {
+		if u.Key != full {
+			continue
+		}
+		if err := s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, full, u.UploadID); err != nil && !errors.Is(s.wrap("", "", err), ErrNotExist) {
+			return s.wrap("abort upload of", key, err)
+		}
+	}
+	return nil
+}
