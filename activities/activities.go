@@ -14,9 +14,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/plan"
-	"github.com/drover-dr/drover/report"
 )
 
 // Activities holds what every activity needs. Tests build one with fake
@@ -24,6 +24,14 @@ import (
 type Activities struct {
 	Registry *drivers.Registry
 	Logger   *zap.Logger
+	// Worker is the identity of the worker these activities run in,
+	// recorded with each step's result for the report.
+	Worker string
+	// Workers answers whether a site's queue has workers; only the
+	// orchestrator's activities need it.
+	Workers WorkerLister
+	// Schedules changes the plans' backup schedules; orchestrator only.
+	Schedules ScheduleControl
 }
 
 // New returns activities that resolve drivers from registry.
@@ -34,75 +42,24 @@ func New(registry *drivers.Registry, logger *zap.Logger) *Activities {
 	return &Activities{Registry: registry, Logger: logger}
 }
 
-// Error types that tell the workflow what kind of failure it got.
-const (
-	// ErrTypeBadSettings marks a failure no retry can fix: the plan is wrong.
-	ErrTypeBadSettings = "BadSettings"
-	// ErrTypeNotReady marks a component that started but never became ready.
-	ErrTypeNotReady = "NotReady"
-)
-
-// SiteRef is a plan site together with the role it plays in this run.
-type SiteRef struct {
-	Role string    `json:"role"`
-	Site plan.Site `json:"site"`
+// ran says where and by whom a step ran, for the report.
+func (a *Activities) ran(site contract.SiteRef, host plan.Host) contract.Ran {
+	return contract.Ran{Site: site.Site.Name, Host: host.Name, Worker: a.Worker}
 }
 
-// ComponentInput names one component at one site.
-type ComponentInput struct {
-	Plan      string         `json:"plan"`
-	Site      SiteRef        `json:"site"`
-	Component plan.Component `json:"component"`
-	// Immediate asks a stop to kill rather than drain.
-	Immediate bool `json:"immediate,omitempty"`
-}
-
-// StepResult is the evidence of one driver call.
-type StepResult struct {
-	Component string           `json:"component,omitempty"`
-	Evidence  drivers.Evidence `json:"evidence"`
-	// Attempt is the activity attempt that succeeded, for the report.
-	Attempt int `json:"attempt"`
-}
-
-// ReadyInput asks to wait until a component answers its readiness check.
-type ReadyInput struct {
-	ComponentInput
-	// Interval between readiness attempts.
-	Interval time.Duration `json:"interval"`
-}
-
-// ReadyResult says how the component became ready.
-type ReadyResult struct {
-	Component string `json:"component"`
-	// Start is the driver's start, when the same activity started it.
-	Start *StepResult `json:"start,omitempty"`
-	// StartAttempt is the activity attempt that started it.
-	StartAttempt int                 `json:"startAttempt,omitempty"`
-	Attempts     int                 `json:"attempts"`
-	Check        drivers.CheckResult `json:"check"`
-	Status       *drivers.Status     `json:"status,omitempty"`
-}
-
-// CheckInput is one verification check at one site.
-type CheckInput struct {
-	Plan  string           `json:"plan"`
-	Site  SiteRef          `json:"site"`
-	Level plan.Level       `json:"level"`
-	Check plan.DriverCheck `json:"check"`
-}
-
-// CheckOutput is one check's result, named for the report.
-type CheckOutput = report.Check
-
-func driverSite(s SiteRef) drivers.Site {
+func driverSite(s contract.SiteRef) drivers.Site {
 	return drivers.Site{Name: s.Site.Name, Role: s.Role, Settings: s.Site.Settings}
 }
 
-func target(in ComponentInput) drivers.Target {
+func driverHost(h plan.Host) drivers.Host {
+	return drivers.Host{Name: h.Name, Address: h.Address, SSH: h.SSH}
+}
+
+func target(in contract.ComponentInput) drivers.Target {
 	return drivers.Target{
 		Plan: in.Plan,
 		Site: driverSite(in.Site),
+		Host: driverHost(in.Host),
 		Component: drivers.Component{
 			Name:     in.Component.Name,
 			Role:     string(in.Component.Role),
@@ -112,6 +69,19 @@ func target(in ComponentInput) drivers.Target {
 	}
 }
 
+// evidence is a driver's evidence as the contract carries it.
+func evidence(e drivers.Evidence) contract.Evidence {
+	return contract.Evidence{Action: e.Action, Output: e.Output, ExitCode: e.ExitCode, Duration: e.Duration, AlreadyDone: e.AlreadyDone}
+}
+
+func checkResult(r drivers.CheckResult) contract.CheckResult {
+	return contract.CheckResult{Passed: r.Passed, Summary: r.Summary, Details: r.Details, Evidence: evidence(r.Evidence)}
+}
+
+func status(s drivers.Status) contract.Status {
+	return contract.Status{State: string(s.State), PID: s.PID, Detail: s.Detail, Evidence: evidence(s.Evidence)}
+}
+
 // classify marks errors a retry cannot fix as non-retryable, so a plan
 // mistake fails fast instead of burning the retry budget.
 func classify(op string, err error) error {
@@ -119,32 +89,32 @@ func classify(op string, err error) error {
 		return nil
 	}
 	if drivers.Permanent(err) {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", op, err), ErrTypeBadSettings, err)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", op, err), contract.ErrTypeBadSettings, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
 
 // StartComponent starts one server through its middleware driver.
-func (a *Activities) StartComponent(ctx context.Context, in ComponentInput) (StepResult, error) {
+func (a *Activities) StartComponent(ctx context.Context, in contract.ComponentInput) (contract.StepResult, error) {
 	d, err := a.Registry.Middleware(in.Component.Driver)
 	if err != nil {
-		return StepResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+		return contract.StepResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
 	log := a.Logger.With(zap.String("component", in.Component.Name), zap.String("site", in.Site.Site.Name))
 	log.Info("starting component", zap.Int32("attempt", activity.GetInfo(ctx).Attempt))
 	ev, err := d.Start(ctx, target(in))
 	if err != nil {
-		return StepResult{Component: in.Component.Name, Evidence: ev}, classify(fmt.Sprintf("start %s on %s", in.Component.Name, in.Site.Site.Name), err)
+		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Ran: a.ran(in.Site, in.Host)}, classify(fmt.Sprintf("start %s on %s", in.Component.Name, in.Site.Site.Name), err)
 	}
 	log.Info("component started", zap.Bool("alreadyRunning", ev.AlreadyDone), zap.Duration("took", ev.Duration))
-	return StepResult{Component: in.Component.Name, Evidence: ev, Attempt: int(activity.GetInfo(ctx).Attempt)}, nil
+	return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Attempt: int(activity.GetInfo(ctx).Attempt), Ran: a.ran(in.Site, in.Host)}, nil
 }
 
 // StopComponent stops one server, gracefully or immediately.
-func (a *Activities) StopComponent(ctx context.Context, in ComponentInput) (StepResult, error) {
+func (a *Activities) StopComponent(ctx context.Context, in contract.ComponentInput) (contract.StepResult, error) {
 	d, err := a.Registry.Middleware(in.Component.Driver)
 	if err != nil {
-		return StepResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+		return contract.StepResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
 	mode := drivers.StopGraceful
 	if in.Immediate {
@@ -153,19 +123,19 @@ func (a *Activities) StopComponent(ctx context.Context, in ComponentInput) (Step
 	a.Logger.Info("stopping component", zap.String("component", in.Component.Name), zap.String("mode", string(mode)))
 	ev, err := d.Stop(ctx, target(in), mode)
 	if err != nil {
-		return StepResult{Component: in.Component.Name, Evidence: ev}, classify(fmt.Sprintf("stop %s on %s", in.Component.Name, in.Site.Site.Name), err)
+		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Ran: a.ran(in.Site, in.Host)}, classify(fmt.Sprintf("stop %s on %s", in.Component.Name, in.Site.Site.Name), err)
 	}
-	return StepResult{Component: in.Component.Name, Evidence: ev, Attempt: int(activity.GetInfo(ctx).Attempt)}, nil
+	return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Attempt: int(activity.GetInfo(ctx).Attempt), Ran: a.ran(in.Site, in.Host)}, nil
 }
 
 // ComponentStatus reports one server's state.
-func (a *Activities) ComponentStatus(ctx context.Context, in ComponentInput) (drivers.Status, error) {
+func (a *Activities) ComponentStatus(ctx context.Context, in contract.ComponentInput) (contract.Status, error) {
 	d, err := a.Registry.Middleware(in.Component.Driver)
 	if err != nil {
-		return drivers.Status{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+		return contract.Status{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
 	st, err := d.Status(ctx, target(in))
-	return st, classify(fmt.Sprintf("status of %s on %s", in.Component.Name, in.Site.Site.Name), err)
+	return status(st), classify(fmt.Sprintf("status of %s on %s", in.Component.Name, in.Site.Site.Name), err)
 }
 
 // StartAndWaitReady starts a server and waits until it is ready, in one
@@ -173,10 +143,10 @@ func (a *Activities) ComponentStatus(ctx context.Context, in ComponentInput) (dr
 // and waits again. A start that fails is retried by the policy; a server
 // that started and never became ready is NotReady, for the start-failed
 // gate.
-func (a *Activities) StartAndWaitReady(ctx context.Context, in ReadyInput) (ReadyResult, error) {
+func (a *Activities) StartAndWaitReady(ctx context.Context, in contract.ReadyInput) (contract.ReadyResult, error) {
 	started, err := a.StartComponent(ctx, in.ComponentInput)
 	if err != nil {
-		return ReadyResult{Component: in.Component.Name, Start: &started}, err
+		return contract.ReadyResult{Component: in.Component.Name, Start: &started, Ran: a.ran(in.Site, in.Host)}, err
 	}
 	res, err := a.WaitReady(ctx, in)
 	res.Start, res.StartAttempt = &started, started.Attempt
@@ -189,19 +159,19 @@ func (a *Activities) StartAndWaitReady(ctx context.Context, in ReadyInput) (Read
 // probe said, and early when the server process has gone (status stopped
 // three checks in a row): waiting out the timeout for a dead process only
 // delays the start-failed gate.
-func (a *Activities) WaitReady(ctx context.Context, in ReadyInput) (ReadyResult, error) {
+func (a *Activities) WaitReady(ctx context.Context, in contract.ReadyInput) (contract.ReadyResult, error) {
 	interval := in.Interval
 	if interval <= 0 {
 		interval = 250 * time.Millisecond
 	}
 	deadline := activity.GetInfo(ctx).Deadline.Add(-2 * time.Second)
-	res := ReadyResult{Component: in.Component.Name}
+	res := contract.ReadyResult{Component: in.Component.Name, Ran: a.ran(in.Site, in.Host)}
 	var last string
 	stoppedInARow := 0
 	notReady := func(why string) error {
 		return temporal.NewApplicationError(
 			fmt.Sprintf("%s on %s not ready after %d checks: %s", in.Component.Name, in.Site.Site.Name, res.Attempts, why),
-			ErrTypeNotReady)
+			contract.ErrTypeNotReady)
 	}
 	for {
 		res.Attempts++
@@ -234,7 +204,7 @@ func (a *Activities) WaitReady(ctx context.Context, in ReadyInput) (ReadyResult,
 }
 
 // processGone asks the middleware driver whether the server stopped.
-func (a *Activities) processGone(ctx context.Context, in ComponentInput) bool {
+func (a *Activities) processGone(ctx context.Context, in contract.ComponentInput) bool {
 	d, err := a.Registry.Middleware(in.Component.Driver)
 	if err != nil {
 		return false
@@ -243,27 +213,27 @@ func (a *Activities) processGone(ctx context.Context, in ComponentInput) bool {
 	return err == nil && (st.State == drivers.StateStopped || st.State == drivers.StateFailed)
 }
 
-func (a *Activities) readyOnce(ctx context.Context, in ReadyInput, res *ReadyResult) (bool, string, error) {
+func (a *Activities) readyOnce(ctx context.Context, in contract.ReadyInput, res *contract.ReadyResult) (bool, string, error) {
 	if rc := in.Component.Readiness; rc != nil {
 		p, err := a.Registry.Probe(rc.Driver)
 		if err != nil {
-			return false, "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+			return false, "", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 		}
 		cctx, cancel := context.WithTimeout(ctx, checkTimeout(*rc, 10*time.Second))
 		defer cancel()
-		r, err := p.Check(cctx, drivers.CheckRequest{Plan: in.Plan, Site: driverSite(in.Site), Level: "readiness", Name: rc.Name, Settings: rc.Settings})
+		r, err := p.Check(cctx, drivers.CheckRequest{Plan: in.Plan, Site: driverSite(in.Site), Host: driverHost(in.Host), Level: "readiness", Name: rc.Name, Settings: rc.Settings})
 		if err != nil {
 			if drivers.Permanent(err) {
 				return false, "", classify("readiness of "+in.Component.Name, err)
 			}
 			return false, err.Error(), nil
 		}
-		res.Check = r
+		res.Check = checkResult(r)
 		return r.Passed, r.Summary, nil
 	}
 	d, err := a.Registry.Middleware(in.Component.Driver)
 	if err != nil {
-		return false, "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+		return false, "", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
 	st, err := d.Status(ctx, target(in.ComponentInput))
 	if err != nil {
@@ -272,25 +242,26 @@ func (a *Activities) readyOnce(ctx context.Context, in ReadyInput, res *ReadyRes
 		}
 		return false, err.Error(), nil
 	}
-	res.Status = &st
+	cs := status(st)
+	res.Status = &cs
 	return st.State == drivers.StateRunning, fmt.Sprintf("state %s %s", st.State, st.Detail), nil
 }
 
 // RunCheck runs one verification check. A check that ran and failed is a
 // result, not an error: only a check that could not run is retried.
-func (a *Activities) RunCheck(ctx context.Context, in CheckInput) (CheckOutput, error) {
+func (a *Activities) RunCheck(ctx context.Context, in contract.CheckInput) (contract.CheckOutput, error) {
 	p, err := a.Registry.Probe(in.Check.Driver)
 	if err != nil {
-		return CheckOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSettings, err)
+		return contract.CheckOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
 	r, err := p.Check(ctx, drivers.CheckRequest{
 		Plan: in.Plan, Site: driverSite(in.Site), Level: string(in.Level), Name: in.Check.Name, Settings: in.Check.Settings,
 	})
 	if err != nil {
-		return CheckOutput{}, classify(fmt.Sprintf("check %s (%s level)", in.Check.Name, in.Level), err)
+		return contract.CheckOutput{}, classify(fmt.Sprintf("check %s (%s level)", in.Check.Name, in.Level), err)
 	}
 	a.Logger.Info("check done", zap.String("check", in.Check.Name), zap.String("level", string(in.Level)), zap.Bool("passed", r.Passed))
-	return CheckOutput{Level: in.Level, Name: in.Check.Name, Result: r}, nil
+	return contract.CheckOutput{Level: in.Level, Name: in.Check.Name, Result: checkResult(r), Worker: a.Worker}, nil
 }
 
 func checkTimeout(c plan.DriverCheck, def time.Duration) time.Duration {
@@ -298,9 +269,4 @@ func checkTimeout(c plan.DriverCheck, def time.Duration) time.Duration {
 		return c.Timeout.D()
 	}
 	return def
-}
-
-// FailedCheck is the result recorded for a check that could not run at all.
-func FailedCheck(level plan.Level, name, summary string) CheckOutput {
-	return CheckOutput{Level: level, Name: name, Result: drivers.CheckResult{Passed: false, Summary: summary}}
 }

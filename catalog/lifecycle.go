@@ -31,6 +31,9 @@ type Lifecycle struct {
 	// Roles are enabled one by one: secondary (the RPO monitor) before
 	// primary (the backup schedule).
 	Roles map[string]bool `json:"roles,omitempty"`
+	// Primary is the site the cell runs at now: the plan's primary until a
+	// failover makes the secondary primary, and back after the failback.
+	Primary string `json:"primary,omitempty"`
 	// Digest identifies the plan file that was applied.
 	Digest  string           `json:"digest,omitempty"`
 	History []LifecycleEvent `json:"history,omitempty"`
@@ -89,19 +92,36 @@ func (s *Store) Transition(plan string, state PlanState, role string, detail str
 	case state == StateDisabled:
 		l.Roles = map[string]bool{}
 	}
-	l.History = append(l.History, LifecycleEvent{At: now.UTC(), State: state, Detail: detail})
+	return l, s.save(&l, detail, now)
+}
+
+// SetPrimary records the site the cell runs at now (a failover or a
+// failback completed), keeping the state and roles.
+func (s *Store) SetPrimary(plan, site, detail string, now time.Time) (Lifecycle, error) {
+	l, err := s.ReadLifecycle(plan)
+	if err != nil {
+		return l, err
+	}
+	l.Primary = site
+	return l, s.save(&l, detail, now)
+}
+
+// save records the lifecycle with an event, atomically.
+func (s *Store) save(l *Lifecycle, detail string, now time.Time) error {
+	plan := l.Plan
+	l.History = append(l.History, LifecycleEvent{At: now.UTC(), State: l.State, Detail: detail})
 	if len(l.History) > 50 {
 		l.History = l.History[len(l.History)-50:]
 	}
 	data, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
-		return l, err
+		return err
 	}
 	if s.objects != nil {
-		return l, s.putMeta(path.Join(plan, "lifecycle.json"), data)
+		return s.putMeta(path.Join(plan, "lifecycle.json"), data)
 	}
 	if err := s.mkdir(s.planDir(plan)); err != nil {
-		return l, StoreError(err)
+		return StoreError(err)
 	}
-	return l, WriteFileAtomic(s.lifecyclePath(plan), data, 0o640)
+	return WriteFileAtomic(s.lifecyclePath(plan), data, 0o640)
 }

@@ -22,13 +22,16 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/drover-dr/drover/drivers"
 )
 
 // FormatVersion is the manifest format this build writes and reads.
 const FormatVersion = 1
 
-// Mode is how much a point holds.
-type Mode string
+// Mode is how much a point holds. Storage drivers are asked for one, so the
+// type is declared with their contract in package drivers.
+type Mode = drivers.CaptureMode
 
 const (
 	// ModeFull holds every file of every member.

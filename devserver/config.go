@@ -46,8 +46,19 @@ func devDynamicConfig() dynamicconfig.StaticClient {
 		// production history host, not for a process that also runs a
 		// worker and a lab.
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 8192,
+		// Idle pollers come back every LongPoll, so a poller not seen for
+		// PollerFreshness is gone: a killed site worker is noticed in
+		// seconds, not in the minute a production long poll lasts.
+		dynamicconfig.MatchingLongPollExpirationInterval.Key(): LongPoll,
 	}
 }
+
+// LongPoll is how long this server holds an idle poll open.
+const LongPoll = 10 * time.Second
+
+// PollerFreshness is how recently a worker must have polled this server's
+// queues to count as alive: two and a half idle polls.
+const PollerFreshness = LongPoll * 5 / 2
 
 func buildServerOptions(o Options, p ports, sqlCfg *config.SQL, zl *zap.Logger) ([]temporal.ServerOption, error) {
 	cfg := buildConfig(o, p, sqlCfg)

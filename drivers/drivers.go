@@ -80,7 +80,10 @@ const (
 // Evidence records what a driver did, kept short enough for workflow history.
 type Evidence struct {
 	// Action is what ran: a command line, a URL, a snapshot name.
-	Action   string        `json:"action,omitempty"`
+	Action string `json:"action,omitempty"`
+	// Host says where it ran when that was not the worker's own machine:
+	// the plan's host name and its SSH endpoint.
+	Host     string        `json:"host,omitempty"`
 	Output   string        `json:"output,omitempty"`
 	ExitCode int           `json:"exitCode,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
@@ -161,4 +164,80 @@ type SettingsChecker interface {
 // failover drains the front door before its final backup).
 type Drainer interface {
 	Drain(ctx context.Context, req RedirectRequest) (Evidence, error)
+}
+
+// Replication roles a Replicator reports.
+const (
+	RolePrimary = "primary"
+	RoleStandby = "standby"
+)
+
+// ReplicationLag is how far a standby is behind its primary, measured on
+// whichever ends answer. Known flags say which figures were measured: a dead
+// primary leaves the bytes unknown, an idle primary keeps seconds at zero.
+type ReplicationLag struct {
+	// Bytes is the primary's current write position minus the standby's
+	// replayed position.
+	Bytes      int64 `json:"bytes"`
+	BytesKnown bool  `json:"bytesKnown"`
+	// Seconds is how old the last transaction the standby replayed is,
+	// counted only while it has WAL left to replay.
+	Seconds      float64 `json:"seconds"`
+	SecondsKnown bool    `json:"secondsKnown"`
+	// Positions in the product's own notation (PostgreSQL LSNs, DB2 LSOs).
+	PrimaryPosition  string `json:"primaryPosition,omitempty"`
+	ReceivedPosition string `json:"receivedPosition,omitempty"`
+	ReplayedPosition string `json:"replayedPosition,omitempty"`
+	// Streaming is set when the primary sees the standby connected.
+	Streaming        bool      `json:"streaming"`
+	PrimaryReachable bool      `json:"primaryReachable"`
+	StandbyReachable bool      `json:"standbyReachable"`
+	MeasuredAt       time.Time `json:"measuredAt"`
+	Detail           string    `json:"detail,omitempty"`
+	Evidence         Evidence  `json:"evidence"`
+}
+
+// ReplicationResult is what a replication step did: the method it took
+// (a rewind or a fresh copy, a stop or a read-only fence), the positions it
+// saw and every command or statement it ran, in order.
+type ReplicationResult struct {
+	Action string `json:"action"`
+	Method string `json:"method,omitempty"`
+	// Role is the target's role after the step.
+	Role string `json:"role,omitempty"`
+	// Position is the target's position when the step ended; Timeline the
+	// product's history number where it has one.
+	Position string `json:"position,omitempty"`
+	Timeline int    `json:"timeline,omitempty"`
+	// LostBytes is set by a planned switchover: what the old primary had
+	// written that the new one had not replayed (zero when nothing is lost).
+	LostBytes int64      `json:"lostBytes,omitempty"`
+	Detail    string     `json:"detail,omitempty"`
+	Steps     []Evidence `json:"steps,omitempty"`
+	// AlreadyDone is set when the effect was already in place.
+	AlreadyDone bool `json:"alreadyDone,omitempty"`
+}
+
+// Replicator is implemented by middleware drivers whose product keeps a
+// standby copy of a database by replication (PostgreSQL streaming
+// replication, DB2 HADR). The targets are the same component at two sites.
+//
+// A failover fences the old primary where it is reachable, then promotes the
+// standby; a failback reseeds the old primary as a standby of the new one,
+// waits for the lag to close, then switches over, planned and losing nothing.
+type Replicator interface {
+	// Seed makes standby a new standby of primary from a copy of its data.
+	Seed(ctx context.Context, primary, standby Target) (ReplicationResult, error)
+	// Lag measures how far standby is behind primary.
+	Lag(ctx context.Context, primary, standby Target) (ReplicationLag, error)
+	// Promote makes the standby a primary and returns when it takes writes.
+	Promote(ctx context.Context, standby Target) (ReplicationResult, error)
+	// Fence stops a primary from taking writes (stopped, or read-only).
+	Fence(ctx context.Context, oldPrimary Target) (ReplicationResult, error)
+	// Reseed makes a former primary a standby of the new primary.
+	Reseed(ctx context.Context, newPrimary, oldPrimary Target) (ReplicationResult, error)
+	// Switchover swaps the roles of a primary and its caught-up standby
+	// without losing a committed transaction; the old primary ends a
+	// standby of the new one.
+	Switchover(ctx context.Context, primary, standby Target) (ReplicationResult, error)
 }

@@ -6,12 +6,14 @@ import (
 	"strings"
 )
 
-// Registry resolves drivers by the names a plan uses.
+// Registry resolves drivers by the names a plan uses. Each kind is kept under
+// its own interface, so registering a driver under the wrong kind does not
+// compile.
 type Registry struct {
 	middleware map[string]Middleware
 	probes     map[string]Probe
 	redirects  map[string]Redirector
-	storage    map[string]any
+	storage    map[string]Storage
 }
 
 // NewRegistry returns an empty registry.
@@ -20,7 +22,7 @@ func NewRegistry() *Registry {
 		middleware: map[string]Middleware{},
 		probes:     map[string]Probe{},
 		redirects:  map[string]Redirector{},
-		storage:    map[string]any{},
+		storage:    map[string]Storage{},
 	}
 }
 
@@ -33,9 +35,8 @@ func (r *Registry) RegisterProbe(name string, d Probe) { r.probes[name] = d }
 // RegisterRedirect adds a redirect driver under name.
 func (r *Registry) RegisterRedirect(name string, d Redirector) { r.redirects[name] = d }
 
-// RegisterStorage adds a storage driver under name. Its interface lives with
-// the storage drivers; the registry only keeps it by name.
-func (r *Registry) RegisterStorage(name string, d any) { r.storage[name] = d }
+// RegisterStorage adds a storage driver under name.
+func (r *Registry) RegisterStorage(name string, d Storage) { r.storage[name] = d }
 
 // Middleware returns the middleware driver called name.
 func (r *Registry) Middleware(name string) (Middleware, error) {
@@ -62,11 +63,25 @@ func (r *Registry) Redirector(name string) (Redirector, error) {
 }
 
 // Storage returns the storage driver called name.
-func (r *Registry) Storage(name string) (any, error) {
+func (r *Registry) Storage(name string) (Storage, error) {
 	if d, ok := r.storage[name]; ok {
 		return d, nil
 	}
 	return nil, r.unknown(KindStorage, name)
+}
+
+// Replicator returns the middleware driver called name as a Replicator: a
+// plan protects a database by replication only with a driver that can.
+func (r *Registry) Replicator(name string) (Replicator, error) {
+	d, err := r.Middleware(name)
+	if err != nil {
+		return nil, err
+	}
+	rep, ok := d.(Replicator)
+	if !ok {
+		return nil, Unsupported(fmt.Errorf("middleware driver %q does not replicate (no seed, lag, promote, fence, reseed, switchover)", name))
+	}
+	return rep, nil
 }
 
 // Names lists the registered drivers of one kind, sorted.

@@ -3,8 +3,11 @@ package drivers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,15 +24,65 @@ func DecodeSettings(settings map[string]any, out any) error {
 	if err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
-		msg := err.Error()
-		// encoding/json says `json: unknown field "x"`; users wrote YAML.
-		msg = strings.TrimPrefix(msg, "json: ")
-		return fmt.Errorf("settings: %s", msg)
+	if err := decodeStrict(raw, out); err != nil {
+		if strings.Contains(err.Error(), "unknown field") {
+			return fmt.Errorf("settings: %s", decodeMessage(err))
+		}
+		// A value's own decoder (a Duration) does not know its field's
+		// name: find the first key that fails alone, so the error names it.
+		keys := make([]string, 0, len(settings))
+		for k := range settings {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			one, mErr := json.Marshal(map[string]any{k: settings[k]})
+			if mErr != nil {
+				return fmt.Errorf("settings: %s: %w", k, mErr)
+			}
+			fresh := reflect.New(reflect.TypeOf(out).Elem()).Interface()
+			if kErr := decodeStrict(one, fresh); kErr != nil {
+				return fmt.Errorf("settings: %s: %s", k, decodeMessage(kErr))
+			}
+		}
+		return fmt.Errorf("settings: %s", decodeMessage(err))
 	}
 	return nil
+}
+
+func decodeStrict(raw []byte, out any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(out)
+}
+
+// decodeMessage says what is wrong in the words of the plan's author, who
+// wrote YAML, not Go: no "json:" prefix and no Go type names.
+func decodeMessage(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Sprintf("want %s, got a %s", typeName(typeErr.Type), typeErr.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "whole number"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	case reflect.Map, reflect.Struct:
+		return "mapping"
+	}
+	return t.String()
 }
 
 // Duration is a time.Duration that decodes from "30s" or from a number of

@@ -38,3 +38,18 @@ func TestExpandPathRefusesUnsetVariables(t *testing.T) {
 	_, err = ExpandPath("${DROVER_T_UNSET_X}/primary")
 	require.ErrorContains(t, err, "DROVER_T_UNSET_X is not set")
 }
+
+func TestDecodeSettingsNamesTheFieldOfABadValue(t *testing.T) {
+	var out struct {
+		Timeout Duration `json:"timeout"`
+		Port    int      `json:"port"`
+	}
+	err := DecodeSettings(map[string]any{"port": 5, "timeout": "soon"}, &out)
+	if err == nil || err.Error() != `settings: timeout: invalid duration "soon" (want e.g. 30s, 5m)` {
+		t.Fatalf("bad duration: %v", err)
+	}
+	err = DecodeSettings(map[string]any{"port": "five"}, &out)
+	if err == nil || err.Error() != `settings: port: want whole number, got a string` {
+		t.Fatalf("bad port: %v", err)
+	}
+}

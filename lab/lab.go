@@ -578,6 +578,7 @@ func (l *Lab) RestoreSite(site string) error {
 }
 
 func (l *Lab) killSite(site string) {
+	l.StopWorker(site, true)
 	for _, s := range l.Topo.Servers {
 		p, err := readPidFile(l.L.PidFile(site, s.Name))
 		if err != nil {

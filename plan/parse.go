@@ -25,6 +25,8 @@ type source struct {
 	// bad holds the field paths that could not be decoded, so validation
 	// does not report the same spot twice ("required" after "want a string").
 	bad map[string]bool
+	// none holds the approvers fields written as the word none.
+	none map[string]bool
 }
 
 // maxNodes bounds the values one plan may expand to, so a few aliases
@@ -75,7 +77,7 @@ func parse(file string, data []byte) (*Plan, Problems) {
 	}
 	d := &decoder{
 		file:   file,
-		src:    &source{lines: map[string]int{}, bad: map[string]bool{}},
+		src:    &source{lines: map[string]int{}, bad: map[string]bool{}, none: map[string]bool{}},
 		active: map[*yaml.Node]bool{},
 	}
 	p := &Plan{Source: file, src: d.src}
@@ -142,6 +144,30 @@ func yamlErrorLine(err error) (int, string) {
 
 // applyDefaults fills the values a plan may leave out.
 func applyDefaults(p *Plan) {
+	for _, site := range []*Site{p.Sites.Primary, p.Sites.Secondary, p.Sites.Sandbox} {
+		if site == nil {
+			continue
+		}
+		for name, h := range site.Hosts {
+			h.Name = name
+			site.Hosts[name] = h
+		}
+	}
+	// The stores' placement is drover's, not the backend's.
+	p.Storage.StoreAt = takePlacement(p.Storage.Store)
+	p.Storage.ReverseStoreAt = takePlacement(p.Storage.ReverseStore)
+	if p.Storage.ReverseStoreAt.Site == "" && len(p.Storage.ReverseStore) > 0 && p.Sites.Primary != nil {
+		p.Storage.ReverseStoreAt.Site = p.Sites.Primary.Name
+	}
+	if p.Storage.Schedule.Validate == "" {
+		p.Storage.Schedule.Validate = "none"
+		if p.Sites.Sandbox != nil {
+			p.Storage.Schedule.Validate = "every"
+		}
+	}
+	if p.Storage.StoreAt.Site == "" && p.Sites.Secondary != nil {
+		p.Storage.StoreAt.Site = p.Sites.Secondary.Name
+	}
 	for i := range p.Gates {
 		g := &p.Gates[i]
 		path := fmt.Sprintf("gates[%d]", i)
@@ -151,6 +177,7 @@ func applyDefaults(p *Plan) {
 		if g.OnTimeout == "" {
 			g.OnTimeout = EscalateAbort
 		}
+		g.NoApproval = p.src.none[path+".approvers"]
 	}
 }
 
@@ -175,6 +202,7 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 var (
 	durationType = reflect.TypeOf(Duration(0))
 	settingsType = reflect.TypeOf(Settings(nil))
+	approverType = reflect.TypeOf(Approvers(nil))
 	posType      = reflect.TypeOf(Pos{})
 )
 
@@ -270,6 +298,13 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	case durationType:
 		d.duration(n, v, path)
 		return
+	case approverType:
+		// approvers: none says, in so many words, that a gate needs nobody.
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && n.Value == "none" {
+			d.src.none[path] = true
+			v.Set(reflect.ValueOf(Approvers{}))
+			return
+		}
 	case settingsType:
 		if isNull(n) {
 			return
@@ -299,6 +334,23 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(elem)
 	case reflect.Struct:
 		d.structure(n, v, path)
+	case reflect.Map:
+		// Maps are keyed by name (a site's hosts): NAME: value.
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, path, "want a mapping of NAME: ..., got %s", kindName(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for _, kv := range d.pairs(n, path) {
+			fp := joinPath(path, kv.name)
+			if _, seen := d.src.lines[fp]; !seen {
+				d.src.lines[fp] = kv.key.Line
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.value(kv.val, elem, fp)
+			m.SetMapIndex(reflect.ValueOf(kv.name), elem)
+		}
+		v.Set(m)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			if n.Kind == yaml.ScalarNode {
@@ -663,4 +715,18 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// takePlacement moves a store's site and host keys out of its settings.
+func takePlacement(store Settings) StoreSite {
+	var at StoreSite
+	if v, ok := store["site"].(string); ok {
+		at.Site = v
+		delete(store, "site")
+	}
+	if v, ok := store["host"].(string); ok {
+		at.Host = v
+		delete(store, "host")
+	}
+	return at
 }

@@ -97,6 +97,8 @@ approvers:
 gates:
   - name: start-secondary
     approvers: [alice, bob]
+  - name: failback
+    approvers: [alice]
 `
 
 func edit(t *testing.T, old, new string) string {
@@ -120,20 +122,44 @@ func TestMalformedPlans(t *testing.T) {
 		{
 			name: "unknown field",
 			old:  "    role: dmgr\n", new: "    role: dmgr\n    colour: blue\n",
-			want: []string{`p.yaml:15: components[1].colour: unknown field (known: after, driver, name, optional, product, readiness, role, settings, startTimeout)`},
+			want: []string{`p.yaml:15: components[1].colour: unknown field (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)`},
 		},
 		{
 			name: "unknown field with a guess",
 			old:  "    role: dmgr\n", new: "    rolee: dmgr\n",
 			want: []string{
 				`p.yaml:13: components[1].role: required: one of database, dmgr, nodeagent, messaging, support, app, webserver, other`,
-				`p.yaml:14: components[1].rolee: unknown field; did you mean "role"? (known: after, driver, name, optional, product, readiness, role, settings, startTimeout)`,
+				`p.yaml:14: components[1].rolee: unknown field; did you mean "role"? (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)`,
 			},
 		},
 		{
 			name: "unknown nested field",
 			old:  "      classes: [configuration, runtime]\n", new: "      classes: [configuration, runtime]\n      retention: 7d\n",
-			want: []string{`p.yaml:25: storage.groups[0].retention: unknown field (known: classes, components, driver, name, quiesce, settings)`},
+			want: []string{`p.yaml:25: storage.groups[0].retention: unknown field (known: classes, components, driver, host, name, quiesce, settings)`},
+		},
+		{
+			name: "host on a site without hosts",
+			old:  "  - name: dmgr\n", new: "  - name: dmgr\n    host: db9\n",
+			want: []string{
+				`p.yaml:14: components[1].host: site a lists no hosts, so component dmgr cannot be placed on "db9": add hosts to the site or remove host`,
+			},
+		},
+		{
+			name: "component with no host on a site with several",
+			old:  "  primary: {name: a}\n  secondary: {name: b}\n", new: "  primary: {name: a, hosts: {h1: {worker: true}, h2: {worker: true}}}\n  secondary: {name: b, hosts: {h1: {worker: true}, h2: {worker: true}}}\n",
+			want: []string{
+				`p.yaml:10: components[0].host: required: site a has 2 hosts (h1, h2); say which one component db runs on`,
+				`p.yaml:13: components[1].host: required: site a has 2 hosts (h1, h2); say which one component dmgr runs on`,
+				`p.yaml:16: components[2].host: required: site a has 2 hosts (h1, h2); say which one component app runs on`,
+				`p.yaml:22: storage.groups[0].host: required: site a has 2 hosts (h1, h2); say which one consistency group cell runs on`,
+			},
+		},
+		{
+			name: "store at the primary",
+			old:  "storage:\n", new: "storage:\n  store: {site: a, path: /srv/store}\n",
+			want: []string{
+				`p.yaml:21: storage.store.site: the store is at the primary site a: it would be lost with the site it protects; place it at the secondary (b) or a third site`,
+			},
 		},
 		{
 			name: "duplicate component name",
@@ -388,7 +414,7 @@ func TestEmptyAndMultiDocumentFiles(t *testing.T) {
 	assert.EqualError(t, err, "e.yaml: the plan is empty (want a mapping starting with apiVersion: drover/v1)")
 
 	_, err = Parse("m.yaml", []byte(base+"---\nname: again\n"))
-	assert.EqualError(t, err, "m.yaml:35: a plan file holds one YAML document; remove the second one (from this line)")
+	assert.EqualError(t, err, "m.yaml:37: a plan file holds one YAML document; remove the second one (from this line)")
 
 	_, err = Parse("s.yaml", []byte("just a string\n"))
 	assert.EqualError(t, err, `s.yaml:1: a plan is a mapping (apiVersion: drover/v1, name: ..., ...), got "just a string"`)
@@ -569,6 +595,7 @@ components:
   - {name: tools, role: other, driver: exec}
   - {name: cache, role: other, driver: exec, after: [db]}
   - {name: batch, role: other, driver: exec, after: [tools]}
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 `
 	p, err := Parse("p.yaml", []byte(src))
 	require.NoError(t, err)
@@ -611,6 +638,7 @@ components:
   - {name: c, role: other, driver: exec, after: [a]}
   - {name: x, role: other, driver: exec, after: [y]}
   - {name: y, role: other, driver: exec, after: [x]}
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 `
 	p, err = Parse("p.yaml", []byte(src))
 	require.NoError(t, err)
@@ -652,4 +680,90 @@ func TestMergeBombIsBounded(t *testing.T) {
 	_, err := Parse("bomb.yaml", []byte(b.String()))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "expands to more than")
+}
+
+// A host the primary names must exist at the secondary, or be mapped there.
+func TestHostsAtBothSites(t *testing.T) {
+	src := strings.Replace(base, "  primary: {name: a}\n  secondary: {name: b}\n",
+		"  primary: {name: a, hosts: {db1: {worker: true}, app1: {}}}\n  secondary: {name: b, hosts: {drdb: {worker: true}, app1: {}}}\n", 1)
+	src = strings.Replace(src, "    role: database\n", "    role: database\n    host: db1\n", 1)
+	src = strings.Replace(src, "    role: dmgr\n", "    role: dmgr\n    host: app1\n", 1)
+	src = strings.Replace(src, "    product: bpm\n", "    product: bpm\n    host: app1\n", 1)
+	src = strings.Replace(src, "      classes: [configuration, runtime]\n", "      classes: [configuration, runtime]\n      host: db1\n", 1)
+	p, err := Parse("p.yaml", []byte(src))
+	require.NoError(t, err)
+	err = Validate(p, newFakeChecker())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `components[0].host: unknown host "db1" at site b (hosts: app1, drdb); add it, or map it with sites.secondary.hostMap`)
+	assert.Contains(t, err.Error(), `storage.groups[0].host: unknown host "db1" at site b`)
+
+	mapped := strings.Replace(src, "secondary: {name: b, ", "secondary: {name: b, hostMap: {db1: drdb}, ", 1)
+	p, err = Parse("p.yaml", []byte(mapped))
+	require.NoError(t, err)
+	require.NoError(t, Validate(p, newFakeChecker()))
+	h, ok := p.Sites.Secondary.Host("db1")
+	require.True(t, ok)
+	assert.Equal(t, "drdb", h.Name)
+	assert.True(t, h.Worker)
+	assert.Equal(t, "b", p.Storage.StoreAt.Site, "the store defaults to the secondary site")
+	require.NotEmpty(t, p.Order, "a valid plan carries its restart order")
+}
+
+// The gates the seeds require are in every plan, or waived in so many words.
+func TestRequiredGates(t *testing.T) {
+	src := strings.Replace(base, "  - name: failback\n    approvers: [alice]\n", "", 1)
+	p, err := Parse("p.yaml", []byte(src))
+	require.NoError(t, err)
+	err = Validate(p, newFakeChecker())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `gates: required: gate "failback"`)
+
+	waived := strings.Replace(base, "  - name: failback\n    approvers: [alice]\n", "  - name: failback\n    approvers: none\n", 1)
+	p, err = Parse("p.yaml", []byte(waived))
+	require.NoError(t, err)
+	require.NoError(t, Validate(p, newFakeChecker()))
+	g := p.Gates[1]
+	assert.True(t, g.NoApproval)
+	assert.Empty(t, g.Approvers)
+
+	// none only waives the gates a plan may waive.
+	other := strings.Replace(base, "  - name: failback\n    approvers: [alice]\n", "  - name: failback\n    approvers: [alice]\n  - name: start-failed\n    approvers: none\n", 1)
+	p, err = Parse("p.yaml", []byte(other))
+	require.NoError(t, err)
+	err = Validate(p, newFakeChecker())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `gates[2].approvers: none is only for the gates a plan may waive`)
+}
+
+// A drill or validation must never touch production data: data roots that
+// a restore or a wipe must not touch are refused.
+func TestDataRootsThatMustNeverBeTouched(t *testing.T) {
+	withSites := func(primary, secondary, sandbox string) string {
+		return strings.Replace(base, "  primary: {name: a}\n  secondary: {name: b}\n",
+			"  primary: {name: a, settings: {dataRoot: "+primary+"}}\n  secondary: {name: b, settings: {dataRoot: "+secondary+"}}\n"+
+				"  sandbox: {name: s, settings: {dataRoot: "+sandbox+"}}\n", 1)
+	}
+	cases := []struct{ name, src, want string }{
+		{"sandbox on the primary's data", withSites("/home", "/srv/b", "/home"), `sites.sandbox.settings.dataRoot: "/home" is also the primary's data root`},
+		{"root folder", withSites("/", "/srv/b", "/srv/s"), `sites.primary.settings.dataRoot: "/" is the root folder`},
+		{"system folder", withSites("/srv/a", "/etc", "/srv/s"), `sites.secondary.settings.dataRoot: "/etc" is a system folder`},
+		{"the store", strings.Replace(withSites("/srv/a", "/srv/b", "/srv/store/sandbox"), "storage:\n", "storage:\n  store: {path: /srv/store}\n", 1),
+			`sites.sandbox.settings.dataRoot: "/srv/store/sandbox" overlaps the store /srv/store`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse("p.yaml", []byte(tc.src))
+			require.NoError(t, err)
+			err = Validate(p, newFakeChecker())
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	// The same path on machines of their own is two folders.
+	src := strings.Replace(base, "  primary: {name: a}\n  secondary: {name: b}\n",
+		"  primary: {name: a, settings: {dataRoot: /home}, hosts: {m1: {address: 10.1.0.1}}}\n"+
+			"  secondary: {name: b, settings: {dataRoot: /home}, hosts: {m1: {address: 10.2.0.1}}}\n", 1)
+	p, err := Parse("p.yaml", []byte(src))
+	require.NoError(t, err)
+	require.NoError(t, Validate(p, newFakeChecker()))
 }

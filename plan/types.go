@@ -111,6 +111,11 @@ type Plan struct {
 	// resolved. The failover waits until they all pass.
 	Recovery []DriverCheck `yaml:"recovery,omitempty" json:"recovery,omitempty"`
 
+	// Order is the restart tiers, derived once when the plan is loaded
+	// (Derive) and carried in every run, so a run decides its order from
+	// its input, not from the code that derives it.
+	Order []Tier `yaml:"-" json:"order,omitempty"`
+
 	// Source is the file the plan was loaded from.
 	Source string `yaml:"-" json:"source,omitempty"`
 
@@ -144,7 +149,49 @@ type Site struct {
 	// ${VAR} is expanded on the worker; a #key.path suffix compares only
 	// that part of the document (the versions, not the host name).
 	Installation string `yaml:"installation,omitempty" json:"installation,omitempty"`
-	Pos          Pos    `yaml:"-" json:"-"`
+	// Hosts are the site's machines by name. A site that is one machine
+	// may leave them out: its worker acts on its own host.
+	Hosts map[string]Host `yaml:"hosts,omitempty" json:"hosts,omitempty"`
+	// HostMap names this site's host for a host name the primary uses,
+	// where the two sites name their machines differently.
+	HostMap map[string]string `yaml:"hostMap,omitempty" json:"hostMap,omitempty"`
+	Pos     Pos               `yaml:"-" json:"-"`
+}
+
+// Host is one machine of a site.
+type Host struct {
+	// Name is the host's key in the site's hosts.
+	Name    string `yaml:"-" json:"name"`
+	Address string `yaml:"address,omitempty" json:"address,omitempty"`
+	// Worker says a drover worker runs on this host (drover worker --site S
+	// --host H): the steps placed on it go to its own task queue.
+	Worker bool `yaml:"worker,omitempty" json:"worker,omitempty"`
+	// SSH reaches a host that has no worker from its site's worker: user,
+	// key (a secret reference), knownHosts, port.
+	SSH Settings `yaml:"ssh,omitempty" json:"ssh,omitempty"`
+	Pos Pos      `yaml:"-" json:"-"`
+}
+
+// Host returns the host of this site that stands for name (a host name as
+// the primary uses it): the site's own host of that name, or the one its
+// hostMap names. The empty name is the site's only host, if it has one.
+func (s *Site) Host(name string) (Host, bool) {
+	if s == nil {
+		return Host{}, false
+	}
+	if name == "" {
+		if len(s.Hosts) == 1 {
+			for _, h := range s.Hosts {
+				return h, true
+			}
+		}
+		return Host{}, len(s.Hosts) == 0
+	}
+	if mapped, ok := s.HostMap[name]; ok {
+		name = mapped
+	}
+	h, ok := s.Hosts[name]
+	return h, ok
 }
 
 // Component is one server of the cell.
@@ -154,7 +201,10 @@ type Component struct {
 	Product  string   `yaml:"product,omitempty" json:"product,omitempty"`
 	Driver   string   `yaml:"driver" json:"driver"`
 	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
-	After    []string `yaml:"after,omitempty" json:"after,omitempty"`
+	// Host is the machine the component runs on, by the name the primary
+	// site uses (see Site.HostMap); empty on a site that is one machine.
+	Host  string   `yaml:"host,omitempty" json:"host,omitempty"`
+	After []string `yaml:"after,omitempty" json:"after,omitempty"`
 	// Optional components may be skipped at the start-failed gate.
 	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
 	// Readiness is the probe that says the component is up after a start;
@@ -167,11 +217,27 @@ type Component struct {
 
 // Storage describes how the cell's data is captured.
 type Storage struct {
-	// Store is where recovery points live at the secondary site.
-	Store  Settings           `yaml:"store,omitempty" json:"store,omitempty"`
-	Groups []ConsistencyGroup `yaml:"groups" json:"groups"`
+	// Store is where recovery points live. Its site and host keys say which
+	// site holds it (the secondary when left out); Parse moves them to
+	// StoreAt so the store's own settings are only the backend's.
+	Store   Settings  `yaml:"store,omitempty" json:"store,omitempty"`
+	StoreAt StoreSite `yaml:"-" json:"storeAt,omitzero"`
+	// ReverseStore is where backups go while the secondary is the primary
+	// (after a failover, until the failback): a store the old primary can
+	// restore from, so the cell stays protected (seed 001's reprotect).
+	// Its site and host keys place it like Store's.
+	ReverseStore   Settings           `yaml:"reverseStore,omitempty" json:"reverseStore,omitempty"`
+	ReverseStoreAt StoreSite          `yaml:"-" json:"reverseStoreAt,omitzero"`
+	Groups         []ConsistencyGroup `yaml:"groups" json:"groups"`
 	// Schedule says how often points are taken and validated.
 	Schedule BackupSchedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+}
+
+// StoreSite is the site, and host of it, that holds the store: the steps
+// that read or write the catalog run there.
+type StoreSite struct {
+	Site string `json:"site,omitempty"`
+	Host string `json:"host,omitempty"`
 }
 
 // BackupSchedule is the plan's backup policy. The interval itself is derived
@@ -185,7 +251,9 @@ type BackupSchedule struct {
 	// 168h, weekly); cumulative points in between.
 	FullEvery Duration `yaml:"fullEvery,omitempty" json:"fullEvery,omitempty"`
 	// Validate says which new points are validated in the sandbox:
-	// every, daily (the newest of each day) or none (default).
+	// every, daily (the newest of each day) or none. Parse sets every when
+	// the plan has a sandbox and none when it has not: a point nobody
+	// restored and started is only known to be intact.
 	Validate string `yaml:"validate,omitempty" json:"validate,omitempty"`
 }
 
@@ -197,7 +265,10 @@ type ConsistencyGroup struct {
 	Components []string    `yaml:"components,omitempty" json:"components,omitempty"`
 	Quiesce    bool        `yaml:"quiesce,omitempty" json:"quiesce,omitempty"`
 	Settings   Settings    `yaml:"settings,omitempty" json:"settings,omitempty"`
-	Pos        Pos         `yaml:"-" json:"-"`
+	// Host is the machine the group's data lives on, by the primary's
+	// name for it; empty on a site that is one machine.
+	Host string `yaml:"host,omitempty" json:"host,omitempty"`
+	Pos  Pos    `yaml:"-" json:"-"`
 }
 
 // Verification holds the checks of each of the six levels.
@@ -255,6 +326,10 @@ type Approver struct {
 	Pos       Pos    `yaml:"-" json:"-"`
 }
 
+// Approvers are the names of the people who may decide a gate, or the
+// word none.
+type Approvers []string
+
 // Escalation says what a gate does when its timeout passes.
 type Escalation string
 
@@ -266,8 +341,11 @@ const (
 // Gate is a manual step: who may approve it, how many must, and for how long
 // the run waits.
 type Gate struct {
-	Name      string   `yaml:"name" json:"name"`
-	Approvers []string `yaml:"approvers" json:"approvers"`
+	Name      string    `yaml:"name" json:"name"`
+	Approvers Approvers `yaml:"approvers" json:"approvers"`
+	// NoApproval is set by approvers: none, the plan's explicit word that
+	// the gate needs nobody; the run passes it and the report says so.
+	NoApproval bool `yaml:"-" json:"noApproval,omitempty"`
 	// Quorum is how many distinct approvers must approve; Parse sets 1
 	// when the plan leaves it out.
 	Quorum int `yaml:"quorum,omitempty" json:"quorum,omitempty"`

@@ -3,7 +3,9 @@ package plan
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -33,7 +35,18 @@ func LoadAndValidate(path string, checker DriverChecker) (*Plan, error) {
 		sortProblems(probs)
 		return p, probs
 	}
-	return p, nil
+	return p, derive(p)
+}
+
+// derive fills what a valid plan's runs read instead of computing it in
+// workflow code: the restart order.
+func derive(p *Plan) error {
+	tiers, err := Tiers(p)
+	if err != nil {
+		return err
+	}
+	p.Order = tiers
+	return nil
 }
 
 // Validate checks a plan and returns every problem as a Problems, or nil.
@@ -46,7 +59,7 @@ func Validate(p *Plan, checker DriverChecker) error {
 	}
 	probs := validate(p, checker)
 	if len(probs) == 0 {
-		return nil
+		return derive(p)
 	}
 	sortProblems(probs)
 	return probs
@@ -69,6 +82,8 @@ func validate(p *Plan, checker DriverChecker) Problems {
 	v := &validator{p: p, file: p.Source, checker: checker, checks: map[string]string{}}
 	v.header()
 	v.sites()
+	v.hosts()
+	v.dataRoots()
 	v.components()
 	v.storage()
 	v.verification()
@@ -444,8 +459,13 @@ func (v *validator) gates() {
 		default:
 			gates[g.Name] = i
 		}
-		if len(g.Approvers) == 0 {
-			v.add(path+".approvers", "required: at least one of the plan's approvers")
+		switch {
+		case g.NoApproval && !slices.Contains(RequiredGates, g.Name):
+			v.add(path+".approvers", "none is only for the gates a plan may waive in so many words (%s); gate %q needs approvers",
+				strings.Join(RequiredGates, ", "), g.Name)
+		case g.NoApproval:
+		case len(g.Approvers) == 0:
+			v.add(path+".approvers", "required: at least one of the plan's approvers (or none, on %s only)", strings.Join(RequiredGates, ", "))
 		}
 		distinct := map[string]bool{}
 		for j, a := range g.Approvers {
@@ -463,7 +483,9 @@ func (v *validator) gates() {
 		if quorum == 0 && !v.written(path+".quorum") {
 			quorum = 1
 		}
-		if n := len(distinct); n > 0 && (quorum < 1 || quorum > n) {
+		if g.NoApproval {
+			// Nobody decides: no quorum to check.
+		} else if n := len(distinct); n > 0 && (quorum < 1 || quorum > n) {
 			v.add(path+".quorum", "must be between 1 and %d (the gate's approvers), got %d", n, g.Quorum)
 		} else if n == 0 && quorum < 1 {
 			v.add(path+".quorum", "must be at least 1, got %d", g.Quorum)
@@ -480,6 +502,22 @@ func (v *validator) gates() {
 			}
 		}
 	}
+	for _, name := range RequiredGates {
+		if _, ok := gates[name]; !ok {
+			v.add("gates", "required: gate %q (the seed's runbook asks a person before %s); write approvers: none on it to run without one",
+				name, requiredGateWhy[name])
+		}
+	}
+}
+
+// RequiredGates are the gates every plan must define: a person decides
+// before the secondary starts in an unplanned failover and before a
+// failback starts, unless the plan says approvers: none on them.
+var RequiredGates = []string{"start-secondary", "failback"}
+
+var requiredGateWhy = map[string]string{
+	"start-secondary": "the secondary starts in an unplanned failover",
+	"failback":        "a failback starts",
 }
 
 func (v *validator) environment() {
@@ -611,4 +649,200 @@ func firstAt(p Pos) string {
 		return fmt.Sprintf(" (first at line %d)", p.Line)
 	}
 	return ""
+}
+
+// hosts checks each site's machines and that every component and group is
+// placed on a host that exists at every site it may run at.
+func (v *validator) hosts() {
+	p := v.p
+	sites := []struct {
+		role string
+		site *Site
+	}{{SitePrimary, p.Sites.Primary}, {SiteSecondary, p.Sites.Secondary}, {SiteSandbox, p.Sites.Sandbox}}
+	for _, r := range sites {
+		if r.site == nil {
+			continue
+		}
+		path := "sites." + r.role
+		var local []string
+		for _, name := range sortedKeys(r.site.Hosts) {
+			h := r.site.Hosts[name]
+			hp := path + ".hosts." + name
+			v.name(hp, name, "host")
+			if h.Worker && len(h.SSH) > 0 {
+				v.add(hp+".ssh", "a host with its own worker needs no SSH: remove ssh or worker")
+			}
+			v.secrets(h.SSH, hp+".ssh")
+			if !h.Worker && len(h.SSH) == 0 {
+				local = append(local, name)
+			}
+		}
+		if len(local) > 1 {
+			v.add(path+".hosts", "hosts %s have neither a worker of their own nor ssh settings: only the host the site's worker runs on may be reached without either",
+				strings.Join(local, ", "))
+		}
+		for _, from := range sortedKeys(r.site.HostMap) {
+			if _, ok := r.site.Hosts[r.site.HostMap[from]]; !ok {
+				v.add(path+".hostMap."+from, "maps %q to %q, which is not one of this site's hosts", from, r.site.HostMap[from])
+			}
+		}
+	}
+	place := func(what, path, host string) {
+		for _, r := range sites {
+			if r.site == nil || r.site.Name == "" {
+				continue
+			}
+			if _, ok := r.site.Host(host); ok {
+				continue
+			}
+			switch {
+			case host == "" && len(r.site.Hosts) > 1:
+				v.add(path+".host", "required: site %s has %d hosts (%s); say which one %s runs on",
+					r.site.Name, len(r.site.Hosts), strings.Join(sortedKeys(r.site.Hosts), ", "), what)
+			case len(r.site.Hosts) == 0:
+				v.add(path+".host", "site %s lists no hosts, so %s cannot be placed on %q: add hosts to the site or remove host",
+					r.site.Name, what, host)
+			default:
+				v.add(path+".host", "unknown host %q at site %s (hosts: %s); add it, or map it with sites.%s.hostMap",
+					host, r.site.Name, strings.Join(sortedKeys(r.site.Hosts), ", "), r.role)
+			}
+			return
+		}
+	}
+	for i, c := range p.Components {
+		place("component "+c.Name, fmt.Sprintf("components[%d]", i), c.Host)
+	}
+	for i, g := range p.Storage.Groups {
+		place("consistency group "+g.Name, fmt.Sprintf("storage.groups[%d]", i), g.Host)
+	}
+	if rs := p.Storage.ReverseStoreAt; rs.Site != "" && p.Sites.Secondary != nil && rs.Site == p.Sites.Secondary.Name {
+		v.add("storage.reverseStore.site", "the reverse store is where backups of %s go while it is the primary: it must not be at %s itself (place it at %s or a third site)",
+			rs.Site, rs.Site, siteNameOf(p.Sites.Primary))
+	}
+	at := p.Storage.StoreAt
+	// (Two sites with one name are reported already.)
+	sameNames := p.Sites.Secondary != nil && p.Sites.Primary != nil && p.Sites.Secondary.Name == p.Sites.Primary.Name
+	if p.Sites.Primary != nil && at.Site != "" && at.Site == p.Sites.Primary.Name && !sameNames {
+		v.add("storage.store.site", "the store is at the primary site %s: it would be lost with the site it protects; place it at the secondary (%s) or a third site",
+			at.Site, siteNameOf(p.Sites.Secondary))
+	}
+	for _, r := range sites {
+		if r.site != nil && r.site.Name == at.Site && at.Host != "" {
+			if _, ok := r.site.Hosts[at.Host]; !ok {
+				v.add("storage.store.host", "unknown host %q at site %s, where the store is", at.Host, at.Site)
+			}
+		}
+	}
+}
+
+func siteNameOf(s *Site) string {
+	if s == nil {
+		return "?"
+	}
+	return s.Name
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// systemFolders are top-level folders of a Unix host that no data root may
+// be: a restore replaces what is there and a wipe empties it.
+var systemFolders = []string{"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root",
+	"/run", "/sbin", "/sys", "/tmp", "/usr", "/var"}
+
+// dataRoots refuses data roots a restore or a wipe must never touch: the
+// root folder, a system folder, the store, and a sandbox whose data root is
+// the primary's (a drill would replace production data).
+func (v *validator) dataRoots() {
+	p := v.p
+	root := func(s *Site) string {
+		if s == nil {
+			return ""
+		}
+		r, _ := s.Settings["dataRoot"].(string)
+		if r == "" {
+			return ""
+		}
+		return filepath.Clean(r)
+	}
+	store, _ := p.Storage.Store["path"].(string)
+	if store != "" {
+		store = filepath.Clean(store)
+	}
+	for _, r := range []struct {
+		role string
+		site *Site
+	}{{SitePrimary, p.Sites.Primary}, {SiteSecondary, p.Sites.Secondary}, {SiteSandbox, p.Sites.Sandbox}} {
+		dr := root(r.site)
+		if dr == "" {
+			continue
+		}
+		path := "sites." + r.role + ".settings.dataRoot"
+		switch {
+		case dr == "/":
+			v.add(path, "%q is the root folder: a restore would replace, and a wipe empty, the whole host", dr)
+		case slices.Contains(systemFolders, dr):
+			v.add(path, "%q is a system folder: name the folder that holds the cell's data (a mount such as /home or /srv/cell)", dr)
+		case store != "" && (dr == store || within(store, dr) || within(dr, store)):
+			v.add(path, "%q overlaps the store %s: a restore or a wipe there would destroy recovery points", dr, store)
+		}
+	}
+	// A sandbox or secondary may use the primary's path only on machines of
+	// its own: a drill would otherwise replace, and a wipe empty, production.
+	for _, r := range []struct {
+		role string
+		site *Site
+	}{{SiteSecondary, p.Sites.Secondary}, {SiteSandbox, p.Sites.Sandbox}} {
+		for _, other := range []struct {
+			role string
+			site *Site
+		}{{SitePrimary, p.Sites.Primary}, {SiteSecondary, p.Sites.Secondary}} {
+			if other.role == r.role || (r.role == SiteSecondary && other.role == SiteSecondary) {
+				continue
+			}
+			dr := root(r.site)
+			if dr == "" || dr != root(other.site) || separateMachines(r.site, other.site) {
+				continue
+			}
+			v.add("sites."+r.role+".settings.dataRoot", "%q is also the %s's data root, and nothing says the two sites are different machines: "+
+				"give the %s a data root of its own, or list both sites' hosts with their addresses (none shared)", dr, other.role, r.role)
+		}
+	}
+}
+
+// separateMachines reports whether two sites list their hosts with
+// addresses and share none: then one path at both is two folders.
+func separateMachines(a, b *Site) bool {
+	addrs := func(s *Site) map[string]bool {
+		out := map[string]bool{}
+		for _, h := range s.Hosts {
+			if h.Address == "" {
+				return nil
+			}
+			out[h.Address] = true
+		}
+		return out
+	}
+	aa, ba := addrs(a), addrs(b)
+	if len(aa) == 0 || len(ba) == 0 {
+		return false
+	}
+	for addr := range aa {
+		if ba[addr] {
+			return false
+		}
+	}
+	return true
+}
+
+// within reports whether path lies inside dir.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }

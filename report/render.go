@@ -78,7 +78,7 @@ func (r Report) Markdown() string {
 				if !c.Result.Passed {
 					res = "**FAIL**"
 				}
-				w("| %s | %v | %s | %s | %s |\n", l.Level, l.Fatal, res, c.Name, cell(c.Result.Summary))
+				w("| %s | %v | %s | %s | %s |\n", l.Level, l.Fatal, res, c.Name, cell(c.Result.Summary+timing(l)))
 			}
 		}
 		for _, f := range v.Findings {
@@ -129,9 +129,35 @@ func (r Report) Markdown() string {
 		}
 		w("\n")
 	}
-	w("## Steps\n\n| step | phase | started | ended | attempts | outcome | detail |\n|---|---|---|---|---|---|---|\n")
+	w("## Steps\n\n| step | run | phase | started | ended | attempts | outcome | where | detail |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Steps {
-		w("| %s | %s | %s | %s | %d | %s | %s |\n", s.Name, s.Phase, stamp(s.Started), stamp(s.Ended), s.Attempts, s.Outcome, cell(s.Detail))
+		where := s.Site
+		if s.Host != "" {
+			where += "/" + s.Host
+		}
+		if s.Worker != "" {
+			where += " (" + s.Worker + ")"
+		}
+		w("| %s | %s | %s | %s | %s | %d | %s | %s | %s |\n", s.Name, s.Run, s.Phase, stamp(s.Started), stamp(s.Ended), s.Attempts, s.Outcome,
+			cell(where), cell(s.Detail))
+	}
+	var withOutput []Step
+	for _, s := range r.Steps {
+		if strings.TrimSpace(s.Output) != "" {
+			withOutput = append(withOutput, s)
+		}
+	}
+	if len(withOutput) > 0 {
+		// Folded, so the table stays readable; a code fence in the output
+		// would end the block early, so it is broken up.
+		w("\n## Output\n")
+		for _, s := range withOutput {
+			name := s.Name
+			if s.Run != "" {
+				name = s.Run + ": " + name
+			}
+			w("\n<details><summary>%s</summary>\n\n```\n%s\n```\n\n</details>\n", name, strings.ReplaceAll(s.Output, "```", "` ` `"))
+		}
 	}
 	for _, n := range r.Notes {
 		w("\n- %s", n)
@@ -229,4 +255,12 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// timing says when a level's checks ran and how long they took.
+func timing(l Level) string {
+	if l.Started.IsZero() || l.Ended.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf(" (%s, %s)", l.Started.UTC().Format("15:04:05.000"), l.Ended.Sub(l.Started).Round(time.Millisecond))
 }

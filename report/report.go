@@ -8,9 +8,9 @@
 package report
 
 import (
+	"fmt"
 	"time"
 
-	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/plan"
 )
 
@@ -24,6 +24,28 @@ type Step struct {
 	// Outcome is ok, failed, skipped or running.
 	Outcome string `json:"outcome"`
 	Detail  string `json:"detail,omitempty"`
+	// Site and Host are where the step acted; Worker is the identity of
+	// the worker that ran it.
+	Site   string `json:"site,omitempty"`
+	Host   string `json:"host,omitempty"`
+	Worker string `json:"worker,omitempty"`
+	// Run names the child run the step belongs to, when it is not the
+	// run the report is about (a restart or verification).
+	Run string `json:"run,omitempty"`
+	// Output is the head and tail of what the step's command printed.
+	Output string `json:"output,omitempty"`
+}
+
+// OutputLimit bounds a step's kept output: its head and its tail.
+const OutputLimit = 2048
+
+// HeadTail keeps the first and last half of OutputLimit bytes of out.
+func HeadTail(out string) string {
+	if len(out) <= OutputLimit {
+		return out
+	}
+	half := OutputLimit / 2
+	return out[:half] + fmt.Sprintf("\n[... %d bytes left out ...]\n", len(out)-OutputLimit) + out[len(out)-half:]
 }
 
 // Gate is a manual step: what it asked, who decided, and when.
@@ -39,6 +61,9 @@ type Gate struct {
 	Outcome   string     `json:"outcome"`
 	Approvals []Approval `json:"approvals,omitempty"`
 	Reminders int        `json:"reminders,omitempty"`
+	// Run names the child run the gate was decided in, when it is not the
+	// run the report is about.
+	Run string `json:"run,omitempty"`
 }
 
 // Approval is one counted decision at a gate.
@@ -64,9 +89,28 @@ type Ignored struct {
 
 // Check is one verification check's outcome with its evidence.
 type Check struct {
-	Level  plan.Level          `json:"level"`
-	Name   string              `json:"name"`
-	Result drivers.CheckResult `json:"result"`
+	Level  plan.Level  `json:"level"`
+	Name   string      `json:"name"`
+	Result CheckResult `json:"result"`
+	// Worker is the identity of the worker that ran the check.
+	Worker string `json:"worker,omitempty"`
+}
+
+// CheckResult is what a check found.
+type CheckResult struct {
+	Passed   bool              `json:"passed"`
+	Summary  string            `json:"summary"`
+	Details  map[string]string `json:"details,omitempty"`
+	Evidence Evidence          `json:"evidence"`
+}
+
+// Evidence is what a driver ran and printed, bounded.
+type Evidence struct {
+	Action      string        `json:"action,omitempty"`
+	Output      string        `json:"output,omitempty"`
+	ExitCode    int           `json:"exitCode,omitempty"`
+	Duration    time.Duration `json:"duration,omitempty"`
+	AlreadyDone bool          `json:"alreadyDone,omitempty"`
 }
 
 // Level is one verification level.
@@ -76,6 +120,9 @@ type Level struct {
 	Passed bool       `json:"passed"`
 	Ran    bool       `json:"ran"`
 	Checks []Check    `json:"checks,omitempty"`
+	// Started and Ended time the level: its checks run in parallel.
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 }
 
 // Verification is the six-level table.

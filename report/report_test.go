@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/plan"
 )
 
@@ -24,8 +23,8 @@ func sample() Report {
 		Gates: []Gate{{Name: "start-secondary", Outcome: "approve", Opened: t0, Closed: t0.Add(time.Second),
 			Approvals: []Approval{{Approver: "alice", Decision: "approve", At: t0.Add(time.Second), Signed: true, Signer: "SHA256:abc", Comment: "go"}}}},
 		Verification: &Verification{Site: "dc2", Valid: true, Levels: []Level{
-			{Level: plan.LevelSystem, Fatal: true, Passed: true, Ran: true, Checks: []Check{{Level: plan.LevelSystem, Name: "containers", Result: drivers.CheckResult{Passed: true, Summary: "4 of 4 started"}}}},
-			{Level: plan.LevelInstance, Ran: true, Checks: []Check{{Level: plan.LevelInstance, Name: "instances", Result: drivers.CheckResult{Summary: "2 failed"}}}},
+			{Level: plan.LevelSystem, Fatal: true, Passed: true, Ran: true, Checks: []Check{{Level: plan.LevelSystem, Name: "containers", Result: CheckResult{Passed: true, Summary: "4 of 4 started"}}}},
+			{Level: plan.LevelInstance, Ran: true, Checks: []Check{{Level: plan.LevelInstance, Name: "instances", Result: CheckResult{Summary: "2 failed"}}}},
 		}, Findings: []string{"instance/instances: 2 failed"}},
 		Sites: []SiteState{{Role: "primary", Site: "dc1", State: "lost (disaster)"}},
 	}

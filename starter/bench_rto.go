@@ -20,11 +20,11 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
-	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/builtin"
@@ -209,13 +209,13 @@ func (a *rtoActivityRecorder) ExecuteActivity(ctx context.Context, in *intercept
 		Begin: begin, End: end, Attempt: info.Attempt, Failed: err != nil}
 	if len(in.Args) > 0 {
 		switch arg := in.Args[0].(type) {
-		case activities.ComponentInput:
+		case contract.ComponentInput:
 			s.Key = arg.Component.Name
-		case activities.ReadyInput:
+		case contract.ReadyInput:
 			s.Key = arg.Component.Name
-		case activities.CheckInput:
+		case contract.CheckInput:
 			s.Key, s.Level = arg.Check.Name, string(arg.Level)
-		case activities.RestoreInput:
+		case contract.RestoreInput:
 			s.Key = arg.Group.Name
 		}
 	}
@@ -231,7 +231,7 @@ func (a *rtoActivityRecorder) ExecuteActivity(ctx context.Context, in *intercept
 func startRTOStack(ctx context.Context, g *Globals, rec *rtoRecorder, pollers int) (*stack, error) {
 	log := g.Logger()
 	srv, err := devserver.Start(ctx, devserver.Options{
-		UIPort: -1, Namespace: g.Namespace, SearchAttributes: workflows.SearchAttributes, Logger: log.Named("temporal"),
+		UIPort: -1, Namespace: g.Namespace, SearchAttributes: contract.SearchAttributes, Logger: log.Named("temporal"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded Temporal: %w", err)
@@ -244,13 +244,15 @@ func startRTOStack(ctx context.Context, g *Globals, rec *rtoRecorder, pollers in
 		return nil, err
 	}
 	s.client = c
-	// The options of drover's own worker, so the bench measures what a
-	// failover gets, plus the recorder.
-	opts := worker.SDKOptions()
-	opts.Interceptors = append(opts.Interceptors, rec)
-	opts.MaxConcurrentActivityTaskPollers = pollers
-	w := sdkworker.New(c, workflows.TaskQueue, opts)
-	worker.Register(w, activities.New(builtin.Registry(log), log))
+	// drover's own workers, orchestrator and the bench plan's sites in
+	// this process, so the bench measures what a failover gets, plus the
+	// recorder.
+	w, err := worker.New(c, worker.Options{Orchestrator: true, Sites: rtoSites, Registry: builtin.Registry(log), Logger: log,
+		Interceptors: []interceptor.WorkerInterceptor{rec}, ActivityPollers: pollers})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := w.Start(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
@@ -258,6 +260,9 @@ func startRTOStack(ctx context.Context, g *Globals, rec *rtoRecorder, pollers in
 	s.worker = w
 	return s, nil
 }
+
+// rtoSites are the sites of the bench's plans.
+var rtoSites = []contract.Placement{{Site: "dc1"}, {Site: "dc2"}, {Site: "sandbox"}}
 
 // rtoWork is the work of one failover, split as the issue names it.
 type rtoWork struct {
@@ -741,8 +746,8 @@ func rtoRunN(ctx context.Context, g *Globals, st *stack, rec *rtoRecorder, dir s
 		return row, fmt.Errorf("enable plan %s: %w", p.Name, err)
 	}
 	var backup workflows.BackupResult
-	if err := runWorkflow(ctx, st.client, fmt.Sprintf("drover/%s/backup/bench", p.Name), p.Name, workflows.KindBackup,
-		workflows.BackupWorkflow, workflows.BackupInput{Plan: *p, Reason: "bench", Mode: activities.ModeFull}, &backup); err != nil {
+	if err := runWorkflow(ctx, st.client, fmt.Sprintf("drover/%s/backup/bench", p.Name), p.Name, contract.KindBackup,
+		workflows.BackupWorkflow, workflows.BackupInput{Plan: *p, Reason: "bench", Mode: contract.ModeFull}, &backup); err != nil {
 		return row, fmt.Errorf("backup: %w", err)
 	}
 	if _, err := l.Disaster(p.Sites.Primary.Name); err != nil {
@@ -822,10 +827,10 @@ func rtoResetSecondary(ctx context.Context, l *lab.Lab, p *plan.Plan) error {
 }
 
 func rtoRunFailover(ctx context.Context, st *stack, rec *rtoRecorder, p *plan.Plan, tiers []plan.Tier, pointID string) (rtoFailover, error) {
-	id := switchoverID(p.Name)
+	id := contract.SwitchoverID(p.Name)
 	rec.take(id) // spans of an earlier round
 	begin := time.Now()
-	run, err := startRun(ctx, st.client, id, p.Name, workflows.KindFailover, workflows.FailoverWorkflow,
+	run, err := startRun(ctx, st.client, id, p.Name, contract.KindFailover, workflows.FailoverWorkflow,
 		workflows.FailoverInput{Plan: *p, PointID: pointID})
 	if err != nil {
 		return rtoFailover{}, err
@@ -852,7 +857,7 @@ func rtoRunFailover(ctx context.Context, st *stack, rec *rtoRecorder, p *plan.Pl
 func rtoRunSequential(ctx context.Context, reg *drivers.Registry, acts *activities.Activities, p *plan.Plan, tiers []plan.Tier,
 	store *catalog.Store, pointID string) (rtoSequential, error) {
 	var s rtoSequential
-	sec := activities.SiteRef{Role: plan.SiteSecondary, Site: *p.Sites.Secondary}
+	sec := contract.SiteRef{Role: plan.SiteSecondary, Site: *p.Sites.Secondary}
 	dsite := drivers.Site{Name: sec.Site.Name, Role: sec.Role, Settings: sec.Site.Settings}
 	begin := time.Now()
 	step := begin
@@ -864,13 +869,9 @@ func rtoRunSequential(ctx context.Context, reg *drivers.Registry, acts *activiti
 	}
 
 	for _, grp := range p.Storage.Groups {
-		d, err := reg.Storage(grp.Driver)
+		sd, err := reg.Storage(grp.Driver)
 		if err != nil {
 			return s, err
-		}
-		sd, ok := d.(storage.Driver)
-		if !ok {
-			return s, fmt.Errorf("driver %q is not a storage driver", grp.Driver)
 		}
 		if _, err := sd.Restore(ctx, storage.RestoreRequest{
 			Plan: p.Name, PointID: pointID, Store: store.Root, Site: dsite, Replace: true,
@@ -880,7 +881,7 @@ func rtoRunSequential(ctx context.Context, reg *drivers.Registry, acts *activiti
 		}
 	}
 	if len(p.Environment) > 0 {
-		if _, err := acts.ApplyEnvironment(ctx, activities.EnvironmentInput{Site: sec, FromRole: plan.SitePrimary, Rewrites: p.Environment}); err != nil {
+		if _, err := acts.ApplyEnvironment(ctx, contract.EnvironmentInput{Site: sec, FromRole: plan.SitePrimary, Rewrites: p.Environment}); err != nil {
 			return s, fmt.Errorf("sequential: environment: %w", err)
 		}
 	}
@@ -920,7 +921,7 @@ func rtoRunSequential(ctx context.Context, reg *drivers.Registry, acts *activiti
 
 	for _, level := range plan.Levels {
 		for _, c := range p.Verification.Checks(level) {
-			out, err := acts.RunCheck(ctx, activities.CheckInput{Plan: p.Name, Site: sec, Level: level, Check: c})
+			out, err := acts.RunCheck(ctx, contract.CheckInput{Plan: p.Name, Site: sec, Level: level, Check: c})
 			if err != nil {
 				return s, fmt.Errorf("sequential: check %s: %w", c.Name, err)
 			}
@@ -933,7 +934,7 @@ func rtoRunSequential(ctx context.Context, reg *drivers.Registry, acts *activiti
 
 	for _, c := range p.Recovery {
 		for {
-			out, err := acts.RunCheck(ctx, activities.CheckInput{Plan: p.Name, Site: sec, Check: c})
+			out, err := acts.RunCheck(ctx, contract.CheckInput{Plan: p.Name, Site: sec, Check: c})
 			if err == nil && out.Result.Passed {
 				break
 			}
@@ -945,7 +946,7 @@ func rtoRunSequential(ctx context.Context, reg *drivers.Registry, acts *activiti
 		}
 	}
 	if p.Redirect != nil {
-		if _, err := acts.Redirect(ctx, activities.RedirectInput{Plan: p.Name, Redirect: *p.Redirect, Site: sec}); err != nil {
+		if _, err := acts.Redirect(ctx, contract.RedirectInput{Plan: p.Name, Redirect: *p.Redirect, Site: sec}); err != nil {
 			return s, fmt.Errorf("sequential: redirect: %w", err)
 		}
 	}
@@ -1188,6 +1189,8 @@ verification:
 approvers:
   - name: bench
 gates:
+  - {name: start-secondary, approvers: none}
+  - {name: failback, approvers: none}
   - {name: accept-data-loss, approvers: [bench], timeout: 1m, onTimeout: abort}
   - {name: start-failed, approvers: [bench], timeout: 1m, onTimeout: abort}
 recovery:

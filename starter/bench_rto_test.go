@@ -59,7 +59,9 @@ func TestRTOPlanScalesTheAppTiers(t *testing.T) {
 		assert.Len(t, tiers[5].Components, n, "bpm app tier")
 		assert.Len(t, tiers[8].Components, n, "monitor app tier")
 		for _, g := range p.Gates {
-			assert.NotEqual(t, "start-secondary", g.Name, "the bench has nobody to open the start gate")
+			if g.Name == "start-secondary" {
+				assert.True(t, g.NoApproval, "the bench has nobody to open the start gate: it waives it")
+			}
 		}
 		topo, _, err := labTopology(p, 30000, 0.01)
 		require.NoError(t, err)

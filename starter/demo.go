@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/workflows"
@@ -85,7 +85,7 @@ func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
 		return fmt.Errorf("the demo's own plan does not validate (a bug): %w", err)
 	}
 
-	st, err := startStack(ctx, g, stackOptions{Port: o.port, UIPort: o.uiPort, DBFile: filepath.Join(dir, "temporal.db")})
+	st, err := startStack(ctx, g, stackOptions{Port: o.port, UIPort: o.uiPort, DBFile: filepath.Join(dir, "temporal.db"), Sites: PlanPlaces(p)})
 	if err != nil {
 		return err
 	}
@@ -94,16 +94,16 @@ func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
 	fmt.Fprintf(out, "drover demo: Temporal at %s, Web UI at %s\n", st.server.FrontendAddress(), st.server.UIURL())
 	fmt.Fprintf(out, "plan %s (%s)\n", p.Name, planPath)
 
-	site := activities.SiteRef{Role: "primary", Site: *p.Sites.Primary}
+	site := contract.SiteRef{Role: "primary", Site: *p.Sites.Primary}
 	stamp := time.Now().UTC().Format("20060102T150405")
 	var up workflows.BringUpResult
-	upID := fmt.Sprintf("drover/%s/bringup/%s", p.Name, stamp)
-	runErr := runWorkflow(ctx, st.client, upID, p.Name, workflows.KindBringUp, workflows.BringUpWorkflow,
+	upID := contract.BringUpID(p.Name, stamp)
+	runErr := runWorkflow(ctx, st.client, upID, p.Name, contract.KindBringUp, workflows.BringUpWorkflow,
 		workflows.BringUpInput{Plan: *p, Site: site}, &up)
 	printBringUp(out, up)
 
 	// Always stop what the demo started, also when the bring-up failed.
-	downID := fmt.Sprintf("drover/%s/shutdown/%s", p.Name, stamp)
+	downID := contract.ShutdownID(p.Name, stamp)
 	var down workflows.ShutdownResult
 	downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
@@ -137,7 +137,7 @@ func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
 func runWorkflow(ctx context.Context, c client.Client, id, planName, kind string, wf any, in any, out any) error {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                    id,
-		TaskQueue:             workflows.TaskQueue,
+		TaskQueue:             contract.OrchestratorQueue,
 		TypedSearchAttributes: workflows.StartSearchAttributes(planName, kind),
 	}, wf, in)
 	if err != nil {
@@ -242,6 +242,9 @@ verification:
 approvers:
   - name: demo
 gates:
+  # The quick demo never fails over: the seeds' required gates are waived.
+  - {name: start-secondary, approvers: none}
+  - {name: failback, approvers: none}
   - name: start-failed
     approvers: [demo]
     timeout: 2m

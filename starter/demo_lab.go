@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab"
@@ -155,6 +157,11 @@ func (d *demoStory) labUp(ctx context.Context) error {
 		return err
 	}
 	d.say("lab %s up at %s in %s: %d servers at dc1, front door %s", t.Name, d.labDir, time.Since(begin).Round(time.Millisecond), len(t.Servers), t.FrontDoor.Addr())
+	if err := startSiteWorkers(ctx, d.g, d.st.client, d.l); err != nil {
+		return err
+	}
+	d.say("site workers: one drover worker process per site (%s), each running only the steps placed at its site; the orchestrator runs in this process",
+		strings.Join(t.SiteNames(), ", "))
 	return nil
 }
 
@@ -186,7 +193,7 @@ func (d *demoStory) enable(ctx context.Context) error {
 	if _, err := st.Transition(d.p.Name, catalog.StateEnabled, "primary", "backup schedule", now); err != nil {
 		return err
 	}
-	d.say("plan %s enabled: RPO monitor %s; backup schedule %s every %s (%s)", d.p.Name, workflows.MonitorID(d.p.Name), backupScheduleID(d.p.Name), interval, why)
+	d.say("plan %s enabled: RPO monitor %s; backup schedule %s every %s (%s)", d.p.Name, contract.MonitorID(d.p.Name), contract.BackupScheduleID(d.p.Name), interval, why)
 	return nil
 }
 
@@ -234,8 +241,8 @@ func (d *demoStory) backups(ctx context.Context) error {
 	}
 	newest := pts[len(pts)-1]
 	var res workflows.ValidateResult
-	id := fmt.Sprintf("drover/%s/validate/%s", d.p.Name, newest.ID)
-	if err := runWorkflow(ctx, d.st.client, id, d.p.Name, workflows.KindValidate, workflows.ValidateWorkflow,
+	id := contract.ValidateID(d.p.Name, newest.ID)
+	if err := runWorkflow(ctx, d.st.client, id, d.p.Name, contract.KindValidate, workflows.ValidateWorkflow,
 		workflows.ValidateInput{Plan: *d.p, PointID: newest.ID}, &res); err != nil {
 		return err
 	}
@@ -252,7 +259,7 @@ func (d *demoStory) triggerBackup(ctx context.Context) (catalog.Point, error) {
 	if err != nil {
 		return catalog.Point{}, err
 	}
-	if err := d.st.client.ScheduleClient().GetHandle(ctx, backupScheduleID(d.p.Name)).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+	if err := d.st.client.ScheduleClient().GetHandle(ctx, contract.BackupScheduleID(d.p.Name)).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
 		return catalog.Point{}, fmt.Errorf("trigger the backup schedule: %w", err)
 	}
 	deadline := time.Now().Add(90 * time.Second)
@@ -307,9 +314,11 @@ func (d *demoStory) autoApprove(ctx context.Context, id string) {
 					continue
 				}
 				seen[key+who] = true
-				decision := workflows.DecisionApprove
-				if gt.Name == workflows.GateStartFailed {
-					decision = workflows.DecisionRetry
+				// Approve what asks for approval; go on (retry) where the
+				// gate asks what to do with a step.
+				decision := contract.DecisionApprove
+				if !slices.Contains(gt.Options, decision) {
+					decision = contract.DecisionRetry
 				}
 				d.say("demo approves gate %s as %s (a person would: drover approve %s --gate %s --as %s; --interactive waits for one)",
 					gt.Name, who, target, gt.Name, who)
@@ -335,10 +344,10 @@ func (d *demoStory) failover(ctx context.Context) error {
 	}
 	stopLoad()
 	wg.Wait()
-	d.say("DISASTER at dc1 (%s): every server killed, its data root unreachable; load: %s", declared.Format("15:04:05.000"), rep.String())
+	d.say("DISASTER at dc1 (%s): every server and dc1's drover worker killed, its data root unreachable; load: %s", declared.Format("15:04:05.000"), rep.String())
 
-	id := switchoverID(d.p.Name)
-	run, err := startRun(ctx, d.st.client, id, d.p.Name, workflows.KindFailover, workflows.FailoverWorkflow,
+	id := contract.SwitchoverID(d.p.Name)
+	run, err := startRun(ctx, d.st.client, id, d.p.Name, contract.KindFailover, workflows.FailoverWorkflow,
 		workflows.FailoverInput{Plan: *d.p, DeclaredAt: declared})
 	if err != nil {
 		return err
@@ -379,7 +388,10 @@ func (d *demoStory) failback(ctx context.Context) error {
 	if err := d.l.RestoreSite("dc1"); err != nil {
 		return err
 	}
-	d.say("dc1 is back (its old data root returned; nothing runs there)")
+	if err := startSiteWorkers(ctx, d.g, d.st.client, d.l); err != nil {
+		return err
+	}
+	d.say("dc1 is back (its old data root returned, its drover worker started again; no server runs there)")
 	// Work at the new primary before failing back: it must come home too.
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -390,8 +402,8 @@ func (d *demoStory) failback(ctx context.Context) error {
 	wg.Wait()
 	d.say("orders at dc2 meanwhile: %s", rep.String())
 
-	id := switchoverID(d.p.Name)
-	run, err := startRun(ctx, d.st.client, id, d.p.Name, workflows.KindFailback, workflows.FailbackWorkflow, workflows.FailbackInput{Plan: *d.p})
+	id := contract.SwitchoverID(d.p.Name)
+	run, err := startRun(ctx, d.st.client, id, d.p.Name, contract.KindFailback, workflows.FailbackWorkflow, workflows.FailbackInput{Plan: *d.p})
 	if err != nil {
 		return err
 	}

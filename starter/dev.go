@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"go.uber.org/zap"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/lab"
-	"github.com/drover-dr/drover/workflows"
 )
 
 func init() { register(newDevCmd) }
@@ -42,11 +43,19 @@ func newDevCmd(g *Globals) *cobra.Command {
 						g.Logger().Warn("lab down", zap.Error(err))
 					}
 				}()
+				if err := startSiteWorkers(cmd.Context(), g, st.client, l); err != nil {
+					return err
+				}
 				fmt.Fprintf(g.Stdout, "Lab:               %s (DROVER_LAB_DIR), primary up; front door %s\n", l.Dir, l.Topo.FrontDoor.Addr())
+				fmt.Fprintf(g.Stdout, "Site workers:      one process per lab site (%s), logs under %s/sites/SITE/logs\n", strings.Join(l.Topo.SiteNames(), ", "), l.Dir)
 			}
 			fmt.Fprintf(g.Stdout, "Temporal frontend: %s (namespace %s)\n", st.server.FrontendAddress(), g.Namespace)
 			fmt.Fprintf(g.Stdout, "Web UI:            %s\n", st.server.UIURL())
-			fmt.Fprintf(g.Stdout, "Worker polling task queue %q. Press Ctrl-C to stop.\n", workflows.TaskQueue)
+			fmt.Fprintf(g.Stdout, "Orchestrator polling task queue %q", contract.OrchestratorQueue)
+			for _, site := range o.Sites {
+				fmt.Fprintf(g.Stdout, "; site %s on %q", site, contract.Queue(site))
+			}
+			fmt.Fprintln(g.Stdout, ". Press Ctrl-C to stop.")
 			<-cmd.Context().Done()
 			return nil
 		},
@@ -55,6 +64,7 @@ func newDevCmd(g *Globals) *cobra.Command {
 	cmd.Flags().IntVar(&o.Port, "port", 7233, "Temporal frontend port")
 	cmd.Flags().IntVar(&o.UIPort, "ui-port", 8233, "Web UI port")
 	cmd.Flags().StringVar(&o.DBFile, "db-file", "", "SQLite file to keep runs in (default: in memory)")
+	cmd.Flags().Var(placesFlag{&o.Sites}, "site", "also serve this site's steps in this process (repeat for several)")
 	cmd.Flags().StringVar(&labPlan, "lab-plan", "", "also bring up the lab from this plan (e.g. examples/plans/lab.yaml); the worker drives it")
 	cmd.Flags().StringVar(&labDir, "lab-dir", filepath.Join(".drover", "lab"), "the lab's directory (with --lab-plan)")
 	return cmd
@@ -89,4 +99,17 @@ func devLab(ctx context.Context, g *Globals, planFile, dir string) (*lab.Lab, er
 		return nil, err
 	}
 	return l, l.Up(ctx)
+}
+
+// placesFlag collects --site values as placements.
+type placesFlag struct{ places *[]contract.Placement }
+
+func (f placesFlag) String() string { return "" }
+func (f placesFlag) Type() string   { return "site" }
+func (f placesFlag) Set(v string) error {
+	if v == "" {
+		return fmt.Errorf("want a site name")
+	}
+	*f.places = append(*f.places, contract.Placement{Site: v})
+	return nil
 }

@@ -213,14 +213,18 @@ func newLabUpCmd(g *Globals) *cobra.Command {
 	var timeScale float64
 	var basePort int
 	var timeout time.Duration
+	var workers bool
 	cmd := &cobra.Command{
-		Use:   "up --plan FILE [--dir DIR]",
+		Use:   "up --plan FILE [--dir DIR] [--workers]",
 		Short: "Create the lab from a plan and start its primary site in order",
 		Long: `Creates the lab dir (topology, every site's installation manifest, the
 primary's profiles and databases), starts the front door and every server of
 the primary site in start-up order. The secondary and sandbox sites exist but
 run nothing and hold no data until drover restores them. Running up again
-starts whatever is stopped.`,
+starts whatever is stopped. With --workers, every site also gets its drover
+worker, a process of its own polling the site's queue at the Temporal of
+--address (drover lab disaster kills it with the site; restore-site starts it
+again).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if planFile == "" {
@@ -253,6 +257,16 @@ starts whatever is stopped.`,
 			if err := l.Up(ctx); err != nil {
 				return err
 			}
+			if workers {
+				c, err := g.Dial()
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				if err := startSiteWorkers(cmd.Context(), g, c, l); err != nil {
+					return err
+				}
+			}
 			st, err := l.StatusAll(cmd.Context())
 			if err != nil {
 				return err
@@ -270,6 +284,7 @@ starts whatever is stopped.`,
 	cmd.Flags().Float64Var(&timeScale, "time-scale", -1, "scale of realistic start-up times (1 = minutes; default: the plan's timeScale, else 0.05)")
 	cmd.Flags().IntVar(&basePort, "base-port", 0, "first port (default: the plan's basePort)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long the start may take")
+	cmd.Flags().BoolVar(&workers, "workers", false, "also start one drover worker process per site, against --address")
 	return cmd
 }
 
@@ -559,7 +574,7 @@ func newLabDisasterCmd(g *Globals) *cobra.Command {
 	var site string
 	cmd := labCmd(g, &cobra.Command{
 		Use:   "disaster --site NAME",
-		Short: "Destroy a site: kill every server there and make its data root unreachable",
+		Short: "Destroy a site: kill every server there and its drover worker, and make its data root unreachable",
 		Args:  cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if site == "" {
@@ -573,7 +588,7 @@ func newLabDisasterCmd(g *Globals) *cobra.Command {
 			return err
 		}
 		return labPrint(g, map[string]any{"site": site, "at": at}, func() {
-			fmt.Fprintf(g.Stdout, "site %s destroyed at %s: every server killed, data root unreachable\n", site, at.Format(time.RFC3339Nano))
+			fmt.Fprintf(g.Stdout, "site %s destroyed at %s: every server and its worker killed, data root unreachable\n", site, at.Format(time.RFC3339Nano))
 		})
 	})
 	cmd.Flags().StringVar(&site, "site", "", "the site to destroy")
@@ -581,17 +596,29 @@ func newLabDisasterCmd(g *Globals) *cobra.Command {
 }
 
 func newLabRestoreSiteCmd(g *Globals) *cobra.Command {
-	return labCmd(g, &cobra.Command{
-		Use:   "restore-site NAME",
-		Short: "Bring a destroyed site back with the data it had (nothing is started)",
+	var worker bool
+	cmd := labCmd(g, &cobra.Command{
+		Use:   "restore-site NAME [--worker]",
+		Short: "Bring a destroyed site back with the data it had (no server is started)",
 		Args:  cobra.ExactArgs(1),
 	}, func(cmd *cobra.Command, l *lab.Lab, args []string) error {
 		if err := l.RestoreSite(args[0]); err != nil {
 			return err
 		}
-		fmt.Fprintf(g.Stdout, "site %s is back (its servers are stopped)\n", args[0])
+		if worker {
+			argv, err := siteWorkerArgv(g, args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := l.StartWorker(args[0], argv); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(g.Stdout, "site %s is back (its servers are stopped; its worker runs: %v)\n", args[0], l.WorkerRunning(args[0]))
 		return nil
 	})
+	cmd.Flags().BoolVar(&worker, "worker", false, "start the site's drover worker again, against --address")
+	return cmd
 }
 
 func newLabRouteCmd(g *Globals) *cobra.Command {

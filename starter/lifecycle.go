@@ -20,14 +20,12 @@ import (
 
 	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/workflows"
 )
-
-func backupScheduleID(planName string) string   { return "drover/" + planName + "/backup-schedule" }
-func validateScheduleID(planName string) string { return "drover/" + planName + "/validate-schedule" }
 
 // scheduleMargin multiplies the longest recent backup: the interval leaves
 // room for a backup twice as slow as any seen lately.
@@ -39,7 +37,7 @@ const minInterval = 10 * time.Second
 // backupInterval applies the SAN seed's rule: the interval must be shorter
 // than the RPO minus the time a backup takes to capture and ship. The time
 // is the longest of the recent backups in the catalog, with a margin.
-func backupInterval(p *plan.Plan, stats activities.StatsResult) (time.Duration, string, error) {
+func backupInterval(p *plan.Plan, stats contract.StatsResult) (time.Duration, string, error) {
 	var took time.Duration
 	for _, d := range stats.RecentDurations {
 		took = max(took, d)
@@ -140,11 +138,11 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 	}
 	in := workflows.BackupInput{Plan: *p, Reason: "scheduled", Validate: p.Storage.Schedule.Validate == "every"}
 	err = ensureSchedule(ctx, c, client.ScheduleOptions{
-		ID:   backupScheduleID(p.Name),
+		ID:   contract.BackupScheduleID(p.Name),
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}},
 		Action: &client.ScheduleWorkflowAction{
-			ID: "drover/" + p.Name + "/backup", Workflow: workflows.BackupWorkflow, Args: []any{in},
-			TaskQueue: workflows.TaskQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, workflows.KindBackup),
+			ID: contract.BackupScheduleRunID(p.Name), Workflow: workflows.BackupWorkflow, Args: []any{in},
+			TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindBackup),
 		},
 		// A backup still running when the next is due is not doubled up.
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
@@ -154,11 +152,11 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 	}
 	if p.Storage.Schedule.Validate == "daily" && p.Sites.Sandbox != nil {
 		err = ensureSchedule(ctx, c, client.ScheduleOptions{
-			ID:   validateScheduleID(p.Name),
+			ID:   contract.ValidateScheduleID(p.Name),
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
 			Action: &client.ScheduleWorkflowAction{
-				ID: "drover/" + p.Name + "/validate", Workflow: workflows.ValidateWorkflow, Args: []any{workflows.ValidateInput{Plan: *p}},
-				TaskQueue: workflows.TaskQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, workflows.KindValidate),
+				ID: contract.ValidateScheduleRunID(p.Name), Workflow: workflows.ValidateWorkflow, Args: []any{workflows.ValidateInput{Plan: *p}},
+				TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindValidate),
 			},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		})
@@ -173,8 +171,8 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 // startMonitor starts the plan's RPO monitor unless it already runs.
 func startMonitor(ctx context.Context, c client.Client, p *plan.Plan) error {
 	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.MonitorID(p.Name), TaskQueue: workflows.TaskQueue,
-		TypedSearchAttributes:    workflows.StartSearchAttributes(p.Name, workflows.KindMonitor),
+		ID: contract.MonitorID(p.Name), TaskQueue: contract.OrchestratorQueue,
+		TypedSearchAttributes:    workflows.StartSearchAttributes(p.Name, contract.KindMonitor),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, workflows.RPOMonitorWorkflow, workflows.MonitorInput{Plan: *p})
 	return err
@@ -213,10 +211,10 @@ func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalo
 		}
 	}
 	acts := activities.New(builtin.Registry(g.Logger()), g.Logger())
-	ref := activities.StoreRef{Plan: p.Name, Settings: p.Storage.Store}
-	primary := activities.SiteRef{Role: "primary", Site: *p.Sites.Primary}
-	secondary := activities.SiteRef{Role: "secondary", Site: *p.Sites.Secondary}
-	res, err := acts.CompareInstallation(ctx, activities.InstallationInput{Store: ref, Reference: primary, Target: secondary})
+	ref := contract.StoreRef{Plan: p.Name, Settings: p.Storage.Store}
+	primary := contract.SiteRef{Role: "primary", Site: *p.Sites.Primary}
+	secondary := contract.SiteRef{Role: "secondary", Site: *p.Sites.Secondary}
+	res, err := acts.CompareInstallation(ctx, contract.InstallationInput{Store: ref, Reference: primary, Target: secondary})
 	switch {
 	case err != nil:
 		problems = append(problems, fmt.Sprintf("installation manifests: %v", err))
@@ -227,7 +225,7 @@ func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalo
 	default:
 		// Keep the primary's manifest in the store: a failover after the
 		// primary is lost compares against this copy.
-		if err := acts.RecordInstallation(ctx, activities.InstallationInput{Store: ref, Reference: primary}); err != nil {
+		if err := acts.RecordInstallation(ctx, contract.InstallationInput{Store: ref, Reference: primary}); err != nil {
 			problems = append(problems, fmt.Sprintf("record the primary's installation manifest: %v", err))
 		}
 	}
@@ -277,10 +275,10 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 			if err := startMonitor(ctx, c, p); err != nil {
 				return fmt.Errorf("start the RPO monitor: %w", err)
 			}
-			if _, err := st.Transition(p.Name, catalog.StateEnabled, "secondary", "RPO monitor "+workflows.MonitorID(p.Name), time.Now()); err != nil {
+			if _, err := st.Transition(p.Name, catalog.StateEnabled, "secondary", "RPO monitor "+contract.MonitorID(p.Name), time.Now()); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.Stdout, "plan %s: enabled as secondary (RPO monitor %s)\n", p.Name, workflows.MonitorID(p.Name))
+			fmt.Fprintf(g.Stdout, "plan %s: enabled as secondary (RPO monitor %s)\n", p.Name, contract.MonitorID(p.Name))
 			interval, why, err := scheduleBackups(ctx, g, c, p, st)
 			if err != nil {
 				return err
@@ -303,12 +301,12 @@ func newPlanDisableCmd(g *Globals) *cobra.Command {
 			}
 			defer c.Close()
 			var errs []error
-			for _, id := range []string{backupScheduleID(p.Name), validateScheduleID(p.Name)} {
+			for _, id := range []string{contract.BackupScheduleID(p.Name), contract.ValidateScheduleID(p.Name)} {
 				if err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx); err != nil && !isNotFound(err) {
 					errs = append(errs, fmt.Errorf("delete schedule %s: %w", id, err))
 				}
 			}
-			if err := c.CancelWorkflow(ctx, workflows.MonitorID(p.Name), ""); err != nil && !isNotFound(err) {
+			if err := c.CancelWorkflow(ctx, contract.MonitorID(p.Name), ""); err != nil && !isNotFound(err) {
 				errs = append(errs, fmt.Errorf("stop the RPO monitor: %w", err))
 			}
 			if err := errors.Join(errs...); err != nil {
@@ -348,14 +346,14 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 			out := planStatus{Plan: p.Name, Lifecycle: lc}
 			if c, err := g.Dial(); err == nil {
 				defer c.Close()
-				if d, err := c.ScheduleClient().GetHandle(ctx, backupScheduleID(p.Name)).Describe(ctx); err == nil {
-					out.Schedule = backupScheduleID(p.Name)
+				if d, err := c.ScheduleClient().GetHandle(ctx, contract.BackupScheduleID(p.Name)).Describe(ctx); err == nil {
+					out.Schedule = contract.BackupScheduleID(p.Name)
 					out.Paused = d.Schedule.State.Paused
 					if !out.Paused {
 						out.NextRuns = d.Info.NextActionTimes
 					}
 				}
-				if v, err := c.QueryWorkflow(ctx, workflows.MonitorID(p.Name), "", workflows.QueryRPO); err == nil {
+				if v, err := c.QueryWorkflow(ctx, contract.MonitorID(p.Name), "", contract.QueryRPO); err == nil {
 					var rpo workflows.RPOStatus
 					if v.Get(&rpo) == nil {
 						out.RPO = &rpo
@@ -375,11 +373,20 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 			}
 			slices.Sort(roles)
 			fmt.Fprintf(g.Stdout, "plan %s: %s (roles enabled: %v)\n", p.Name, out.Lifecycle.State, roles)
+			primary, why := out.Lifecycle.Primary, "recorded by the last failover or failback"
+			if primary == "" {
+				primary, why = siteName(p.Sites.Primary), "the plan's primary; no failover recorded"
+			}
+			fmt.Fprintf(g.Stdout, "primary site: %s (%s)\n", primary, why)
 			if out.Schedule != "" {
 				fmt.Fprintf(g.Stdout, "backup schedule %s paused=%v next=%v\n", out.Schedule, out.Paused, out.NextRuns)
 			}
 			if r := out.RPO; r != nil {
-				fmt.Fprintf(g.Stdout, "RPO %s: %s, newest valid point %s, age %s (breaches %d)\n", r.RPO, r.Status, r.PointID, r.Age.Round(time.Second), r.Breaches)
+				fmt.Fprintf(g.Stdout, "RPO %s: %s, the point a failover would use: %s (%s), age %s (breaches %d)\n", r.RPO, r.Status, r.PointID,
+					trustOr(r.Trust), r.Age.Round(time.Second), r.Breaches)
+				if r.ValidatedPointID != "" && r.ValidatedPointID != r.PointID {
+					fmt.Fprintf(g.Stdout, "newest validated point: %s, age %s\n", r.ValidatedPointID, r.ValidatedAge.Round(time.Second))
+				}
 			}
 			return nil
 		})
@@ -405,11 +412,25 @@ func newBackupScheduleCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.Stdout, "schedule %s: a backup every %s (%s), overlapping runs skipped\n", backupScheduleID(p.Name), interval, why)
+			fmt.Fprintf(g.Stdout, "schedule %s: a backup every %s (%s), overlapping runs skipped\n", contract.BackupScheduleID(p.Name), interval, why)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan file (required)")
 	_ = cmd.MarkFlagRequired("plan")
 	return cmd
+}
+
+func trustOr(trust string) string {
+	if trust == "" {
+		return "validated"
+	}
+	return trust
+}
+
+func siteName(s *plan.Site) string {
+	if s == nil {
+		return "?"
+	}
+	return s.Name
 }

@@ -71,6 +71,7 @@ type tierMember struct {
 	Role     plan.Role `json:"role"`
 	Product  string    `json:"product,omitempty"`
 	Optional bool      `json:"optional,omitempty"`
+	Host     string    `json:"host,omitempty"`
 }
 
 type shownTier struct {
@@ -117,6 +118,9 @@ func newPlanShowCmd(g *Globals) *cobra.Command {
 					if m.Optional {
 						what += ", optional"
 					}
+					if m.Host != "" {
+						what += ", on " + m.Host
+					}
 					parts[i] = fmt.Sprintf("%s (%s)", m.Name, what)
 				}
 				fmt.Fprintf(g.Stdout, "tier %d: %s\n", t.Index, strings.Join(parts, ", "))
@@ -160,7 +164,7 @@ func describePlanTiers(p *plan.Plan, tiers []plan.Tier) []shownTier {
 		out[i] = shownTier{Index: t.Index}
 		for _, name := range t.Components {
 			c, _ := p.Component(name)
-			out[i].Components = append(out[i].Components, tierMember{Name: name, Role: c.Role, Product: c.Product, Optional: c.Optional})
+			out[i].Components = append(out[i].Components, tierMember{Name: name, Role: c.Role, Product: c.Product, Optional: c.Optional, Host: c.Host})
 		}
 	}
 	return out

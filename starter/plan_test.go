@@ -49,7 +49,7 @@ func TestPlanValidateAcceptsTheGoldenPlan(t *testing.T) {
 	useFakePlanChecker(t)
 	code, out, errs := runDrover("plan", "validate", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
-	assert.Equal(t, goldenPlan+": OK: plan bpm-golden, 17 components in 10 tiers, 1 consistency group, 9 verification checks, 6 gates\n", out)
+	assert.Equal(t, goldenPlan+": OK: plan bpm-golden, 17 components in 10 tiers, 1 consistency group, 9 verification checks, 11 gates\n", out)
 
 	code, out, errs = runDrover("plan", "validate", "--output", "json", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
@@ -76,6 +76,7 @@ components:
     role: app
     driver: exek
     colour: blue
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 `
 	file := filepath.Join(t.TempDir(), "broken.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(src), 0o644))
@@ -87,7 +88,7 @@ components:
 		file+`:12: components[1].name: duplicate component name "db" (first at line 9)`+"\n"+
 		file+":12: components[1].product: required for role app: one of the plan's products (bpm)\n"+
 		file+`:14: components[1].driver: unknown middleware driver "exek" (known: exec)`+"\n"+
-		file+":15: components[1].colour: unknown field (known: after, driver, name, optional, product, readiness, role, settings, startTimeout)\n"+
+		file+":15: components[1].colour: unknown field (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)\n"+
 		"drover: "+file+": 6 problems\n", errs)
 
 	code, out, _ = runDrover("plan", "validate", "-o", "json", file)
@@ -143,16 +144,16 @@ func TestPlanShowPrintsTheSeedOrder(t *testing.T) {
 	code, out, errs := runDrover("plan", "show", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
 	assert.Equal(t, `plan bpm-golden (`+goldenPlan+`): rpo 15m0s, rto 4h0m0s, products bpm, monitor
-tier 1: db2 (database)
-tier 2: dmgr (dmgr)
-tier 3: nodeagent1 (nodeagent), nodeagent2 (nodeagent)
-tier 4: bpm-me1 (messaging/bpm), bpm-me2 (messaging/bpm)
-tier 5: bpm-support1 (support/bpm), bpm-support2 (support/bpm)
-tier 6: bpm-app1 (app/bpm), bpm-app2 (app/bpm)
-tier 7: mon-me1 (messaging/monitor), mon-me2 (messaging/monitor)
-tier 8: mon-support1 (support/monitor), mon-support2 (support/monitor)
-tier 9: mon-app1 (app/monitor), mon-app2 (app/monitor)
-tier 10: ihs (webserver)
+tier 1: db2 (database, on machine2)
+tier 2: dmgr (dmgr, on machine1)
+tier 3: nodeagent1 (nodeagent, on machine1), nodeagent2 (nodeagent, on machine2)
+tier 4: bpm-me1 (messaging/bpm, on machine1), bpm-me2 (messaging/bpm, on machine2)
+tier 5: bpm-support1 (support/bpm, on machine1), bpm-support2 (support/bpm, on machine2)
+tier 6: bpm-app1 (app/bpm, on machine1), bpm-app2 (app/bpm, on machine2)
+tier 7: mon-me1 (messaging/monitor, on machine1), mon-me2 (messaging/monitor, on machine2)
+tier 8: mon-support1 (support/monitor, on machine1), mon-support2 (support/monitor, on machine2)
+tier 9: mon-app1 (app/monitor, on machine1), mon-app2 (app/monitor, on machine2)
+tier 10: ihs (webserver, on machine1)
 `, out)
 }
 
@@ -171,8 +172,8 @@ func TestPlanShowJSON(t *testing.T) {
 	assert.Equal(t, "15m0s", doc.RPO)
 	require.Len(t, doc.Tiers, 10)
 	assert.Equal(t, shownTier{Index: 4, Components: []tierMember{
-		{Name: "bpm-me1", Role: plan.RoleMessaging, Product: "bpm"},
-		{Name: "bpm-me2", Role: plan.RoleMessaging, Product: "bpm"},
+		{Name: "bpm-me1", Role: plan.RoleMessaging, Product: "bpm", Host: "machine1"},
+		{Name: "bpm-me2", Role: plan.RoleMessaging, Product: "bpm", Host: "machine2"},
 	}}, doc.Tiers[3])
 	require.Len(t, doc.Stop, 10)
 	assert.Equal(t, "ihs", doc.Stop[0].Components[0].Name)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/workflows"
 )
@@ -21,8 +22,8 @@ func newPointsValidateCmd(g *Globals) *cobra.Command {
 			point := args[0]
 			var res workflows.ValidateResult
 			err := runFromPlan(cmd.Context(), g, f, runSpec{
-				kind: workflows.KindValidate,
-				id:   func(p *plan.Plan) string { return fmt.Sprintf("drover/%s/validate/%s", p.Name, point) },
+				kind: contract.KindValidate,
+				id:   func(p *plan.Plan) string { return contract.ValidateID(p.Name, point) },
 				wf:   workflows.ValidateWorkflow,
 				input: func(p *plan.Plan) (any, error) {
 					if p.Sites.Sandbox == nil {

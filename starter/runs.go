@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/approval"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/workflows"
 )
@@ -30,11 +30,6 @@ func init() {
 	register(newApproveCmd)
 	register(newStatusCmd)
 }
-
-// Workflow ids derive from the plan, so the server itself refuses a second
-// failover or failback of one plan while one runs.
-func switchoverID(planName string) string { return "drover/" + planName + "/switchover" }
-func drillID(planName string) string      { return "drover/" + planName + "/drill" }
 
 // runFlags are shared by commands that start a run.
 type runFlags struct {
@@ -53,7 +48,7 @@ func (f *runFlags) add(cmd *cobra.Command) {
 func startRun(ctx context.Context, c client.Client, id, planName, kind string, wf, in any) (client.WorkflowRun, error) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       id,
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                contract.OrchestratorQueue,
 		TypedSearchAttributes:    workflows.StartSearchAttributes(planName, kind),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -150,7 +145,7 @@ func quorumText(q int) string {
 // queryStatus asks a run for its status.
 func queryStatus(ctx context.Context, c client.Client, id string) (workflows.Status, error) {
 	var st workflows.Status
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, id, "", contract.QueryStatus)
 	if err != nil {
 		return st, err
 	}
@@ -218,7 +213,7 @@ func runFromPlan(ctx context.Context, g *Globals, f runFlags, spec runSpec) erro
 	return finishRun(ctx, g, c, run, f.watch, spec.result)
 }
 
-func switchoverOf(p *plan.Plan) string { return switchoverID(p.Name) }
+func switchoverOf(p *plan.Plan) string { return contract.SwitchoverID(p.Name) }
 
 func newFailoverCmd(g *Globals) *cobra.Command {
 	var f runFlags
@@ -233,12 +228,12 @@ func newFailoverCmd(g *Globals) *cobra.Command {
 				return BadInputf("failover: give exactly one of --planned or --unplanned")
 			}
 			return runFromPlan(cmd.Context(), g, f, runSpec{
-				kind: workflows.KindFailover, id: switchoverOf, wf: workflows.FailoverWorkflow,
+				kind: contract.KindFailover, id: switchoverOf, wf: workflows.FailoverWorkflow,
 				input: func(p *plan.Plan) (any, error) {
 					return workflows.FailoverInput{Plan: *p, Planned: planned, PointID: point}, nil
 				},
 				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
-					if running(ctx, c, drillID(p.Name)) {
+					if running(ctx, c, contract.DrillID(p.Name)) {
 						g.Logger().Warn("a drill of this plan is running; it uses the sandbox only and goes on")
 					}
 					return nil
@@ -262,7 +257,7 @@ func newFailbackCmd(g *Globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runFromPlan(cmd.Context(), g, f, runSpec{
-				kind: workflows.KindFailback, id: switchoverOf, wf: workflows.FailbackWorkflow,
+				kind: contract.KindFailback, id: switchoverOf, wf: workflows.FailbackWorkflow,
 				input:  func(p *plan.Plan) (any, error) { return workflows.FailbackInput{Plan: *p}, nil },
 				result: &workflows.FailbackResult{},
 			})
@@ -281,7 +276,7 @@ func newDrillCmd(g *Globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runFromPlan(cmd.Context(), g, f, runSpec{
-				kind: workflows.KindDrill, id: func(p *plan.Plan) string { return drillID(p.Name) }, wf: workflows.DrillWorkflow,
+				kind: contract.KindDrill, id: func(p *plan.Plan) string { return contract.DrillID(p.Name) }, wf: workflows.DrillWorkflow,
 				input: func(p *plan.Plan) (any, error) {
 					if p.Sites.Sandbox == nil {
 						return nil, BadInputf("%s: sites.sandbox: a drill needs an isolated sandbox site", f.plan)
@@ -289,8 +284,8 @@ func newDrillCmd(g *Globals) *cobra.Command {
 					return workflows.DrillInput{Plan: *p, PointID: point}, nil
 				},
 				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
-					if running(ctx, c, switchoverID(p.Name)) {
-						return BadInputf("drill of plan %s refused: a failover or failback (%s) is running", p.Name, switchoverID(p.Name))
+					if running(ctx, c, contract.SwitchoverID(p.Name)) {
+						return BadInputf("drill of plan %s refused: a failover or failback (%s) is running", p.Name, contract.SwitchoverID(p.Name))
 					}
 					return nil
 				},
@@ -323,10 +318,10 @@ func newBackupCmd(g *Globals) *cobra.Command {
 			defer c.Close()
 			in := workflows.BackupInput{Plan: *p, Reason: "manual", Validate: validate}
 			if full {
-				in.Mode = activities.ModeFull
+				in.Mode = contract.ModeFull
 			}
-			id := fmt.Sprintf("drover/%s/backup/%s", p.Name, time.Now().UTC().Format("20060102T150405.000"))
-			r, err := startRun(cmd.Context(), c, id, p.Name, workflows.KindBackup, workflows.BackupWorkflow, in)
+			id := contract.BackupID(p.Name, time.Now().UTC().Format("20060102T150405.000"))
+			r, err := startRun(cmd.Context(), c, id, p.Name, contract.KindBackup, workflows.BackupWorkflow, in)
 			if err != nil {
 				return err
 			}
@@ -361,12 +356,12 @@ func newApproveCmd(g *Globals) *cobra.Command {
 			if gate == "" || as == "" {
 				return BadInputf("approve: --gate and --as are required")
 			}
-			d := workflows.DecisionApprove
+			d := contract.DecisionApprove
 			switch {
 			case reject && decision != "":
 				return BadInputf("approve: give --reject or --decision, not both")
 			case reject:
-				d = workflows.DecisionReject
+				d = contract.DecisionReject
 			case decision != "":
 				d = decision
 			}
@@ -427,7 +422,7 @@ func approve(ctx context.Context, c client.Client, id string, ap workflows.Appro
 		}
 		payload = signed
 	}
-	if err := c.SignalWorkflow(ctx, target, "", workflows.SignalApprove, payload); err != nil {
+	if err := c.SignalWorkflow(ctx, target, "", contract.SignalApprove, payload); err != nil {
 		return approveResult{}, fmt.Errorf("signal %s: %w", target, err)
 	}
 	for {

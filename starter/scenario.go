@@ -15,12 +15,3 @@ func LabTopology(p *plan.Plan, basePort int, timeScale float64) (*lab.Topology, 
 	t, _, err := labTopology(p, basePort, timeScale)
 	return t, err
 }
-
-// BackupScheduleID is the id of a plan's Temporal Schedule of backups.
-func BackupScheduleID(planName string) string { return backupScheduleID(planName) }
-
-// SwitchoverID is the workflow id of a plan's failover or failback.
-func SwitchoverID(planName string) string { return switchoverID(planName) }
-
-// DrillID is the workflow id of a plan's drill.
-func DrillID(planName string) string { return drillID(planName) }

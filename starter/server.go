@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
-	"github.com/drover-dr/drover/workflows"
 )
 
 func init() { register(newServerCmd) }
@@ -102,7 +102,7 @@ func runServer(cmd *cobra.Command, g *Globals, f serverFlags) error {
 		IP: f.IP, Port: f.Port, HTTPPort: f.HTTPPort, UIPort: f.UIPort, DBFile: f.DBFile,
 		Namespace: g.Namespace,
 		// The attributes the workflows set, so runs filter in the UI.
-		SearchAttributes: workflows.SearchAttributes,
+		SearchAttributes: contract.SearchAttributes,
 		Logger:           log.Named("temporal"),
 	})
 	if err != nil {

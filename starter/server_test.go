@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/drover-dr/drover/workflows"
+	"github.com/drover-dr/drover/contract"
 )
 
 // syncBuffer is written by the command's goroutine and read by the test.
@@ -67,7 +67,7 @@ func TestServerCommandServesUntilCancelled(t *testing.T) {
 	sas, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: "drover-test"})
 	c.Close()
 	require.NoError(t, err)
-	for name, typ := range workflows.SearchAttributes {
+	for name, typ := range contract.SearchAttributes {
 		assert.Equal(t, typ, sas.GetCustomAttributes()[name], "search attribute %s", name)
 	}
 

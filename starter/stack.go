@@ -3,15 +3,17 @@ package starter
 import (
 	"context"
 	"fmt"
+	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers/builtin"
+	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/worker"
-	"github.com/drover-dr/drover/workflows"
 )
 
 // stackOptions configure the all-in-one stack of `drover dev` and `drover demo`.
@@ -20,14 +22,18 @@ type stackOptions struct {
 	Port   int
 	UIPort int
 	DBFile string
+	// Sites are served by workers in this process too (a one-machine
+	// stack); sites whose workers run as processes of their own (the lab's)
+	// are left out.
+	Sites []contract.Placement
 }
 
-// stack is an embedded Temporal server with its UI, a client, and a worker
-// polling drover's task queue, all in this process.
+// stack is an embedded Temporal server with its UI, a client, and the
+// orchestrator (and any in-process site workers), all in this process.
 type stack struct {
 	server *devserver.Server
 	client client.Client
-	worker sdkworker.Worker
+	worker *worker.Group
 	log    *zap.Logger
 }
 
@@ -36,7 +42,7 @@ func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error)
 	srv, err := devserver.Start(ctx, devserver.Options{
 		IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile,
 		Namespace:        g.Namespace,
-		SearchAttributes: workflows.SearchAttributes,
+		SearchAttributes: contract.SearchAttributes,
 		Logger:           log.Named("temporal"),
 	})
 	if err != nil {
@@ -50,7 +56,8 @@ func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error)
 		return nil, err
 	}
 	s.client = c
-	w, err := worker.New(c, worker.Options{Registry: builtin.Registry(log), Logger: log})
+	w, err := worker.New(c, worker.Options{Orchestrator: true, Sites: o.Sites, Registry: builtin.Registry(log), Logger: log,
+		PollerFreshness: devserver.PollerFreshness})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -75,6 +82,47 @@ func (s *stack) Close() {
 	if s.server != nil {
 		if err := s.server.Stop(); err != nil {
 			s.log.Warn("stop embedded Temporal", zap.Error(err))
+		}
+	}
+}
+
+// startSiteWorkers starts one drover worker process per lab site, each
+// placed at its site like a real site's worker (the lab kills it with the
+// site in a disaster), and waits until each polls its queue, so a run
+// started next finds them.
+func startSiteWorkers(ctx context.Context, g *Globals, c client.Client, l *lab.Lab) error {
+	for _, site := range l.Topo.SiteNames() {
+		argv, err := siteWorkerArgv(g, site)
+		if err != nil {
+			return err
+		}
+		if _, err := l.StartWorker(site, argv); err != nil {
+			return err
+		}
+	}
+	for _, site := range l.Topo.SiteNames() {
+		if err := waitPolling(ctx, c, contract.SiteQueue(site), 30*time.Second); err != nil {
+			return fmt.Errorf("the worker of site %s (log %s): %w", site, l.L.WorkerLog(site), err)
+		}
+	}
+	return nil
+}
+
+// waitPolling waits until a worker polls queue.
+func waitPolling(ctx context.Context, c client.Client, queue string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := c.DescribeTaskQueue(ctx, queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+		if err == nil && len(resp.GetPollers()) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no worker polls %s after %s", queue, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -34,6 +34,7 @@ components:
     product: shop
     driver: exec
     settings: {start: "true", stop: "true", status: "true"}
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 `
 
 func writePlan(t *testing.T, body string) string {

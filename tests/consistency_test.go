@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 )
 
@@ -74,8 +75,8 @@ func TestConsistencyGroupsMatter(t *testing.T) {
 	time.Sleep(3 * time.Second)
 
 	hot := withQuiesce(e.p, false)
-	hp := e.backup(ctx, hot, catalog.ModeFull, "hot")
-	assert.Equal(t, catalog.ConsistencyUnknown, hp.Consistency, "a capture without quiesce cannot vouch for one instant")
+	hp := e.backup(ctx, hot, contract.ModeFull, "hot")
+	assert.Equal(t, string(catalog.ConsistencyUnknown), hp.Consistency, "a capture without quiesce cannot vouch for one instant")
 	hv := e.validate(ctx, hot, hp.ID)
 	assert.False(t, hv.Valid, "a hot copy under load passed validation")
 	v, err := e.store.Validity(e.p.Name, hp.ID)
@@ -99,8 +100,8 @@ func TestConsistencyGroupsMatter(t *testing.T) {
 	assert.Contains(t, out, hp.ID+": invalid: "+v.Reason[:min(len(v.Reason), 40)])
 
 	// The same lab under the same load, captured quiesced.
-	qp := e.backup(ctx, withQuiesce(e.p, true), catalog.ModeFull, "quiesced")
-	assert.Equal(t, catalog.ConsistencyQuiesced, qp.Consistency)
+	qp := e.backup(ctx, withQuiesce(e.p, true), contract.ModeFull, "quiesced")
+	assert.Equal(t, string(catalog.ConsistencyQuiesced), qp.Consistency)
 	qv := e.validate(ctx, e.p, qp.ID)
 	rep := ld.stop()
 	t.Logf("load: %s", rep.String())
@@ -145,8 +146,8 @@ func TestBtrfsSnapshotPointValidates(t *testing.T) {
 
 	ld := e.startLoad(40)
 	time.Sleep(3 * time.Second)
-	sp := e.backup(ctx, e.p, catalog.ModeFull, "snapshot")
-	assert.Equal(t, catalog.ConsistencySnapshot, sp.Consistency)
+	sp := e.backup(ctx, e.p, contract.ModeFull, "snapshot")
+	assert.Equal(t, string(catalog.ConsistencySnapshot), sp.Consistency)
 	sv := e.validate(ctx, e.p, sp.ID)
 	rep := ld.stop()
 	t.Logf("load: %s", rep.String())

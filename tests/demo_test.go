@@ -18,8 +18,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
-	"github.com/drover-dr/drover/workflows"
 )
 
 // TestDemoEndToEnd runs `drover demo` as a user does, then reopens the
@@ -51,7 +51,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 
 	srv, err := devserver.Start(ctx, devserver.Options{DBFile: filepath.Join(dir, "temporal.db"), UIPort: -1,
-		SearchAttributes: workflows.SearchAttributes})
+		SearchAttributes: contract.SearchAttributes})
 	require.NoError(t, err)
 	defer srv.Stop()
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace()})

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/starter"
-	"github.com/drover-dr/drover/workflows"
 )
 
 // There is no Docker engine on the build machines, so the compose file is
@@ -80,7 +80,7 @@ func TestComposeRegistersDroverSearchAttributes(t *testing.T) {
 	require.True(t, ok)
 	script := cmd[0].(string)
 	var names []string
-	for name := range workflows.SearchAttributes {
+	for name := range contract.SearchAttributes {
 		names = append(names, name)
 	}
 	slices.Sort(names)

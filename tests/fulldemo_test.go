@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/report"
 	"github.com/drover-dr/drover/workflows"
 )
@@ -88,11 +89,11 @@ func TestFullDemo(t *testing.T) {
 		}
 		assert.True(t, recovered, "%s: no completed step recovering the in-flight work", r[1])
 		if i == 0 {
-			assert.Equal(t, workflows.KindFailover, rep.Kind)
+			assert.Equal(t, contract.KindFailover, rep.Kind)
 			assert.False(t, rep.Planned, "the failover after the disaster is unplanned")
 			assert.Equal(t, rpo, rep.RPO.Achieved.Round(time.Millisecond))
 		} else {
-			assert.Equal(t, workflows.KindFailback, rep.Kind)
+			assert.Equal(t, contract.KindFailback, rep.Kind)
 		}
 	}
 	assert.FileExists(t, filepath.Join(dir, "temporal.db"))

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
+	"github.com/drover-dr/drover/drivers/sitefs"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/report"
-	"github.com/drover-dr/drover/starter"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -35,11 +35,11 @@ func TestPlannedFailoverLosesNothing(t *testing.T) {
 
 	ld := e.startLoad(20)
 	time.Sleep(2 * time.Second)
-	older := e.backup(ctx, e.p, catalog.ModeFull, "before")
+	older := e.backup(ctx, e.p, contract.ModeFull, "before")
 	time.Sleep(2 * time.Second)
 
-	id := starter.SwitchoverID(e.p.Name)
-	run, err := e.start(ctx, id, workflows.KindFailover, workflows.FailoverWorkflow,
+	id := contract.SwitchoverID(e.p.Name)
+	run, err := e.start(ctx, id, contract.KindFailover, workflows.FailoverWorkflow,
 		workflows.FailoverInput{Plan: *e.p, Planned: true})
 	require.NoError(t, err)
 	actx, stopApprover := context.WithCancel(ctx)
@@ -111,7 +111,7 @@ func TestDrillLeavesPrimaryUntouched(t *testing.T) {
 	// A valid point to drill: taken and validated before the load starts.
 	warm := e.startLoad(20)
 	time.Sleep(2 * time.Second)
-	pt := e.backup(ctx, e.p, catalog.ModeFull, "drill")
+	pt := e.backup(ctx, e.p, contract.ModeFull, "drill")
 	warm.stop()
 	v := e.validate(ctx, e.p, pt.ID)
 	require.True(t, v.Valid, "point %s: %s", pt.ID, v.Reason)
@@ -122,9 +122,9 @@ func TestDrillLeavesPrimaryUntouched(t *testing.T) {
 	time.Sleep(time.Second)
 
 	var res workflows.DrillResult
-	id := starter.DrillID(e.p.Name)
+	id := contract.DrillID(e.p.Name)
 	begin := time.Now()
-	err := e.run(ctx, id, workflows.KindDrill, workflows.DrillWorkflow, workflows.DrillInput{Plan: *e.p}, &res)
+	err := e.run(ctx, id, contract.KindDrill, workflows.DrillWorkflow, workflows.DrillInput{Plan: *e.p}, &res)
 	took := time.Since(begin)
 	time.Sleep(time.Second)
 	rep := ld.stop()
@@ -158,7 +158,9 @@ func TestDrillLeavesPrimaryUntouched(t *testing.T) {
 	if err == nil {
 		var names []string
 		for _, ent := range entries {
-			names = append(names, ent.Name())
+			if ent.Name() != sitefs.MarkerFile {
+				names = append(names, ent.Name())
+			}
 		}
 		assert.Empty(t, names, "sandbox data root %s still holds data", e.l.L.DataRoot("sandbox"))
 	} else {

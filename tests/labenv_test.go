@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,13 +17,13 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/examples/plans"
@@ -50,6 +51,9 @@ type labEnv struct {
 	srv      *devserver.Server
 	c        client.Client
 	store    *catalog.Store
+	// worker is the orchestrator (and the sites, unless they run as
+	// processes of their own).
+	worker *worker.Group
 }
 
 type envOptions struct {
@@ -62,6 +66,10 @@ type envOptions struct {
 	labDir string
 	// edit changes the plan's YAML before it is loaded.
 	edit func(string) string
+	// siteWorkers runs each site's worker as a process of its own (drover
+	// worker --site SITE), started and killed with its site by the lab;
+	// otherwise this process serves every site beside the orchestrator.
+	siteWorkers bool
 }
 
 // testTimeScale keeps the lab's start-up order and proportions while
@@ -113,7 +121,7 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	e.srv, err = devserver.Start(ctx, devserver.Options{UIPort: -1, SearchAttributes: workflows.SearchAttributes})
+	e.srv, err = devserver.Start(ctx, devserver.Options{UIPort: -1, SearchAttributes: contract.SearchAttributes})
 	require.NoError(t, err)
 	e.c, err = client.Dial(client.Options{HostPort: e.srv.FrontendAddress(), Namespace: e.srv.Namespace(),
 		Logger: worker.NewSDKLogger(e.log)})
@@ -121,9 +129,15 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 		_ = e.srv.Stop()
 		t.Fatal(err)
 	}
-	w, err := worker.New(e.c, worker.Options{Registry: builtin.Registry(e.log), Logger: e.log})
+	places := starter.PlanPlaces(p)
+	if o.siteWorkers {
+		places = nil
+	}
+	w, err := worker.New(e.c, worker.Options{Orchestrator: true, Sites: places, Registry: builtin.Registry(e.log), Logger: e.log,
+		PollerFreshness: devserver.PollerFreshness})
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
+	e.worker = w
 
 	base, err := lab.FreeBasePort(len(p.Components) + 1)
 	require.NoError(t, err)
@@ -134,10 +148,24 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 	// Stop the worker first (no activity starts a server after the lab
 	// is down), then the lab, then Temporal.
 	t.Cleanup(func() { e.teardown(w) })
+	if o.siteWorkers {
+		for _, site := range topo.SiteNames() {
+			e.startSiteWorker(site)
+		}
+	}
 	return e
 }
 
-func (e *labEnv) teardown(w sdkworker.Worker) {
+// startSiteWorker starts site's drover worker as a process, as a real
+// site runs it.
+func (e *labEnv) startSiteWorker(site string) {
+	e.t.Helper()
+	_, err := e.l.StartWorker(site, []string{droverBin, "worker", "--site", site, "--address", e.srv.FrontendAddress(),
+		"--namespace", e.srv.Namespace(), "--log-level", "warn"})
+	require.NoError(e.t, err)
+}
+
+func (e *labEnv) teardown(w *worker.Group) {
 	if e.t.Failed() {
 		e.dumpLogs()
 	}
@@ -210,7 +238,7 @@ func (e *labEnv) run(ctx context.Context, id, kind string, wf, in, out any) erro
 
 func (e *labEnv) start(ctx context.Context, id, kind string, wf, in any) (client.WorkflowRun, error) {
 	return e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: workflows.TaskQueue,
+		ID: id, TaskQueue: contract.OrchestratorQueue,
 		TypedSearchAttributes:    workflows.StartSearchAttributes(e.p.Name, kind),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 	}, wf, in)
@@ -218,11 +246,11 @@ func (e *labEnv) start(ctx context.Context, id, kind string, wf, in any) (client
 
 // backup takes one point now with the given plan (a copy of the test's
 // plan may change its groups) and returns it as the catalog lists it.
-func (e *labEnv) backup(ctx context.Context, p *plan.Plan, mode catalog.Mode, tag string) catalog.Point {
+func (e *labEnv) backup(ctx context.Context, p *plan.Plan, mode contract.Mode, tag string) contract.Point {
 	e.t.Helper()
 	var res workflows.BackupResult
 	id := fmt.Sprintf("drover/%s/backup/%s-%d", p.Name, tag, time.Now().UnixNano())
-	require.NoError(e.t, e.run(ctx, id, workflows.KindBackup, workflows.BackupWorkflow,
+	require.NoError(e.t, e.run(ctx, id, contract.KindBackup, workflows.BackupWorkflow,
 		workflows.BackupInput{Plan: *p, Mode: mode, Reason: "manual"}, &res), "backup %s", tag)
 	e.t.Logf("backup %s: point %s (%s, %s, %d bytes, captured %s)", tag, res.Point.ID, res.Point.Mode, res.Point.Consistency,
 		res.Point.Size, res.Point.Instant.Format("15:04:05.000"))
@@ -235,7 +263,7 @@ func (e *labEnv) validate(ctx context.Context, p *plan.Plan, pointID string) wor
 	var res workflows.ValidateResult
 	begin := time.Now()
 	id := fmt.Sprintf("drover/%s/validate/%s", p.Name, pointID)
-	require.NoError(e.t, e.run(ctx, id, workflows.KindValidate, workflows.ValidateWorkflow,
+	require.NoError(e.t, e.run(ctx, id, contract.KindValidate, workflows.ValidateWorkflow,
 		workflows.ValidateInput{Plan: *p, PointID: pointID}, &res), "validate %s", pointID)
 	e.t.Logf("validate %s in %s: valid=%v %s", pointID, time.Since(begin).Round(time.Millisecond), res.Valid, res.Reason)
 	for _, lv := range res.Verify.Levels {
@@ -309,9 +337,9 @@ func (e *labEnv) autoApprove(ctx context.Context, id string) <-chan []string {
 					if g.Outcome != workflows.OutcomePending {
 						continue
 					}
-					decision := workflows.DecisionApprove
-					if g.Name == workflows.GateStartFailed {
-						decision = workflows.DecisionRetry
+					decision := contract.DecisionApprove
+					if !slices.Contains(g.Options, decision) {
+						decision = contract.DecisionRetry
 					}
 					for i := 0; i < g.Quorum && i < len(g.Approvers); i++ {
 						key := target + "/" + g.Name + "/" + g.Opened.String() + "/" + g.Approvers[i]
@@ -319,7 +347,7 @@ func (e *labEnv) autoApprove(ctx context.Context, id string) <-chan []string {
 							continue
 						}
 						seen[key] = true
-						err := e.c.SignalWorkflow(ctx, target, "", workflows.SignalApprove, workflows.Approval{
+						err := e.c.SignalWorkflow(ctx, target, "", contract.SignalApprove, workflows.Approval{
 							Gate: g.Name, Approver: g.Approvers[i], Decision: decision, Comment: "approved by the end-to-end test"})
 						if err == nil {
 							approved = append(approved, g.Name+" by "+g.Approvers[i])
@@ -334,7 +362,7 @@ func (e *labEnv) autoApprove(ctx context.Context, id string) <-chan []string {
 
 func queryStatus(ctx context.Context, c client.Client, id string) (workflows.Status, error) {
 	var st workflows.Status
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, id, "", contract.QueryStatus)
 	if err != nil {
 		return st, err
 	}

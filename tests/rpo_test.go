@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/catalog"
-	"github.com/drover-dr/drover/starter"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -43,7 +43,7 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	// The schedule is paused, then runs once on demand (as `temporal
 	// schedule trigger` does), and never again.
 	ld := e.startLoad(10)
-	sched := e.c.ScheduleClient().GetHandle(ctx, starter.BackupScheduleID(e.p.Name))
+	sched := e.c.ScheduleClient().GetHandle(ctx, contract.BackupScheduleID(e.p.Name))
 	require.NoError(t, sched.Pause(ctx, client.SchedulePauseOptions{Note: "end-to-end test: let the RPO lapse"}))
 	desc, err := sched.Describe(ctx)
 	require.NoError(t, err)
@@ -77,14 +77,14 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	var st workflows.RPOStatus
 	sawOK := false
 	require.Eventually(t, func() bool {
-		v, err := e.c.QueryWorkflow(ctx, workflows.MonitorID(e.p.Name), "", workflows.QueryRPO)
+		v, err := e.c.QueryWorkflow(ctx, contract.MonitorID(e.p.Name), "", contract.QueryRPO)
 		if err != nil || v.Get(&st) != nil {
 			return false
 		}
-		if st.Status == workflows.RPOOk && st.PointID == pt.ID {
+		if st.Status == contract.RPOOk && st.PointID == pt.ID {
 			sawOK = true
 		}
-		return st.Status == workflows.RPOBreached
+		return st.Status == contract.RPOBreached
 	}, rpo+time.Minute, time.Second, "the RPO monitor never reported the breach: %+v", st)
 	t.Logf("RPO monitor: %+v", st)
 	assert.True(t, sawOK, "the monitor reported ok while the point was fresh")
@@ -95,13 +95,13 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	assert.False(t, st.BreachedSince.Before(pt.Instant.Add(rpo)), "breach reported before the RPO passed")
 
 	// The Web UI's list filters on the search attribute.
-	query := fmt.Sprintf(`WorkflowId = %q AND DroverRPOStatus = "breached"`, workflows.MonitorID(e.p.Name))
+	query := fmt.Sprintf(`WorkflowId = %q AND DroverRPOStatus = "breached"`, contract.MonitorID(e.p.Name))
 	require.Eventually(t, func() bool {
 		resp, err := e.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: e.srv.Namespace(), Query: query})
 		return err == nil && len(resp.Executions) == 1
 	}, 30*time.Second, 250*time.Millisecond, "no run found by %s", query)
 
-	alerts := e.logs.FilterMessage("ALERT: RPO breached").FilterField(zap.String("status", workflows.RPOBreached)).Len()
+	alerts := e.logs.FilterMessage("ALERT: RPO breached").FilterField(zap.String("status", contract.RPOBreached)).Len()
 	assert.Positive(t, alerts, "no alert logged for the breach")
 
 	desc, err = sched.Describe(ctx)

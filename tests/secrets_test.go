@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/workflows"
@@ -117,7 +118,7 @@ external:
 	defer c.Close()
 	id := "drover/lab/switchover"
 	require.Eventually(t, func() bool {
-		v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+		v, err := c.QueryWorkflow(ctx, id, "", contract.QueryStatus)
 		if err != nil {
 			return false
 		}

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 )
 
@@ -19,13 +19,15 @@ import (
 type BackupInput struct {
 	Plan plan.Plan `json:"plan"`
 	// Site is where the data is; the primary when empty.
-	Site *activities.SiteRef `json:"site,omitempty"`
-	// Store overrides the plan's storage.store (failback ships to the
-	// primary's store).
-	Store plan.Settings `json:"store,omitempty"`
+	Site *contract.SiteRef `json:"site,omitempty"`
+	// Store overrides the plan's storage.store, and StoreAt where it is
+	// (after a failover the schedule backs the new primary up into the
+	// plan's reverse store).
+	Store   plan.Settings  `json:"store,omitempty"`
+	StoreAt plan.StoreSite `json:"storeAt,omitzero"`
 	// Mode is full or cumulative; empty lets the preflight decide by the
 	// plan's schedule.
-	Mode activities.Mode `json:"mode,omitempty"`
+	Mode contract.Mode `json:"mode,omitempty"`
 	// Reason is why the point is taken: scheduled, manual, invocation.
 	Reason string `json:"reason,omitempty"`
 	// Validate validates the new point in the sandbox afterwards.
@@ -38,10 +40,10 @@ type BackupInput struct {
 
 // BackupResult is the committed point and what retention did.
 type BackupResult struct {
-	Point     activities.Point            `json:"point"`
-	Preflight activities.PreflightResult  `json:"preflight"`
-	Groups    []activities.GroupResult    `json:"groups"`
-	Retention *activities.RetentionResult `json:"retention,omitempty"`
+	Point     contract.Point            `json:"point"`
+	Preflight contract.PreflightResult  `json:"preflight"`
+	Groups    []contract.GroupResult    `json:"groups"`
+	Retention *contract.RetentionResult `json:"retention,omitempty"`
 	// Validation is the id of the validation run started for the point.
 	Validation string `json:"validation,omitempty"`
 }
@@ -63,8 +65,8 @@ func storageOptions(ctx workflow.Context) workflow.Context {
 			BackoffCoefficient: 2,
 			MaximumInterval:    time.Minute,
 			MaximumAttempts:    3,
-			NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeStoreFull,
-				activities.ErrTypeCorrupt, activities.ErrTypeNoPoint, activities.ErrTypeQuiesce},
+			NonRetryableErrorTypes: []string{contract.ErrTypeBadSettings, contract.ErrTypeStoreFull,
+				contract.ErrTypeCorrupt, contract.ErrTypeNoPoint, contract.ErrTypeQuiesce},
 		},
 	})
 }
@@ -84,8 +86,8 @@ func shortRetry(attempts int32) *temporal.RetryPolicy {
 		BackoffCoefficient: 2,
 		MaximumInterval:    30 * time.Second,
 		MaximumAttempts:    attempts,
-		NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeStoreFull,
-			activities.ErrTypeCorrupt, activities.ErrTypeNoPoint, activities.ErrTypeQuiesce},
+		NonRetryableErrorTypes: []string{contract.ErrTypeBadSettings, contract.ErrTypeStoreFull,
+			contract.ErrTypeCorrupt, contract.ErrTypeNoPoint, contract.ErrTypeQuiesce},
 	}
 }
 
@@ -100,15 +102,15 @@ func PointID(ctx workflow.Context) string {
 	return fmt.Sprintf("%s-%06x", info.WorkflowStartTime.UTC().Format("20060102T150405Z"), h.Sum64()&0xffffff)
 }
 
-func storeRef(p *plan.Plan, override plan.Settings) activities.StoreRef {
+func storeRef(p *plan.Plan, override plan.Settings) contract.StoreRef {
 	s := p.Storage.Store
 	if len(override) > 0 {
 		s = override
 	}
-	return activities.StoreRef{Plan: p.Name, Settings: s}
+	return contract.StoreRef{Plan: p.Name, Settings: s, At: storeAt(p)}
 }
 
-func siteRef(p *plan.Plan, role string) activities.SiteRef {
+func siteRef(p *plan.Plan, role string) contract.SiteRef {
 	var s *plan.Site
 	switch role {
 	case "primary":
@@ -119,9 +121,9 @@ func siteRef(p *plan.Plan, role string) activities.SiteRef {
 		s = p.Sites.Sandbox
 	}
 	if s == nil {
-		return activities.SiteRef{Role: role}
+		return contract.SiteRef{Role: role}
 	}
-	return activities.SiteRef{Role: role, Site: *s}
+	return contract.SiteRef{Role: role, Site: *s}
 }
 
 // BackupWorkflow takes one consistent recovery point: preflight (store
@@ -130,7 +132,7 @@ func siteRef(p *plan.Plan, role string) activities.SiteRef {
 // destination → record the point → apply retention. A backup that fails
 // leaves no point behind: its staging is removed.
 func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) {
-	r, err := newRun(ctx, KindBackup, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindBackup, in.Plan.Name)
 	if err != nil {
 		return BackupResult{}, err
 	}
@@ -145,9 +147,12 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 		site = *in.Site
 	}
 	store := storeRef(p, in.Store)
+	if in.StoreAt.Site != "" {
+		store.At = placementOf(p, in.StoreAt)
+	}
 	groups := p.Storage.Groups
 	if len(groups) == 0 {
-		return res, temporal.NewNonRetryableApplicationError("plan "+p.Name+" has no storage groups to back up", "BadPlan", nil)
+		return res, temporal.NewNonRetryableApplicationError("plan "+p.Name+" has no storage groups to back up", contract.ErrTypeBadPlan, nil)
 	}
 	id := PointID(ctx)
 	started := workflow.Now(ctx)
@@ -159,7 +164,7 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	// Preflight: nothing is written until it passes.
 	r.phase(ctx, "preflight")
 	step := r.begin(ctx, "preflight")
-	err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.PreflightBackup, activities.PreflightInput{
+	err := r.act(shortOptions(ctx, 5*time.Minute, 3), siteAt(site), contract.PreflightBackup, contract.PreflightInput{
 		Store: store, Site: site, Groups: groups, Mode: in.Mode, FullEvery: fullEvery, Now: started,
 	}).Get(ctx, &res.Preflight)
 	if err != nil {
@@ -183,7 +188,7 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	for i, g := range groups {
 		names[i] = g.Name
 	}
-	err = workflow.ExecuteActivity(shortOptions(ctx, 10*time.Minute, 5), a.CommitPoint, activities.CommitInput{
+	err = r.act(shortOptions(ctx, 10*time.Minute, 5), store.At, contract.CommitPoint, contract.CommitInput{
 		Store: store, PointID: id, Mode: res.Preflight.Mode, BaseID: res.Preflight.BaseID,
 		Started: started, Ended: workflow.Now(ctx), Groups: names,
 	}).Get(ctx, &res.Point)
@@ -199,8 +204,8 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	// happens to old ones.
 	r.phase(ctx, "retention")
 	step = r.begin(ctx, "retention")
-	var ret activities.RetentionResult
-	if err := workflow.ExecuteActivity(shortOptions(ctx, 30*time.Minute, 3), a.ApplyRetention, activities.RetentionInput{
+	var ret contract.RetentionResult
+	if err := r.act(shortOptions(ctx, 30*time.Minute, 3), siteAt(site), contract.ApplyRetention, contract.RetentionInput{
 		Store: store, Site: site, Groups: groups,
 	}).Get(ctx, &ret); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
@@ -218,7 +223,7 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 
 // captureAndShip holds the quiesce window around the captures only, and
 // resumes writes whatever happens to them.
-func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, store activities.StoreRef, id string, pre activities.PreflightResult, cold bool) ([]activities.GroupResult, error) {
+func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, store contract.StoreRef, id string, pre contract.PreflightResult, cold bool) ([]contract.GroupResult, error) {
 	groups := p.Storage.Groups
 	quiesced := quiesceTargets(p)
 	if cold {
@@ -227,17 +232,19 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.
 
 	r.phase(ctx, "quiesce")
 	paused, qerr := forEachComponent(ctx, r, quiesced, "quiesce", func(ctx workflow.Context, c plan.Component) workflow.Future {
-		return workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.QuiesceComponent,
-			activities.ComponentInput{Plan: p.Name, Site: site, Component: c})
+		where, host := componentAt(site, c)
+		return r.act(shortOptions(ctx, 5*time.Minute, 3), where, contract.QuiesceComponent,
+			contract.ComponentInput{Plan: p.Name, Site: site, Host: host, Component: c})
 	})
 
-	var results []activities.GroupResult
+	var results []contract.GroupResult
 	var cerr error
 	if qerr == nil {
 		r.phase(ctx, "capture")
 		results, cerr = forEachGroup(ctx, r, groups, "capture", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
-			return workflow.ExecuteActivity(storageOptions(ctx), a.CaptureGroup, activities.GroupInput{
-				Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID,
+			where, host := groupAt(site, g)
+			return r.act(storageOptions(ctx), where, contract.CaptureGroup, contract.GroupInput{
+				Store: store, PointID: id, Site: site, Host: host, Group: g, Mode: pre.Mode, BaseID: pre.BaseID,
 				Quiesced: g.Quiesce || cold,
 			})
 		})
@@ -249,8 +256,9 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.
 		r.phase(ctx, "resume")
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		if _, err := forEachComponent(dctx, r, paused, "resume", func(ctx workflow.Context, c plan.Component) workflow.Future {
-			return workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 10), a.ResumeComponent,
-				activities.ComponentInput{Plan: p.Name, Site: site, Component: c})
+			where, host := componentAt(site, c)
+			return r.act(shortOptions(ctx, 5*time.Minute, 10), where, contract.ResumeComponent,
+				contract.ComponentInput{Plan: p.Name, Site: site, Host: host, Component: c})
 		}); err != nil {
 			return results, fmt.Errorf("resume writes after capture: %w", err)
 		}
@@ -264,8 +272,9 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.
 
 	r.phase(ctx, "ship")
 	if _, err := forEachGroup(ctx, r, groups, "ship", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
-		return workflow.ExecuteActivity(storageOptions(ctx), a.ShipGroup, activities.GroupInput{
-			Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID, Quiesced: g.Quiesce || cold,
+		where, host := groupAt(site, g)
+		return r.act(storageOptions(ctx), where, contract.ShipGroup, contract.GroupInput{
+			Store: store, PointID: id, Site: site, Host: host, Group: g, Mode: pre.Mode, BaseID: pre.BaseID, Quiesced: g.Quiesce || cold,
 		})
 	}); err != nil {
 		return results, fmt.Errorf("ship: %w", err)
@@ -275,13 +284,14 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.
 	step := r.begin(ctx, "verify point at destination")
 	futures := make([]workflow.Future, len(groups))
 	for i, g := range groups {
-		futures[i] = workflow.ExecuteActivity(storageOptions(ctx), a.VerifyGroup, activities.GroupInput{
+		// Verified where the store is: what was shipped, read back there.
+		futures[i] = r.act(storageOptions(ctx), store.At, contract.VerifyGroup, contract.GroupInput{
 			Store: store, PointID: id, Site: site, Group: g, Mode: pre.Mode, BaseID: pre.BaseID,
 		})
 	}
 	var bad []string
 	for i, f := range futures {
-		var v activities.GroupVerify
+		var v contract.GroupVerify
 		if err := f.Get(ctx, &v); err != nil {
 			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 			return results, fmt.Errorf("verify group %s: %w", groups[i].Name, err)
@@ -293,7 +303,7 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site activities.
 	if len(bad) > 0 {
 		detail := strings.Join(bad, "; ")
 		r.end(ctx, step, OutcomeFailed, 1, detail)
-		return results, temporal.NewNonRetryableApplicationError("point "+id+" does not match its checksums at the destination: "+detail, activities.ErrTypeCorrupt, nil)
+		return results, temporal.NewNonRetryableApplicationError("point "+id+" does not match its checksums at the destination: "+detail, contract.ErrTypeCorrupt, nil)
 	}
 	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d groups verified", len(groups)))
 	return results, nil
@@ -341,26 +351,28 @@ func forEachComponent(ctx workflow.Context, r *run, cs []plan.Component, verb st
 	var done []plan.Component
 	var errs []error
 	for i, f := range futures {
-		var sr activities.StepResult
+		var sr contract.StepResult
 		if err := f.Get(ctx, &sr); err != nil {
 			r.end(ctx, steps[i], OutcomeFailed, 1, rootMessage(err))
 			errs = append(errs, fmt.Errorf("%s %s: %w", verb, cs[i].Name, err))
 			continue
 		}
 		r.end(ctx, steps[i], OutcomeOK, sr.Attempt, sr.Evidence.Action)
+		r.ranAt(steps[i], sr.Ran)
+		r.output(steps[i], sr.Evidence)
 		done = append(done, cs[i])
 	}
 	return done, errors.Join(errs...)
 }
 
-func forEachGroup(ctx workflow.Context, r *run, gs []plan.ConsistencyGroup, verb string, run func(workflow.Context, plan.ConsistencyGroup) workflow.Future) ([]activities.GroupResult, error) {
+func forEachGroup(ctx workflow.Context, r *run, gs []plan.ConsistencyGroup, verb string, run func(workflow.Context, plan.ConsistencyGroup) workflow.Future) ([]contract.GroupResult, error) {
 	futures := make([]workflow.Future, len(gs))
 	steps := make([]int, len(gs))
 	for i, g := range gs {
 		steps[i] = r.begin(ctx, verb+" group "+g.Name)
 		futures[i] = run(ctx, g)
 	}
-	out := make([]activities.GroupResult, len(gs))
+	out := make([]contract.GroupResult, len(gs))
 	var errs []error
 	for i, f := range futures {
 		if err := f.Get(ctx, &out[i]); err != nil {
@@ -369,16 +381,18 @@ func forEachGroup(ctx workflow.Context, r *run, gs []plan.ConsistencyGroup, verb
 			continue
 		}
 		r.end(ctx, steps[i], OutcomeOK, 1, fmt.Sprintf("%d bytes, %d files", out[i].Bytes, out[i].Files))
+		r.ranAt(steps[i], out[i].Ran)
+		r.output(steps[i], out[i].Evidence)
 	}
 	return out, errors.Join(errs...)
 }
 
 // abandon removes what a failed backup staged; it runs even when the
 // backup is cancelled.
-func abandon(ctx workflow.Context, r *run, store activities.StoreRef, id string, site activities.SiteRef, groups []plan.ConsistencyGroup) {
+func abandon(ctx workflow.Context, r *run, store contract.StoreRef, id string, site contract.SiteRef, groups []plan.ConsistencyGroup) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	step := r.begin(dctx, "abandon point "+id)
-	err := workflow.ExecuteActivity(shortOptions(dctx, 30*time.Minute, 5), a.AbandonPoint, activities.AbandonInput{
+	err := r.act(shortOptions(dctx, 30*time.Minute, 5), siteAt(site), contract.AbandonPoint, contract.AbandonInput{
 		Store: store, PointID: id, Site: site, Groups: groups,
 	}).Get(dctx, nil)
 	if err != nil {
@@ -391,8 +405,8 @@ func abandon(ctx workflow.Context, r *run, store activities.StoreRef, id string,
 // startValidation starts a validation run for a new point and does not wait:
 // the point is recorded; its validity follows.
 func startValidation(ctx workflow.Context, r *run, p plan.Plan, pointID string) string {
-	id := fmt.Sprintf("drover/%s/validate/%s", p.Name, pointID)
-	opts := r.childOptions(ctx, id, KindValidate)
+	id := contract.ValidateID(p.Name, pointID)
+	opts := r.childOptions(ctx, id, contract.KindValidate)
 	opts.ParentClosePolicy = 2 // abandon: the validation outlives the backup
 	cctx := workflow.WithChildOptions(ctx, opts)
 	f := workflow.ExecuteChildWorkflow(cctx, ValidateWorkflow, ValidateInput{Plan: p, PointID: pointID})

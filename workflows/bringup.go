@@ -5,14 +5,14 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 )
 
 // BringUpInput asks to start a site and verify it.
 type BringUpInput struct {
-	Plan plan.Plan          `json:"plan"`
-	Site activities.SiteRef `json:"site"`
+	Plan plan.Plan        `json:"plan"`
+	Site contract.SiteRef `json:"site"`
 }
 
 // BringUpResult holds the restart and the verification.
@@ -25,7 +25,7 @@ type BringUpResult struct {
 // levels, each as a child workflow so the Web UI shows them apart. It is the
 // tail of every failover, failback and drill, and runs alone for a cold start.
 func BringUpWorkflow(ctx workflow.Context, in BringUpInput) (BringUpResult, error) {
-	r, err := newRun(ctx, KindBringUp, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindBringUp, in.Plan.Name)
 	if err != nil {
 		return BringUpResult{}, err
 	}
@@ -34,7 +34,7 @@ func BringUpWorkflow(ctx workflow.Context, in BringUpInput) (BringUpResult, erro
 
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+in.Site.Site.Name)
-	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id+"/restart", KindRestart))
+	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id+"/restart", contract.KindRestart))
 	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: in.Plan, Site: in.Site}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		r.phase(ctx, "failed")
@@ -44,7 +44,7 @@ func BringUpWorkflow(ctx workflow.Context, in BringUpInput) (BringUpResult, erro
 
 	r.phase(ctx, "verify")
 	step = r.begin(ctx, "verify "+in.Site.Site.Name)
-	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, id+"/verify", KindVerify))
+	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, id+"/verify", contract.KindVerify))
 	if err := workflow.ExecuteChildWorkflow(cctx, VerifyWorkflow, VerifyInput(in)).Get(ctx, &res.Verify); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		r.phase(ctx, "failed")

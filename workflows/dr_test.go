@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,9 +18,10 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/sitefs"
 	"github.com/drover-dr/drover/drivers/storage"
 	"github.com/drover-dr/drover/drivers/storage/archive"
 	"github.com/drover-dr/drover/plan"
@@ -41,12 +43,18 @@ type siteCell struct {
 	quiesces    int
 	resumes     int
 	failCheck   map[string]bool // site/check -> fails
-	pointsAt    string
-	drained     []string
+	failStop    map[string]bool // site/component whose stop fails
+	// failStarts is how many starts of a site/component fail first.
+	failStarts map[string]int
+	// failRedirects is how many redirects fail before one works.
+	failRedirects int
+	pointsAt      string
+	drained       []string
 }
 
 func newSiteCell() *siteCell {
-	return &siteCell{running: map[string]bool{}, quiesced: map[string]bool{}, failCheck: map[string]bool{}, failQuiesce: map[string]bool{}}
+	return &siteCell{running: map[string]bool{}, quiesced: map[string]bool{}, failCheck: map[string]bool{}, failQuiesce: map[string]bool{},
+		failStop: map[string]bool{}, failStarts: map[string]int{}}
 }
 
 func key(t drivers.Target) string { return t.Site.Name + "/" + t.Component.Name }
@@ -54,17 +62,24 @@ func key(t drivers.Target) string { return t.Site.Name + "/" + t.Component.Name 
 func (c *siteCell) Start(_ context.Context, t drivers.Target) (drivers.Evidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failStarts[key(t)] > 0 {
+		c.failStarts[key(t)]--
+		return drivers.Evidence{Output: "SRVE0000E: cannot bind port"}, fmt.Errorf("%s: start failed", key(t))
+	}
 	if c.running[key(t)] {
 		return drivers.Evidence{AlreadyDone: true}, nil
 	}
 	c.running[key(t)] = true
 	c.starts = append(c.starts, key(t))
-	return drivers.Evidence{Action: "start " + key(t)}, nil
+	return drivers.Evidence{Action: "start " + key(t), Output: "ADMU3000I: Server " + key(t) + " open for e-business"}, nil
 }
 
 func (c *siteCell) Stop(_ context.Context, t drivers.Target, _ drivers.StopMode) (drivers.Evidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failStop[key(t)] {
+		return drivers.Evidence{}, drivers.BadSettingsf("%s: stop refused: no route to host", key(t))
+	}
 	if c.running[key(t)] {
 		c.stops = append(c.stops, key(t))
 	}
@@ -112,6 +127,10 @@ func (c *siteCell) Check(_ context.Context, req drivers.CheckRequest) (drivers.C
 func (c *siteCell) PointTo(_ context.Context, req drivers.RedirectRequest) (drivers.Evidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failRedirects > 0 {
+		c.failRedirects--
+		return drivers.Evidence{}, fmt.Errorf("front door at %s: connection refused", req.Site.Name)
+	}
 	c.pointsAt = req.Site.Name
 	return drivers.Evidence{Action: "point to " + req.Site.Name}, nil
 }
@@ -143,18 +162,19 @@ func (f *flakyStorage) Capture(ctx context.Context, req storage.Request, p stora
 }
 
 type drEnv struct {
-	runs int
-	t    *testing.T
-	dir  string
-	cell *siteCell
-	stor *flakyStorage
-	plan plan.Plan
-	ts   testsuite.WorkflowTestSuite
+	schedules *scheduleLog
+	runs      int
+	t         *testing.T
+	dir       string
+	cell      *siteCell
+	stor      *flakyStorage
+	plan      plan.Plan
+	ts        testsuite.WorkflowTestSuite
 }
 
 func newDREnv(t *testing.T) *drEnv {
 	dir := t.TempDir()
-	e := &drEnv{t: t, dir: dir, cell: newSiteCell(), stor: &flakyStorage{Driver: archive.New(nil)}}
+	e := &drEnv{t: t, dir: dir, cell: newSiteCell(), stor: &flakyStorage{Driver: archive.New(nil)}, schedules: &scheduleLog{}}
 	site := func(name string) *plan.Site {
 		return &plan.Site{Name: name, Settings: plan.Settings{"dataRoot": filepath.Join(dir, name)},
 			Installation: filepath.Join(dir, name+"-installation.json")}
@@ -188,11 +208,12 @@ func newDREnv(t *testing.T) *drEnv {
 			Primary: "127.0.1.1", Secondary: "127.0.2.1", Sandbox: "127.0.3.1"}},
 		Approvers: []plan.Approver{{Name: "ops"}},
 		Gates: []plan.Gate{
-			{Name: GateStartSecondary, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour), Checklist: []string{"configure the top-of-rack switches"}},
-			{Name: GateAcceptDataLoss, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
-			{Name: GateRollback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
-			{Name: GateStartFailed, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
-			{Name: GateRecoveryStalled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateStartSecondary, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour), Checklist: []string{"configure the top-of-rack switches"}},
+			{Name: contract.GateAcceptDataLoss, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateRollback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateStartFailed, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateRecoveryStalled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateFailback, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)},
 		},
 	}
 	st, err := catalog.Open(filepath.Join(dir, "store"))
@@ -219,7 +240,7 @@ func (e *drEnv) env() *testsuite.TestWorkflowEnvironment {
 	reg.RegisterProbe("cell", e.cell)
 	reg.RegisterRedirect("cell", e.cell)
 	reg.RegisterStorage("archive", e.stor)
-	env.RegisterActivity(activities.New(reg, nil))
+	env.RegisterActivity(testActivitiesWith(reg, e.schedules))
 	for _, wf := range []any{RestartWorkflow, VerifyWorkflow, ShutdownWorkflow, BackupWorkflow, ValidateWorkflow, DrillWorkflow, FailoverWorkflow, FailbackWorkflow} {
 		env.RegisterWorkflow(wf)
 	}
@@ -229,11 +250,11 @@ func (e *drEnv) env() *testsuite.TestWorkflowEnvironment {
 
 func (e *drEnv) approve(env *testsuite.TestWorkflowEnvironment, after time.Duration, gate string) {
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: DecisionApprove})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: contract.DecisionApprove})
 	}, after)
 }
 
-func (e *drEnv) backup(mode activities.Mode) BackupResult {
+func (e *drEnv) backup(mode contract.Mode) BackupResult {
 	env := e.env()
 	env.ExecuteWorkflow(BackupWorkflow, BackupInput{Plan: e.plan, Mode: mode})
 	require.NoError(e.t, env.GetWorkflowError())
@@ -259,15 +280,15 @@ func (e *drEnv) setValidity(id string, state catalog.ValidityState) {
 func TestBackupQuiescesCapturesAndRecordsOnePoint(t *testing.T) {
 	e := newDREnv(t)
 	full := e.backup("")
-	require.Equal(t, catalog.ModeFull, full.Point.Mode, "no full exists yet")
-	require.Equal(t, catalog.ConsistencyQuiesced, full.Point.Consistency)
+	require.Equal(t, contract.ModeFull, full.Point.Mode, "no full exists yet")
+	require.Equal(t, string(catalog.ConsistencyQuiesced), full.Point.Consistency)
 	require.Equal(t, 2, e.cell.quiesces)
 	require.Equal(t, 2, e.cell.resumes)
 	require.False(t, e.cell.quiesced["dc1/db"], "writes resumed")
 
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
 	cum := e.backup("")
-	require.Equal(t, catalog.ModeCumulative, cum.Point.Mode)
+	require.Equal(t, contract.ModeCumulative, cum.Point.Mode)
 	require.Equal(t, full.Point.ID, cum.Point.BaseID)
 	require.Len(t, e.points(), 2)
 }
@@ -300,7 +321,7 @@ func TestValidateMarksPointsValidOrInvalidAndTearsDownTheSandbox(t *testing.T) {
 	require.Equal(t, catalog.Valid, e.points()[0].Validity.State)
 	// The restored config was rewritten for the sandbox, then wiped.
 	require.Contains(t, e.cell.starts, "sandbox/db")
-	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries := sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "sandbox torn down")
 	require.False(t, e.cell.running["sandbox/app"])
 	require.FileExists(t, res.Report.Markdown)
@@ -313,7 +334,7 @@ func TestValidateMarksPointsValidOrInvalidAndTearsDownTheSandbox(t *testing.T) {
 	require.False(t, res.Valid)
 	require.Equal(t, catalog.Invalid, e.points()[0].Validity.State)
 	require.Contains(t, e.points()[0].Validity.Reason, "system level")
-	entries, _ = os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries = sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "sandbox torn down after a failed validation too")
 }
 
@@ -333,7 +354,7 @@ func TestDrillLeavesPrimaryUntouchedAndSandboxGone(t *testing.T) {
 	for _, s := range e.cell.stops {
 		require.False(t, strings.HasPrefix(s, "dc1/"), "drill stopped %s", s)
 	}
-	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries := sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries)
 }
 
@@ -350,7 +371,7 @@ func TestDrillCancelledStillCleansUp(t *testing.T) {
 	})
 	env.ExecuteWorkflow(DrillWorkflow, DrillInput{Plan: e.plan})
 	require.Error(t, env.GetWorkflowError())
-	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries := sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "a cancelled drill still tears the sandbox down")
 }
 
@@ -359,7 +380,7 @@ func TestUnplannedFailoverRestoresRewritesStartsVerifiesRedirectsAndReports(t *t
 	pt := e.backup("").Point
 	e.setValidity(pt.ID, catalog.Valid)
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	var res FailoverResult
@@ -379,7 +400,7 @@ func TestUnplannedFailoverRestoresRewritesStartsVerifiesRedirectsAndReports(t *t
 	rep, err := report.Read(res.Report.JSON)
 	require.NoError(t, err)
 	require.Equal(t, "completed", rep.Outcome)
-	require.Equal(t, GateStartSecondary, rep.Gates[0].Name)
+	require.Equal(t, contract.GateStartSecondary, rep.Gates[0].Name)
 	require.Equal(t, "ops", rep.Gates[0].Approvals[0].Approver)
 	require.NotNil(t, rep.Verification)
 	md, err := os.ReadFile(res.Report.Markdown)
@@ -397,7 +418,7 @@ func TestFailoverRollsBackToThePreviousValidPoint(t *testing.T) {
 	e.setValidity(newer.ID, catalog.Valid)
 
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	// The newer point fails the application level at the secondary; the
 	// operator approves the rollback, and the older point verifies.
 	e.cell.failCheck["dc2/apps"] = true
@@ -405,7 +426,7 @@ func TestFailoverRollsBackToThePreviousValidPoint(t *testing.T) {
 		e.cell.mu.Lock()
 		e.cell.failCheck["dc2/apps"] = false
 		e.cell.mu.Unlock()
-		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRollback, Approver: "ops", Decision: DecisionApprove})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateRollback, Approver: "ops", Decision: contract.DecisionApprove})
 	}, 2*time.Minute)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
@@ -429,7 +450,7 @@ func TestPlannedFailoverDrainsBacksUpAndStopsPrimaryInReverse(t *testing.T) {
 	e := newDREnv(t)
 	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, Planned: true})
 	require.NoError(t, env.GetWorkflowError())
 	var res FailoverResult
@@ -447,7 +468,7 @@ func TestFailoverAsksToAcceptDataLossWhenThePointIsOlderThanTheRPO(t *testing.T)
 	e.setValidity(pt.ID, catalog.Valid)
 	env := e.env()
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalApprove, Approval{Gate: GateAcceptDataLoss, Approver: "ops", Decision: DecisionReject, Comment: "wait for the primary"})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateAcceptDataLoss, Approver: "ops", Decision: contract.DecisionReject, Comment: "wait for the primary"})
 	}, time.Minute)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, DeclaredAt: time.Now().Add(3 * time.Hour)})
 	err := env.GetWorkflowError()
@@ -461,7 +482,7 @@ func TestFailbackReturnsTheCellToThePrimary(t *testing.T) {
 	pt := e.backup("").Point
 	e.setValidity(pt.ID, catalog.Valid)
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	// Work done at the secondary while it was live.
@@ -470,6 +491,7 @@ func TestFailbackReturnsTheCellToThePrimary(t *testing.T) {
 	require.NoError(t, os.RemoveAll(filepath.Join(e.dir, "dc1", "db")))
 
 	env = e.env()
+	e.approve(env, time.Minute, contract.GateFailback)
 	env.ExecuteWorkflow(FailbackWorkflow, FailbackInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	var res FailbackResult
@@ -491,7 +513,7 @@ func TestRPOMonitorReportsABreachWhenNoNewPointArrives(t *testing.T) {
 	env := e.env()
 	var seen []RPOStatus
 	query := func() {
-		v, err := env.QueryWorkflow(QueryRPO)
+		v, err := env.QueryWorkflow(contract.QueryRPO)
 		require.NoError(t, err)
 		var st RPOStatus
 		require.NoError(t, v.Get(&st))
@@ -503,9 +525,9 @@ func TestRPOMonitorReportsABreachWhenNoNewPointArrives(t *testing.T) {
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, env.GetWorkflowError(), &can, "the monitor continues as new to keep its history small")
 	require.Len(t, seen, 2)
-	require.Equal(t, RPOOk, seen[0].Status)
+	require.Equal(t, contract.RPOOk, seen[0].Status)
 	require.Equal(t, pt.ID, seen[0].PointID)
-	require.Equal(t, RPOBreached, seen[1].Status, "an hour's RPO is breached 95 minutes after the only point")
+	require.Equal(t, contract.RPOBreached, seen[1].Status, "an hour's RPO is breached 95 minutes after the only point")
 	require.Equal(t, 1, seen[1].Breaches)
 	require.Greater(t, seen[1].Age, time.Hour)
 }
@@ -524,10 +546,10 @@ func TestFailoverRefusesAPlanThatIsNotEnabledUnlessForcedAtAGate(t *testing.T) {
 	require.ErrorContains(t, env.GetWorkflowError(), `no gate "plan-not-enabled"`)
 	require.Empty(t, e.cell.starts)
 
-	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: GatePlanNotEnabled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: contract.GatePlanNotEnabled, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
 	env = e.env()
-	e.approve(env, time.Minute, GatePlanNotEnabled)
-	e.approve(env, 2*time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GatePlanNotEnabled)
+	e.approve(env, 2*time.Minute, contract.GateStartSecondary)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, "dc2", e.cell.pointsAt)
@@ -574,7 +596,7 @@ func TestCancelledFailoverStopsAtASafePointAndReportsSiteStates(t *testing.T) {
 }
 
 // validBackup takes a point and records it valid, as a validation would.
-func (e *drEnv) validBackup(mode activities.Mode) catalog.Point {
+func (e *drEnv) validBackup(mode contract.Mode) contract.Point {
 	pt := e.backup(mode).Point
 	e.setValidity(pt.ID, catalog.Valid)
 	return pt
@@ -614,8 +636,8 @@ func TestFailoverRollsBackWhenRestoreFindsThePointDamaged(t *testing.T) {
 	e.damagePoint(newer.ID)
 
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
-	e.approve(env, 2*time.Minute, GateRollback)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	e.approve(env, 2*time.Minute, contract.GateRollback)
 	res := e.failover(env)
 	require.Equal(t, older.ID, res.Point.ID)
 
@@ -635,7 +657,7 @@ func TestFailoverRollsBackWhenRestoreFindsThePointDamaged(t *testing.T) {
 	for _, g := range rep.Gates {
 		gates = append(gates, g.Name+"="+g.Outcome)
 	}
-	require.Equal(t, []string{GateStartSecondary + "=approve", GateRollback + "=approve"}, gates)
+	require.Equal(t, []string{contract.GateStartSecondary + "=approve", contract.GateRollback + "=approve"}, gates)
 }
 
 func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T) {
@@ -645,9 +667,9 @@ func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T
 	e.damagePoint(newer.ID)
 
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRollback, Approver: "ops", Decision: DecisionReject})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateRollback, Approver: "ops", Decision: contract.DecisionReject})
 	}, 2*time.Minute)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	err := env.GetWorkflowError()
@@ -661,11 +683,11 @@ func TestFailoverRefusingTheRollbackAfterDamageLeavesNothingStarted(t *testing.T
 
 func TestFailoverPassesOverCumulativePointsOfADamagedFull(t *testing.T) {
 	e := newDREnv(t)
-	oldFull := e.validBackup(activities.ModeFull)
+	oldFull := e.validBackup(contract.ModeFull)
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n")
-	full := e.backup(activities.ModeFull).Point
+	full := e.backup(contract.ModeFull).Point
 	e.writeData("db", "runtime/orders.dat", "order-1\norder-2\norder-3\n")
-	cum := e.backup(activities.ModeCumulative).Point
+	cum := e.backup(contract.ModeCumulative).Point
 	require.Equal(t, full.ID, cum.BaseID)
 	// Validated only now: until then the old full is the newest valid
 	// point, which retention keeps.
@@ -675,8 +697,8 @@ func TestFailoverPassesOverCumulativePointsOfADamagedFull(t *testing.T) {
 	e.damagePoint(full.ID)
 
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
-	e.approve(env, 2*time.Minute, GateRollback)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	e.approve(env, 2*time.Minute, contract.GateRollback)
 	res := e.failover(env)
 	require.Equal(t, oldFull.ID, res.Point.ID, "the rollback skips every point that needs the damaged full")
 
@@ -711,7 +733,7 @@ func (e *drEnv) recoveryStalls() {
 
 func (e *drEnv) decide(env *testsuite.TestWorkflowEnvironment, after time.Duration, gate, decision string) {
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: decision})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: gate, Approver: "ops", Decision: decision})
 	}, after)
 }
 
@@ -720,8 +742,8 @@ func TestStalledRecoveryOpensAGateAndSkipIsReported(t *testing.T) {
 	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
-	e.decide(env, 10*time.Minute, GateRecoveryStalled, DecisionSkip)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	e.decide(env, 10*time.Minute, contract.GateRecoveryStalled, contract.DecisionSkip)
 	res := e.failover(env)
 	require.Equal(t, "dc2", e.cell.pointsAt, "traffic redirected after the skip")
 	rep, err := report.Read(res.Report.JSON)
@@ -734,7 +756,7 @@ func TestStalledRecoveryOpensAGateAndSkipIsReported(t *testing.T) {
 	}
 	require.Len(t, skipped, 1)
 	require.Contains(t, skipped[0], "inflight failed at dc2")
-	require.Contains(t, skipped[0], "skipped at gate "+GateRecoveryStalled)
+	require.Contains(t, skipped[0], "skipped at gate "+contract.GateRecoveryStalled)
 }
 
 func TestStalledRecoveryRetriedPassesOnceTheCellRecovers(t *testing.T) {
@@ -742,12 +764,12 @@ func TestStalledRecoveryRetriedPassesOnceTheCellRecovers(t *testing.T) {
 	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.RegisterDelayedCallback(func() {
 		e.cell.mu.Lock()
 		e.cell.failCheck["dc2/inflight"] = false
 		e.cell.mu.Unlock()
-		env.SignalWorkflow(SignalApprove, Approval{Gate: GateRecoveryStalled, Approver: "ops", Decision: DecisionRetry})
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateRecoveryStalled, Approver: "ops", Decision: contract.DecisionRetry})
 	}, 10*time.Minute)
 	e.failover(env)
 	require.Equal(t, "dc2", e.cell.pointsAt)
@@ -758,8 +780,8 @@ func TestStalledRecoveryAbortedFailsBeforeTheRedirect(t *testing.T) {
 	e.validBackup("")
 	e.recoveryStalls()
 	env := e.env()
-	e.approve(env, time.Minute, GateStartSecondary)
-	e.decide(env, 10*time.Minute, GateRecoveryStalled, DecisionAbort)
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	e.decide(env, 10*time.Minute, contract.GateRecoveryStalled, contract.DecisionAbort)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	err := env.GetWorkflowError()
 	require.Error(t, err)
@@ -781,6 +803,379 @@ func TestDrillOfADamagedPointMarksItInvalidAndCleansUp(t *testing.T) {
 	require.Equal(t, catalog.Invalid, got.Validity.State, "a drill that finds the data damaged has validated the point")
 	require.Contains(t, got.Validity.Reason, "restore refused damaged data")
 	require.Empty(t, e.cell.starts, "nothing started in the sandbox")
-	entries, _ := os.ReadDir(filepath.Join(e.dir, "sandbox"))
+	entries := sandboxData(t, filepath.Join(e.dir, "sandbox"))
 	require.Empty(t, entries, "the sandbox is cleaned up")
+}
+
+func (e *drEnv) withGate(name string) {
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: name, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+}
+
+func (e *drEnv) withoutGate(name string) {
+	e.plan.Gates = slices.DeleteFunc(e.plan.Gates, func(g plan.Gate) bool { return g.Name == name })
+}
+
+// Seed 001: the people at the primary agree before anything there stops;
+// a refusal leaves the primary as it was.
+func TestPlannedFailoverRefusedAtThePrimaryGateLeavesThePrimaryUntouched(t *testing.T) {
+	e := newDREnv(t)
+	e.withGate(contract.GatePlannedPrimary)
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+	env := e.env()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GatePlannedPrimary, Approver: "ops", Decision: contract.DecisionReject, Comment: "not tonight"})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, Planned: true})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "planned-failover-primary: reject")
+	require.Empty(t, e.cell.drained, "nothing drained")
+	require.Empty(t, e.cell.stops, "nothing stopped at the primary")
+	require.Empty(t, e.points(), "no final backup taken")
+	require.True(t, e.cell.running["dc1/db"] && e.cell.running["dc1/app"])
+}
+
+// Seed 001: an unplanned failover starts the secondary only after a person
+// approves start-secondary; a plan without that gate does not run past it.
+func TestUnplannedFailoverNeverStartsTheSecondaryWithoutStartSecondary(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.withoutGate(contract.GateStartSecondary)
+	env := e.env()
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `defines no gate "start-secondary"`)
+	require.Empty(t, e.cell.starts, "nothing started")
+
+	// Waived in so many words: the run goes on and the report says so.
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: contract.GateStartSecondary, NoApproval: true})
+	env = e.env()
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(rep.Notes, "\n"), "gate start-secondary: no approval required by the plan")
+}
+
+// A failback starts only after a person approves it.
+func TestFailbackWaitsForItsGate(t *testing.T) {
+	e := newDREnv(t)
+	e.withoutGate(contract.GateFailback)
+	env := e.env()
+	env.ExecuteWorkflow(FailbackWorkflow, FailbackInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `defines no gate "failback"`)
+	require.Empty(t, e.cell.stops)
+	require.Empty(t, e.cell.drained)
+}
+
+// No split brain: an unplanned failover whose primary still answers stops
+// it before the secondary starts.
+func TestUnplannedFailoverFencesAPrimaryThatStillAnswers(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.False(t, e.cell.running["dc1/db"] || e.cell.running["dc1/app"], "the primary is stopped")
+	require.Equal(t, []string{"dc1/app", "dc1/db"}, e.cell.stops)
+	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.starts, "the secondary starts after the primary is fenced")
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(rep.Notes, "\n"), "the primary still answered: stopped (fenced)")
+}
+
+// A primary that answers and cannot be stopped opens primary-alive; a
+// refusal ends the run with nothing started at the secondary.
+func TestUnplannedFailoverAsksWhenThePrimaryAnswersAndCannotBeStopped(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.withGate(contract.GatePrimaryAlive)
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+	e.cell.failStop["dc1/db"] = true
+	env := e.env()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GatePrimaryAlive, Approver: "ops", Decision: contract.DecisionReject})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "primary-alive: reject")
+	require.Empty(t, e.cell.starts, "nothing started at the secondary")
+	require.True(t, e.cell.running["dc1/db"], "the primary's database still runs")
+}
+
+// A step that still fails after its retries asks a person at step-failed
+// instead of failing the run; retry resumes at that step.
+func TestAStepThatKeepsFailingOpensStepFailedAndRetryResumesThere(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.withGate(contract.GateStepFailed)
+	e.cell.failRedirects = 5 // the redirect's attempts, all failing
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateStepFailed, Approver: "ops", Decision: contract.DecisionRetry, Comment: "front door fixed"})
+	}, time.Hour)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, "dc2", e.cell.pointsAt)
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	var gate *report.Gate
+	for i := range rep.Gates {
+		if rep.Gates[i].Name == contract.GateStepFailed {
+			gate = &rep.Gates[i]
+		}
+	}
+	require.NotNil(t, gate, "step-failed opened")
+	require.Contains(t, gate.Detail, "Redirect at dc2 failed after its retries: front door at dc2: connection refused")
+	require.Equal(t, contract.DecisionRetry, gate.Outcome)
+	require.Equal(t, []string{contract.DecisionRetry, contract.DecisionAbort}, gate.Options)
+}
+
+// A restore never replaces the data of a component that still runs there.
+func TestRestoreRefusesASiteWhereAComponentStillRuns(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.cell.running["dc2/app"] = true
+	require.NoError(t, os.MkdirAll(filepath.Join(e.dir, "dc2", "app"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "dc2", "app", "in-use"), []byte("live"), 0o644))
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "app still answer as running at dc2")
+	_, statErr := os.Stat(filepath.Join(e.dir, "dc2", "app", "in-use"))
+	require.NoError(t, statErr, "nothing restored over it")
+
+	// With step-failed, a person stops it and retries.
+	e.withGate(contract.GateStepFailed)
+	env = e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		e.cell.mu.Lock()
+		e.cell.running["dc2/app"] = false
+		e.cell.mu.Unlock()
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateStepFailed, Approver: "ops", Decision: contract.DecisionRetry})
+	}, time.Hour)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.True(t, e.cell.running["dc2/app"], "restored and started once stopped")
+}
+
+// sandboxData lists what a sandbox holds besides drover's marker.
+func sandboxData(t *testing.T, root string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(root)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		if e.Name() != sitefs.MarkerFile {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// The default configuration can fail over: with no validated point, the
+// newest intact one is restored once a person accepts what was not checked.
+func TestFailoverOfAnIntactPointAsksWhatWasNotChecked(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point // intact: verified at the store, never validated
+	e.withoutGate(contract.GateAcceptUnvalidated)
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `defines no gate "accept-unvalidated-point"`)
+	require.Empty(t, e.cell.starts)
+
+	e.withGate(contract.GateAcceptUnvalidated)
+	env = e.env()
+	var detail string
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(contract.QueryStatus)
+		require.NoError(t, err)
+		var st Status
+		require.NoError(t, v.Get(&st))
+		for _, g := range st.Gates {
+			if g.Name == contract.GateAcceptUnvalidated {
+				detail = g.Detail
+			}
+		}
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateAcceptUnvalidated, Approver: "ops", Decision: contract.DecisionApprove})
+	}, time.Minute)
+	e.approve(env, 2*time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, pt.ID, res.Point.ID)
+	require.Contains(t, detail, "is intact")
+	require.Contains(t, detail, "never restored, started in order and verified at the six levels")
+}
+
+// The RPO monitor judges the point a failover would use now (intact when
+// nothing is validated) and says how old the newest validated one is.
+func TestRPOMonitorCountsIntactPointsAndReportsTheValidatedAge(t *testing.T) {
+	e := newDREnv(t)
+	older := e.backup("").Point
+	e.setValidity(older.ID, catalog.Valid)
+	env := e.env()
+	var seen []RPOStatus
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(contract.QueryRPO)
+		require.NoError(t, err)
+		var st RPOStatus
+		require.NoError(t, v.Get(&st))
+		seen = append(seen, st)
+	}, 45*time.Minute)
+	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e.plan, Interval: 30 * time.Minute, ChecksPerRun: 2})
+	require.Len(t, seen, 1)
+	require.Equal(t, contract.RPOOk, seen[0].Status)
+	require.Equal(t, contract.TrustValidated, seen[0].Trust)
+	require.Equal(t, older.ID, seen[0].ValidatedPointID)
+
+	// Only intact points: not "no valid point", the failover would use one.
+	e2 := newDREnv(t)
+	pt := e2.backup("").Point
+	env = e2.env()
+	seen = nil
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(contract.QueryRPO)
+		require.NoError(t, err)
+		var st RPOStatus
+		require.NoError(t, v.Get(&st))
+		seen = append(seen, st)
+	}, 45*time.Minute)
+	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e2.plan, Interval: 30 * time.Minute, ChecksPerRun: 2})
+	require.Len(t, seen, 1)
+	require.Equal(t, contract.RPOOk, seen[0].Status)
+	require.Equal(t, pt.ID, seen[0].PointID)
+	require.Equal(t, contract.TrustIntact, seen[0].Trust)
+	require.Empty(t, seen[0].ValidatedPointID)
+}
+
+// The report tells the whole run: the restart child's steps (with where
+// they ran and what they printed) and the approvals decided in it.
+func TestTheReportHoldsTheChildRunsStepsAndApprovals(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.cell.failStarts["dc2/app"] = startAttempts // every attempt of the first start
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflowByID(fmt.Sprintf("run-%d/secondary-1/restart", e.runs), contract.SignalApprove,
+			Approval{Gate: contract.GateStartFailed, Approver: "ops", Decision: contract.DecisionRetry, Comment: "port freed"})
+	}, time.Hour)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+
+	child := fmt.Sprintf("run-%d/secondary-1/restart", e.runs)
+	var start *report.Step
+	for i := range rep.Steps {
+		if rep.Steps[i].Name == "start app" && rep.Steps[i].Run == child {
+			start = &rep.Steps[i]
+		}
+	}
+	require.NotNil(t, start, "the restart's member steps are in the parent's report")
+	require.Equal(t, "dc2", start.Site)
+	require.Equal(t, "test-worker", start.Worker)
+	require.False(t, start.Ended.IsZero())
+	require.Contains(t, start.Output, "Server dc2/app open for e-business")
+	var gate *report.Gate
+	for i := range rep.Gates {
+		if rep.Gates[i].Name == contract.GateStartFailed {
+			gate = &rep.Gates[i]
+		}
+	}
+	require.NotNil(t, gate, "the start-failed gate decided in the child is in the parent's report")
+	require.Equal(t, child, gate.Run)
+	require.Len(t, gate.Approvals, 1)
+	require.Equal(t, "port freed", gate.Approvals[0].Comment)
+	md, err := os.ReadFile(res.Report.Markdown)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "<details><summary>"+child+": start app</summary>")
+}
+
+// Reprotect (seed 001): a failover pauses the backups while it moves the
+// cell, records dc2 as the primary and resumes them at dc2 into the reverse
+// store; the failback does the reverse.
+func TestFailoverAndFailbackReprotect(t *testing.T) {
+	e := newDREnv(t)
+	reverse := filepath.Join(e.dir, "reverse-store")
+	require.NoError(t, os.MkdirAll(reverse, 0o755))
+	e.plan.Storage.ReverseStore = plan.Settings{"path": reverse}
+	e.plan.Storage.ReverseStoreAt = plan.StoreSite{Site: "dc1"}
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, e.schedules.changes, 2)
+	require.True(t, e.schedules.changes[0].Pause, "backups paused while the cell moves")
+	resumed := e.schedules.changes[1]
+	require.False(t, resumed.Pause)
+	require.NotNil(t, resumed.Backup)
+	require.Equal(t, "dc2", resumed.Backup.Site.Site.Name, "backups of the new primary")
+	require.Equal(t, reverse, resumed.Backup.Store["path"], "into a store dc1 can restore from")
+	require.Equal(t, "dc1", resumed.Backup.StoreAt.Site)
+	st, err := catalog.Open(filepath.Join(e.dir, "store"))
+	require.NoError(t, err)
+	l, err := st.ReadLifecycle("cell")
+	require.NoError(t, err)
+	require.Equal(t, "dc2", l.Primary)
+
+	env = e.env()
+	e.approve(env, time.Minute, contract.GateFailback)
+	env.ExecuteWorkflow(FailbackWorkflow, FailbackInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, e.schedules.changes, 4)
+	require.True(t, e.schedules.changes[2].Pause)
+	back := e.schedules.changes[3]
+	require.Equal(t, "dc1", back.Backup.Site.Site.Name)
+	require.Empty(t, back.Backup.Store, "back into the plan's store")
+	l, err = st.ReadLifecycle("cell")
+	require.NoError(t, err)
+	require.Equal(t, "dc1", l.Primary)
+}
+
+// A failover refused before it moved anything resumes the backups.
+func TestAFailoverThatMovedNothingResumesTheBackups(t *testing.T) {
+	e := newDREnv(t)
+	e.withGate(contract.GatePlannedPrimary)
+	env := e.env()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GatePlannedPrimary, Approver: "ops", Decision: contract.DecisionReject})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan, Planned: true})
+	require.Error(t, env.GetWorkflowError())
+	require.Len(t, e.schedules.changes, 2)
+	require.True(t, e.schedules.changes[0].Pause)
+	require.False(t, e.schedules.changes[1].Pause, "resumed as it was")
+	require.Nil(t, e.schedules.changes[1].Backup)
 }

@@ -3,7 +3,7 @@ package workflows
 import (
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
@@ -16,10 +16,10 @@ type DrillInput struct {
 
 // DrillResult is what the drill measured.
 type DrillResult struct {
-	Point  activities.Point       `json:"point"`
-	Verify VerifyResult           `json:"verify"`
-	RTO    report.Objective       `json:"rto"`
-	Report activities.ReportPaths `json:"report"`
+	Point  contract.Point       `json:"point"`
+	Verify VerifyResult         `json:"verify"`
+	RTO    report.Objective     `json:"rto"`
+	Report contract.ReportPaths `json:"report"`
 }
 
 // DrillWorkflow is the seed's configuration and runtime DR test (SRM's test
@@ -28,7 +28,7 @@ type DrillResult struct {
 // levels, measure the RTO, report, and always clean the sandbox up, also
 // when verification fails or the drill is cancelled.
 func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
-	r, err := newRun(ctx, KindDrill, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindDrill, in.Plan.Name)
 	if err != nil {
 		return DrillResult{}, err
 	}
@@ -37,7 +37,7 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 	store := storeRef(p, nil)
 	rep := report.Report{}
 	r.phase(ctx, "preflight")
-	pt, err := choosePoint(ctx, r, store, activities.ChooseInput{PointID: in.PointID})
+	pt, err := choosePoint(ctx, r, store, contract.ChooseInput{PointID: in.PointID})
 	if err != nil {
 		res.Report = finishReport(ctx, r, store, &rep, err)
 		return res, err
@@ -51,7 +51,7 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 	if err != nil && restoreRefusedDamage(ctx, err) {
 		// A drill that finds a point damaged has validated it: invalid.
 		invalidateDamaged(ctx, r, store, pt.ID, err)
-		rep.Point.Validity = string(activities.StateInvalid)
+		rep.Point.Validity = string(contract.StateInvalid)
 	}
 	if err == nil && !res.Verify.Valid {
 		err = errVerification(res.Verify)

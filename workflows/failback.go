@@ -7,7 +7,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
@@ -19,11 +19,11 @@ type FailbackInput struct {
 
 // FailbackResult is what the failback did.
 type FailbackResult struct {
-	Point      activities.Point       `json:"point"`
-	Verify     VerifyResult           `json:"verify"`
-	RTO        report.Objective       `json:"rto"`
-	Redirected time.Time              `json:"redirected,omitzero"`
-	Report     activities.ReportPaths `json:"report"`
+	Point      contract.Point       `json:"point"`
+	Verify     VerifyResult         `json:"verify"`
+	RTO        report.Objective     `json:"rto"`
+	Redirected time.Time            `json:"redirected,omitzero"`
+	Report     contract.ReportPaths `json:"report"`
 }
 
 // FailbackWorkflow is the BPM seed's 4.4: the primary is back. After the
@@ -33,7 +33,7 @@ type FailbackResult struct {
 // committed at the secondary is lost: the backup is taken of the stopped
 // cell.
 func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResult, err error) {
-	r, err := newRun(ctx, KindFailback, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindFailback, in.Plan.Name)
 	if err != nil {
 		return res, err
 	}
@@ -46,8 +46,9 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	st := sites{}
 	st.set("secondary", p.Sites.Secondary, "live (serving traffic)")
 	st.set("primary", p.Sites.Primary, "back, idle")
-	f := &failover{r: r, gk: gk, p: p, store: store, sites: &st, rep: &rep}
+	f := &failover{r: r, gk: gk, p: p, store: store, sites: &st, rep: &rep, from: secondary.Site.Name}
 	defer func() {
+		f.resumeIfUntouched(ctx)
 		rep.Sites = st.states
 		res.Report = finishReport(ctx, r, store, &rep, err)
 		if err != nil {
@@ -61,8 +62,12 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	// People approve the switch first: it stops the live site. Then drain,
 	// stop the secondary in reverse order, and back up the stopped cell, so
 	// the point holds everything committed there.
-	if err := f.gate(ctx, GateFailback, fmt.Sprintf("stop %s and move the cell back to %s", secondary.Site.Name, primary.Site.Name), false); err != nil {
+	if err := f.gate(ctx, contract.GateFailback, fmt.Sprintf("stop %s and move the cell back to %s", secondary.Site.Name, primary.Site.Name), r.safe); err != nil {
 		return res, err
+	}
+	if r.safe {
+		f.pauseBackups(ctx, &err)
+		f.moved = true // the live site stops next
 	}
 	drain(ctx, r, p, secondary)
 	r.phase(ctx, "stop-secondary")
@@ -73,11 +78,11 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	st.set("secondary", p.Sites.Secondary, "stopped in reverse order")
 	r.phase(ctx, "backup-secondary")
 	step := r.begin(ctx, "backup of "+secondary.Site.Name)
-	opts := r.childOptions(ctx, id+"/backup-secondary", KindBackup)
+	opts := r.childOptions(ctx, id+"/backup-secondary", contract.KindBackup)
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	var bk BackupResult
 	if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
-		Plan: *p, Site: &secondary, Mode: activities.ModeFull, Reason: "failback", Cold: true,
+		Plan: *p, Site: &secondary, Mode: contract.ModeFull, Reason: "failback", Cold: true,
 	}).Get(ctx, &bk); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, fmt.Errorf("backup of the secondary: %w", err)
@@ -115,6 +120,10 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	res.Redirected = workflow.Now(ctx)
 	rep.Redirected = res.Redirected
 	st.set("primary", p.Sites.Primary, "live (serving traffic)")
+	if r.safe {
+		// Back home: backups of the primary into the plan's store.
+		f.reprotect(ctx, primary, nil, plan.StoreSite{})
+	}
 	res.RTO = report.Measure(p.RTO.D(), res.Redirected.Sub(started))
 	rep.RTO = res.RTO
 	rep.RPO = report.Measure(p.RPO.D(), 0)

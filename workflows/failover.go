@@ -10,23 +10,13 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
 
-// Gates of the failover runbook besides the shared ones.
-const (
-	GateInstallationMismatch = "installation-mismatch"
-	GatePlannedPrimary       = "planned-failover-primary"
-	GateRollback             = "rollback"
-	GateFailback             = "failback"
-	GatePlanNotEnabled       = "plan-not-enabled"
-	// GateRecoveryStalled opens when the recovery checks still fail after
-	// their window: retry (wait another window), skip (go on and say so in
-	// the report) or abort.
-	GateRecoveryStalled = "recovery-stalled"
-)
+// versionSafe marks runs with the safe defaults (see run.safe).
+const versionSafe = "safe-defaults"
 
 // defaultRecoveryWindow is how long the recovery checks may take to pass
 // when none of them sets a timeout.
@@ -47,12 +37,12 @@ type FailoverInput struct {
 
 // FailoverResult is what the failover achieved.
 type FailoverResult struct {
-	Point      activities.Point       `json:"point"`
-	Verify     VerifyResult           `json:"verify"`
-	RPO        report.Objective       `json:"rpo"`
-	RTO        report.Objective       `json:"rto"`
-	Redirected time.Time              `json:"redirected,omitzero"`
-	Report     activities.ReportPaths `json:"report"`
+	Point      contract.Point       `json:"point"`
+	Verify     VerifyResult         `json:"verify"`
+	RPO        report.Objective     `json:"rpo"`
+	RTO        report.Objective     `json:"rto"`
+	Redirected time.Time            `json:"redirected,omitzero"`
+	Report     contract.ReportPaths `json:"report"`
 }
 
 // sites tracks the state each site is left in, for the report.
@@ -75,7 +65,7 @@ func (s *sites) set(role string, site *plan.Site, state string) {
 // verify (rolling back to an older point when verification fails) →
 // recover in-flight work → redirect → report.
 func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResult, err error) {
-	r, err := newRun(ctx, KindFailover, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindFailover, in.Plan.Name)
 	if err != nil {
 		return res, err
 	}
@@ -93,7 +83,11 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 		st.set("primary", p.Sites.Primary, "lost (disaster declared)")
 	}
 	st.set("secondary", p.Sites.Secondary, "idle (untouched)")
+	var f *failover
 	defer func() {
+		if f != nil {
+			f.resumeIfUntouched(ctx)
+		}
 		rep.Sites = st.states
 		res.Report = finishReport(ctx, r, store, &rep, err)
 		if err != nil {
@@ -103,12 +97,18 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 		}
 	}()
 
-	f := &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep,
+	f = &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep,
 		local: workflow.GetVersion(ctx, "local-preflight", workflow.DefaultVersion, 1) == 1}
 	if err := f.preflight(ctx); err != nil {
 		return res, err
 	}
-	invocation := f.primarySide(ctx)
+	if r.safe {
+		f.pauseBackups(ctx, &err)
+	}
+	invocation, err := f.primarySide(ctx)
+	if err != nil {
+		return res, err
+	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -116,14 +116,18 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if pointID == "" {
 		pointID = invocation
 	}
-	pt, err := choosePointWith(ctx, r, store, activities.ChooseInput{PointID: pointID}, f.quick)
+	pt, err := choosePointWith(ctx, r, store, contract.ChooseInput{PointID: pointID, PreferValidated: r.safe}, f.quick)
 	if err != nil {
+		return res, err
+	}
+	if err := f.acceptTrust(ctx, pt, pointID); err != nil {
 		return res, err
 	}
 	if err := f.acceptDataLoss(ctx, pt, declared); err != nil {
 		return res, err
 	}
-	if err := f.gate(ctx, GateStartSecondary, "start the cell at "+siteName(p.Sites.Secondary), false); err != nil {
+	// Seed 001: the secondary starts only once a person says so.
+	if err := f.gate(ctx, contract.GateStartSecondary, "start the cell at "+siteName(p.Sites.Secondary), r.safe); err != nil {
 		return res, err
 	}
 
@@ -144,6 +148,9 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	res.Redirected = workflow.Now(ctx)
 	rep.Redirected = res.Redirected
 	st.set("secondary", p.Sites.Secondary, "live (serving traffic)")
+	if r.safe {
+		f.reprotect(ctx, siteRef(p, "secondary"), p.Storage.ReverseStore, p.Storage.ReverseStoreAt)
+	}
 	res.RPO = report.Measure(p.RPO.D(), max(declared.Sub(pt.Instant), 0))
 	res.RTO = report.Measure(p.RTO.D(), res.Redirected.Sub(declared))
 	rep.RPO, rep.RTO = res.RPO, res.RTO
@@ -154,23 +161,35 @@ type failover struct {
 	r     *run
 	gk    *gateKeeper
 	p     *plan.Plan
-	store activities.StoreRef
+	store contract.StoreRef
 	in    FailoverInput
 	sites *sites
 	rep   *report.Report
 	// tried are points abandoned after failed verification in this run.
 	tried []string
+	// moved is set once the run changed the secondary (a restore began):
+	// a failure after it leaves the backups paused, the cell being between
+	// sites.
+	moved bool
+	// from is the site a failback leaves.
+	from string
+	// resumeOnFailure is the run's error while backups are paused by it.
+	resumeOnFailure *error
 	// local runs the quick read-only preflight steps as local activities:
 	// each saves a round trip through the server on the way to the restore
-	// (drover bench rto). Runs from before keep their activities.
+	// (drover bench rto). Runs from before keep their contract.
 	local bool
 }
 
 // quick runs a short read-only step (it reads the store or asks a site):
 // as a local activity when f.local, else as an activity with shortOptions.
-func (f *failover) quick(ctx workflow.Context, timeout time.Duration, attempts int32, fn any, args ...any) workflow.Future {
+func (f *failover) quick(ctx workflow.Context, timeout time.Duration, attempts int32, where contract.Placement, fn string, args ...any) workflow.Future {
+	if f.r.placed {
+		// A quick read at a site is still a read at that site.
+		return f.r.act(shortOptions(ctx, timeout, attempts), where, fn, args...)
+	}
 	if !f.local {
-		return shortStep(ctx, timeout, attempts, fn, args...)
+		return f.r.shortStep(ctx, timeout, attempts, where, fn, args...)
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: timeout,
@@ -182,16 +201,23 @@ func (f *failover) quick(ctx workflow.Context, timeout time.Duration, attempts i
 // gate waits for a gate; optional gates the plan does not define are
 // passed with a note, required ones fail the run.
 func (f *failover) gate(ctx workflow.Context, name, detail string, required bool) error {
-	if _, ok := findGate(f.p, name); !ok && !required {
+	spec, ok := findGate(f.p, name)
+	if !ok && !required {
 		f.rep.Notes = append(f.rep.Notes, fmt.Sprintf("gate %s not defined in the plan: passed without approval", name))
+		return nil
+	}
+	if ok && spec.NoApproval && f.r.safe {
+		step := f.r.begin(ctx, "gate "+name)
+		f.r.end(ctx, step, OutcomeOK, 1, "no approval required by the plan (approvers: none)")
+		f.rep.Notes = append(f.rep.Notes, fmt.Sprintf("gate %s: no approval required by the plan", name))
 		return nil
 	}
 	decision, err := f.gk.wait(ctx, gateRequest{Name: name, Detail: detail})
 	if err != nil {
 		return err
 	}
-	if decision != DecisionApprove {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("gate %s: %s", name, decision), "GateRefused", nil)
+	if decision != contract.DecisionApprove {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("gate %s: %s", name, decision), contract.ErrTypeGateRefused, nil)
 	}
 	return nil
 }
@@ -201,25 +227,34 @@ func (f *failover) gate(ctx workflow.Context, name, detail string, required bool
 func (f *failover) preflight(ctx workflow.Context) error {
 	f.r.phase(ctx, "preflight")
 	step := f.r.begin(ctx, "plan lifecycle")
-	var l activities.Lifecycle
-	if err := f.quick(ctx, time.Minute, 3, a.PlanLifecycle, f.store).Get(ctx, &l); err != nil {
+	var l contract.Lifecycle
+	if err := f.quick(ctx, time.Minute, 3, f.store.At, contract.PlanLifecycle, f.store).Get(ctx, &l); err != nil {
 		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return err
 	}
-	if l.State != activities.StateEnabled {
+	if l.State != contract.StateEnabled {
 		detail := fmt.Sprintf("plan %s is %s, not enabled (drover plan apply): force the failover?", f.p.Name, l.State)
 		f.r.end(ctx, step, OutcomeFailed, 1, detail)
-		if err := f.gate(ctx, GatePlanNotEnabled, detail, true); err != nil {
+		if err := f.gate(ctx, contract.GatePlanNotEnabled, detail, true); err != nil {
 			return err
 		}
 	} else {
 		f.r.end(ctx, step, OutcomeOK, 1, "enabled")
 	}
 	step = f.r.begin(ctx, "compare installation manifests")
-	var inst activities.InstallationResult
-	err := f.quick(ctx, 2*time.Minute, 3, a.CompareInstallation, activities.InstallationInput{
-		Store: f.store, Reference: siteRef(f.p, "primary"), Target: siteRef(f.p, "secondary"),
-	}).Get(ctx, &inst)
+	var inst contract.InstallationResult
+	in := contract.InstallationInput{Store: f.store, Reference: siteRef(f.p, "primary"), Target: siteRef(f.p, "secondary")}
+	if f.r.placed {
+		// The primary's manifest is read at the primary, if it answers;
+		// else the comparison uses the copy the last backup kept.
+		var m contract.Manifest
+		if err := f.r.look(shortOptions(ctx, time.Minute, 2), siteAt(in.Reference), contract.ReadInstallation, in.Reference).Get(ctx, &m); err != nil {
+			in.ReferenceFromStore = true
+		} else {
+			in.ReferenceManifest = m.Data
+		}
+	}
+	err := f.quick(ctx, 2*time.Minute, 3, siteAt(in.Target), contract.CompareInstallation, in).Get(ctx, &inst)
 	if err != nil {
 		f.r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return err
@@ -230,31 +265,44 @@ func (f *failover) preflight(ctx workflow.Context) error {
 	}
 	detail := "installations differ: " + strings.Join(inst.Differences, "; ")
 	f.r.end(ctx, step, OutcomeFailed, 1, detail)
-	return f.gate(ctx, GateInstallationMismatch, detail, true)
+	return f.gate(ctx, contract.GateInstallationMismatch, detail, true)
 }
 
-// primarySide is step 2. Planned: drain new work, stop the primary in
-// reverse order (in-flight work finishes and is written), then take the
-// final invocation backup of the stopped cell and wait until it is shipped
-// and verified, so nothing committed is lost; then the people do the manual
-// actions. Unplanned: try the invocation backup only if the primary answers
-// at once. It returns the invocation point's id, or "" when there is none.
-func (f *failover) primarySide(ctx workflow.Context) string {
+// primarySide is step 2. Planned: the people at the primary agree first
+// (planned-failover-primary: a reject or a timeout leaves the primary
+// untouched), then drain new work, stop the primary in reverse order
+// (in-flight work finishes and is written), then take the final invocation
+// backup of the stopped cell and wait until it is shipped and verified, so
+// nothing committed is lost. Unplanned: when the primary still answers,
+// take the invocation backup, then fence it, so two sites never serve at
+// once. It returns the invocation point's id, or "" when there is none.
+func (f *failover) primarySide(ctx workflow.Context) (string, error) {
 	p := f.p
 	primary := siteRef(p, "primary")
 	if !f.in.Planned {
 		f.r.phase(ctx, "primary")
 		if !f.primaryAnswers(ctx) {
 			f.rep.Notes = append(f.rep.Notes, "primary did not answer: no invocation backup")
-			return ""
+			return "", nil
 		}
 		id, err := f.invocationBackup(ctx, 15*time.Minute, false)
 		if err != nil {
 			f.rep.Notes = append(f.rep.Notes, "invocation backup failed, going on with the catalog: "+rootMessage(err))
 		}
-		return id
+		if f.r.safe {
+			return id, f.fencePrimary(ctx)
+		}
+		return id, nil
 	}
 
+	if f.r.safe {
+		detail := fmt.Sprintf("planned failover: %s will be drained, stopped in reverse order and backed up, then the cell starts at %s",
+			siteName(p.Sites.Primary), siteName(p.Sites.Secondary))
+		if err := f.gate(ctx, contract.GatePlannedPrimary, detail, false); err != nil {
+			f.sites.set("primary", p.Sites.Primary, "running (untouched: "+rootMessage(err)+")")
+			return "", err
+		}
+	}
 	drain(ctx, f.r, p, primary)
 	f.sites.set("primary", p.Sites.Primary, "drained")
 	f.r.phase(ctx, "stop-primary")
@@ -270,8 +318,31 @@ func (f *failover) primarySide(ctx workflow.Context) string {
 	if err != nil {
 		f.rep.Notes = append(f.rep.Notes, "final invocation backup failed: "+rootMessage(err))
 	}
-	_ = f.gate(ctx, GatePlannedPrimary, "manual actions at "+siteName(p.Sites.Primary)+" before the secondary starts", false)
-	return id
+	if !f.r.safe {
+		// Runs from before asked here, after the stop, and went on whatever
+		// the answer.
+		_ = f.gate(ctx, contract.GatePlannedPrimary, "manual actions at "+siteName(p.Sites.Primary)+" before the secondary starts", false)
+	}
+	return id, nil
+}
+
+// fencePrimary stops a primary that still answers during an unplanned
+// failover, so the secondary never starts beside it (split brain). A stop
+// that fails opens primary-alive: a person fences it by other means and
+// approves, or rejects and the failover ends.
+func (f *failover) fencePrimary(ctx workflow.Context) error {
+	p := f.p
+	f.r.phase(ctx, "fence-primary")
+	err := shutdownSite(ctx, f.r, p, siteRef(p, "primary"), true, workflow.GetInfo(ctx).WorkflowExecution.ID+"/fence-primary")
+	if err == nil {
+		f.sites.set("primary", p.Sites.Primary, "fenced: it still answered, stopped at once before the secondary started")
+		f.rep.Notes = append(f.rep.Notes, "the primary still answered: stopped (fenced) before the secondary started")
+		return nil
+	}
+	detail := fmt.Sprintf("the primary %s still answers and could not be stopped (%s): fence it (power, network, storage) before the secondary starts",
+		siteName(p.Sites.Primary), rootMessage(err))
+	f.sites.set("primary", p.Sites.Primary, "still answers; stop failed: "+rootMessage(err))
+	return f.gate(ctx, contract.GatePrimaryAlive, detail, true)
 }
 
 // primaryAnswers asks the primary's database whether it runs, briefly: an
@@ -292,8 +363,15 @@ func (f *failover) primaryAnswers(ctx workflow.Context) bool {
 		State string `json:"state"`
 	}
 	// One attempt: an unplanned failover must not wait on a site that is gone.
-	err := f.quick(ctx, 15*time.Second, 1, a.ComponentStatus,
-		activities.ComponentInput{Plan: f.p.Name, Site: siteRef(f.p, "primary"), Component: *db}).Get(ctx, &status)
+	primary := siteRef(f.p, "primary")
+	where, host := componentAt(primary, *db)
+	in := contract.ComponentInput{Plan: f.p.Name, Site: primary, Host: host, Component: *db}
+	var err error
+	if f.r.placed {
+		err = f.r.look(shortOptions(ctx, 15*time.Second, 1), where, contract.ComponentStatus, in).Get(ctx, &status)
+	} else {
+		err = f.quick(ctx, 15*time.Second, 1, where, contract.ComponentStatus, in).Get(ctx, &status)
+	}
 	up := err == nil && status.State == "running"
 	detail := "state " + status.State
 	if err != nil {
@@ -308,7 +386,7 @@ func (f *failover) primaryAnswers(ctx workflow.Context) bool {
 func (f *failover) invocationBackup(ctx workflow.Context, timeout time.Duration, cold bool) (string, error) {
 	f.r.phase(ctx, "invocation-backup")
 	step := f.r.begin(ctx, "invocation backup")
-	opts := f.r.childOptions(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID+"/invocation-backup", KindBackup)
+	opts := f.r.childOptions(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID+"/invocation-backup", contract.KindBackup)
 	if timeout > 0 {
 		opts.WorkflowExecutionTimeout = timeout
 	}
@@ -325,25 +403,39 @@ func (f *failover) invocationBackup(ctx workflow.Context, timeout time.Duration,
 	return res.Point.ID, nil
 }
 
+// acceptTrust asks before restoring a point nobody validated (there is no
+// validated one): it is intact, not known to start. A point the operator
+// named, or the invocation backup this run just took, is not asked about.
+func (f *failover) acceptTrust(ctx workflow.Context, pt contract.Point, named string) error {
+	if !f.r.safe || named != "" || pt.Trust() != contract.TrustIntact {
+		return nil
+	}
+	detail := fmt.Sprintf("no validated point: the newest restorable point %s (captured %s) is intact - every checksum verified at the store - "+
+		"but it was never restored, started in order and verified at the six levels in the sandbox; restore it anyway?",
+		pt.ID, pt.Instant.UTC().Format(time.RFC3339))
+	return f.gate(ctx, contract.GateAcceptUnvalidated, detail, true)
+}
+
 // acceptDataLoss raises the gate when the point is older than the RPO,
 // showing the window of data that will be lost.
-func (f *failover) acceptDataLoss(ctx workflow.Context, pt activities.Point, declared time.Time) error {
+func (f *failover) acceptDataLoss(ctx workflow.Context, pt contract.Point, declared time.Time) error {
 	age := declared.Sub(pt.Instant)
 	if age <= f.p.RPO.D() {
 		return nil
 	}
 	detail := fmt.Sprintf("point %s was captured %s before the declaration (RPO %s): the work of that window is lost",
 		pt.ID, age.Round(time.Second), f.p.RPO)
-	return f.gate(ctx, GateAcceptDataLoss, detail, true)
+	return f.gate(ctx, contract.GateAcceptDataLoss, detail, true)
 }
 
 // restoreAndVerify is steps 3–8 at the secondary. A system- or
 // application-level failure marks the point invalid and offers to roll back
 // to the previous valid point: stop the secondary, restore the older point,
 // restart, verify again.
-func (f *failover) restoreAndVerify(ctx workflow.Context, pt activities.Point) (activities.Point, BringUpResult, error) {
+func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (contract.Point, BringUpResult, error) {
 	secondary := siteRef(f.p, "secondary")
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	f.moved = true
 	for attempt := 1; ; attempt++ {
 		f.sites.set("secondary", f.p.Sites.Secondary, "restoring point "+pt.ID)
 		if err := restoreSite(ctx, f.r, f.p, f.store, pt.ID, secondary, "primary"); err != nil {
@@ -389,18 +481,18 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt activities.Point) (
 // offerRollback marks a point invalid for reason, finds the newest older
 // point that can be restored, and waits at the rollback gate. It returns
 // the older point once approved (the phase is then "rollback").
-func (f *failover) offerRollback(ctx workflow.Context, pt activities.Point, reason string) (activities.Point, error) {
+func (f *failover) offerRollback(ctx workflow.Context, pt contract.Point, reason string) (contract.Point, error) {
 	f.markInvalid(ctx, pt, reason)
 	f.tried = append(f.tried, pt.ID)
 	f.rep.Abandoned = append(f.rep.Abandoned, *pointRef(pt))
 
-	var older activities.Point
-	if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 3), a.ChoosePoint, activities.ChooseInput{
+	var older contract.Point
+	if err := f.r.act(shortOptions(ctx, 2*time.Minute, 3), f.store.At, contract.ChoosePoint, contract.ChooseInput{
 		Store: f.store, Exclude: f.tried,
 	}).Get(ctx, &older); err != nil {
 		return pt, fmt.Errorf("point %s is invalid (%s) and there is no older valid point: %w", pt.ID, reason, err)
 	}
-	if err := f.gate(ctx, GateRollback, fmt.Sprintf("point %s is invalid (%s); roll back to %s captured %s?",
+	if err := f.gate(ctx, contract.GateRollback, fmt.Sprintf("point %s is invalid (%s); roll back to %s captured %s?",
 		pt.ID, reason, older.ID, older.Instant.UTC().Format(time.RFC3339)), true); err != nil {
 		return pt, fmt.Errorf("point %s: %s; %w", pt.ID, reason, err)
 	}
@@ -410,22 +502,22 @@ func (f *failover) offerRollback(ctx workflow.Context, pt activities.Point, reas
 
 // damagedPoint reports whether err is a restore that refused damaged data,
 // and which point holds it.
-func damagedPoint(err error) (activities.Damage, bool) {
+func damagedPoint(err error) (contract.Damage, bool) {
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != activities.ErrTypeCorrupt {
-		return activities.Damage{}, false
+	if !errors.As(err, &app) || app.Type() != contract.ErrTypeCorrupt {
+		return contract.Damage{}, false
 	}
-	var d activities.Damage
+	var d contract.Damage
 	if app.HasDetails() {
 		_ = app.Details(&d)
 	}
 	return d, true
 }
 
-func (f *failover) markInvalid(ctx workflow.Context, pt activities.Point, reason string) {
+func (f *failover) markInvalid(ctx workflow.Context, pt contract.Point, reason string) {
 	// A failure is on the step; the run goes on to offer the rollback.
-	_ = recordValidity(ctx, f.r, f.store, pt.ID, activities.Validity{
-		State: activities.StateInvalid, Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx),
+	_ = recordValidity(ctx, f.r, f.store, pt.ID, contract.Validity{
+		State: contract.StateInvalid, Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx),
 	})
 }
 
@@ -443,7 +535,7 @@ func (f *failover) recoverInFlight(ctx workflow.Context) error {
 // defaultRecoveryWindow) the gate recovery-stalled asks a person: wait
 // again, go on without, or abort. Without that gate in the plan the run
 // fails, as it did before the gate existed (after 30 minutes then).
-func waitRecovery(ctx workflow.Context, r *run, gk *gateKeeper, p *plan.Plan, site activities.SiteRef) error {
+func waitRecovery(ctx workflow.Context, r *run, gk *gateKeeper, p *plan.Plan, site contract.SiteRef) error {
 	r.phase(ctx, "recover-inflight")
 	if workflow.GetVersion(ctx, "recovery-stalled-gate", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return waitRecoveryV0(ctx, r, p, site)
@@ -459,8 +551,8 @@ func waitRecovery(ctx workflow.Context, r *run, gk *gateKeeper, p *plan.Plan, si
 	})
 	for round := 1; ; round++ {
 		step := r.begin(ctx, "recover in-flight work")
-		var out []activities.CheckOutput
-		err := workflow.ExecuteActivity(actx, a.WaitChecks, activities.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out)
+		var out []contract.CheckOutput
+		err := r.actOwn(actx, siteAt(site), contract.WaitChecks, contract.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out)
 		if err == nil {
 			var parts []string
 			for _, c := range out {
@@ -471,23 +563,23 @@ func waitRecovery(ctx workflow.Context, r *run, gk *gateKeeper, p *plan.Plan, si
 		}
 		detail := fmt.Sprintf("in-flight work not recovered at %s after %s: %s", site.Site.Name, window, rootMessage(err))
 		r.end(ctx, step, OutcomeFailed, round, detail)
-		if _, defined := findGate(p, GateRecoveryStalled); !defined || ctx.Err() != nil || isBadSettings(err) {
+		if _, defined := findGate(p, contract.GateRecoveryStalled); !defined || ctx.Err() != nil || isBadSettings(err) {
 			return fmt.Errorf("in-flight work not recovered at %s: %w", site.Site.Name, err)
 		}
-		decision, gerr := gk.wait(ctx, gateRequest{Name: GateRecoveryStalled, Detail: detail,
-			Options: []string{DecisionRetry, DecisionSkip, DecisionAbort}})
+		decision, gerr := gk.wait(ctx, gateRequest{Name: contract.GateRecoveryStalled, Detail: detail,
+			Options: []string{contract.DecisionRetry, contract.DecisionSkip, contract.DecisionAbort}})
 		if gerr != nil {
 			return fmt.Errorf("%s: %w", detail, gerr)
 		}
 		switch decision {
-		case DecisionRetry:
+		case contract.DecisionRetry:
 			continue
-		case DecisionSkip:
+		case contract.DecisionSkip:
 			skip := r.begin(ctx, "go on without recovered in-flight work")
-			r.end(ctx, skip, OutcomeSkipped, 1, detail+"; skipped at gate "+GateRecoveryStalled)
+			r.end(ctx, skip, OutcomeSkipped, 1, detail+"; skipped at gate "+contract.GateRecoveryStalled)
 			return nil
 		default:
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s; gate %s: %s", detail, GateRecoveryStalled, decision), "RecoveryStalled", nil)
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s; gate %s: %s", detail, contract.GateRecoveryStalled, decision), contract.ErrTypeRecoveryStalled, nil)
 		}
 	}
 }
@@ -503,15 +595,15 @@ func recoveryWindow(p *plan.Plan) time.Duration {
 
 // waitRecoveryV0 is the recovery wait of runs started before the
 // recovery-stalled gate: one 30-minute wait.
-func waitRecoveryV0(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) error {
+func waitRecoveryV0(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) error {
 	step := r.begin(ctx, "recover in-flight work")
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
-	var out []activities.CheckOutput
-	if err := workflow.ExecuteActivity(actx, a.WaitChecks, activities.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out); err != nil {
+	var out []contract.CheckOutput
+	if err := r.actOwn(actx, siteAt(site), contract.WaitChecks, contract.ChecksInput{Plan: p.Name, Site: site, Checks: p.Recovery}).Get(ctx, &out); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return fmt.Errorf("in-flight work not recovered at %s: %w", site.Site.Name, err)
 	}
@@ -524,26 +616,30 @@ func waitRecoveryV0(ctx workflow.Context, r *run, p *plan.Plan, site activities.
 }
 
 // redirect is step 10: point traffic at the site and confirm through it.
-func (f *failover) redirect(ctx workflow.Context, site activities.SiteRef) error {
+func (f *failover) redirect(ctx workflow.Context, site contract.SiteRef) error {
 	return redirectTo(ctx, f.r, f.p, site)
 }
 
-func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) error {
+func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) error {
 	if p.Redirect == nil {
 		return nil
 	}
 	r.phase(ctx, "redirect")
 	step := r.begin(ctx, "redirect traffic to "+site.Site.Name)
-	var rr activities.RedirectResult
-	if err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 5), a.Redirect, activities.RedirectInput{
+	r.placeStep(step, siteAt(site))
+	var rr contract.RedirectResult
+	// Run at the site traffic goes to: it is the one that must be alive.
+	if err := r.act(shortOptions(ctx, 5*time.Minute, 5), siteAt(site), contract.Redirect, contract.RedirectInput{
 		Plan: p.Name, Redirect: *p.Redirect, Site: site,
 	}).Get(ctx, &rr); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return fmt.Errorf("redirect to %s: %w", site.Site.Name, err)
 	}
+	r.ranAt(step, rr.Ran)
+	r.output(step, rr.Evidence)
 	detail := "traffic points at " + rr.Current
 	if c := p.Redirect.Check; c != nil {
-		checks := runChecks(ctx, VerifyInput{Plan: *p, Site: site}, "redirect", []plan.DriverCheck{*c})
+		checks := runChecks(ctx, r, VerifyInput{Plan: *p, Site: site}, "redirect", []plan.DriverCheck{*c})
 		if !checks[0].Result.Passed {
 			r.end(ctx, step, OutcomeFailed, 1, detail+"; check through it failed: "+checks[0].Result.Summary)
 			return fmt.Errorf("traffic redirected to %s but the check through it failed: %s", site.Site.Name, checks[0].Result.Summary)
@@ -557,13 +653,13 @@ func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site activities.Site
 // drain stops new work reaching a site before its last backup. A failed
 // drain is recorded, not fatal: the orderly stop that follows drains the
 // servers themselves.
-func drain(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) {
+func drain(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) {
 	r.phase(ctx, "drain")
 	if p.Redirect == nil {
 		return
 	}
 	step := r.begin(ctx, "drain new work at the front door")
-	err := workflow.ExecuteActivity(shortOptions(ctx, 5*time.Minute, 3), a.DrainTraffic, activities.RedirectInput{
+	err := r.act(shortOptions(ctx, 5*time.Minute, 3), siteAt(site), contract.DrainTraffic, contract.RedirectInput{
 		Plan: p.Name, Redirect: *p.Redirect, Site: site,
 	}).Get(ctx, nil)
 	if err != nil {
@@ -571,4 +667,51 @@ func drain(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef) 
 		return
 	}
 	r.end(ctx, step, OutcomeOK, 1, "")
+}
+
+// pauseBackups pauses the backup schedule while the cell moves (seed 001:
+// no backup of a site being failed over). When the run fails before it
+// changed anything, the schedule is resumed as it was.
+func (f *failover) pauseBackups(ctx workflow.Context, runErr *error) {
+	from := siteName(f.p.Sites.Primary)
+	if f.from != "" {
+		from = f.from
+	}
+	f.r.backups(ctx, f.rep, contract.ScheduleChange{Plan: f.p.Name, Pause: true,
+		Note: fmt.Sprintf("%s %s moves the cell from %s", f.r.status.Kind, workflow.GetInfo(ctx).WorkflowExecution.ID, from)})
+	f.resumeOnFailure = runErr
+}
+
+// reprotect records the site the cell now runs at and resumes the backup
+// schedule there, into a store the other site can restore from (the
+// plan's reverse store after a failover, the plan's store after the
+// failback).
+func (f *failover) reprotect(ctx workflow.Context, now contract.SiteRef, store plan.Settings, at plan.StoreSite) {
+	f.r.recordPrimary(ctx, f.rep, f.store, now.Site.Name, fmt.Sprintf("%s %s", f.r.status.Kind, workflow.GetInfo(ctx).WorkflowExecution.ID))
+	backup := &contract.ScheduleBackup{Site: now, Store: store, StoreAt: at}
+	note := fmt.Sprintf("backups of %s", now.Site.Name)
+	if len(store) == 0 {
+		note += " into the plan's store"
+		if now.Role == plan.SiteSecondary {
+			note += " (at " + storeAt(f.p).Site + ": add storage.reverseStore so they survive the loss of " + now.Site.Name + ")"
+			f.rep.Notes = append(f.rep.Notes, "backups of "+now.Site.Name+" go to the store at "+storeAt(f.p).Site+
+				", which is lost with it: the plan has no storage.reverseStore")
+		}
+	}
+	f.r.backups(ctx, f.rep, contract.ScheduleChange{Plan: f.p.Name, Note: note, Backup: backup})
+	f.resumeOnFailure = nil
+}
+
+// resumeIfUntouched resumes the paused backups when the run ends without
+// having changed the secondary: the primary still is the primary.
+func (f *failover) resumeIfUntouched(ctx workflow.Context) {
+	if f.resumeOnFailure == nil || *f.resumeOnFailure == nil {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if f.moved {
+		f.rep.Notes = append(f.rep.Notes, "backups stay paused: the run failed after it began to restore; resume them with drover backup schedule once the cell is settled")
+		return
+	}
+	f.r.backups(dctx, f.rep, contract.ScheduleChange{Plan: f.p.Name, Note: "the run ended without moving the cell"})
 }

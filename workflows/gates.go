@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/drover-dr/drover/approval"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
@@ -70,11 +71,12 @@ type gateKeeper struct {
 // run, so a signal sent while no gate is open is still recorded.
 func startGateKeeper(ctx workflow.Context, r *run, p *plan.Plan) *gateKeeper {
 	g := &gateKeeper{r: r, plan: p, open: map[string]int{}, nonces: map[string]bool{}}
+	r.gk = g
 	for _, ap := range p.Approvers {
 		g.keys = append(g.keys, approval.Key{Name: ap.Name, PublicKey: ap.PublicKey})
 	}
 	g.signed = approval.Required(g.keys)
-	ch := workflow.GetSignalChannel(ctx, SignalApprove)
+	ch := workflow.GetSignalChannel(ctx, contract.SignalApprove)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var raw any
@@ -195,7 +197,7 @@ func (g *gateKeeper) receive(ctx workflow.Context, raw any) {
 func (g *gateKeeper) decide(rec *GateRecord) string {
 	counts := map[string]int{}
 	for _, ap := range rec.Approvals {
-		if ap.Decision == DecisionReject || ap.Decision == DecisionAbort {
+		if ap.Decision == contract.DecisionReject || ap.Decision == contract.DecisionAbort {
 			return ap.Decision
 		}
 		counts[ap.Decision]++
@@ -227,7 +229,7 @@ func (g *gateKeeper) wait(ctx workflow.Context, req gateRequest) (string, error)
 	}
 	options := req.Options
 	if len(options) == 0 {
-		options = []string{DecisionApprove, DecisionReject}
+		options = []string{contract.DecisionApprove, contract.DecisionReject}
 	}
 	quorum := spec.Quorum
 	if quorum < 1 {

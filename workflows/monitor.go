@@ -6,19 +6,8 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
-)
-
-// QueryRPO answers the monitor's RPOStatus.
-const QueryRPO = "rpo"
-
-// RPO states, the values of DroverRPOStatus.
-const (
-	RPOOk       = "ok"
-	RPOBreached = "breached"
-	RPONoPoint  = "no-valid-point"
-	RPOUnknown  = "unknown"
 )
 
 // MonitorInput configures the RPO monitor; the state fields carry over
@@ -45,10 +34,13 @@ type RPOStatus struct {
 	Breaches      int       `json:"breaches"`
 	CheckedAt     time.Time `json:"checkedAt"`
 	Error         string    `json:"error,omitempty"`
+	// Trust is how far the point a failover would use now was checked:
+	// validated, or intact when no point is validated.
+	Trust string `json:"trust,omitempty"`
+	// ValidatedPointID and ValidatedAge are the newest validated point.
+	ValidatedPointID string        `json:"validatedPointId,omitempty"`
+	ValidatedAge     time.Duration `json:"validatedAge,omitempty"`
 }
-
-// MonitorID is the one RPO monitor of a plan.
-func MonitorID(planName string) string { return "drover/" + planName + "/rpo-monitor" }
 
 func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
 	if d > 0 {
@@ -62,13 +54,13 @@ func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
 // DroverRPOStatus up to date for the Web UI, and logs an alert when the RPO
 // is breached. It continues as new to keep its history small.
 func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
-	r, err := newRun(ctx, KindMonitor, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindMonitor, in.Plan.Name)
 	if err != nil {
 		return err
 	}
 	st := in.Last
 	st.RPO = in.Plan.RPO.D()
-	if err := workflow.SetQueryHandler(ctx, QueryRPO, func() (RPOStatus, error) { return st, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryRPO, func() (RPOStatus, error) { return st, nil }); err != nil {
 		return err
 	}
 	checks := in.ChecksPerRun
@@ -80,26 +72,28 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 	log := workflow.GetLogger(ctx)
 	r.phase(ctx, "monitoring")
 	for i := 0; i < checks; i++ {
-		var stats activities.StatsResult
-		err := workflow.ExecuteActivity(shortOptions(ctx, time.Minute, 3), a.PointStats, store).Get(ctx, &stats)
+		var stats contract.StatsResult
+		err := r.act(shortOptions(ctx, time.Minute, 3), store.At, contract.PointStats, store).Get(ctx, &stats)
 		now := workflow.Now(ctx)
 		prev := st.Status
 		st.CheckedAt, st.Error = now, ""
 		switch {
 		case err != nil:
-			st.Status, st.Error = RPOUnknown, rootMessage(err)
+			st.Status, st.Error = contract.RPOUnknown, rootMessage(err)
+		case r.safe:
+			rpoOfFailoverPoint(&st, stats, now)
 		case stats.NewestValid == nil:
-			st.Status, st.PointID, st.Captured, st.Age = RPONoPoint, "", time.Time{}, 0
+			st.Status, st.PointID, st.Captured, st.Age = contract.RPONoPoint, "", time.Time{}, 0
 		default:
 			st.PointID, st.Captured = stats.NewestValid.ID, stats.NewestValid.Instant
 			st.Age = now.Sub(st.Captured)
-			st.Status = RPOOk
+			st.Status = contract.RPOOk
 			if st.Age > st.RPO {
-				st.Status = RPOBreached
+				st.Status = contract.RPOBreached
 			}
 		}
-		breach := st.Status == RPOBreached || st.Status == RPONoPoint
-		if breach && (prev != RPOBreached && prev != RPONoPoint) {
+		breach := st.Status == contract.RPOBreached || st.Status == contract.RPONoPoint
+		if breach && (prev != contract.RPOBreached && prev != contract.RPONoPoint) {
 			st.BreachedSince = now
 			st.Breaches++
 		}
@@ -112,7 +106,7 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		}
 		if st.Status != prev {
 			r.setRPOStatus(ctx, st.Status)
-			r.status.CurrentStep = fmt.Sprintf("rpo %s: newest valid point %s, age %s", st.Status, st.PointID, st.Age.Round(time.Second))
+			r.status.CurrentStep = fmt.Sprintf("rpo %s: point %s (%s), age %s", st.Status, st.PointID, st.Trust, st.Age.Round(time.Second))
 		}
 		if err := workflow.Sleep(ctx, interval); err != nil {
 			return err
@@ -120,4 +114,27 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 	}
 	in.Last = st
 	return workflow.NewContinueAsNewError(ctx, RPOMonitorWorkflow, in)
+}
+
+// rpoOfFailoverPoint judges the RPO by the point a failover would restore
+// now: the newest validated one, else the newest intact one. The newest
+// validated point's age is reported beside it.
+func rpoOfFailoverPoint(st *RPOStatus, stats contract.StatsResult, now time.Time) {
+	st.ValidatedPointID, st.ValidatedAge = "", 0
+	if v := stats.NewestValid; v != nil {
+		st.ValidatedPointID, st.ValidatedAge = v.ID, now.Sub(v.Instant)
+	}
+	pt := stats.NewestValid
+	if pt == nil {
+		pt = stats.NewestUsable
+	}
+	if pt == nil {
+		st.Status, st.PointID, st.Captured, st.Age, st.Trust = contract.RPONoPoint, "", time.Time{}, 0, ""
+		return
+	}
+	st.PointID, st.Captured, st.Age, st.Trust = pt.ID, pt.Instant, now.Sub(pt.Instant), pt.Trust()
+	st.Status = contract.RPOOk
+	if st.Age > st.RPO {
+		st.Status = contract.RPOBreached
+	}
 }

@@ -10,18 +10,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 )
 
-// a is a nil receiver used only to name activity methods; the worker
-// registers the real struct.
-var a *activities.Activities
-
 // RestartInput asks to bring a site's components up in the plan's order.
 type RestartInput struct {
-	Plan plan.Plan          `json:"plan"`
-	Site activities.SiteRef `json:"site"`
+	Plan plan.Plan        `json:"plan"`
+	Site contract.SiteRef `json:"site"`
 	// Only limits the restart to these components (still in plan order);
 	// empty means all.
 	Only []string `json:"only,omitempty"`
@@ -37,6 +33,10 @@ type RestartResult struct {
 	Components []ComponentOutcome `json:"components"`
 	Started    time.Time          `json:"started"`
 	Ended      time.Time          `json:"ended"`
+	// Steps and Gates are the restart's own record, for the report of the
+	// run that started it.
+	Steps []StepRecord `json:"steps,omitempty"`
+	Gates []GateRecord `json:"gates,omitempty"`
 }
 
 // ComponentOutcome is one component's start.
@@ -64,21 +64,21 @@ const (
 // Each start is the driver's start followed by a readiness check; a start
 // that still fails after its retries raises the start-failed gate.
 func RestartWorkflow(ctx workflow.Context, in RestartInput) (RestartResult, error) {
-	r, err := newRun(ctx, KindRestart, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindRestart, in.Plan.Name)
 	if err != nil {
 		return RestartResult{}, err
 	}
 	gk := startGateKeeper(ctx, r, &in.Plan)
-	return restart(ctx, r, gk, in)
+	res, err := restart(ctx, r, gk, in)
+	res.Steps, res.Gates = r.status.Steps, r.status.Gates
+	return res, err
 }
 
 func restart(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput) (RestartResult, error) {
 	res := RestartResult{Started: workflow.Now(ctx)}
-	// Tiers is a pure function of the plan that sorts what it collects from
-	// maps, so its result is the same on every replay.
-	tiers, err := plan.Tiers(&in.Plan) //workflowcheck:ignore
+	tiers, err := order(&in.Plan)
 	if err != nil {
-		return res, temporal.NewNonRetryableApplicationError(err.Error(), "BadPlan", err)
+		return res, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadPlan, err)
 	}
 	for _, t := range tiers {
 		members := t.Components
@@ -128,7 +128,9 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 	out := ComponentOutcome{Name: c.Name, Tier: tier, Started: workflow.Now(ctx)}
 	step := r.begin(ctx, "start "+c.Name)
 	for {
-		attempts, err := startAndWaitReady(ctx, in, c)
+		attempts, ran, ev, err := startAndWaitReady(ctx, r, in, c)
+		r.ranAt(step, ran)
+		r.output(step, ev)
 		out.Attempts += attempts
 		if err == nil {
 			out.Outcome = OutcomeOK
@@ -152,13 +154,13 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 			out.Outcome = OutcomeFailed
 			out.Detail = detail + " (unattended run: no start-failed gate)"
 			r.end(ctx, step, OutcomeFailed, out.Attempts, out.Detail)
-			return out, temporal.NewNonRetryableApplicationError(out.Detail, "StartFailed", nil)
+			return out, temporal.NewNonRetryableApplicationError(out.Detail, contract.ErrTypeStartFailed, nil)
 		}
-		options := []string{DecisionRetry, DecisionAbort}
+		options := []string{contract.DecisionRetry, contract.DecisionAbort}
 		if c.Optional {
-			options = []string{DecisionRetry, DecisionSkip, DecisionAbort}
+			options = []string{contract.DecisionRetry, contract.DecisionSkip, contract.DecisionAbort}
 		}
-		decision, gerr := gk.wait(ctx, gateRequest{Name: GateStartFailed, Detail: detail, Options: options})
+		decision, gerr := gk.wait(ctx, gateRequest{Name: contract.GateStartFailed, Detail: detail, Options: options})
 		if gerr != nil {
 			out.Outcome = OutcomeFailed
 			out.Detail = detail + "; " + gerr.Error()
@@ -166,18 +168,18 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 			return out, fmt.Errorf("%s: %w", detail, gerr)
 		}
 		switch decision {
-		case DecisionRetry:
+		case contract.DecisionRetry:
 			continue
-		case DecisionSkip:
+		case contract.DecisionSkip:
 			out.Outcome = OutcomeSkipped
-			out.Detail = detail + "; skipped at gate " + GateStartFailed
+			out.Detail = detail + "; skipped at gate " + contract.GateStartFailed
 			r.end(ctx, step, OutcomeSkipped, out.Attempts, out.Detail)
 			return out, nil
 		default:
 			out.Outcome = OutcomeFailed
-			out.Detail = fmt.Sprintf("%s; gate %s: %s", detail, GateStartFailed, decision)
+			out.Detail = fmt.Sprintf("%s; gate %s: %s", detail, contract.GateStartFailed, decision)
 			r.end(ctx, step, OutcomeFailed, out.Attempts, out.Detail)
-			return out, temporal.NewNonRetryableApplicationError(out.Detail, "StartFailed", nil)
+			return out, temporal.NewNonRetryableApplicationError(out.Detail, contract.ErrTypeStartFailed, nil)
 		}
 	}
 }
@@ -185,12 +187,13 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 // startAndWaitReady is one round of the start policy: the start activity with
 // its retries, then the readiness wait. It returns how many start attempts
 // the activity took.
-func startAndWaitReady(ctx workflow.Context, in RestartInput, c plan.Component) (int, error) {
+func startAndWaitReady(ctx workflow.Context, r *run, in RestartInput, c plan.Component) (int, contract.Ran, contract.Evidence, error) {
 	timeout := c.StartTimeout.D()
 	if timeout <= 0 {
 		timeout = defaultStartTimeout
 	}
-	cin := activities.ComponentInput{Plan: in.Plan.Name, Site: in.Site, Component: c}
+	where, host := componentAt(in.Site, c)
+	cin := contract.ComponentInput{Plan: in.Plan.Name, Site: in.Site, Host: host, Component: c}
 	// Version 1 starts and waits in one activity: one round trip through
 	// the server per member instead of two, which is most of the
 	// orchestration overhead `drover bench rto` measured. Runs that began
@@ -204,14 +207,18 @@ func startAndWaitReady(ctx workflow.Context, in RestartInput, c plan.Component) 
 				BackoffCoefficient:     2,
 				MaximumInterval:        30 * time.Second,
 				MaximumAttempts:        startAttempts,
-				NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeNotReady},
+				NonRetryableErrorTypes: []string{contract.ErrTypeBadSettings, contract.ErrTypeNotReady},
 			},
 		})
-		var ready activities.ReadyResult
-		if err := workflow.ExecuteActivity(actx, a.StartAndWaitReady, activities.ReadyInput{ComponentInput: cin}).Get(ctx, &ready); err != nil {
-			return startAttempts, err
+		var ready contract.ReadyResult
+		if err := r.actOwn(actx, where, contract.StartAndWaitReady, contract.ReadyInput{ComponentInput: cin}).Get(ctx, &ready); err != nil {
+			return startAttempts, contract.Ran{Site: where.Site, Host: where.Host}, contract.Evidence{}, err
 		}
-		return max(ready.StartAttempt, 1), nil
+		var ev contract.Evidence
+		if ready.Start != nil {
+			ev = ready.Start.Evidence
+		}
+		return max(ready.StartAttempt, 1), ready.Ran, ev, nil
 	}
 	startCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
@@ -220,12 +227,12 @@ func startAndWaitReady(ctx workflow.Context, in RestartInput, c plan.Component) 
 			BackoffCoefficient:     2,
 			MaximumInterval:        30 * time.Second,
 			MaximumAttempts:        startAttempts,
-			NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings},
+			NonRetryableErrorTypes: []string{contract.ErrTypeBadSettings},
 		},
 	})
-	var started activities.StepResult
-	if err := workflow.ExecuteActivity(startCtx, a.StartComponent, cin).Get(ctx, &started); err != nil {
-		return startAttempts, err
+	var started contract.StepResult
+	if err := r.actOwn(startCtx, where, contract.StartComponent, cin).Get(ctx, &started); err != nil {
+		return startAttempts, contract.Ran{}, contract.Evidence{}, err
 	}
 	readyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
@@ -234,12 +241,23 @@ func startAndWaitReady(ctx workflow.Context, in RestartInput, c plan.Component) 
 		HeartbeatTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			MaximumAttempts:        2,
-			NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings, activities.ErrTypeNotReady},
+			NonRetryableErrorTypes: []string{contract.ErrTypeBadSettings, contract.ErrTypeNotReady},
 		},
 	})
-	var ready activities.ReadyResult
-	err := workflow.ExecuteActivity(readyCtx, a.WaitReady, activities.ReadyInput{ComponentInput: cin}).Get(ctx, &ready)
-	return max(started.Attempt, 1), err
+	var ready contract.ReadyResult
+	err := r.actOwn(readyCtx, where, contract.WaitReady, contract.ReadyInput{ComponentInput: cin}).Get(ctx, &ready)
+	return max(started.Attempt, 1), ready.Ran, started.Evidence, err
+}
+
+// order is the plan's restart tiers, derived when the plan was loaded and
+// carried in the run. Inputs from before plans carried them (a schedule
+// made by an older drover) derive them here, as those runs always did: a
+// pure function of the plan that sorts what it collects from maps.
+func order(p *plan.Plan) ([]plan.Tier, error) {
+	if len(p.Order) > 0 {
+		return p.Order, nil
+	}
+	return plan.Tiers(p) //workflowcheck:ignore
 }
 
 func findComponent(p *plan.Plan, name string) (plan.Component, bool) {
@@ -253,7 +271,7 @@ func findComponent(p *plan.Plan, name string) (plan.Component, bool) {
 
 func isBadSettings(err error) bool {
 	var app *temporal.ApplicationError
-	return errors.As(err, &app) && app.Type() == activities.ErrTypeBadSettings
+	return errors.As(err, &app) && app.Type() == contract.ErrTypeBadSettings
 }
 
 // rootMessage returns the innermost message of a Temporal error chain, which

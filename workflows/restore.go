@@ -6,37 +6,39 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
 
 // pointRef is a catalog point as the report names it.
-func pointRef(p activities.Point) *report.Point {
+func pointRef(p contract.Point) *report.Point {
 	return &report.Point{ID: p.ID, Mode: string(p.Mode), BaseID: p.BaseID, Captured: p.Instant,
 		Consistency: string(p.Consistency), Validity: string(p.Validity.State), Bytes: p.Size}
 }
 
 // choosePoint reads the catalog for the point to restore.
-func choosePoint(ctx workflow.Context, r *run, store activities.StoreRef, in activities.ChooseInput) (activities.Point, error) {
-	return choosePointWith(ctx, r, store, in, shortStep)
+func choosePoint(ctx workflow.Context, r *run, store contract.StoreRef, in contract.ChooseInput) (contract.Point, error) {
+	return choosePointWith(ctx, r, store, in, r.shortStep)
 }
 
-// stepRunner runs a short step, as an activity or a local activity.
-type stepRunner func(ctx workflow.Context, timeout time.Duration, attempts int32, fn any, args ...any) workflow.Future
+// stepRunner runs a short step at a place, as an activity or a local
+// activity.
+type stepRunner func(ctx workflow.Context, timeout time.Duration, attempts int32, where contract.Placement, fn string, args ...any) workflow.Future
 
 // shortStep runs a short step as an activity with shortOptions.
-func shortStep(ctx workflow.Context, timeout time.Duration, attempts int32, fn any, args ...any) workflow.Future {
-	return workflow.ExecuteActivity(shortOptions(ctx, timeout, attempts), fn, args...)
+func (r *run) shortStep(ctx workflow.Context, timeout time.Duration, attempts int32, where contract.Placement, fn string, args ...any) workflow.Future {
+	return r.act(shortOptions(ctx, timeout, attempts), where, fn, args...)
 }
 
-func choosePointWith(ctx workflow.Context, r *run, store activities.StoreRef, in activities.ChooseInput, runStep stepRunner) (activities.Point, error) {
+func choosePointWith(ctx workflow.Context, r *run, store contract.StoreRef, in contract.ChooseInput, runStep stepRunner) (contract.Point, error) {
 	step := r.begin(ctx, "choose recovery point")
 	in.Store = store
-	var pt activities.Point
-	if err := runStep(ctx, 2*time.Minute, 3, a.ChoosePoint, in).Get(ctx, &pt); err != nil {
+	var pt contract.Point
+	if err := runStep(ctx, 2*time.Minute, 3, store.At, contract.ChoosePoint, in).Get(ctx, &pt); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return pt, err
 	}
@@ -49,11 +51,17 @@ func choosePointWith(ctx workflow.Context, r *run, store activities.StoreRef, in
 // configuration and runtime data of every group from the same point, apply
 // the environment-specific changes, and check the resources outside the
 // recovery scope answer.
-func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef, pointID string, target activities.SiteRef, fromRole string) error {
+func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.StoreRef, pointID string, target contract.SiteRef, fromRole string) error {
 	r.phase(ctx, "restore")
+	if r.safe {
+		if err := nothingRunsAt(ctx, r, p, target); err != nil {
+			return err
+		}
+	}
 	if _, err := forEachGroup(ctx, r, p.Storage.Groups, "restore", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
-		return workflow.ExecuteActivity(storageOptions(ctx), a.RestoreGroup, activities.RestoreInput{
-			Store: store, PointID: pointID, Site: target, Group: g,
+		where, host := groupAt(target, g)
+		return r.act(storageOptions(ctx), where, contract.RestoreGroup, contract.RestoreInput{
+			Store: store, PointID: pointID, Site: target, Host: host, Group: g,
 		})
 	}); err != nil {
 		return fmt.Errorf("restore point %s into %s: %w", pointID, target.Site.Name, err)
@@ -62,8 +70,9 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store activities.St
 	if len(p.Environment) > 0 {
 		r.phase(ctx, "environment")
 		step := r.begin(ctx, "apply environment changes")
-		var rws []activities.RewriteResult
-		if err := workflow.ExecuteActivity(shortOptions(ctx, 10*time.Minute, 3), a.ApplyEnvironment, activities.EnvironmentInput{
+		r.placeStep(step, siteAt(target))
+		var rws []contract.RewriteResult
+		if err := r.act(shortOptions(ctx, 10*time.Minute, 3), siteAt(target), contract.ApplyEnvironment, contract.EnvironmentInput{
 			Site: target, FromRole: fromRole, Rewrites: p.Environment,
 		}).Get(ctx, &rws); err != nil {
 			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
@@ -79,7 +88,7 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store activities.St
 	if len(p.External) > 0 {
 		r.phase(ctx, "connectivity")
 		step := r.begin(ctx, "connectivity outside the recovery scope")
-		checks := runChecks(ctx, VerifyInput{Plan: *p, Site: target}, "external", p.External)
+		checks := runChecks(ctx, r, VerifyInput{Plan: *p, Site: target}, "external", p.External)
 		var failed []string
 		for _, c := range checks {
 			if !c.Result.Passed {
@@ -97,22 +106,25 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store activities.St
 
 // bringUpChildren runs the restart and the verification as child
 // workflows, so the Web UI shows them apart and each keeps its own history.
-func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, idPrefix string, unattended bool) (BringUpResult, error) {
+func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, idPrefix string, unattended bool) (BringUpResult, error) {
 	var res BringUpResult
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+site.Site.Name)
-	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", KindRestart))
+	r.placeStep(step, siteAt(site))
+	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", contract.KindRestart))
 	r.status.Child = idPrefix + "/restart"
 	defer func() { r.status.Child = "" }()
 	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: unattended}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, fmt.Errorf("restart %s: %w", site.Site.Name, err)
 	}
+	r.absorb(idPrefix+"/restart", res.Restart.Steps, res.Restart.Gates)
 	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d components in %d tiers", len(res.Restart.Components), len(res.Restart.Tiers)))
 
 	r.phase(ctx, "verify")
 	step = r.begin(ctx, "verify "+site.Site.Name)
-	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/verify", KindVerify))
+	r.placeStep(step, siteAt(site))
+	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/verify", contract.KindVerify))
 	if err := workflow.ExecuteChildWorkflow(cctx, VerifyWorkflow, VerifyInput{Plan: *p, Site: site}).Get(ctx, &res.Verify); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, fmt.Errorf("verify %s: %w", site.Site.Name, err)
@@ -126,9 +138,10 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site activities
 }
 
 // shutdownSite stops a site in reverse order as a child workflow.
-func shutdownSite(ctx workflow.Context, r *run, p *plan.Plan, site activities.SiteRef, immediate bool, id string) error {
+func shutdownSite(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, immediate bool, id string) error {
 	step := r.begin(ctx, "stop "+site.Site.Name)
-	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id, "shutdown"))
+	r.placeStep(step, siteAt(site))
+	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id, contract.KindShutdown))
 	var res ShutdownResult
 	if err := workflow.ExecuteChildWorkflow(cctx, ShutdownWorkflow, ShutdownInput{Plan: *p, Site: site, Immediate: immediate}).Get(ctx, &res); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
@@ -140,7 +153,7 @@ func shutdownSite(ctx workflow.Context, r *run, p *plan.Plan, site activities.Si
 
 // tearDownSandbox stops whatever runs in the sandbox and empties it. It
 // runs on a disconnected context: a cancelled drill still cleans up.
-func tearDownSandbox(ctx workflow.Context, r *run, p *plan.Plan, sandbox activities.SiteRef, idPrefix string) error {
+func tearDownSandbox(ctx workflow.Context, r *run, p *plan.Plan, sandbox contract.SiteRef, idPrefix string) error {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	r.phase(dctx, "teardown")
 	var errs []error
@@ -148,7 +161,8 @@ func tearDownSandbox(ctx workflow.Context, r *run, p *plan.Plan, sandbox activit
 		errs = append(errs, err)
 	}
 	step := r.begin(dctx, "wipe sandbox "+sandbox.Site.Name)
-	if err := workflow.ExecuteActivity(shortOptions(dctx, 10*time.Minute, 5), a.WipeSite, sandbox).Get(dctx, nil); err != nil {
+	r.placeStep(step, siteAt(sandbox))
+	if err := r.act(shortOptions(dctx, 10*time.Minute, 5), siteAt(sandbox), contract.WipeSite, sandbox).Get(dctx, nil); err != nil {
 		r.end(dctx, step, OutcomeFailed, 1, rootMessage(err))
 		errs = append(errs, err)
 	} else {
@@ -168,7 +182,7 @@ type trialResult struct {
 // trial restores a point into the isolated sandbox while the primary keeps
 // running, starts the cell in order and verifies it at the six levels; the
 // sandbox is always torn down afterwards, whatever happened.
-func trial(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef, point activities.Point, idPrefix string, unattended bool) (res trialResult, err error) {
+func trial(ctx workflow.Context, r *run, p *plan.Plan, store contract.StoreRef, point contract.Point, idPrefix string, unattended bool) (res trialResult, err error) {
 	sandbox := siteRef(p, "sandbox")
 	if p.Sites.Sandbox == nil {
 		return res, fmt.Errorf("plan %s has no sandbox site for drills and validation", p.Name)
@@ -180,7 +194,8 @@ func trial(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef
 	}()
 	started := workflow.Now(ctx)
 	step := r.begin(ctx, "prepare sandbox "+sandbox.Site.Name)
-	if err := workflow.ExecuteActivity(shortOptions(ctx, 10*time.Minute, 3), a.WipeSite, sandbox).Get(ctx, nil); err != nil {
+	r.placeStep(step, siteAt(sandbox))
+	if err := r.act(shortOptions(ctx, 10*time.Minute, 3), siteAt(sandbox), contract.WipeSite, sandbox).Get(ctx, nil); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, err
 	}
@@ -195,7 +210,7 @@ func trial(ctx workflow.Context, r *run, p *plan.Plan, store activities.StoreRef
 }
 
 // finishReport fills the parts of a report every run shares and stores it.
-func finishReport(ctx workflow.Context, r *run, store activities.StoreRef, rep *report.Report, runErr error) activities.ReportPaths {
+func finishReport(ctx workflow.Context, r *run, store contract.StoreRef, rep *report.Report, runErr error) contract.ReportPaths {
 	info := workflow.GetInfo(ctx)
 	rep.Kind, rep.Plan = r.status.Kind, r.status.Plan
 	rep.WorkflowID, rep.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
@@ -209,9 +224,59 @@ func finishReport(ctx workflow.Context, r *run, store activities.StoreRef, rep *
 	}
 	rep.Steps, rep.Gates, rep.Ignored = r.status.Steps, r.status.Gates, r.status.Ignored
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	var paths activities.ReportPaths
-	if err := workflow.ExecuteActivity(shortOptions(dctx, 2*time.Minute, 5), a.WriteReport, activities.ReportInput{Store: store, Report: *rep}).Get(dctx, &paths); err != nil {
+	var paths contract.ReportPaths
+	if err := r.act(shortOptions(dctx, 2*time.Minute, 5), store.At, contract.WriteReport, contract.ReportInput{Store: store, Report: *rep}).Get(dctx, &paths); err != nil {
 		workflow.GetLogger(ctx).Error("report not written", "error", err)
 	}
 	return paths
+}
+
+// nothingRunsAt refuses to restore over a site where a component still
+// answers as running: the restore would replace the data it is using. The
+// step-failed gate lets a person stop it and retry, or abort.
+func nothingRunsAt(ctx workflow.Context, r *run, p *plan.Plan, target contract.SiteRef) error {
+	step := r.begin(ctx, "nothing runs at "+target.Site.Name)
+	r.placeStep(step, siteAt(target))
+	for {
+		futures := make([]workflow.Future, len(p.Components))
+		for i, c := range p.Components {
+			where, host := componentAt(target, c)
+			futures[i] = r.actOwn(shortOptions(ctx, 2*time.Minute, 3), where, contract.ComponentStatus,
+				contract.ComponentInput{Plan: p.Name, Site: target, Host: host, Component: c})
+		}
+		var running []string
+		for i, f := range futures {
+			var st contract.Status
+			if err := f.Get(ctx, &st); err != nil {
+				r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+				return fmt.Errorf("status of %s at %s before the restore: %w", p.Components[i].Name, target.Site.Name, err)
+			}
+			if st.State == contract.StateRunning {
+				running = append(running, p.Components[i].Name)
+			}
+		}
+		if len(running) == 0 {
+			r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d components stopped", len(p.Components)))
+			return nil
+		}
+		detail := fmt.Sprintf("%s still answer as running at %s: a restore would replace the data they use; stop them first",
+			strings.Join(running, ", "), target.Site.Name)
+		refused := temporal.NewNonRetryableApplicationError(detail, contract.ErrTypeTargetRunning, nil)
+		if r.gk == nil {
+			r.end(ctx, step, OutcomeFailed, 1, detail)
+			return refused
+		}
+		if _, ok := findGate(r.gk.plan, contract.GateStepFailed); !ok {
+			r.end(ctx, step, OutcomeFailed, 1, detail)
+			return refused
+		}
+		decision, err := r.stepFailed(ctx, detail, false)
+		if err != nil || decision != contract.DecisionRetry {
+			r.end(ctx, step, OutcomeFailed, 1, detail)
+			if err == nil {
+				err = temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s; gate %s: %s", detail, contract.GateStepFailed, decision), contract.ErrTypeGateRefused, refused)
+			}
+			return err
+		}
+	}
 }

@@ -9,14 +9,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 )
 
 // ShutdownInput asks to stop a site's components in reverse order.
 type ShutdownInput struct {
-	Plan plan.Plan          `json:"plan"`
-	Site activities.SiteRef `json:"site"`
+	Plan plan.Plan        `json:"plan"`
+	Site contract.SiteRef `json:"site"`
 	// Immediate kills instead of stopping gracefully.
 	Immediate bool `json:"immediate,omitempty"`
 }
@@ -32,7 +32,7 @@ const defaultStopTimeout = 10 * time.Minute
 // support → messaging → node agents → dmgr → database), the members of a
 // tier in parallel, so no server loses what it depends on while it drains.
 func ShutdownWorkflow(ctx workflow.Context, in ShutdownInput) (ShutdownResult, error) {
-	r, err := newRun(ctx, "shutdown", in.Plan.Name)
+	r, err := newRun(ctx, contract.KindShutdown, in.Plan.Name)
 	if err != nil {
 		return ShutdownResult{}, err
 	}
@@ -41,11 +41,9 @@ func ShutdownWorkflow(ctx workflow.Context, in ShutdownInput) (ShutdownResult, e
 
 func shutdown(ctx workflow.Context, r *run, in ShutdownInput) (ShutdownResult, error) {
 	var res ShutdownResult
-	// Tiers is a pure function of the plan that sorts what it collects from
-	// maps, so its result is the same on every replay.
-	tiers, err := plan.Tiers(&in.Plan) //workflowcheck:ignore
+	tiers, err := order(&in.Plan)
 	if err != nil {
-		return res, temporal.NewNonRetryableApplicationError(err.Error(), "BadPlan", err)
+		return res, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadPlan, err)
 	}
 	for _, t := range slices.Backward(tiers) {
 		r.phase(ctx, fmt.Sprintf("shutdown:tier-%d", t.Index))
@@ -61,17 +59,18 @@ func shutdown(ctx workflow.Context, r *run, in ShutdownInput) (ShutdownResult, e
 				RetryPolicy: &temporal.RetryPolicy{
 					InitialInterval:        time.Second,
 					MaximumAttempts:        3,
-					NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings},
+					NonRetryableErrorTypes: []string{contract.ErrTypeBadSettings},
 				},
 			})
 			steps[i] = r.begin(ctx, "stop "+name)
-			futures[i] = workflow.ExecuteActivity(actx, a.StopComponent, activities.ComponentInput{
-				Plan: in.Plan.Name, Site: in.Site, Component: c, Immediate: in.Immediate,
+			where, host := componentAt(in.Site, c)
+			futures[i] = r.actOptional(actx, where, c.Optional, contract.StopComponent, contract.ComponentInput{
+				Plan: in.Plan.Name, Site: in.Site, Host: host, Component: c, Immediate: in.Immediate,
 			})
 		}
 		var errs []error
 		for i, f := range futures {
-			var sr activities.StepResult
+			var sr contract.StepResult
 			out := ComponentOutcome{Name: t.Components[i], Tier: t.Index, Started: r.status.Steps[steps[i]].Started}
 			if err := f.Get(ctx, &sr); err != nil {
 				out.Outcome, out.Detail = OutcomeFailed, rootMessage(err)

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/drover-dr/drover/approval"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 )
 
@@ -57,14 +58,14 @@ func runSignedGate(t *testing.T, p plan.Plan, gate string, signals ...any) (stri
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(gateTestWorkflow)
 	for i, sig := range signals {
-		env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalApprove, sig) }, time.Duration(i+1)*time.Minute)
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(contract.SignalApprove, sig) }, time.Duration(i+1)*time.Minute)
 	}
 	env.ExecuteWorkflow(gateTestWorkflow, p, gate)
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	var out string
 	require.NoError(t, env.GetWorkflowResult(&out))
-	v, err := env.QueryWorkflow(QueryStatus)
+	v, err := env.QueryWorkflow(contract.QueryStatus)
 	require.NoError(t, err)
 	var st Status
 	require.NoError(t, v.Get(&st))
@@ -73,8 +74,8 @@ func runSignedGate(t *testing.T, p plan.Plan, gate string, signals ...any) (stri
 
 func TestSignedApprovalCountedWithSigner(t *testing.T) {
 	s := newSigners(t)
-	out, st := runSignedGate(t, signedPlan(s), "one", sign(t, s.alice, testWorkflowID, testRunID, "one", DecisionApprove, "alice"))
-	require.Equal(t, DecisionApprove, out)
+	out, st := runSignedGate(t, signedPlan(s), "one", sign(t, s.alice, testWorkflowID, testRunID, "one", contract.DecisionApprove, "alice"))
+	require.Equal(t, contract.DecisionApprove, out)
 	rec := st.Gates[0].Approvals[0]
 	require.True(t, rec.Signed)
 	require.Equal(t, approval.Fingerprint(s.alice.PublicKey()), rec.Signer)
@@ -83,24 +84,24 @@ func TestSignedApprovalCountedWithSigner(t *testing.T) {
 func TestForgedReplayedWrongRunAndUnsignedApprovalsAreRejected(t *testing.T) {
 	s := newSigners(t)
 	p := signedPlan(s)
-	good := sign(t, s.alice, testWorkflowID, testRunID, "two-person", DecisionApprove, "alice")
-	forged := sign(t, s.mallory, testWorkflowID, testRunID, "two-person", DecisionApprove, "mallory")
+	good := sign(t, s.alice, testWorkflowID, testRunID, "two-person", contract.DecisionApprove, "alice")
+	forged := sign(t, s.mallory, testWorkflowID, testRunID, "two-person", contract.DecisionApprove, "mallory")
 	forged.Approver = "bob" // mallory signs in bob's name
 	forged.Signature = s.mallory.Sign(forged.Statement)
-	tampered := sign(t, s.bob, testWorkflowID, testRunID, "two-person", DecisionReject, "bob")
-	tampered.Decision = DecisionApprove // the signature covered reject
-	wrongRun := sign(t, s.bob, testWorkflowID, "another-run", "two-person", DecisionApprove, "bob")
+	tampered := sign(t, s.bob, testWorkflowID, testRunID, "two-person", contract.DecisionReject, "bob")
+	tampered.Decision = contract.DecisionApprove // the signature covered reject
+	wrongRun := sign(t, s.bob, testWorkflowID, "another-run", "two-person", contract.DecisionApprove, "bob")
 	out, st := runSignedGate(t, p, "two-person",
 		good,
 		good, // replayed: same nonce
 		forged,
 		tampered,
 		wrongRun,
-		Approval{Gate: "two-person", Approver: "bob", Decision: DecisionApprove}, // unsigned
-		sign(t, s.bob, testWorkflowID, testRunID, "one", DecisionApprove, "bob"), // a gate that is not open
-		sign(t, s.bob, testWorkflowID, testRunID, "two-person", DecisionApprove, "bob"),
+		Approval{Gate: "two-person", Approver: "bob", Decision: contract.DecisionApprove}, // unsigned
+		sign(t, s.bob, testWorkflowID, testRunID, "one", contract.DecisionApprove, "bob"), // a gate that is not open
+		sign(t, s.bob, testWorkflowID, testRunID, "two-person", contract.DecisionApprove, "bob"),
 	)
-	require.Equal(t, DecisionApprove, out)
+	require.Equal(t, contract.DecisionApprove, out)
 	reasons := make([]string, len(st.Ignored))
 	for i, ig := range st.Ignored {
 		reasons[i] = ig.Reason

@@ -5,6 +5,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/report"
 )
 
@@ -40,15 +41,30 @@ const (
 type run struct {
 	status   Status
 	upsertSA bool
+	// placed sends each step to the queue of the site it acts on.
+	placed bool
+	// safe runs the safe defaults: gates the seeds require are never
+	// passed silently, a planned failover asks before touching the
+	// primary, an unplanned one fences a primary that still answers.
+	safe bool
+	// gk asks people at gates; nil in runs that have nobody to ask.
+	gk *gateKeeper
+	// reach holds, per queue, the check that a worker polls it.
+	reach map[string]workflow.Future
+	// siteGates are the open site-unreachable gates, per site.
+	siteGates map[string]workflow.Future
 }
 
 // newRun registers the status query. Search attributes are upserted only when
 // the starter set DroverPlan: then the namespace has drover's attributes, and a
 // cluster without them still runs drover's workflows.
 func newRun(ctx workflow.Context, kind, planName string) (*run, error) {
-	r := &run{status: Status{Kind: kind, Plan: planName, Phase: "starting", Steps: []StepRecord{}}}
-	_, r.upsertSA = workflow.GetTypedSearchAttributes(ctx).GetKeyword(SAPlan)
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return r.status, nil }); err != nil {
+	r := &run{status: Status{Kind: kind, Plan: planName, Phase: "starting", Steps: []StepRecord{}},
+		reach: map[string]workflow.Future{}, siteGates: map[string]workflow.Future{}}
+	r.placed = workflow.GetVersion(ctx, versionSites, workflow.DefaultVersion, 1) == 1
+	r.safe = workflow.GetVersion(ctx, versionSafe, workflow.DefaultVersion, 1) == 1
+	_, r.upsertSA = workflow.GetTypedSearchAttributes(ctx).GetKeyword(contract.SAPlan)
+	if err := workflow.SetQueryHandler(ctx, contract.QueryStatus, func() (Status, error) { return r.status, nil }); err != nil {
 		return nil, fmt.Errorf("register status query: %w", err)
 	}
 	return r, nil
@@ -59,7 +75,7 @@ func (r *run) phase(ctx workflow.Context, phase string) {
 	r.status.Phase = phase
 	workflow.GetLogger(ctx).Info("phase", "phase", phase)
 	if r.upsertSA {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, SAPhase.ValueSet(phase)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.SAPhase.ValueSet(phase)); err != nil {
 			workflow.GetLogger(ctx).Warn("upsert DroverPhase failed", "error", err)
 		}
 	}
@@ -99,7 +115,7 @@ func (r *run) childOptions(ctx workflow.Context, id, kind string) workflow.Child
 // setRPOStatus shows the monitor's verdict in the Web UI's list.
 func (r *run) setRPOStatus(ctx workflow.Context, status string) {
 	if r.upsertSA {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, SARPOStatus.ValueSet(status)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.SARPOStatus.ValueSet(status)); err != nil {
 			workflow.GetLogger(ctx).Warn("upsert DroverRPOStatus failed", "error", err)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
@@ -21,11 +21,11 @@ type ValidateInput struct {
 
 // ValidateResult is the verdict and where the report is.
 type ValidateResult struct {
-	Point  activities.Point       `json:"point"`
-	Valid  bool                   `json:"valid"`
-	Reason string                 `json:"reason,omitempty"`
-	Verify VerifyResult           `json:"verify"`
-	Report activities.ReportPaths `json:"report"`
+	Point  contract.Point       `json:"point"`
+	Valid  bool                 `json:"valid"`
+	Reason string               `json:"reason,omitempty"`
+	Verify VerifyResult         `json:"verify"`
+	Report contract.ReportPaths `json:"report"`
 }
 
 // ValidateWorkflow is the BPM seed's Figure 3 and its configuration and
@@ -35,7 +35,7 @@ type ValidateResult struct {
 // instance-level findings are kept on a valid point). The sandbox is torn
 // down whatever happened.
 func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, error) {
-	r, err := newRun(ctx, KindValidate, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindValidate, in.Plan.Name)
 	if err != nil {
 		return ValidateResult{}, err
 	}
@@ -46,7 +46,7 @@ func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, e
 	rep := report.Report{}
 
 	r.phase(ctx, "preflight")
-	pt, err := choosePoint(ctx, r, store, activities.ChooseInput{PointID: in.PointID, AllowUnverified: true})
+	pt, err := choosePoint(ctx, r, store, contract.ChooseInput{PointID: in.PointID, AllowUnverified: true})
 	if err != nil {
 		res.Report = finishReport(ctx, r, store, &rep, err)
 		return res, err
@@ -59,24 +59,24 @@ func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, e
 	if len(tr.BringUp.Verify.Levels) > 0 {
 		rep.Verification = &res.Verify
 	}
-	validity := activities.Validity{Run: id, At: workflow.Now(ctx), Findings: res.Verify.Findings}
+	validity := contract.Validity{Run: id, At: workflow.Now(ctx), Findings: res.Verify.Findings}
 	switch {
 	case len(tr.BringUp.Verify.Levels) > 0 && !res.Verify.Valid:
-		validity.State = activities.StateInvalid
+		validity.State = contract.StateInvalid
 		validity.Reason = fmt.Sprintf("verification failed at the %s level", res.Verify.FailedLevel)
 	case len(tr.BringUp.Verify.Levels) > 0:
-		validity.State = activities.StateValid
+		validity.State = contract.StateValid
 	case terr != nil && restoreRefusedDamage(ctx, terr):
-		validity.State = activities.StateInvalid
+		validity.State = contract.StateInvalid
 		validity.Reason = damageReason(ctx, r, store, pt.ID, terr)
 	case terr != nil && isRestoreOrStartFailure(tr):
 		// The cell could not even be brought up from this point: as
 		// unusable as a failed system level.
-		validity.State = activities.StateInvalid
+		validity.State = contract.StateInvalid
 		validity.Reason = "the cell did not come up from this point: " + rootMessage(terr)
 	}
 	if validity.State != "" {
-		res.Valid, res.Reason = validity.State == activities.StateValid, validity.Reason
+		res.Valid, res.Reason = validity.State == contract.StateValid, validity.Reason
 		r.phase(ctx, "record")
 		if err := recordValidity(ctx, r, store, pt.ID, validity); err != nil {
 			terr = err
@@ -94,9 +94,9 @@ func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, e
 }
 
 // recordValidity records a point valid or invalid as a step of the run.
-func recordValidity(ctx workflow.Context, r *run, store activities.StoreRef, pointID string, v activities.Validity) error {
+func recordValidity(ctx workflow.Context, r *run, store contract.StoreRef, pointID string, v contract.Validity) error {
 	step := r.begin(ctx, "record point "+pointID+" "+string(v.State))
-	if err := workflow.ExecuteActivity(shortOptions(ctx, 2*time.Minute, 5), a.SetValidity, activities.ValidityInput{
+	if err := r.act(shortOptions(ctx, 2*time.Minute, 5), store.At, contract.SetValidity, contract.ValidityInput{
 		Store: store, PointID: pointID, Validity: v,
 	}).Get(ctx, nil); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
@@ -109,10 +109,10 @@ func recordValidity(ctx workflow.Context, r *run, store activities.StoreRef, poi
 // damageReason is why a point whose restore refused damaged data is
 // invalid. When the damage is in the full point it builds on, that full is
 // recorded invalid here (and with it every cumulative point on it).
-func damageReason(ctx workflow.Context, r *run, store activities.StoreRef, pointID string, err error) string {
+func damageReason(ctx workflow.Context, r *run, store contract.StoreRef, pointID string, err error) string {
 	reason := "restore refused damaged data: " + rootMessage(err)
 	if d, _ := damagedPoint(err); d.Point != "" && d.Point != pointID {
-		_ = recordValidity(ctx, r, store, d.Point, activities.Validity{State: activities.StateInvalid,
+		_ = recordValidity(ctx, r, store, d.Point, contract.Validity{State: contract.StateInvalid,
 			Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx)})
 		return fmt.Sprintf("its full point %s is damaged: %s", d.Point, rootMessage(err))
 	}
@@ -121,9 +121,9 @@ func damageReason(ctx workflow.Context, r *run, store activities.StoreRef, point
 
 // invalidateDamaged records a point invalid after its restore refused
 // damaged data (and its full, when the damage is there).
-func invalidateDamaged(ctx workflow.Context, r *run, store activities.StoreRef, pointID string, err error) {
+func invalidateDamaged(ctx workflow.Context, r *run, store contract.StoreRef, pointID string, err error) {
 	reason := damageReason(ctx, r, store, pointID, err)
-	_ = recordValidity(ctx, r, store, pointID, activities.Validity{State: activities.StateInvalid,
+	_ = recordValidity(ctx, r, store, pointID, contract.Validity{State: contract.StateInvalid,
 		Reason: reason, Run: workflow.GetInfo(ctx).WorkflowExecution.ID, At: workflow.Now(ctx)})
 }
 

@@ -7,15 +7,15 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
 
 // VerifyInput asks to verify a site at the six levels.
 type VerifyInput struct {
-	Plan plan.Plan          `json:"plan"`
-	Site activities.SiteRef `json:"site"`
+	Plan plan.Plan        `json:"plan"`
+	Site contract.SiteRef `json:"site"`
 }
 
 // VerifyResult is the six-level table with evidence.
@@ -32,7 +32,7 @@ const defaultCheckTimeout = 2 * time.Minute
 // invalid and stops the verification there; later levels' failures are
 // findings.
 func VerifyWorkflow(ctx workflow.Context, in VerifyInput) (VerifyResult, error) {
-	r, err := newRun(ctx, KindVerify, in.Plan.Name)
+	r, err := newRun(ctx, contract.KindVerify, in.Plan.Name)
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -52,7 +52,10 @@ func verify(ctx workflow.Context, r *run, in VerifyInput) (VerifyResult, error) 
 		lr.Ran = true
 		r.phase(ctx, "verify:"+string(level))
 		step := r.begin(ctx, "verify "+string(level))
-		lr.Checks = runChecks(ctx, in, level, checks)
+		r.placeStep(step, siteAt(in.Site))
+		lr.Started = workflow.Now(ctx)
+		lr.Checks = runChecks(ctx, r, in, level, checks)
+		lr.Ended = workflow.Now(ctx)
 		failed := 0
 		for _, c := range lr.Checks {
 			if !c.Result.Passed {
@@ -82,7 +85,7 @@ func verify(ctx workflow.Context, r *run, in VerifyInput) (VerifyResult, error) 
 // runChecks runs one level's checks at once. A check whose activity failed
 // after its retries counts as a failed check with the error as its summary:
 // verification reports, it does not crash.
-func runChecks(ctx workflow.Context, in VerifyInput, level plan.Level, checks []plan.DriverCheck) []activities.CheckOutput {
+func runChecks(ctx workflow.Context, r *run, in VerifyInput, level plan.Level, checks []plan.DriverCheck) []contract.CheckOutput {
 	futures := make([]workflow.Future, len(checks))
 	for i, c := range checks {
 		timeout := c.Timeout.D()
@@ -94,17 +97,17 @@ func runChecks(ctx workflow.Context, in VerifyInput, level plan.Level, checks []
 			RetryPolicy: &temporal.RetryPolicy{
 				InitialInterval:        time.Second,
 				MaximumAttempts:        3,
-				NonRetryableErrorTypes: []string{activities.ErrTypeBadSettings},
+				NonRetryableErrorTypes: []string{contract.ErrTypeBadSettings},
 			},
 		})
-		futures[i] = workflow.ExecuteActivity(actx, a.RunCheck, activities.CheckInput{
+		futures[i] = r.actOwn(actx, siteAt(in.Site), contract.RunCheck, contract.CheckInput{
 			Plan: in.Plan.Name, Site: in.Site, Level: level, Check: c,
 		})
 	}
-	out := make([]activities.CheckOutput, len(checks))
+	out := make([]contract.CheckOutput, len(checks))
 	for i, f := range futures {
 		if err := f.Get(ctx, &out[i]); err != nil {
-			out[i] = activities.FailedCheck(level, checks[i].Name, "check could not run: "+rootMessage(err))
+			out[i] = contract.FailedCheck(level, checks[i].Name, "check could not run: "+rootMessage(err))
 		}
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/drover-dr/drover/activities"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/plan"
 )
@@ -107,7 +108,7 @@ func testPlan() plan.Plan {
 		},
 		Approvers: []plan.Approver{{Name: "alice"}, {Name: "bob"}, {Name: "carol"}},
 		Gates: []plan.Gate{
-			{Name: GateStartFailed, Approvers: []string{"alice", "bob"}, Timeout: plan.Duration(time.Hour)},
+			{Name: contract.GateStartFailed, Approvers: []string{"alice", "bob"}, Timeout: plan.Duration(time.Hour)},
 			{Name: "two-person", Approvers: []string{"alice", "bob"}, Quorum: 2, Timeout: plan.Duration(time.Hour)},
 			{Name: "remind", Approvers: []string{"alice"}, Timeout: plan.Duration(10 * time.Minute), OnTimeout: plan.EscalateRemind},
 		},
@@ -129,7 +130,7 @@ func (s *WorkflowSuite) SetupTest() {
 	reg := drivers.NewRegistry()
 	reg.RegisterMiddleware("fake", s.cell)
 	reg.RegisterProbe("fake", s.cell)
-	s.env.RegisterActivity(activities.New(reg, nil))
+	s.env.RegisterActivity(testActivities(reg))
 	s.env.RegisterWorkflow(RestartWorkflow)
 	s.env.RegisterWorkflow(VerifyWorkflow)
 	s.env.RegisterWorkflow(BringUpWorkflow)
@@ -138,16 +139,16 @@ func (s *WorkflowSuite) SetupTest() {
 
 func (s *WorkflowSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
-func primary(p plan.Plan) activities.SiteRef {
-	return activities.SiteRef{Role: "primary", Site: *p.Sites.Primary}
+func primary(p plan.Plan) contract.SiteRef {
+	return contract.SiteRef{Role: "primary", Site: *p.Sites.Primary}
 }
 
 func (s *WorkflowSuite) approveLater(after time.Duration, ap Approval) {
-	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalApprove, ap) }, after)
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(contract.SignalApprove, ap) }, after)
 }
 
 func (s *WorkflowSuite) status() Status {
-	v, err := s.env.QueryWorkflow(QueryStatus)
+	v, err := s.env.QueryWorkflow(contract.QueryStatus)
 	s.Require().NoError(err)
 	var st Status
 	s.Require().NoError(v.Get(&st))
@@ -209,7 +210,7 @@ func (s *WorkflowSuite) TestTransientStartFailureIsRetriedWithoutGate() {
 func (s *WorkflowSuite) TestStartFailureGateSkipOptional() {
 	p := testPlan()
 	s.cell.failing["bpm-app2"] = true
-	s.approveLater(time.Minute, Approval{Gate: GateStartFailed, Approver: "alice", Decision: DecisionSkip, Comment: "run on one member"})
+	s.approveLater(time.Minute, Approval{Gate: contract.GateStartFailed, Approver: "alice", Decision: contract.DecisionSkip, Comment: "run on one member"})
 	s.env.ExecuteWorkflow(RestartWorkflow, RestartInput{Plan: p, Site: primary(p)})
 	s.Require().NoError(s.env.GetWorkflowError())
 	var res RestartResult
@@ -222,16 +223,16 @@ func (s *WorkflowSuite) TestStartFailureGateSkipOptional() {
 	s.Equal(OutcomeOK, got["mon-app"], "the next tier starts after a skip")
 	st := s.status()
 	s.Require().Len(st.Gates, 1)
-	s.Equal(DecisionSkip, st.Gates[0].Outcome)
+	s.Equal(contract.DecisionSkip, st.Gates[0].Outcome)
 	s.Equal("alice", st.Gates[0].Approvals[0].Approver)
-	s.Contains(st.Gates[0].Options, DecisionSkip)
+	s.Contains(st.Gates[0].Options, contract.DecisionSkip)
 }
 
 func (s *WorkflowSuite) TestStartFailureGateSkipRefusedForRequiredComponent() {
 	p := testPlan()
 	s.cell.failing["bpm-app1"] = true
-	s.approveLater(time.Minute, Approval{Gate: GateStartFailed, Approver: "alice", Decision: DecisionSkip})
-	s.approveLater(2*time.Minute, Approval{Gate: GateStartFailed, Approver: "bob", Decision: DecisionAbort})
+	s.approveLater(time.Minute, Approval{Gate: contract.GateStartFailed, Approver: "alice", Decision: contract.DecisionSkip})
+	s.approveLater(2*time.Minute, Approval{Gate: contract.GateStartFailed, Approver: "bob", Decision: contract.DecisionAbort})
 	s.env.ExecuteWorkflow(RestartWorkflow, RestartInput{Plan: p, Site: primary(p)})
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
@@ -249,7 +250,7 @@ func (s *WorkflowSuite) TestStartFailureGateRetry() {
 		s.cell.mu.Lock()
 		s.cell.failing["bpm-me"] = false // the operator freed the port
 		s.cell.mu.Unlock()
-		s.env.SignalWorkflow(SignalApprove, Approval{Gate: GateStartFailed, Approver: "bob", Decision: DecisionRetry})
+		s.env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateStartFailed, Approver: "bob", Decision: contract.DecisionRetry})
 	}, 5*time.Minute)
 	s.env.ExecuteWorkflow(RestartWorkflow, RestartInput{Plan: p, Site: primary(p)})
 	s.Require().NoError(s.env.GetWorkflowError())
@@ -350,22 +351,22 @@ func (s *WorkflowSuite) runGate(gate string) (string, error) {
 }
 
 func (s *WorkflowSuite) TestGateApproved() {
-	s.approveLater(time.Minute, Approval{Gate: GateStartFailed, Approver: "bob", Decision: DecisionApprove})
-	out, err := s.runGate(GateStartFailed)
+	s.approveLater(time.Minute, Approval{Gate: contract.GateStartFailed, Approver: "bob", Decision: contract.DecisionApprove})
+	out, err := s.runGate(contract.GateStartFailed)
 	s.Require().NoError(err)
-	s.Equal(DecisionApprove, out)
+	s.Equal(contract.DecisionApprove, out)
 }
 
 func (s *WorkflowSuite) TestGateRejected() {
-	s.approveLater(time.Minute, Approval{Gate: GateStartFailed, Approver: "bob", Decision: DecisionReject, Comment: "not yet"})
-	out, err := s.runGate(GateStartFailed)
+	s.approveLater(time.Minute, Approval{Gate: contract.GateStartFailed, Approver: "bob", Decision: contract.DecisionReject, Comment: "not yet"})
+	out, err := s.runGate(contract.GateStartFailed)
 	s.Require().NoError(err)
-	s.Equal(DecisionReject, out)
+	s.Equal(contract.DecisionReject, out)
 	s.Equal("not yet", s.status().Gates[0].Approvals[0].Comment)
 }
 
 func (s *WorkflowSuite) TestGateTimesOut() {
-	out, err := s.runGate(GateStartFailed)
+	out, err := s.runGate(contract.GateStartFailed)
 	s.Require().NoError(err)
 	s.Equal(OutcomeTimeout, out)
 	g := s.status().Gates[0]
@@ -373,25 +374,25 @@ func (s *WorkflowSuite) TestGateTimesOut() {
 }
 
 func (s *WorkflowSuite) TestGateRemindsThenApproved() {
-	s.approveLater(35*time.Minute, Approval{Gate: "remind", Approver: "alice", Decision: DecisionApprove})
+	s.approveLater(35*time.Minute, Approval{Gate: "remind", Approver: "alice", Decision: contract.DecisionApprove})
 	out, err := s.runGate("remind")
 	s.Require().NoError(err)
-	s.Equal(DecisionApprove, out)
+	s.Equal(contract.DecisionApprove, out)
 	s.Equal(3, s.status().Gates[0].Reminders)
 }
 
 func (s *WorkflowSuite) TestGateIgnoresUnauthorizedAndMalformed() {
-	s.approveLater(time.Minute, Approval{Gate: GateStartFailed, Approver: "mallory", Decision: DecisionApprove})
+	s.approveLater(time.Minute, Approval{Gate: contract.GateStartFailed, Approver: "mallory", Decision: contract.DecisionApprove})
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(SignalApprove, map[string]any{"gate": GateStartFailed, "approver": "alice", "decision": "approve", "sudo": true})
+		s.env.SignalWorkflow(contract.SignalApprove, map[string]any{"gate": contract.GateStartFailed, "approver": "alice", "decision": "approve", "sudo": true})
 	}, 2*time.Minute)
-	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalApprove, "yes please") }, 3*time.Minute)
-	s.approveLater(4*time.Minute, Approval{Gate: "other-gate", Approver: "alice", Decision: DecisionApprove})
-	s.approveLater(5*time.Minute, Approval{Gate: GateStartFailed, Approver: "carol", Decision: DecisionApprove})
-	s.approveLater(6*time.Minute, Approval{Gate: GateStartFailed, Approver: "alice", Decision: DecisionApprove})
-	out, err := s.runGate(GateStartFailed)
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(contract.SignalApprove, "yes please") }, 3*time.Minute)
+	s.approveLater(4*time.Minute, Approval{Gate: "other-gate", Approver: "alice", Decision: contract.DecisionApprove})
+	s.approveLater(5*time.Minute, Approval{Gate: contract.GateStartFailed, Approver: "carol", Decision: contract.DecisionApprove})
+	s.approveLater(6*time.Minute, Approval{Gate: contract.GateStartFailed, Approver: "alice", Decision: contract.DecisionApprove})
+	out, err := s.runGate(contract.GateStartFailed)
 	s.Require().NoError(err)
-	s.Equal(DecisionApprove, out)
+	s.Equal(contract.DecisionApprove, out)
 	st := s.status()
 	s.Require().Len(st.Ignored, 5)
 	s.Contains(st.Ignored[0].Reason, `"mallory" may not approve`)
@@ -404,16 +405,16 @@ func (s *WorkflowSuite) TestGateIgnoresUnauthorizedAndMalformed() {
 }
 
 func (s *WorkflowSuite) TestGateQuorumOfTwoNeedsDistinctApprovers() {
-	s.approveLater(time.Minute, Approval{Gate: "two-person", Approver: "alice", Decision: DecisionApprove})
-	s.approveLater(2*time.Minute, Approval{Gate: "two-person", Approver: "alice", Decision: DecisionApprove})
+	s.approveLater(time.Minute, Approval{Gate: "two-person", Approver: "alice", Decision: contract.DecisionApprove})
+	s.approveLater(2*time.Minute, Approval{Gate: "two-person", Approver: "alice", Decision: contract.DecisionApprove})
 	s.env.RegisterDelayedCallback(func() {
 		st := s.status()
 		s.Equal(OutcomePending, st.Gates[0].Outcome, "one approver twice is not a quorum of two")
-		s.env.SignalWorkflow(SignalApprove, Approval{Gate: "two-person", Approver: "bob", Decision: DecisionApprove})
+		s.env.SignalWorkflow(contract.SignalApprove, Approval{Gate: "two-person", Approver: "bob", Decision: contract.DecisionApprove})
 	}, 3*time.Minute)
 	out, err := s.runGate("two-person")
 	s.Require().NoError(err)
-	s.Equal(DecisionApprove, out)
+	s.Equal(contract.DecisionApprove, out)
 	st := s.status()
 	s.Len(st.Gates[0].Approvals, 2)
 	s.Require().Len(st.Ignored, 1)
@@ -448,4 +449,40 @@ func (s *WorkflowSuite) TestVerifyConsistencyFailureIsFatal() {
 	s.False(res.Valid, "members not consistent with each other make the point invalid (seed 2.4)")
 	s.Equal(plan.LevelConsistency, res.FailedLevel)
 	s.False(res.Levels[4].Ran, "SCA does not run on an inconsistent cell")
+}
+
+// everyQueue says each queue has a worker: the test environment runs every
+// activity whatever queue it is placed on.
+type everyQueue struct{ missing map[string]bool }
+
+func (q everyQueue) Workers(_ context.Context, queue string) ([]string, error) {
+	if q.missing[queue] {
+		return nil, nil
+	}
+	return []string{"test-worker@" + queue}, nil
+}
+
+func testActivities(reg *drivers.Registry) *activities.Activities {
+	return testActivitiesWith(reg, &scheduleLog{})
+}
+
+func testActivitiesWith(reg *drivers.Registry, schedules *scheduleLog) *activities.Activities {
+	acts := activities.New(reg, nil)
+	acts.Worker = "test-worker"
+	acts.Workers = everyQueue{}
+	acts.Schedules = schedules
+	return acts
+}
+
+// scheduleLog records the changes made to backup schedules.
+type scheduleLog struct {
+	mu      sync.Mutex
+	changes []contract.ScheduleChange
+}
+
+func (l *scheduleLog) Change(_ context.Context, _ string, ch contract.ScheduleChange) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.changes = append(l.changes, ch)
+	return true, nil
 }

@@ -6,12 +6,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/drivers"
+	db2driver "github.com/drover-dr/drover/drivers/db2"
 	execdriver "github.com/drover-dr/drover/drivers/exec"
 	labdriver "github.com/drover-dr/drover/drivers/lab"
+	mqdriver "github.com/drover-dr/drover/drivers/mq"
+	"github.com/drover-dr/drover/drivers/postgres"
 	"github.com/drover-dr/drover/drivers/probe"
+	"github.com/drover-dr/drover/drivers/probe/sqlprobe"
+	dnsdriver "github.com/drover-dr/drover/drivers/redirect/dns"
+	"github.com/drover-dr/drover/drivers/redirect/haproxy"
 	"github.com/drover-dr/drover/drivers/storage/archive"
 	"github.com/drover-dr/drover/drivers/storage/btrfs"
 	"github.com/drover-dr/drover/drivers/storage/lvm"
+	"github.com/drover-dr/drover/drivers/websphere"
 )
 
 // Registry returns a registry holding every built-in driver.
@@ -28,8 +35,15 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterMiddleware("lab", labdriver.NewMiddleware(logger.Named("lab")))
 	r.RegisterProbe("lab", labdriver.NewProbe(logger.Named("probe.lab")))
 	r.RegisterRedirect("lab", labdriver.NewRedirect(logger.Named("redirect.lab")))
+	r.RegisterMiddleware("postgres", postgres.New(logger.Named("postgres")))
+	r.RegisterProbe("sql", sqlprobe.New(logger.Named("probe.sql")))
+	r.RegisterRedirect("haproxy", haproxy.New(logger.Named("redirect.haproxy")))
+	r.RegisterRedirect("dns", dnsdriver.New(logger.Named("redirect.dns")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
 	r.RegisterStorage("btrfs", btrfs.New(logger.Named("storage.btrfs")))
 	r.RegisterStorage("lvm", lvm.New(logger.Named("storage.lvm")))
+	r.RegisterMiddleware("websphere", websphere.New(logger.Named("websphere")))
+	r.RegisterMiddleware("db2", db2driver.New(logger.Named("db2")))
+	r.RegisterMiddleware("mq", mqdriver.New(logger.Named("mq")))
 	return r
 }

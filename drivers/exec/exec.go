@@ -4,6 +4,19 @@
 // (killed whole on timeout or cancellation), and keeps their output short
 // in the evidence.
 //
+// Where commands run. A target whose host is the worker's own machine
+// (drivers.Host without SSH settings) runs them locally, as it always did.
+// A target whose host has SSH settings (Host.Remote) runs them on that host
+// over SSH (see drivers/internal/sshrun for the host's settings: user, key
+// reference, port, knownHosts checked strictly, connectTimeout) with the
+// same guarantees: the remote process group is killed whole on a timeout,
+// output is bounded, secret env values travel on the session's stdin and
+// are redacted from output. The driver keeps one connection per host, so
+// the status and start of one call share it; an idle connection is closed.
+// The pidfile, workdir and env settings then refer to the remote host
+// (reading a pidfile remotely needs Linux's /proc there). Evidence.Host
+// names the host when it is not the worker's own.
+//
 // Settings (the component's settings in the plan):
 //
 //	start:         command (required)
@@ -45,6 +58,7 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/internal/cmdrun"
+	"github.com/drover-dr/drover/drivers/internal/sshrun"
 	"github.com/drover-dr/drover/drivers/internal/tmpl"
 )
 
@@ -103,9 +117,11 @@ type config struct {
 	statusStopped []int
 }
 
-// Driver is the exec middleware driver. It holds no state between calls.
+// Driver is the exec middleware driver. The only state it keeps between
+// calls is its pool of SSH connections to remote hosts.
 type Driver struct {
 	logger *zap.Logger
+	pool   *sshrun.Pool
 	// pipeWait is how long output is read after a command exits (tests
 	// shorten it).
 	pipeWait time.Duration
@@ -122,8 +138,24 @@ func New(logger *zap.Logger) *Driver {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Driver{logger: logger}
+	return &Driver{logger: logger, pool: sshrun.NewPool(logger.Named("ssh"), 0)}
 }
+
+// CheckHost checks a host's SSH settings (see drivers/internal/sshrun)
+// without connecting, so a plan with a bad host is rejected before a
+// workflow starts. A host without SSH settings is the worker's own: nothing
+// to check.
+func CheckHost(h drivers.Host) error {
+	if !h.Remote() {
+		return nil
+	}
+	_, err := sshrun.Parse(h)
+	return err
+}
+
+// Close closes the driver's SSH connections (they also close on their own
+// once idle), for a worker that shuts down.
+func (d *Driver) Close() error { return d.pool.Close() }
 
 // CheckSettings parses everything (commands, templates, env) without running
 // anything, so a plan with a typo is rejected before a workflow starts.
@@ -256,7 +288,7 @@ func (d *Driver) run(ctx context.Context, c *config, op string, t drivers.Target
 	if err != nil {
 		return drivers.Evidence{}, cmdrun.Result{}, fmt.Errorf("exec driver: %w", err)
 	}
-	ev := drivers.Evidence{Action: tmpl.Display(argv)}
+	ev := drivers.Evidence{Action: tmpl.Display(argv), Host: sshrun.Where(t.Host)}
 	var dir string
 	if c.workdir != nil {
 		if dir, err = c.workdir.Render(data); err != nil {
@@ -271,7 +303,7 @@ func (d *Driver) run(ctx context.Context, c *config, op string, t drivers.Target
 	for _, p := range env.Pairs {
 		envList = append(envList, p[0]+"="+p[1])
 	}
-	res, runErr := cmdrun.Run(ctx, cmdrun.Spec{
+	res, runErr := d.pool.Run(ctx, t.Host, cmdrun.Spec{
 		Argv:      argv,
 		Dir:       dir,
 		Env:       envList,
@@ -288,10 +320,14 @@ func (d *Driver) run(ctx context.Context, c *config, op string, t drivers.Target
 	ev.Duration = res.Duration
 	d.logger.Debug("exec driver command",
 		zap.String("op", op), zap.String("component", t.Component.Name), zap.String("site", t.Site.Name),
-		zap.String("command", ev.Action), zap.String("result", res.ExitSummary()), zap.Duration("took", res.Duration))
+		zap.String("host", ev.Host), zap.String("command", ev.Action), zap.String("result", res.ExitSummary()),
+		zap.Duration("took", res.Duration))
 	if runErr != nil {
-		// runErr names no secret: argv comes from templates, which see none.
-		return ev, res, fmt.Errorf("exec driver: %s command %s: %w: %s", op, ev.Action, runErr, shortOutput(out))
+		// runErr names no secret: argv comes from templates, which see
+		// none, and sshrun's errors name key references, not keys. The
+		// output it may quote is redacted all the same.
+		return ev, res, fmt.Errorf("exec driver: %s command %s%s: %w: %s", op, ev.Action, onHost(ev.Host),
+			redactedErr{runErr, env.Secrets}, shortOutput(out))
 	}
 	return ev, res, nil
 }
@@ -312,7 +348,7 @@ func (d *Driver) runChecked(ctx context.Context, c *config, op string, t drivers
 		return ev, err
 	}
 	if res.ExitCode != 0 {
-		return ev, fmt.Errorf("exec driver: %s command %s: %s: %s", op, ev.Action, res.ExitSummary(), shortOutput(ev.Output))
+		return ev, fmt.Errorf("exec driver: %s command %s%s: %s: %s", op, ev.Action, onHost(ev.Host), res.ExitSummary(), shortOutput(ev.Output))
 	}
 	return ev, nil
 }
@@ -402,13 +438,19 @@ func (d *Driver) status(ctx context.Context, c *config, t drivers.Target) (drive
 	var pidNote string
 	if c.pidfile != nil {
 		var err error
-		pid, pidNote, err = readPidfile(c, t)
+		if t.Host.Remote() {
+			var rp remotePID
+			rp, err = d.readRemotePidfile(ctx, c, t)
+			pid, pidNote = rp.pid, rp.note
+		} else {
+			pid, pidNote, err = readPidfile(c, t)
+		}
 		if err != nil {
 			return drivers.Status{}, err
 		}
 	}
 	if c.cmds[OpStatus] == nil {
-		st := drivers.Status{State: drivers.StateStopped, Detail: pidNote, Evidence: drivers.Evidence{Action: "check pidfile"}}
+		st := drivers.Status{State: drivers.StateStopped, Detail: pidNote, Evidence: drivers.Evidence{Action: "check pidfile", Host: sshrun.Where(t.Host)}}
 		if pid > 0 {
 			st.State, st.PID = drivers.StateRunning, pid
 		}
@@ -421,7 +463,7 @@ func (d *Driver) status(ctx context.Context, c *config, t drivers.Target) (drive
 		return st, err
 	}
 	if res.Signal != "" {
-		return st, fmt.Errorf("exec driver: status command %s: %s: %s", ev.Action, res.ExitSummary(), shortOutput(ev.Output))
+		return st, fmt.Errorf("exec driver: status command %s%s: %s: %s", ev.Action, onHost(ev.Host), res.ExitSummary(), shortOutput(ev.Output))
 	}
 	code := res.ExitCode
 	switch {
@@ -515,6 +557,9 @@ func ParsePID(b []byte) (int, error) {
 // SIGTERM, then SIGKILL after killGrace. If that group is the worker's own,
 // only the process is signalled.
 func (d *Driver) killPidfile(ctx context.Context, c *config, t drivers.Target) (drivers.Evidence, error) {
+	if t.Host.Remote() {
+		return d.killRemotePidfile(ctx, c, t)
+	}
 	start := time.Now()
 	pid, note, err := readPidfile(c, t)
 	if err != nil {

@@ -168,6 +168,11 @@ func (m *Middleware) Start(ctx context.Context, t drivers.Target) (drivers.Evide
 	if err != nil {
 		return drivers.Evidence{}, err
 	}
+	// The lab spawns the server before it waits on ctx: a call whose
+	// context has already ended must not leave a server half started.
+	if err := ctx.Err(); err != nil {
+		return drivers.Evidence{}, fmt.Errorf("start %s at %s: %w", t.Component.Name, t.Site.Name, err)
+	}
 	addr, _ := l.Address(t.Site.Name, t.Component.Name)
 	ev := drivers.Evidence{Action: fmt.Sprintf("lab start %s at %s (%s)", t.Component.Name, t.Site.Name, addr)}
 	res, err := l.Start(ctx, t.Site.Name, t.Component.Name)
@@ -197,6 +202,9 @@ func (m *Middleware) Stop(ctx context.Context, t drivers.Target, mode drivers.St
 		immediate = true
 	default:
 		return drivers.Evidence{}, drivers.BadSettingsf("stop %s: unknown stop mode %q", t.Component.Name, mode)
+	}
+	if err := ctx.Err(); err != nil {
+		return drivers.Evidence{}, fmt.Errorf("stop %s at %s: %w", t.Component.Name, t.Site.Name, err)
 	}
 	ev := drivers.Evidence{Action: fmt.Sprintf("lab stop %s at %s (%s)", t.Component.Name, t.Site.Name, map[bool]string{false: "SIGTERM", true: "SIGKILL"}[immediate])}
 	res, err := l.Stop(ctx, t.Site.Name, t.Component.Name, immediate)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/driverstest"
 	labdriver "github.com/drover-dr/drover/drivers/lab"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/lab/labtest"
@@ -173,4 +174,35 @@ func TestProbeAndRedirect(t *testing.T) {
 	rep, err = l.RunLoad(ctx, lab.LoadOptions{Rate: 20, Duration: 500 * time.Millisecond})
 	require.NoError(t, err)
 	require.Positive(t, rep.Accepted)
+
+	// The conformance suite ends with the front door at dc1, as it was.
+	driverstest.Redirect(t, driverstest.RedirectCase{
+		Driver:  r,
+		Request: drivers.RedirectRequest{Plan: "lab", Settings: map[string]any{}},
+		Sites:   [2]drivers.Site{site(l, "dc2"), site(l, "dc1")},
+		Bad: []driverstest.BadSettings{
+			{Name: "unknown field", Settings: map[string]any{"labDirectory": l.Dir}, Field: "labDirectory"},
+			{Name: "labDir not a string", Settings: map[string]any{"labDir": 5}, Field: "labDir"},
+		},
+	})
+}
+
+func TestMiddlewareConformance(t *testing.T) {
+	l := labtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := l.Configure(ctx, "dc1")
+	require.NoError(t, err)
+	tg := target(l, "dc1", "db")
+	withPort := func(port any) map[string]any { return map[string]any{"port": port} }
+	driverstest.Middleware(t, driverstest.MiddlewareCase{
+		Driver: labdriver.NewMiddleware(labtest.Logger(t)),
+		Target: tg,
+		Bad: []driverstest.BadSettings{
+			{Name: "unknown field", Settings: map[string]any{"prot": 1}, Field: "prot"},
+			{Name: "port of another server", Settings: withPort(1), Field: "port", NeedsTarget: true},
+			{Name: "port not a number", Settings: withPort("db"), Field: "port"},
+			{Name: "bad quiesceMax", Settings: map[string]any{"port": tg.Component.Settings["port"], "quiesceMax": "later"}, Field: "quiesceMax"},
+		},
+	})
 }

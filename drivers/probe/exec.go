@@ -11,6 +11,7 @@ import (
 
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/internal/cmdrun"
+	"github.com/drover-dr/drover/drivers/internal/sshrun"
 	"github.com/drover-dr/drover/drivers/internal/tmpl"
 )
 
@@ -20,6 +21,13 @@ const DefaultExecTimeout = time.Minute
 // Exec is the exec probe: a command whose exit status decides (0 passes).
 // It runs like the exec middleware driver's commands: own process group,
 // killed whole at its timeout, output bounded and kept short.
+//
+// A check whose host has SSH settings (req.Host.Remote) runs its command on
+// that host over SSH, as the exec middleware driver does (see
+// drivers/internal/sshrun); the evidence names the host. A host that cannot
+// be reached fails the check (Passed=false, the summary says why); a host
+// key that is unknown or changed, a refused key or bad SSH settings are
+// errors a retry cannot fix.
 //
 // Settings:
 //
@@ -33,6 +41,8 @@ const DefaultExecTimeout = time.Minute
 type Exec struct {
 	logger   *zap.Logger
 	pipeWait time.Duration
+	// pool keeps one SSH connection per remote host between checks.
+	pool *sshrun.Pool
 }
 
 // NewExec returns the exec probe.
@@ -40,7 +50,7 @@ func NewExec(logger *zap.Logger) *Exec {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Exec{logger: logger}
+	return &Exec{logger: logger, pool: sshrun.NewPool(logger.Named("ssh"), 0)}
 }
 
 type execSettings struct {
@@ -60,6 +70,10 @@ type execConfig struct {
 	env       *tmpl.Values
 	vars      map[string]any
 }
+
+// Close closes the probe's SSH connections (they also close on their own
+// once idle), for a worker that shuts down.
+func (p *Exec) Close() error { return p.pool.Close() }
 
 // CheckSettings parses the settings without running anything.
 func (p *Exec) CheckSettings(s map[string]any) error {
@@ -132,7 +146,7 @@ func (p *Exec) Check(ctx context.Context, req drivers.CheckRequest) (drivers.Che
 	for _, kv := range env.Pairs {
 		envList = append(envList, kv[0]+"="+kv[1])
 	}
-	run, runErr := cmdrun.Run(ctx, cmdrun.Spec{
+	run, runErr := p.pool.Run(ctx, req.Host, cmdrun.Spec{
 		Argv: argv, Dir: dir, Env: envList,
 		Timeout: c.timeout, KillGrace: c.killGrace, PipeWait: p.pipeWait,
 	})
@@ -140,14 +154,15 @@ func (p *Exec) Check(ctx context.Context, req drivers.CheckRequest) (drivers.Che
 	res := drivers.CheckResult{
 		Evidence: drivers.Evidence{
 			Action:   tmpl.Display(argv),
+			Host:     sshrun.Where(req.Host),
 			Output:   drivers.Truncate(out, OutputEvidenceLimit),
 			ExitCode: run.ExitCode,
 			Duration: run.Duration,
 		},
 		Details: map[string]string{"exit": run.ExitSummary()},
 	}
-	p.logger.Debug("exec probe", zap.String("check", req.Name), zap.String("command", res.Evidence.Action),
-		zap.String("result", run.ExitSummary()), zap.Duration("took", run.Duration))
+	p.logger.Debug("exec probe", zap.String("check", req.Name), zap.String("host", res.Evidence.Host),
+		zap.String("command", res.Evidence.Action), zap.String("result", run.ExitSummary()), zap.Duration("took", run.Duration))
 	switch {
 	case errors.Is(runErr, cmdrun.ErrTimeout):
 		res.Summary = fmt.Sprintf("no verdict within %s (process group killed)", c.timeout)
@@ -159,8 +174,16 @@ func (p *Exec) Check(ctx context.Context, req drivers.CheckRequest) (drivers.Che
 		if cerr := callerDone(ctx); cerr != nil {
 			return res, cerr
 		}
-		// It could not start (program not found): the check did not run.
-		return res, fmt.Errorf("exec probe: %w", runErr)
+		msg := tmpl.Redact(runErr.Error(), env.Secrets)
+		if req.Host.Remote() && !drivers.Permanent(runErr) {
+			// The host did not answer or the session broke: what a check
+			// is there to find, like a refused TCP connection.
+			res.Summary = short("could not run on " + res.Evidence.Host + ": " + msg)
+			return res, nil
+		}
+		// It could not start (program not found, a host key refused):
+		// the check did not run.
+		return res, fmt.Errorf("exec probe: %w", redactedErr{runErr, msg})
 	}
 	res.Passed = run.ExitCode == 0
 	verdict := "passed"
@@ -183,3 +206,13 @@ func lastLine(s string) string {
 	}
 	return short(s)
 }
+
+// redactedErr shows err's message with secret values replaced, keeping
+// errors.Is (a permanent error stays permanent).
+type redactedErr struct {
+	err error
+	msg string
+}
+
+func (e redactedErr) Error() string { return e.msg }
+func (e redactedErr) Unwrap() error { return e.err }

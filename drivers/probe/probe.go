@@ -1,6 +1,7 @@
 // Package probe holds the generic verification probes: http (a request and
 // what its answer must look like), tcp (a port that accepts connections) and
-// exec (a command whose exit status decides).
+// exec (a command whose exit status decides; it runs on the check's host,
+// over SSH when that host has no drover worker, see Exec).
 //
 // A probe that ran and found a problem returns Passed=false with a Summary
 // saying why (status 500, body mismatch, connection refused) and a nil error.

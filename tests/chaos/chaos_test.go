@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/workflows"
 )
@@ -134,7 +135,7 @@ func (h *harness) workerKilled(t *testing.T) {
 			id := fmt.Sprintf("drover/chaos/backup/chaos-%02d", i+1)
 			var res workflows.BackupResult
 			n := plan(perBackup[i])
-			r, err := h.execute(t, runSpec{id: id, kind: workflows.KindBackup, wf: workflows.BackupWorkflow,
+			r, err := h.execute(t, runSpec{id: id, kind: contract.KindBackup, wf: workflows.BackupWorkflow,
 				in:     workflows.BackupInput{Plan: *h.plan, Reason: "chaos"},
 				out:    &res,
 				inject: h.killer(t, id, h.backupKillPlan(n)),
@@ -160,7 +161,7 @@ func (h *harness) workerKilled(t *testing.T) {
 		before := h.counts(t)
 		var res workflows.DrillResult
 		n := plan(k[1])
-		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindDrill, wf: workflows.DrillWorkflow,
+		r, err := h.execute(t, runSpec{id: id, kind: contract.KindDrill, wf: workflows.DrillWorkflow,
 			in:     workflows.DrillInput{Plan: *h.plan, PointID: newest.ID},
 			out:    &res,
 			inject: h.killer(t, id, h.killPlan(n, 200*time.Millisecond, 6*time.Second, "", "sandbox")),
@@ -182,7 +183,7 @@ func (h *harness) workerKilled(t *testing.T) {
 		before := h.counts(t)
 		var res workflows.FailoverResult
 		n := plan(k[2])
-		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailover, wf: workflows.FailoverWorkflow,
+		r, err := h.execute(t, runSpec{id: id, kind: contract.KindFailover, wf: workflows.FailoverWorkflow,
 			in:     workflows.FailoverInput{Plan: *h.plan, Planned: true},
 			out:    &res,
 			inject: h.killer(t, id, h.killPlan(n, 50*time.Millisecond, time.Second, "dc1", "dc2")),
@@ -208,7 +209,7 @@ func (h *harness) workerKilled(t *testing.T) {
 		before := h.counts(t)
 		var res workflows.FailbackResult
 		n := plan(k[3])
-		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailback, wf: workflows.FailbackWorkflow,
+		r, err := h.execute(t, runSpec{id: id, kind: contract.KindFailback, wf: workflows.FailbackWorkflow,
 			in:     workflows.FailbackInput{Plan: *h.plan},
 			out:    &res,
 			inject: h.killer(t, id, h.killPlan(n, 50*time.Millisecond, time.Second, "dc2", "dc1")),
@@ -249,7 +250,7 @@ func faultsOf(r *liveRun) []string {
 // it already launched.
 func noStartFailed(t *testing.T, r *liveRun) {
 	for _, g := range r.seen() {
-		require.NotEqual(t, workflows.GateStartFailed, g.Name, "gate %s opened at %s: %s", g.Name, g.Target, g.Detail)
+		require.NotEqual(t, contract.GateStartFailed, g.Name, "gate %s opened at %s: %s", g.Name, g.Target, g.Detail)
 	}
 }
 

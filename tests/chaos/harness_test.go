@@ -27,6 +27,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
+	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab"
@@ -373,7 +375,11 @@ func (h *harness) restartWorker() error {
 	h.workerMu.Lock()
 	defer h.workerMu.Unlock()
 	h.nWorkers++
-	p, err := h.spawnNoT(fmt.Sprintf("worker-%d", h.nWorkers), "worker")
+	// One worker process plays the orchestrator and every site of the
+	// plans: killing it kills them all, as the scenarios expect.
+	p, err := h.spawnNoT(fmt.Sprintf("worker-%d", h.nWorkers), "worker", "--plan", h.planPath,
+		// and the sites of the hang scenario's one-machine plan
+		"--site", "local", "--site", "standby", "--poller-freshness", devserver.PollerFreshness.String())
 	if err != nil {
 		return err
 	}
@@ -430,7 +436,7 @@ func (h *harness) writePlan(t *testing.T, basePort int) {
 		p.Components[i].StartTimeout = plan.Duration(time.Minute)
 	}
 	p.Storage.Store["retention"] = map[string]any{"cumulative": 1000, "weekly": 1000, "monthly": 1000}
-	p.Gates = append(p.Gates, plan.Gate{Name: workflows.GateFailback, Approvers: []string{"alice"},
+	p.Gates = append(p.Gates, plan.Gate{Name: contract.GateFailback, Approvers: []string{"alice"},
 		Timeout: plan.Duration(30 * time.Minute), OnTimeout: plan.EscalateAbort,
 		Checklist: []string{"The point of the secondary is shipped; the secondary may stop"}})
 	data, err := yaml.Marshal(p)
@@ -509,19 +515,19 @@ type gatePolicy func(target string, g workflows.GateRecord) string
 // cause) is aborted, so the run fails with the gate's message instead of
 // waiting for a person.
 func approveAll(_ string, g workflows.GateRecord) string {
-	if g.Name == workflows.GateStartFailed || g.Name == workflows.GateRecoveryStalled {
-		return workflows.DecisionAbort
+	if g.Name == contract.GateStartFailed || g.Name == contract.GateRecoveryStalled {
+		return contract.DecisionAbort
 	}
-	return workflows.DecisionApprove
+	return contract.DecisionApprove
 }
 
 // leaveStartFailed approves every gate except start-failed, which the test
 // decides itself.
 func leaveStartFailed(_ string, g workflows.GateRecord) string {
-	if g.Name == workflows.GateStartFailed {
+	if g.Name == contract.GateStartFailed {
 		return ""
 	}
-	return workflows.DecisionApprove
+	return contract.DecisionApprove
 }
 
 // runSpec is one run to start and watch.
@@ -546,7 +552,7 @@ func (h *harness) execute(t *testing.T, s runSpec) (*liveRun, error) {
 	}
 	run, err := h.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID:                       s.id,
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                contract.OrchestratorQueue,
 		TypedSearchAttributes:    workflows.StartSearchAttributes(planName, s.kind),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -670,7 +676,7 @@ func (h *harness) approver(ctx context.Context, r *liveRun, policy gatePolicy) {
 					if sent[key+"/"+who] {
 						continue
 					}
-					if err := h.c.SignalWorkflow(ctx, targets[i], "", workflows.SignalApprove, workflows.Approval{
+					if err := h.c.SignalWorkflow(ctx, targets[i], "", contract.SignalApprove, workflows.Approval{
 						Gate: g.Name, Approver: who, Decision: decision, Comment: "chaos suite",
 					}); err == nil {
 						sent[key+"/"+who] = true
@@ -696,7 +702,7 @@ func (h *harness) status(ctx context.Context, id string) (workflows.Status, erro
 	var st workflows.Status
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	v, err := h.c.QueryWorkflow(qctx, id, "", workflows.QueryStatus)
+	v, err := h.c.QueryWorkflow(qctx, id, "", contract.QueryStatus)
 	if err != nil {
 		return st, err
 	}

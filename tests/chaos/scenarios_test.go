@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/drover-dr/drover/activities"
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/workflows"
@@ -68,7 +68,7 @@ func (h *harness) serverRestarted(t *testing.T) {
 		}
 	}
 	var res workflows.FailoverResult
-	r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailover, wf: workflows.FailoverWorkflow,
+	r, err := h.execute(t, runSpec{id: id, kind: contract.KindFailover, wf: workflows.FailoverWorkflow,
 		in: workflows.FailoverInput{Plan: *h.plan, Planned: true}, out: &res, inject: inject})
 	require.NoError(t, injectErr)
 	require.NoError(t, err, "planned failover across a Temporal restart %v", faultsOf(r))
@@ -154,6 +154,8 @@ verification:
 approvers:
   - name: operator
 gates:
+  - {name: start-secondary, approvers: none}
+  - {name: failback, approvers: none}
   - name: start-failed
     approvers: [operator]
     timeout: 5m
@@ -186,7 +188,7 @@ func (h *harness) execSleeps(t *testing.T) {
 				return err
 			}
 			for _, g := range st.Gates {
-				if g.Name == workflows.GateStartFailed && g.Outcome == workflows.OutcomePending {
+				if g.Name == contract.GateStartFailed && g.Outcome == workflows.OutcomePending {
 					gate = g
 					return nil
 				}
@@ -201,12 +203,12 @@ func (h *harness) execSleeps(t *testing.T) {
 		h.sum.fault("hung driver command", fmt.Sprintf("%s: start command sleeps, gate %s open after %.1fs", id, gate.Name, gateAfter.Seconds()))
 		// Every process of every attempt is gone before anyone decides.
 		alive = livePids(pids)
-		injectErr = h.c.SignalWorkflow(ctx, id, "", workflows.SignalApprove, workflows.Approval{
-			Gate: workflows.GateStartFailed, Approver: "operator", Decision: workflows.DecisionAbort, Comment: "chaos: hung start"})
+		injectErr = h.c.SignalWorkflow(ctx, id, "", contract.SignalApprove, workflows.Approval{
+			Gate: contract.GateStartFailed, Approver: "operator", Decision: contract.DecisionAbort, Comment: "chaos: hung start"})
 	}
 	var res workflows.RestartResult
-	_, err = h.execute(t, runSpec{id: id, kind: workflows.KindRestart, wf: workflows.RestartWorkflow,
-		in:    workflows.RestartInput{Plan: *p, Site: activities.SiteRef{Role: "primary", Site: *p.Sites.Primary}},
+	_, err = h.execute(t, runSpec{id: id, kind: contract.KindRestart, wf: workflows.RestartWorkflow,
+		in:    workflows.RestartInput{Plan: *p, Site: contract.SiteRef{Role: "primary", Site: *p.Sites.Primary}},
 		out:   &res,
 		gates: leaveStartFailed, inject: inject, timeout: 2 * time.Minute})
 	require.NoError(t, injectErr)
@@ -331,7 +333,7 @@ func (h *harness) frozenServer(t *testing.T) {
 				return err
 			}
 			for _, g := range cst.Gates {
-				if g.Name == workflows.GateStartFailed && g.Outcome == workflows.OutcomePending {
+				if g.Name == contract.GateStartFailed && g.Outcome == workflows.OutcomePending {
 					gate, target = g, st.Child
 					return nil
 				}
@@ -347,11 +349,11 @@ func (h *harness) frozenServer(t *testing.T) {
 		if _, injectErr = h.lab.Signal("dc1", victim, syscall.SIGCONT); injectErr != nil {
 			return
 		}
-		injectErr = h.c.SignalWorkflow(ctx, target, "", workflows.SignalApprove, workflows.Approval{
-			Gate: workflows.GateStartFailed, Approver: gate.Approvers[0], Decision: workflows.DecisionRetry, Comment: "chaos: thawed"})
+		injectErr = h.c.SignalWorkflow(ctx, target, "", contract.SignalApprove, workflows.Approval{
+			Gate: contract.GateStartFailed, Approver: gate.Approvers[0], Decision: contract.DecisionRetry, Comment: "chaos: thawed"})
 	}
 	var res workflows.FailbackResult
-	r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailback, wf: workflows.FailbackWorkflow,
+	r, err := h.execute(t, runSpec{id: id, kind: contract.KindFailback, wf: workflows.FailbackWorkflow,
 		in: workflows.FailbackInput{Plan: p}, out: &res, gates: leaveStartFailed, inject: inject})
 	require.NoError(t, injectErr)
 	require.NoError(t, err, "failback with %s frozen %v", victim, faultsOf(r))
@@ -422,7 +424,7 @@ func (h *harness) orchestratorLost(t *testing.T) {
 	r, err := h.watch(t, runSpec{id: m[1], out: &res}, m[2])
 	require.NoError(t, err, "failover on a fresh orchestrator")
 	for _, g := range r.seen() {
-		require.NotEqual(t, workflows.GatePlanNotEnabled, g.Name, "the lifecycle in the store says enabled: no gate needed")
+		require.NotEqual(t, contract.GatePlanNotEnabled, g.Name, "the lifecycle in the store says enabled: no gate needed")
 	}
 	require.Equal(t, point, res.Point.ID, "the failover must restore the newest valid point of the catalog")
 	h.expectCounts(t, "failover on a fresh orchestrator", before, h.counts(t), map[string]int{"dc2": 1}, nil)
@@ -487,8 +489,8 @@ func (h *harness) damageNoT(pointID, how string) (string, error) {
 func (h *harness) storageFaults(t *testing.T) {
 	backup := func(t *testing.T, id string, store plan.Settings, inject func(context.Context, *liveRun)) (workflows.BackupResult, error) {
 		var res workflows.BackupResult
-		_, err := h.execute(t, runSpec{id: id, kind: workflows.KindBackup, wf: workflows.BackupWorkflow,
-			in:  workflows.BackupInput{Plan: *h.plan, Store: store, Mode: activities.ModeFull, Reason: "chaos"},
+		_, err := h.execute(t, runSpec{id: id, kind: contract.KindBackup, wf: workflows.BackupWorkflow,
+			in:  workflows.BackupInput{Plan: *h.plan, Store: store, Mode: contract.ModeFull, Reason: "chaos"},
 			out: &res, inject: inject})
 		return res, err
 	}
@@ -500,7 +502,7 @@ func (h *harness) storageFaults(t *testing.T) {
 			file := h.damage(t, res.Point.ID, how)
 			before := h.counts(t)
 			id := "drover/chaos/drill-" + how
-			_, err = h.execute(t, runSpec{id: id, kind: workflows.KindDrill, wf: workflows.DrillWorkflow,
+			_, err = h.execute(t, runSpec{id: id, kind: contract.KindDrill, wf: workflows.DrillWorkflow,
 				in: workflows.DrillInput{Plan: *h.plan, PointID: res.Point.ID}, out: &workflows.DrillResult{}})
 			require.Error(t, err, "a drill of a point with a %sd file must fail", how)
 			require.Contains(t, err.Error(), filepath.Base(file), "the failure must name the damaged file")
@@ -601,7 +603,7 @@ func (h *harness) storageFaults(t *testing.T) {
 					return err
 				}
 				for _, g := range st.Gates {
-					if g.Name != workflows.GateStartSecondary || g.Outcome != workflows.OutcomePending {
+					if g.Name != contract.GateStartSecondary || g.Outcome != workflows.OutcomePending {
 						continue
 					}
 					for _, step := range st.Steps {
@@ -616,14 +618,14 @@ func (h *harness) storageFaults(t *testing.T) {
 						return err
 					}
 					for _, who := range g.Approvers[:g.Quorum] {
-						if err := h.c.SignalWorkflow(ctx, id, "", workflows.SignalApprove, workflows.Approval{
-							Gate: g.Name, Approver: who, Decision: workflows.DecisionApprove, Comment: "chaos"}); err != nil {
+						if err := h.c.SignalWorkflow(ctx, id, "", contract.SignalApprove, workflows.Approval{
+							Gate: g.Name, Approver: who, Decision: contract.DecisionApprove, Comment: "chaos"}); err != nil {
 							return err
 						}
 					}
 					return nil
 				}
-				return fmt.Errorf("gate %s not open yet (phase %s)", workflows.GateStartSecondary, st.Phase)
+				return fmt.Errorf("gate %s not open yet (phase %s)", contract.GateStartSecondary, st.Phase)
 			})
 			if err != nil {
 				h.abort(r, err)
@@ -633,14 +635,14 @@ func (h *harness) storageFaults(t *testing.T) {
 		// what a damaged point leaves behind, not about the older point.
 		policy := func(target string, g workflows.GateRecord) string {
 			switch g.Name {
-			case workflows.GateStartSecondary:
+			case contract.GateStartSecondary:
 				return ""
-			case workflows.GateRollback:
-				return workflows.DecisionReject
+			case contract.GateRollback:
+				return contract.DecisionReject
 			}
 			return approveAll(target, g)
 		}
-		r, err := h.execute(t, runSpec{id: id, kind: workflows.KindFailover, wf: workflows.FailoverWorkflow,
+		r, err := h.execute(t, runSpec{id: id, kind: contract.KindFailover, wf: workflows.FailoverWorkflow,
 			in: workflows.FailoverInput{Plan: *h.plan}, out: &workflows.FailoverResult{}, gates: policy, inject: inject})
 		require.Error(t, err, "a failover to a point corrupted after it was chosen must fail when the rollback is refused")
 		require.NotEmpty(t, file, "the point was not damaged: %v", faultsOf(r))
@@ -657,13 +659,13 @@ func (h *harness) storageFaults(t *testing.T) {
 		require.Contains(t, v.Reason, "restore refused damaged data")
 		rollback := "no older valid point, so no rollback offered"
 		for _, g := range r.seen() {
-			if g.Name == workflows.GateRollback {
+			if g.Name == contract.GateRollback {
 				rollback = "rollback offered (" + g.Detail + ") and refused"
 			}
 		}
 		h.sum.add(func(s *summary) { s.RunsFailedClearly++ })
 		h.sum.scenario("storage: point %s corrupted (%s) while the failover waited at %s: restore at dc2 failed naming it, the point marked invalid, %s, nothing started, dc1 left running",
-			point, file, workflows.GateStartSecondary, rollback)
+			point, file, contract.GateStartSecondary, rollback)
 	})
 }
 

@@ -53,6 +53,9 @@ type Spec struct {
 	// MaxOutput bounds the bytes of combined stdout+stderr kept: the head
 	// and the tail, with a marker for what was dropped between.
 	MaxOutput int
+	// Credential, when set, runs the command as that user and group (the
+	// worker must be root): servers such as PostgreSQL refuse to run as root.
+	Credential *syscall.Credential
 }
 
 // Result is what a run did.
@@ -95,7 +98,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	cmd.Stdout = buf // one pipe for both, so the interleaving is kept
 	cmd.Stderr = buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.Credential}
 	cmd.WaitDelay = s.PipeWait
 
 	start := time.Now()

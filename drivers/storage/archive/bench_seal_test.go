@@ -12,6 +12,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/catalog/blob"
 	"github.com/drover-dr/drover/catalog/seal"
+	"github.com/drover-dr/drover/drivers/storage/internal/tarzst"
 )
 
 // BenchmarkShipSealed prices encryption at rest on the backup path: the
@@ -43,7 +44,7 @@ func BenchmarkShipSealed(b *testing.B) {
 		}
 		st := catalog.OpenObjects(bucket, r, filepath.Join(e.dir, name+"-staging"), 0)
 		// Capture into the store's local staging folder, untimed.
-		if _, _, err := WriteGroup(context.Background(), st, e.req("p1", catalog.ModeFull, ""), WriteSpec{Root: e.data, Members: e.ds.Members,
+		if _, _, err := tarzst.WriteGroup(context.Background(), st, e.req("p1", catalog.ModeFull, ""), tarzst.WriteSpec{Root: e.data, Members: e.ds.Members,
 			Method: Method, Driver: "archive", Consistency: catalog.ConsistencyQuiesced, Instant: time.Now()}, nil); err != nil {
 			b.Fatal(err)
 		}

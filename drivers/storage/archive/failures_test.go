@@ -17,6 +17,7 @@ import (
 
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/drivers/storage"
+	"github.com/drover-dr/drover/drivers/storage/internal/tarzst"
 )
 
 // Failure cases from the issue: each ends with nothing lost and no
@@ -101,14 +102,14 @@ func TestExtractCatchesDamageEvenWhenSizesAgree(t *testing.T) {
 	require.NoError(t, err)
 	b[10] ^= 0xff
 	require.NoError(t, os.WriteFile(src, b, 0o640))
-	_, err = ExtractMember(context.Background(), src, art, g.Members[1], t.TempDir(), ExtractOptions{Name: art.Name})
+	_, err = tarzst.ExtractMember(context.Background(), src, art, g.Members[1], t.TempDir(), tarzst.ExtractOptions{Name: art.Name})
 	var ce *storage.CorruptError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, art.Name, ce.File)
 
 	// Without a frame index (a sequential read) too.
 	art.Frames = nil
-	_, err = ExtractMember(context.Background(), src, art, g.Members[1], t.TempDir(), ExtractOptions{Name: art.Name})
+	_, err = tarzst.ExtractMember(context.Background(), src, art, g.Members[1], t.TempDir(), tarzst.ExtractOptions{Name: art.Name})
 	require.ErrorAs(t, err, &ce)
 }
 
@@ -283,7 +284,7 @@ func TestExtractRefusesPathEscape(t *testing.T) {
 	art := catalog.Artifact{Name: "evil.tar.zst", Size: st.Size(), Checksum: catalog.FormatChecksum(h.Sum64())}
 	target := filepath.Join(dir, "target")
 	require.NoError(t, os.MkdirAll(target, 0o755))
-	_, err := ExtractMember(context.Background(), out, art, catalog.Member{Name: "m"}, target, ExtractOptions{})
+	_, err := tarzst.ExtractMember(context.Background(), out, art, catalog.Member{Name: "m"}, target, tarzst.ExtractOptions{})
 	var ce *storage.CorruptError
 	require.ErrorAs(t, err, &ce)
 	assert.Contains(t, ce.Reason, "'..'")

@@ -24,7 +24,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/storage"
-	"github.com/drover-dr/drover/drivers/storage/archive"
+	"github.com/drover-dr/drover/drivers/storage/internal/tarzst"
 )
 
 // Method is recorded in the manifest of groups this driver captures.
@@ -291,8 +291,8 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 		pw.CloseWithError(err)
 		sent <- err
 	}()
-	art, n, cerr := archive.CompressStream(ctx, pr, filepath.Join(gdir, streamFile), req.Group.Name+"/"+streamFile,
-		archive.WriteOptions{Progress: progress.Counter()})
+	art, n, cerr := tarzst.CompressStream(ctx, pr, filepath.Join(gdir, streamFile), req.Group.Name+"/"+streamFile,
+		tarzst.WriteOptions{Progress: progress.Counter()})
 	pr.CloseWithError(errors.New("the store side stopped reading"))
 	serr := <-sent
 	if serr != nil {
@@ -430,7 +430,7 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 		pr, pw := io.Pipe()
 		decoded := make(chan error, 1)
 		go func() {
-			_, err := archive.DecompressStream(ctx, src, art, pw, archive.ExtractOptions{Name: rel, Progress: report})
+			_, err := tarzst.DecompressStream(ctx, src, art, pw, tarzst.ExtractOptions{Name: rel, Progress: report})
 			pw.CloseWithError(err)
 			decoded <- err
 		}()

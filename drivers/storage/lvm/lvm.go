@@ -22,7 +22,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/storage"
-	"github.com/drover-dr/drover/drivers/storage/archive"
+	"github.com/drover-dr/drover/drivers/storage/internal/tarzst"
 )
 
 // Method is recorded in the manifest of groups this driver captures.
@@ -48,8 +48,8 @@ type Settings struct {
 	// system ("" when the volume is mounted at the dataRoot).
 	Subdir string `json:"subdir,omitempty"`
 	// Compare and Workers are the archive driver's settings.
-	Compare archive.Compare `json:"compare,omitempty"`
-	Workers int             `json:"workers,omitempty"`
+	Compare tarzst.Compare `json:"compare,omitempty"`
+	Workers int            `json:"workers,omitempty"`
 }
 
 var sizeRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?[bBsSkKmMgGtTpPeE]?$`)
@@ -89,7 +89,7 @@ func DecodeSettings(raw map[string]any) (Settings, error) {
 			return s, drivers.BadSettingsf("settings: subdir: %v", err)
 		}
 	}
-	if err := archive.CheckOptions(&s.Compare, s.Workers); err != nil {
+	if err := tarzst.CheckOptions(&s.Compare, s.Workers); err != nil {
 		return s, err
 	}
 	for _, m := range s.Members {
@@ -246,7 +246,7 @@ func (d *Driver) Estimate(ctx context.Context, req storage.Request) (storage.Est
 	if err != nil {
 		return storage.Estimate{}, err
 	}
-	return archive.EstimateMembers(ctx, p.Root, p.Members, base, p.s.Compare)
+	return tarzst.EstimateMembers(ctx, p.Root, p.Members, base, p.s.Compare)
 }
 
 // Capture creates the snapshot: `lvcreate -s -L SIZE -n SNAP VG/LV`. A
@@ -338,7 +338,7 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 			return fail(withCleanup(err, d.release(ctx, p)))
 		}
 	}
-	_, r, err := archive.WriteGroup(ctx, p.Store, req, archive.WriteSpec{
+	_, r, err := tarzst.WriteGroup(ctx, p.Store, req, tarzst.WriteSpec{
 		Root: filepath.Join(p.mnt, p.s.Subdir), Members: p.Members, Base: base, Compare: p.s.Compare, Workers: p.s.Workers,
 		Method: Method, Driver: req.Group.Driver, Consistency: storage.Consistency(req.Quiesced, true), Instant: instant,
 		Source: map[string]string{"volume": p.origin(), "snapshot": p.snap, "snapshotSize": p.s.SnapshotSize},
@@ -372,9 +372,9 @@ func (d *Driver) Verify(ctx context.Context, req storage.Request, progress stora
 }
 
 // Restore extracts the members into the target site's dataRoot: a file
-// level restore, the archive driver's.
+// level restore, the same as the archive driver's.
 func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progress storage.Progress) (storage.Result, error) {
-	return archive.New(d.Logger).Restore(ctx, req, progress)
+	return tarzst.RestoreToSite(ctx, req, progress)
 }
 
 // Release unmounts and removes the point's snapshot, if it is there.

@@ -1,4 +1,4 @@
-package archive
+package tarzst
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -105,4 +106,29 @@ func TestWritevWritesEverythingInOrder(t *testing.T) {
 	assert.True(t, bytes.Equal(want, <-got))
 
 	assert.Error(t, writev(w, [][]byte{[]byte("x")}), "a closed file is an error")
+}
+
+// fillRandom writes incompressible bytes.
+func fillRandom(rng *rand.Rand, b []byte) {
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+}
+
+// fillText writes log-like lines that compress several times over, as
+// server logs do (the archive package's dataset generator writes the same
+// kind of text at scale).
+func fillText(rng *rand.Rand, b []byte) {
+	words := [...]string{"order", "process", "commit", "queue", "message", "engine", "session", "cluster", "node", "task"}
+	var line []byte
+	for i := 0; i < len(b); {
+		line = strconv.AppendInt(line[:0], rng.Int64N(1<<40), 10)
+		line = append(line, " INFO WebContainer - "...)
+		for w := 4 + rng.IntN(8); w > 0; w-- {
+			line = append(line, words[rng.IntN(len(words))]...)
+			line = append(line, ' ')
+		}
+		line = append(line, '\n')
+		i += copy(b[i:], line)
+	}
 }

@@ -1,4 +1,10 @@
-package archive
+// Package tarzst is the tar+zstd engine the storage drivers that write
+// member archives share (archive, lvm on its snapshot mount, btrfs for its
+// send streams): a member's tree as a tar stream cut into independent zstd
+// frames compressed on every core, with a checksum of every file and of every
+// archive, and the extraction that checks them all before anything is moved
+// into place.
+package tarzst
 
 import (
 	"archive/tar"

@@ -1,4 +1,4 @@
-package archive
+package tarzst
 
 import (
 	"archive/tar"

@@ -1,0 +1,41 @@
+package activities
+
+import (
+	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
+	"github.com/drover-dr/drover/drivers/storage"
+)
+
+// The contract carries plain copies of what drivers and the catalog return,
+// so workflow code never imports them.
+
+func groupResult(r storage.Result, ran contract.Ran) contract.GroupResult {
+	return contract.GroupResult{Group: r.Group, Instant: r.Instant, Bytes: r.Bytes, Stored: r.Stored, Files: r.Files,
+		Evidence: evidence(r.Evidence), Ran: ran}
+}
+
+func groupVerify(r storage.VerifyResult) contract.GroupVerify {
+	return contract.GroupVerify{Group: r.Group, OK: r.OK, BadFile: r.BadFile, Reason: r.Reason, Bytes: r.Bytes}
+}
+
+func validity(v catalog.Validity) contract.Validity {
+	return contract.Validity{State: contract.ValidityState(v.State), Reason: v.Reason, Run: v.Run, At: v.At, Findings: v.Findings}
+}
+
+func catalogValidity(v contract.Validity) catalog.Validity {
+	return catalog.Validity{State: catalog.ValidityState(v.State), Reason: v.Reason, Run: v.Run, At: v.At, Findings: v.Findings}
+}
+
+func point(p catalog.Point) contract.Point {
+	return contract.Point{ID: p.ID, Plan: p.Plan, Mode: contract.Mode(p.Mode), BaseID: p.BaseID, Instant: p.Instant,
+		Started: p.Started, Ended: p.Ended, Size: p.Size, DataSize: p.DataSize, Consistency: string(p.Consistency),
+		Validity: validity(p.Validity), Dir: p.Dir, Problem: p.Problem}
+}
+
+func pointRef(p *catalog.Point) *contract.Point {
+	if p == nil {
+		return nil
+	}
+	c := point(*p)
+	return &c
+}
