@@ -60,8 +60,8 @@ const LongPoll = 10 * time.Second
 // queues to count as alive: two and a half idle polls.
 const PollerFreshness = LongPoll * 5 / 2
 
-func buildServerOptions(o Options, p ports, sqlCfg *config.SQL, zl *zap.Logger) ([]temporal.ServerOption, error) {
-	cfg := buildConfig(o, p, sqlCfg)
+func buildServerOptions(o Options, p ports, db stores, zl *zap.Logger) ([]temporal.ServerOption, error) {
+	cfg := buildConfig(o, p, db)
 	logger := log.NewZapLogger(zl)
 	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
 	if err != nil {
@@ -98,7 +98,7 @@ func buildServerOptions(o Options, p ports, sqlCfg *config.SQL, zl *zap.Logger) 
 	}, nil
 }
 
-func buildConfig(o Options, p ports, sqlCfg *config.SQL) *config.Config {
+func buildConfig(o Options, p ports, db stores) *config.Config {
 	var cfg config.Config
 	cfg.Global.Membership.MaxJoinDuration = 30 * time.Second
 	cfg.Global.Membership.BroadcastAddress = "127.0.0.1"
@@ -107,11 +107,15 @@ func buildConfig(o Options, p ports, sqlCfg *config.SQL) *config.Config {
 		cfg.Global.TLS = o.TLS.rootTLS(p.dialHost)
 	}
 
-	const store = "sqlite-default"
-	cfg.Persistence.DefaultStore = store
-	cfg.Persistence.VisibilityStore = store
-	cfg.Persistence.NumHistoryShards = 1
-	cfg.Persistence.DataStores = map[string]config.DataStore{store: {SQL: sqlCfg}}
+	const defaultStore, visibilityStore = "default", "visibility"
+	cfg.Persistence.DefaultStore = defaultStore
+	cfg.Persistence.VisibilityStore = defaultStore
+	cfg.Persistence.DataStores = map[string]config.DataStore{defaultStore: {SQL: db.defaultStore}}
+	if db.visibility != nil {
+		cfg.Persistence.VisibilityStore = visibilityStore
+		cfg.Persistence.DataStores[visibilityStore] = config.DataStore{SQL: db.visibility}
+	}
+	cfg.Persistence.NumHistoryShards = db.historyShards
 
 	cfg.ClusterMetadata = &cluster.Config{
 		EnableGlobalNamespace:    false,

@@ -1,10 +1,11 @@
 // Package devserver runs a Temporal server inside the drover process: SQLite
-// persistence (in memory or in a file), one history shard, static membership on
-// loopback, and the Temporal Web UI. It is what `drover server`, `drover dev`
-// and the end-to-end tests stand on, so nobody needs Docker or the Temporal
-// CLI to see drover work.
+// persistence (in memory or in a file) or PostgreSQL through Temporal's own
+// SQL plugin, static membership on loopback, and the Temporal Web UI. It is
+// what `drover server`, `drover dev` and the end-to-end tests stand on, so
+// nobody needs Docker or the Temporal CLI to see drover work.
 //
-// It imports nothing else of drover: callers hand in the search attributes
+// It imports nothing else of drover but drivers/secret (the PostgreSQL
+// password is a secret reference): callers hand in the search attributes
 // their workflows use.
 package devserver
 
@@ -69,6 +70,11 @@ type Options struct {
 	// TLS, when non-nil, serves the frontend over TLS (and mTLS when
 	// TLS.ClientCAFile is set).
 	TLS *TLS
+	// Postgres, when non-nil, keeps the server's state in PostgreSQL (both
+	// the default and the visibility store) instead of SQLite. Start creates
+	// missing databases and sets up or updates their schemas. Not with
+	// DBFile.
+	Postgres *Postgres
 }
 
 // Server is a running embedded Temporal server (and UI).
@@ -127,13 +133,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	sqlCfg, err := prepareDB(o)
+	var db stores
+	if o.Postgres != nil {
+		db, err = preparePostgres(o, srvLogger)
+	} else {
+		db, err = prepareDB(o)
+	}
 	if err != nil {
 		return nil, err
 	}
 
 	phase("db")
-	serverOpts, err := buildServerOptions(o, ports, sqlCfg, srvLogger)
+	serverOpts, err := buildServerOptions(o, ports, db, srvLogger)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +177,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	logger.Debug("embedded temporal server started", append([]zap.Field{
 		zap.String("frontend", s.frontend), zap.String("ui", s.uiURL),
-		zap.String("namespace", s.namespace), zap.String("db", dbDescription(o.DBFile))}, phases...)...)
+		zap.String("namespace", s.namespace), zap.String("db", db.description)}, phases...)...)
 	return s, nil
 }
 
@@ -262,6 +273,14 @@ func (o Options) withDefaults() (Options, error) {
 	if o.TLS != nil {
 		if err := o.TLS.validate(); err != nil {
 			return o, err
+		}
+	}
+	if o.Postgres != nil {
+		if o.DBFile != "" {
+			return o, errors.New("devserver options: DBFile (SQLite) and Postgres are exclusive")
+		}
+		if _, err := o.Postgres.resolved(); err != nil {
+			return o, fmt.Errorf("devserver options: %w", err)
 		}
 	}
 	return o, nil

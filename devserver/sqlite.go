@@ -20,9 +20,10 @@ import (
 // So an in-memory database stays in memory after Stop, and a file stays open;
 // a second Start on the same file in the same process shares that connection.
 
-// prepareDB returns the server's SQL config for o.DBFile, creating the schema
-// in a new file and the namespace (with its search attributes) when missing.
-func prepareDB(o Options) (*config.SQL, error) {
+// prepareDB returns the server's SQLite store for o.DBFile (one store holds
+// both the default and the visibility data), creating the schema in a new
+// file and the namespace (with its search attributes) when missing.
+func prepareDB(o Options) (stores, error) {
 	cfg := &config.SQL{PluginName: sqliteplugin.PluginName}
 	if o.DBFile == "" {
 		// A fresh name per start: the plugin shares in-memory databases by
@@ -33,10 +34,10 @@ func prepareDB(o Options) (*config.SQL, error) {
 	} else {
 		path, err := filepath.Abs(o.DBFile)
 		if err != nil {
-			return nil, fmt.Errorf("db file %s: %w", o.DBFile, err)
+			return stores{}, fmt.Errorf("db file %s: %w", o.DBFile, err)
 		}
 		if err := ensureSchema(path); err != nil {
-			return nil, err
+			return stores{}, err
 		}
 		cfg.DatabaseName = path
 		cfg.ConnectAttributes = map[string]string{
@@ -51,15 +52,15 @@ func prepareDB(o Options) (*config.SQL, error) {
 
 	ns, err := sqliteschema.NewNamespaceConfig(clusterName, o.Namespace, false, o.SearchAttributes)
 	if err != nil {
-		return nil, fmt.Errorf("namespace %s: %w", o.Namespace, err)
+		return stores{}, fmt.Errorf("namespace %s: %w", o.Namespace, err)
 	}
 	ns.Detail.Config.Retention = timestamp.DurationPtr(o.Retention)
 	// A no-op when the namespace exists; its search attributes are then
 	// checked through the running server (registerSearchAttributes).
 	if err := sqliteschema.CreateNamespaces(cfg, ns); err != nil {
-		return nil, fmt.Errorf("create namespace %s in %s: %w", o.Namespace, dbDescription(o.DBFile), err)
+		return stores{}, fmt.Errorf("create namespace %s in %s: %w", o.Namespace, dbDescription(o.DBFile), err)
 	}
-	return cfg, nil
+	return stores{defaultStore: cfg, historyShards: 1, description: dbDescription(o.DBFile)}, nil
 }
 
 // ensureSchema creates path with the server's schema if it does not exist

@@ -12,7 +12,10 @@ import (
 )
 
 // Dial connects to the Temporal frontend the global flags name.
-func (g *Globals) Dial() (client.Client, error) {
+func (g *Globals) Dial() (client.Client, error) { return g.DialWith(nil) }
+
+// DialWith is Dial with extra client options (the worker's metrics handler).
+func (g *Globals) DialWith(extra func(*client.Options)) (client.Client, error) {
 	opts := client.Options{
 		HostPort:  g.Address,
 		Namespace: g.Namespace,
@@ -29,6 +32,9 @@ func (g *Globals) Dial() (client.Client, error) {
 	}
 	if tlsCfg != nil {
 		opts.ConnectionOptions.TLS = tlsCfg
+	}
+	if extra != nil {
+		extra(&opts)
 	}
 	c, err := client.Dial(opts)
 	if err != nil {

@@ -19,15 +19,21 @@ func init() { register(newDevCmd) }
 
 func newDevCmd(g *Globals) *cobra.Command {
 	var o stackOptions
+	var db dbFlags
 	var labPlan, labDir string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run an embedded Temporal server, its Web UI and a drover worker until Ctrl-C",
-		Long: "The all-in-one development stack: an embedded Temporal server (in memory, or --db-file to keep\n" +
-			"runs), the Temporal Web UI and a drover worker in one process. Other drover commands reach it\n" +
-			"with --address.",
+		Long: "The all-in-one development stack: an embedded Temporal server (in memory, --db-file to keep\n" +
+			"runs, or --db postgres://... for PostgreSQL), the Temporal Web UI and a drover worker in one\n" +
+			"process. Other drover commands reach it with --address.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			pg, err := db.postgres(o.DBFile)
+			if err != nil {
+				return err
+			}
+			o.Postgres = pg
 			st, err := startStack(cmd.Context(), g, o)
 			if err != nil {
 				return err
@@ -51,6 +57,9 @@ func newDevCmd(g *Globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.Stdout, "Temporal frontend: %s (namespace %s)\n", st.server.FrontendAddress(), g.Namespace)
 			fmt.Fprintf(g.Stdout, "Web UI:            %s\n", st.server.UIURL())
+			if pg != nil {
+				fmt.Fprintf(g.Stdout, "State:             %s\n", pg.Describe())
+			}
 			fmt.Fprintf(g.Stdout, "Orchestrator polling task queue %q", contract.OrchestratorQueue)
 			for _, site := range o.Sites {
 				fmt.Fprintf(g.Stdout, "; site %s on %q", site, contract.Queue(site))
@@ -64,6 +73,7 @@ func newDevCmd(g *Globals) *cobra.Command {
 	cmd.Flags().IntVar(&o.Port, "port", 7233, "Temporal frontend port")
 	cmd.Flags().IntVar(&o.UIPort, "ui-port", 8233, "Web UI port")
 	cmd.Flags().StringVar(&o.DBFile, "db-file", "", "SQLite file to keep runs in (default: in memory)")
+	db.register(cmd)
 	cmd.Flags().Var(placesFlag{&o.Sites}, "site", "also serve this site's steps in this process (repeat for several)")
 	cmd.Flags().StringVar(&labPlan, "lab-plan", "", "also bring up the lab from this plan (e.g. examples/plans/lab.yaml); the worker drives it")
 	cmd.Flags().StringVar(&labDir, "lab-dir", filepath.Join(".drover", "lab"), "the lab's directory (with --lab-plan)")

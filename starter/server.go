@@ -24,6 +24,8 @@ type serverFlags struct {
 	HTTPPort int
 	UIPort   int
 	DBFile   string
+	dbFlags
+	pg *devserver.Postgres // from dbFlags, set in RunE
 }
 
 func newServerCmd(g *Globals) *cobra.Command {
@@ -33,12 +35,18 @@ func newServerCmd(g *Globals) *cobra.Command {
 		Short: "Run the embedded Temporal server and Web UI (no worker)",
 		Long: "Runs a Temporal server inside this process, with SQLite persistence and the Temporal Web UI,\n" +
 			"and registers drover's namespace and search attributes. Point `drover worker` at it.\n" +
-			"State is kept in memory unless --db-file names a file. Stops on SIGINT/SIGTERM.",
+			"State is kept in memory unless --db-file names a file, or in PostgreSQL with --db postgres://...\n" +
+			"(the production shape: schemas set up or updated on start). Stops on SIGINT/SIGTERM.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.validate(); err != nil {
 				return err
 			}
+			pg, err := f.dbFlags.postgres(f.DBFile)
+			if err != nil {
+				return err
+			}
+			f.pg = pg
 			return runServer(cmd, g, f)
 		},
 	}
@@ -48,6 +56,7 @@ func newServerCmd(g *Globals) *cobra.Command {
 	fl.IntVar(&f.HTTPPort, "http-port", 0, "frontend HTTP API port (0 picks a free port)")
 	fl.IntVar(&f.UIPort, "ui-port", 8233, "Web UI port (0 picks a free port, -1 runs no UI)")
 	fl.StringVar(&f.DBFile, "db-file", "", "SQLite file that keeps the server's state across restarts (default: in memory)")
+	f.dbFlags.register(cmd)
 	return cmd
 }
 
@@ -99,7 +108,7 @@ func runServer(cmd *cobra.Command, g *Globals, f serverFlags) error {
 	ctx := cmd.Context()
 	log := g.Logger()
 	srv, err := devserver.Start(ctx, devserver.Options{
-		IP: f.IP, Port: f.Port, HTTPPort: f.HTTPPort, UIPort: f.UIPort, DBFile: f.DBFile,
+		IP: f.IP, Port: f.Port, HTTPPort: f.HTTPPort, UIPort: f.UIPort, DBFile: f.DBFile, Postgres: f.pg,
 		Namespace: g.Namespace,
 		// The attributes the workflows set, so runs filter in the UI.
 		SearchAttributes: contract.SearchAttributes,
@@ -114,7 +123,11 @@ func runServer(cmd *cobra.Command, g *Globals, f serverFlags) error {
 		}
 	}()
 
-	if err := printServer(g, srv, f.DBFile); err != nil {
+	db := f.DBFile
+	if f.pg != nil {
+		db = f.pg.Describe()
+	}
+	if err := printServer(g, srv, db); err != nil {
 		return err
 	}
 	log.Info("embedded Temporal server up; Ctrl-C stops it", zap.String("frontend", srv.FrontendAddress()))
@@ -123,8 +136,7 @@ func runServer(cmd *cobra.Command, g *Globals, f serverFlags) error {
 	return nil
 }
 
-func printServer(g *Globals, srv *devserver.Server, dbFile string) error {
-	db := dbFile
+func printServer(g *Globals, srv *devserver.Server, db string) error {
 	if db == "" {
 		db = "memory"
 	}

@@ -26,6 +26,8 @@ type stackOptions struct {
 	// stack); sites whose workers run as processes of their own (the lab's)
 	// are left out.
 	Sites []contract.Placement
+	// Postgres, when set, keeps Temporal's state in PostgreSQL.
+	Postgres *devserver.Postgres
 }
 
 // stack is an embedded Temporal server with its UI, a client, and the
@@ -40,7 +42,7 @@ type stack struct {
 func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error) {
 	log := g.Logger()
 	srv, err := devserver.Start(ctx, devserver.Options{
-		IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile,
+		IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile, Postgres: o.Postgres,
 		Namespace:        g.Namespace,
 		SearchAttributes: contract.SearchAttributes,
 		Logger:           log.Named("temporal"),

@@ -24,6 +24,7 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 	var host, planFile string
 	var orchestrator bool
 	var freshness time.Duration
+	var mf metricsFlags
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a drover worker: the orchestrator, or the worker of a site",
@@ -44,12 +45,12 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 			if len(places) == 0 || planFile != "" {
 				orchestrator = true
 			}
-			c, err := g.Dial()
+			log := g.Logger()
+			c, err := mf.dialAndServe(cmd.Context(), g, log)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			log := g.Logger()
 			grp, err := worker.New(c, worker.Options{Orchestrator: orchestrator, Sites: places, Registry: builtin.Registry(log), Logger: log,
 				PollerFreshness: freshness})
 			if err != nil {
@@ -76,6 +77,10 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 	cmd.Flags().BoolVar(&orchestrator, "orchestrator", false, "also run the orchestrator (implied without --site)")
 	cmd.Flags().DurationVar(&freshness, "poller-freshness", activities.DefaultPollerFreshness,
 		"orchestrator: a site's worker counts as alive if it polled within this (keep it above the server's long poll, matching.longPollExpirationInterval)")
+	cmd.Flags().StringVar(&mf.address, "metrics-address", "", "serve Prometheus metrics (the SDK's and drover's) at HOST:PORT/metrics")
+	cmd.Flags().StringArrayVar(&mf.plans, "metrics-plan", nil, "plan file whose points, RPO target and gate reminders are exported (repeatable)")
+	cmd.Flags().StringArrayVar(&mf.stores, "metrics-store", nil, "recovery point store whose plans are exported by name (repeatable)")
+	cmd.Flags().StringArrayVar(&mf.sites, "metrics-site", nil, "SITE=TASK_QUEUE: export drover_site_workers for a site's queue (repeatable; default: the sites of --plan and --metrics-plan)")
 	return cmd
 }
 
