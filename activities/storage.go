@@ -508,3 +508,23 @@ func (a *Activities) RecordPrimary(ctx context.Context, in contract.PrimaryInput
 	_, err = st.SetPrimary(in.Store.Plan, in.Site, in.Detail, in.Now)
 	return storageError("record the primary site", err)
 }
+
+// AfterRestore runs the product step a component's restored data needs
+// before the server may start on it (DB2: db2inidb as snapshot for a copy
+// taken under write suspend). A driver with no such step does nothing.
+func (a *Activities) AfterRestore(ctx context.Context, in contract.ComponentInput) (contract.StepResult, error) {
+	d, err := a.Registry.Middleware(in.Component.Driver)
+	if err != nil {
+		return contract.StepResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
+	}
+	pr, ok := d.(drivers.PostRestorer)
+	if !ok {
+		return contract.StepResult{Component: in.Component.Name, Ran: a.ran(in.Site, in.Host),
+			Evidence: contract.Evidence{Action: "none: driver " + in.Component.Driver + " needs no step after a restore", AlreadyDone: true}}, nil
+	}
+	ev, err := pr.AfterRestore(ctx, target(in))
+	if err != nil {
+		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev)}, classify("after the restore of "+in.Component.Name, err)
+	}
+	return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Attempt: int(activity.GetInfo(ctx).Attempt), Ran: a.ran(in.Site, in.Host)}, nil
+}

@@ -19,6 +19,7 @@ const (
 	RunCheck            = "RunCheck"
 	WaitChecks          = "WaitChecks"
 	QuiesceComponent    = "QuiesceComponent"
+	AfterRestore        = "AfterRestore"
 	ResumeComponent     = "ResumeComponent"
 	CaptureGroup        = "CaptureGroup"
 	ShipGroup           = "ShipGroup"
@@ -51,7 +52,7 @@ const (
 // that acts at a site or on the store.
 var SiteActivities = []string{
 	StartComponent, StopComponent, ComponentStatus, StartAndWaitReady, WaitReady, RunCheck, WaitChecks,
-	QuiesceComponent, ResumeComponent, CaptureGroup, ShipGroup, VerifyGroup, RestoreGroup, ApplyEnvironment,
+	QuiesceComponent, ResumeComponent, AfterRestore, CaptureGroup, ShipGroup, VerifyGroup, RestoreGroup, ApplyEnvironment,
 	WipeSite, ReadInstallation, CompareInstallation, RecordInstallation, Redirect, DrainTraffic,
 	PreflightBackup, CommitPoint, AbandonPoint, ApplyRetention, ChoosePoint, SetValidity, PointStats,
 	PlanLifecycle, WriteReport, RecordPrimary,

@@ -22,9 +22,9 @@ type fakeChecker map[string][]string
 
 func newFakeChecker() fakeChecker {
 	return fakeChecker{
-		"middleware": {"exec"},
+		"middleware": {"exec", "db2", "websphere"},
 		"probe":      {"http", "tcp"},
-		"storage":    {"archive"},
+		"storage":    {"archive", "lvm"},
 		"redirect":   {"dns"},
 	}
 }
@@ -174,12 +174,12 @@ func TestMalformedPlans(t *testing.T) {
 		{
 			name: "unknown driver",
 			old:  "    role: dmgr\n    driver: exec\n", new: "    role: dmgr\n    driver: exek\n",
-			want: []string{`p.yaml:15: components[1].driver: unknown middleware driver "exek" (known: exec)`},
+			want: []string{`p.yaml:15: components[1].driver: unknown middleware driver "exek" (known: exec, db2, websphere)`},
 		},
 		{
 			name: "driver of the wrong kind",
 			old:  "      driver: archive\n", new: "      driver: exec\n",
-			want: []string{`p.yaml:23: storage.groups[0].driver: unknown storage driver "exec" (known: archive)`},
+			want: []string{`p.yaml:23: storage.groups[0].driver: unknown storage driver "exec" (known: archive, lvm)`},
 		},
 		{
 			name: "settings the driver rejects",

@@ -537,9 +537,22 @@ func (v *validator) environment() {
 			v.add(path+".files", "required: the files (glob patterns) to rewrite")
 		}
 		for j, f := range r.Files {
-			if f == "" {
-				v.add(fmt.Sprintf("%s.files[%d]", path, j), "empty file pattern")
+			fp := fmt.Sprintf("%s.files[%d]", path, j)
+			switch {
+			case f == "":
+				v.add(fp, "empty file pattern")
+			case filepath.IsAbs(f):
+				v.add(fp, "%q is absolute: patterns are relative to the site's dataRoot (the rewrite runs on the restored data there)", f)
+			case slices.Contains(strings.Split(filepath.ToSlash(f), "/"), ".."):
+				v.add(fp, "%q leaves the site's dataRoot", f)
+			default:
+				if _, err := filepath.Match(f, ""); err != nil {
+					v.add(fp, "%q is not a glob pattern: %v", f, err)
+				}
 			}
+		}
+		if v.p.Sites.Sandbox != nil && r.Sandbox == "" {
+			v.add(path+".sandbox", "required: the value at the sandbox site %s, where drills and validations restore", v.p.Sites.Sandbox.Name)
 		}
 		if r.Primary == "" {
 			v.add(path+".primary", "required: the text as written at the primary site")

@@ -32,7 +32,7 @@ func useFakePlanChecker(t *testing.T) {
 	t.Helper()
 	old := planChecker
 	planChecker = func(*Globals) plan.DriverChecker {
-		return fakePlanChecker{"middleware": {"exec"}, "probe": {"http", "tcp"}, "storage": {"archive"}, "redirect": {"dns"}}
+		return fakePlanChecker{"middleware": {"exec", "db2", "websphere"}, "probe": {"http", "tcp"}, "storage": {"archive", "lvm"}, "redirect": {"dns"}}
 	}
 	t.Cleanup(func() { planChecker = old })
 }
@@ -87,7 +87,7 @@ gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: no
 		file+":6: sites.secondary: required: the site the cell recovers to, with a name\n"+
 		file+`:12: components[1].name: duplicate component name "db" (first at line 9)`+"\n"+
 		file+":12: components[1].product: required for role app: one of the plan's products (bpm)\n"+
-		file+`:14: components[1].driver: unknown middleware driver "exek" (known: exec)`+"\n"+
+		file+`:14: components[1].driver: unknown middleware driver "exek" (known: exec, db2, websphere)`+"\n"+
 		file+":15: components[1].colour: unknown field (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)\n"+
 		"drover: "+file+": 6 problems\n", errs)
 

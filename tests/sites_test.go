@@ -122,6 +122,8 @@ func TestSiteWorkersFailover(t *testing.T) {
 	route, err := e.l.CurrentRoute(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "dc2", route)
+	recordHistoriesOf(t, ctx, e.c, e.srv.Namespace(), `DroverPlan = "sites"`,
+		[]string{"FailoverWorkflow", "BackupWorkflow", "ValidateWorkflow"}, os.Getenv("DROVER_RECORD_SUFFIX"))
 }
 
 // workerIdentity is the identity the site's worker process polls with.

@@ -44,6 +44,7 @@ type siteCell struct {
 	resumes     int
 	failCheck   map[string]bool // site/check -> fails
 	failStop    map[string]bool // site/component whose stop fails
+	prepared    []string // site/component prepared after a restore
 	// failStarts is how many starts of a site/component fail first.
 	failStarts map[string]int
 	// failRedirects is how many redirects fail before one works.
@@ -1178,4 +1179,26 @@ func TestAFailoverThatMovedNothingResumesTheBackups(t *testing.T) {
 	require.True(t, e.schedules.changes[0].Pause)
 	require.False(t, e.schedules.changes[1].Pause, "resumed as it was")
 	require.Nil(t, e.schedules.changes[1].Backup)
+}
+
+func (c *siteCell) AfterRestore(_ context.Context, t drivers.Target) (drivers.Evidence, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prepared = append(c.prepared, key(t))
+	return drivers.Evidence{Action: "db2inidb as snapshot " + key(t)}, nil
+}
+
+// A copy taken while a component held its writes goes through the
+// product's own step after the restore, before anything starts (DB2:
+// db2inidb ... as snapshot).
+func TestRestoredDataOfAQuiescedComponentIsPreparedBeforeTheStart(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.prepared, "the group's quiesced components, at the restored site")
+	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.starts)
 }

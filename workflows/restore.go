@@ -66,6 +66,17 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 	}); err != nil {
 		return fmt.Errorf("restore point %s into %s: %w", pointID, target.Site.Name, err)
 	}
+	if r.safe {
+		// A copy taken while a component held its writes may need the
+		// product's own step before it starts (DB2: db2inidb as snapshot).
+		if _, err := forEachComponent(ctx, r, quiesceTargets(p), "prepare restored data of", func(ctx workflow.Context, c plan.Component) workflow.Future {
+			where, host := componentAt(target, c)
+			return r.act(shortOptions(ctx, 30*time.Minute, 3), where, contract.AfterRestore,
+				contract.ComponentInput{Plan: p.Name, Site: target, Host: host, Component: c})
+		}); err != nil {
+			return fmt.Errorf("prepare the restored data at %s: %w", target.Site.Name, err)
+		}
+	}
 
 	if len(p.Environment) > 0 {
 		r.phase(ctx, "environment")
