@@ -28,6 +28,15 @@ func openStore(ref contract.StoreRef) (*catalog.Store, catalog.Settings, error) 
 	return st, s, nil
 }
 
+// storeSettings hands an object store's settings to the driver, which
+// opens it where it runs (a folder store is named by its path alone).
+func storeSettings(st *catalog.Store, ref contract.StoreRef) map[string]any {
+	if !st.ObjectLayout() {
+		return nil
+	}
+	return ref.Settings
+}
+
 func (a *Activities) storageDriver(name string) (storage.Driver, error) {
 	d, err := a.Registry.Storage(name)
 	if err != nil {
@@ -70,7 +79,7 @@ func (a *Activities) request(in contract.GroupInput) (storage.Driver, storage.Re
 		return nil, storage.Request{}, err
 	}
 	return d, storage.Request{
-		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, Site: driverSite(in.Site),
+		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, StoreSettings: storeSettings(st, in.Store), Site: driverSite(in.Site),
 		Group: storage.Group{Name: in.Group.Name, Driver: in.Group.Driver, Components: in.Group.Components, Settings: in.Group.Settings},
 		Mode:  catalog.Mode(in.Mode), BaseID: in.BaseID, Quiesced: in.Quiesced,
 	}, nil
@@ -407,7 +416,7 @@ func (a *Activities) restoreGroup(ctx context.Context, in contract.RestoreInput)
 		return storage.Result{}, err
 	}
 	r, err := d.Restore(ctx, storage.RestoreRequest{
-		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, Site: driverSite(in.Site),
+		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, StoreSettings: storeSettings(st, in.Store), Site: driverSite(in.Site),
 		Group:   storage.Group{Name: in.Group.Name, Driver: in.Group.Driver, Components: in.Group.Components, Settings: in.Group.Settings},
 		Replace: true,
 	}, heartbeat(ctx))

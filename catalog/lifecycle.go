@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 )
@@ -56,7 +57,13 @@ func (s *Store) ReadLifecycle(plan string) (Lifecycle, error) {
 	if err := CheckName("plan", plan); err != nil {
 		return l, err
 	}
-	data, err := os.ReadFile(s.lifecyclePath(plan))
+	var data []byte
+	var err error
+	if s.objects != nil {
+		data, err = s.getMeta(path.Join(plan, "lifecycle.json"))
+	} else {
+		data, err = os.ReadFile(s.lifecyclePath(plan))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return l, nil
 	}
@@ -109,6 +116,9 @@ func (s *Store) save(l *Lifecycle, detail string, now time.Time) error {
 	data, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		return err
+	}
+	if s.objects != nil {
+		return s.putMeta(path.Join(plan, "lifecycle.json"), data)
 	}
 	if err := s.mkdir(s.planDir(plan)); err != nil {
 		return StoreError(err)

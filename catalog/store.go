@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/drover-dr/drover/catalog/blob"
+	"github.com/drover-dr/drover/catalog/seal"
 )
 
 // File and folder names inside a store.
@@ -28,9 +31,16 @@ const (
 // point does not exist, whatever data lies beside it.
 var ErrNotFound = errors.New("recovery point not found")
 
-// Store is a recovery point store: a directory at the secondary site.
+// Store is a recovery point store: a directory at the secondary site (the
+// folder layout), or a blob.Bucket (the object layout, objects.go).
 type Store struct {
+	// Root is the folder, or where the bucket is (for messages).
 	Root string
+
+	objects blob.Bucket   // nil: the folder layout
+	ring    *seal.Ring    // nil: in clear
+	staging string        // object layout: local folder of captures
+	lockFor time.Duration // object layout: object-lock retention
 }
 
 // Open returns the store at root, which must be an existing directory. It
@@ -57,8 +67,12 @@ func (s *Store) PointDir(plan, id string) string {
 	return filepath.Join(s.Root, plan, pointsDir, id)
 }
 
-// StagingDir is where a point is built before it is committed.
+// StagingDir is where a point is built before it is committed: in the
+// store (folder layout), or in the local staging folder (object layout).
 func (s *Store) StagingDir(plan, id string) string {
+	if s.objects != nil {
+		return filepath.Join(s.staging, plan, id)
+	}
 	return filepath.Join(s.Root, plan, stagingDir, id)
 }
 
@@ -73,6 +87,9 @@ func checkPlanID(plan, id string) error {
 func (s *Store) Exists(plan, id string) (bool, error) {
 	if err := checkPlanID(plan, id); err != nil {
 		return false, err
+	}
+	if s.objects != nil {
+		return s.objExists(plan, id)
 	}
 	_, err := os.Stat(filepath.Join(s.PointDir(plan, id), ManifestFile))
 	if err == nil {
@@ -111,6 +128,15 @@ func (s *Store) ResetGroup(plan, id, group string) (string, error) {
 	if err := os.Remove(filepath.Join(dir, groupsDir, group+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("reset group %s of %s: %w", group, id, err)
 	}
+	if s.objects != nil {
+		// A group shipped by an earlier attempt is stale once captured anew.
+		ctx, cancel := metaCtx()
+		err := s.objects.Delete(ctx, stagedKey(plan, id, group))
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("reset group %s of %s: %w", group, id, err)
+		}
+	}
 	if err := os.RemoveAll(gdir); err != nil {
 		return "", fmt.Errorf("reset group %s of %s: %w", group, id, err)
 	}
@@ -146,6 +172,9 @@ func (s *Store) StagedGroup(plan, id, group string) (*Group, error) {
 	if err := CheckName("group", group); err != nil {
 		return nil, err
 	}
+	if s.objects != nil {
+		return s.objStagedGroup(plan, id, group)
+	}
 	data, err := os.ReadFile(filepath.Join(s.StagingDir(plan, id), groupsDir, group+".json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("group %s of point %s: %w (not staged)", group, id, ErrNotFound)
@@ -161,7 +190,8 @@ func (s *Store) StagedGroup(plan, id, group string) (*Group, error) {
 }
 
 // Located is a group of a point, staged or committed, with the folder its
-// artifact names are relative to.
+// artifact names are relative to (empty in the object layout: open them
+// with Store.OpenArtifact).
 type Located struct {
 	Dir       string
 	Group     *Group
@@ -178,7 +208,11 @@ func (s *Store) LocateGroup(plan, id, group string) (*Located, error) {
 		if g == nil {
 			return nil, fmt.Errorf("point %s has no group %q", id, group)
 		}
-		return &Located{Dir: s.PointDir(plan, id), Group: g, Manifest: m, Committed: true}, nil
+		loc := &Located{Dir: s.PointDir(plan, id), Group: g, Manifest: m, Committed: true}
+		if s.objects != nil {
+			loc.Dir = ""
+		}
+		return loc, nil
 	}
 	if !errors.Is(err, ErrNotFound) {
 		return nil, err
@@ -186,6 +220,9 @@ func (s *Store) LocateGroup(plan, id, group string) (*Located, error) {
 	g, err := s.StagedGroup(plan, id, group)
 	if err != nil {
 		return nil, err
+	}
+	if s.objects != nil {
+		return &Located{Group: g}, nil
 	}
 	return &Located{Dir: s.StagingDir(plan, id), Group: g}, nil
 }
@@ -208,6 +245,9 @@ type CommitInfo struct {
 func (s *Store) Commit(plan, id string, c CommitInfo) (*Manifest, error) {
 	if err := checkPlanID(plan, id); err != nil {
 		return nil, err
+	}
+	if s.objects != nil {
+		return s.objCommit(plan, id, c)
 	}
 	if m, err := s.Load(plan, id); err == nil {
 		return m, nil
@@ -256,6 +296,22 @@ func (s *Store) Commit(plan, id string, c CommitInfo) (*Manifest, error) {
 	return m, nil
 }
 
+// artifactSize is the stored size of an artifact of a point being
+// committed.
+func (s *Store) artifactSize(stage, plan, id, name string) (int64, error) {
+	if s.objects != nil {
+		ctx, cancel := metaCtx()
+		defer cancel()
+		info, err := s.objects.Stat(ctx, artifactKey(plan, id, name))
+		return info.Size, err
+	}
+	st, err := os.Stat(filepath.Join(stage, name))
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
 func (s *Store) buildManifest(plan, id string, c CommitInfo) (*Manifest, error) {
 	if len(c.Groups) == 0 {
 		return nil, fmt.Errorf("commit %s: no groups", id)
@@ -278,12 +334,12 @@ func (s *Store) buildManifest(plan, id string, c CommitInfo) (*Manifest, error) 
 			return nil, fmt.Errorf("commit %s: %w", id, err)
 		}
 		for _, a := range g.Artifacts {
-			st, err := os.Stat(filepath.Join(stage, a.Name))
+			size, err := s.artifactSize(stage, plan, id, a.Name)
 			if err != nil {
 				return nil, fmt.Errorf("commit %s: group %s: artifact %s: %w", id, name, a.Name, err)
 			}
-			if st.Size() != a.Size {
-				return nil, fmt.Errorf("commit %s: group %s: artifact %s is %d bytes, the group recorded %d", id, name, a.Name, st.Size(), a.Size)
+			if want := s.StoredSize(a.Size); size != want {
+				return nil, fmt.Errorf("commit %s: group %s: artifact %s is %d bytes, the group recorded %d", id, name, a.Name, size, want)
 			}
 		}
 		m.Groups = append(m.Groups, *g)
@@ -305,6 +361,9 @@ func (s *Store) buildManifest(plan, id string, c CommitInfo) (*Manifest, error) 
 func (s *Store) Load(plan, id string) (*Manifest, error) {
 	if err := checkPlanID(plan, id); err != nil {
 		return nil, err
+	}
+	if s.objects != nil {
+		return s.objLoad(plan, id)
 	}
 	data, err := os.ReadFile(filepath.Join(s.PointDir(plan, id), ManifestFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -329,6 +388,9 @@ func (s *Store) Load(plan, id string) (*Manifest, error) {
 func (s *Store) Validity(plan, id string) (Validity, error) {
 	if err := checkPlanID(plan, id); err != nil {
 		return Validity{}, err
+	}
+	if s.objects != nil {
+		return s.objValidity(plan, id)
 	}
 	data, err := os.ReadFile(filepath.Join(s.PointDir(plan, id), ValidityFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -360,6 +422,9 @@ func (s *Store) SetValidity(plan, id string, v Validity) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
+	}
+	if s.objects != nil {
+		return s.putMeta(validityKey(plan, id), data)
 	}
 	return WriteFileAtomic(filepath.Join(s.PointDir(plan, id), ValidityFile), data, 0o640)
 }
@@ -462,7 +527,15 @@ func (s *Store) List(plan string) ([]Point, error) {
 			return nil, err
 		}
 		plans = []string{plan}
-	} else {
+	}
+	var out []Point
+	if s.objects != nil {
+		var err error
+		if out, err = s.objList(plan); err != nil {
+			return nil, err
+		}
+		plans = nil
+	} else if plan == "" {
 		ents, err := os.ReadDir(s.Root)
 		if err != nil {
 			return nil, fmt.Errorf("list store %s: %w", s.Root, err)
@@ -473,7 +546,6 @@ func (s *Store) List(plan string) ([]Point, error) {
 			}
 		}
 	}
-	var out []Point
 	for _, pl := range plans {
 		ents, err := os.ReadDir(filepath.Join(s.planDir(pl), pointsDir))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -526,6 +598,9 @@ func (s *Store) Delete(plan, id string) error {
 	if err := checkPlanID(plan, id); err != nil {
 		return err
 	}
+	if s.objects != nil {
+		return s.objDelete(plan, id)
+	}
 	dir := s.PointDir(plan, id)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -555,6 +630,9 @@ func (s *Store) Delete(plan, id string) error {
 func (s *Store) CollectGarbage(plan string, active []string, grace time.Duration) ([]string, error) {
 	if err := CheckName("plan", plan); err != nil {
 		return nil, err
+	}
+	if s.objects != nil {
+		return s.objCollectGarbage(plan, active, grace)
 	}
 	keep := map[string]bool{}
 	for _, id := range active {
@@ -619,8 +697,12 @@ func newestChange(root string) time.Time {
 
 // mkdir creates folders under the store's root, never the root itself: a
 // store that vanished after it was opened (its mount gone) fails instead of
-// being recreated on the local disk.
+// being recreated on the local disk. In the object layout the folders are
+// in the local staging folder, which is made when missing.
 func (s *Store) mkdir(dir string) error {
+	if s.objects != nil {
+		return os.MkdirAll(dir, 0o750)
+	}
 	if _, err := os.Stat(s.Root); err != nil {
 		return fmt.Errorf("store %s: %w", s.Root, err)
 	}
@@ -633,6 +715,9 @@ func (s *Store) CheckWritable(plan string) error {
 	if err := CheckName("plan", plan); err != nil {
 		return err
 	}
+	if s.objects != nil {
+		return s.objCheckWritable(plan)
+	}
 	dir := s.planDir(plan)
 	if err := s.mkdir(dir); err != nil {
 		return fmt.Errorf("store %s is not writable: %w", s.Root, StoreError(err))
@@ -644,8 +729,18 @@ func (s *Store) CheckWritable(plan string) error {
 	return os.Remove(probe)
 }
 
-// Free returns the bytes free in the store's file system.
-func (s *Store) Free() (uint64, error) { return FreeSpace(s.Root) }
+// Free returns the bytes free in the store's file system. In the object
+// layout it is the local staging folder's: a capture is staged there in
+// full before it is shipped, and a bucket reports no free space.
+func (s *Store) Free() (uint64, error) {
+	if s.objects != nil {
+		if err := os.MkdirAll(s.staging, 0o750); err != nil {
+			return 0, fmt.Errorf("staging %s: %w", s.staging, err)
+		}
+		return FreeSpace(s.staging)
+	}
+	return FreeSpace(s.Root)
+}
 
 // CheckFree fails with ErrStoreFull when the store has less than need bytes
 // free, so a backup that cannot fit fails before it writes anything.
@@ -655,7 +750,11 @@ func (s *Store) CheckFree(need int64) error {
 		return err
 	}
 	if need > 0 && free < uint64(need) {
-		return fmt.Errorf("%w: %s has %s free, the backup needs about %s", ErrStoreFull, s.Root, HumanBytes(int64(free)), HumanBytes(need))
+		where := s.Root
+		if s.objects != nil {
+			where = "the staging folder " + s.staging
+		}
+		return fmt.Errorf("%w: %s has %s free, the backup needs about %s", ErrStoreFull, where, HumanBytes(int64(free)), HumanBytes(need))
 	}
 	return nil
 }

@@ -55,6 +55,10 @@ type StorageRequest struct {
 	PointID string `json:"pointId"`
 	// Store is the store's directory, expanded (catalog.OpenFromSettings).
 	Store string `json:"store"`
+	// StoreSettings are the plan's storage.store settings; when set, the
+	// driver opens the store from them (a bucket, an encrypted store)
+	// rather than from Store.
+	StoreSettings map[string]any `json:"storeSettings,omitempty"`
 	// Site is where the data is: the primary for a backup.
 	Site  Site         `json:"site"`
 	Group StorageGroup `json:"group"`
@@ -71,6 +75,8 @@ type RestoreRequest struct {
 	Plan    string `json:"plan"`
 	PointID string `json:"pointId"`
 	Store   string `json:"store"`
+	// StoreSettings: as in StorageRequest.
+	StoreSettings map[string]any `json:"storeSettings,omitempty"`
 	// Site is the target site; its dataRoot receives the members.
 	Site  Site         `json:"site"`
 	Group StorageGroup `json:"group"`

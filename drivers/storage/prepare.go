@@ -41,7 +41,7 @@ func Prepare[S any](req Request, decode func(map[string]any) (S, error), members
 	if t.Root, err = DataRoot(req.Site); err != nil {
 		return s, t, err
 	}
-	t.Store, err = catalog.Open(req.Store)
+	t.Store, err = OpenStore(req.Store, req.StoreSettings)
 	return s, t, err
 }
 

@@ -187,6 +187,26 @@ func checkUsable(store *catalog.Store, plan, id string, allowInvalid bool) error
 	return nil
 }
 
+// OpenStore opens the store a request names: from the plan's store
+// settings when given, else the folder path.
+func OpenStore(path string, settings map[string]any) (*catalog.Store, error) {
+	if settings != nil {
+		st, _, err := catalog.OpenFromSettings(settings)
+		return st, err
+	}
+	return catalog.Open(path)
+}
+
+// RequireFolder refuses a store in the object layout (a bucket, or an
+// encrypted folder) for drivers that write their artifacts straight into a
+// folder store.
+func RequireFolder(store *catalog.Store, driver string) error {
+	if store.ObjectLayout() {
+		return drivers.BadSettingsf("storage.store: the %s driver writes into a folder store (storage.store.path without encryption); %s is an object store: use the archive driver, or drop storage.store.s3/encryption", driver, store.Root)
+	}
+	return nil
+}
+
 // RemoveIfExists removes a file, ignoring one that is not there.
 func RemoveIfExists(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

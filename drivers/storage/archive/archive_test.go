@@ -30,6 +30,8 @@ type fixture struct {
 	store *catalog.Store
 	d     *Driver
 	n     int
+	// settings open an object store (objects_test.go); nil: the folder.
+	settings map[string]any
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -66,7 +68,7 @@ func (f *fixture) site(root string) drivers.Site {
 }
 
 func (f *fixture) req(id string, mode catalog.Mode, base string) storage.Request {
-	return storage.Request{Plan: "bpm", PointID: id, Store: f.store.Root, Site: f.site(f.root),
+	return storage.Request{Plan: "bpm", PointID: id, Store: f.store.Root, StoreSettings: f.settings, Site: f.site(f.root),
 		Group: storage.Group{Name: "cell", Driver: "archive", Settings: map[string]any{"members": []any{"db2", "dmgr"}}},
 		Mode:  mode, BaseID: base, Quiesced: true}
 }
@@ -96,7 +98,7 @@ func (f *fixture) backup(mode catalog.Mode, base string) (string, storage.Result
 }
 
 func (f *fixture) restore(id, into string, replace bool) (storage.Result, error) {
-	return f.d.Restore(context.Background(), storage.RestoreRequest{Plan: "bpm", PointID: id, Store: f.store.Root,
+	return f.d.Restore(context.Background(), storage.RestoreRequest{Plan: "bpm", PointID: id, Store: f.store.Root, StoreSettings: f.settings,
 		Site: f.site(into), Group: storage.Group{Name: "cell", Driver: "archive"}, Replace: replace}, nil)
 }
 

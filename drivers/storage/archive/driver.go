@@ -10,6 +10,7 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -136,9 +137,13 @@ func (d *Driver) Capture(ctx context.Context, req storage.Request, progress stor
 	return res, nil
 }
 
-// Ship has nothing left to move: Capture wrote into the store. It checks
-// the group is staged (or the point committed).
+// Ship checks the group is in the store (staged or committed). With a
+// folder store there is nothing left to move: Capture wrote into it. With
+// an object store (a bucket, or an encrypted store) Capture wrote into the
+// local staging folder and Ship uploads the archives, sealed when the
+// store is encrypted, resuming an upload a killed worker left.
 func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage.Progress) (storage.Result, error) {
+	start := time.Now()
 	res := storage.Result{Group: req.Group.Name, Evidence: drivers.Evidence{Action: "none: the archive was written to the store during capture", AlreadyDone: true}}
 	p, err := prepare(req)
 	if err != nil {
@@ -147,7 +152,24 @@ func (d *Driver) Ship(ctx context.Context, req storage.Request, progress storage
 	if done, err := storage.Shipped(p.Store, req, &res); err != nil || done {
 		return res, err
 	}
-	return res, fmt.Errorf("ship group %s of %s: %w", req.Group.Name, req.PointID, storage.ErrRecapture)
+	if !p.Store.ObjectLayout() {
+		return res, fmt.Errorf("ship group %s of %s: %w", req.Group.Name, req.PointID, storage.ErrRecapture)
+	}
+	g, up, err := p.Store.ShipGroup(ctx, req.Plan, req.PointID, req.Group.Name, progress)
+	if errors.Is(err, catalog.ErrNotStaged) {
+		return res, fmt.Errorf("ship group %s of %s: %w: %w", req.Group.Name, req.PointID, storage.ErrRecapture, err)
+	}
+	if err != nil {
+		return res, err
+	}
+	sealed := ""
+	if p.Store.Encrypted() {
+		sealed = " sealed"
+	}
+	res.Bytes, res.Stored = g.DataSize, g.Size
+	res.Evidence = drivers.Evidence{Duration: time.Since(start),
+		Action: fmt.Sprintf("upload %d%s archives of group %s to %s (%d parts, %d kept from an interrupted upload)", len(g.Artifacts), sealed, g.Name, p.Store.Root, up.Parts, up.Reused)}
+	return res, nil
 }
 
 // Verify checks every archive's checksum in the store.

@@ -103,6 +103,9 @@ func prepare(req storage.Request) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := storage.RequireFolder(t.Store, "btrfs"); err != nil {
+		return nil, err
+	}
 	p := &prepared{s: s, Target: t, src: filepath.Join(t.Root, s.Subvolume)}
 	p.snapDir, err = snapshotDir(s, p.src)
 	return p, err
@@ -379,8 +382,11 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 	if err != nil {
 		return res, err
 	}
-	store, err := catalog.Open(req.Store)
+	store, err := storage.OpenStore(req.Store, req.StoreSettings)
 	if err != nil {
+		return res, err
+	}
+	if err := storage.RequireFolder(store, "btrfs"); err != nil {
 		return res, err
 	}
 	root, err := storage.DataRoot(req.Site)

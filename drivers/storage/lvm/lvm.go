@@ -152,6 +152,9 @@ func prepare(req storage.Request) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := storage.RequireFolder(t.Store, "lvm"); err != nil {
+		return nil, err
+	}
 	snap := SnapshotName(req.Plan, req.PointID, req.Group.Name)
 	if !validLVName(snap) {
 		return nil, drivers.BadSettingsf("group %s: snapshot name %q is too long for LVM (127 characters): shorten the plan or group name", req.Group.Name, snap)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/catalog/seal"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/storage"
 )
@@ -145,7 +147,7 @@ func WriteGroup(ctx context.Context, store *catalog.Store, req storage.Request, 
 // RestoreToSite restores a group stored as member archives into the
 // request's site, under its dataRoot.
 func RestoreToSite(ctx context.Context, req storage.RestoreRequest, progress storage.Progress) (storage.Result, error) {
-	store, err := catalog.Open(req.Store)
+	store, err := storage.OpenStore(req.Store, req.StoreSettings)
 	if err != nil {
 		return storage.Result{Group: req.Group.Name}, err
 	}
@@ -236,7 +238,20 @@ func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.Restore
 				}
 				src := filepath.Join(store.PointDir(req.Plan, pt.ID), art.Name)
 				name, _ := filepath.Rel(store.Root, src)
+				if store.ObjectLayout() {
+					// Extraction reads the archive's frames in parallel
+					// by offset: fetch it (opened, when sealed) beside the
+					// target first.
+					name = catalog.ArtifactKey(req.Plan, pt.ID, art.Name)
+					src = filepath.Join(root, "."+m.Name+".fetch-"+pt.ID)
+					if err := fetchArtifact(gctx, store, req.Plan, pt.ID, *art, src); err != nil {
+						return fmt.Errorf("restore member %s from point %s: %w", m.Name, pt.ID, err)
+					}
+				}
 				r, err := ExtractMember(gctx, src, *art, *mem, tmp, ExtractOptions{Progress: report, Name: name})
+				if store.ObjectLayout() {
+					_ = os.Remove(src)
+				}
 				if err != nil {
 					return fmt.Errorf("restore member %s from point %s: %w", m.Name, pt.ID, err)
 				}
@@ -287,4 +302,43 @@ func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.Restore
 	}
 	res.Evidence = drivers.Evidence{Action: fmt.Sprintf("extract %d members of point %s into %s", len(members), req.PointID, root), Duration: time.Since(start)}
 	return res, nil
+}
+
+// fetchArtifact copies an artifact from an object store into dst, opened
+// when sealed. Sealed data that fails authentication, or a size other than
+// the manifest's, is a CorruptError naming the object.
+func fetchArtifact(ctx context.Context, store *catalog.Store, plan, id string, art catalog.Artifact, dst string) error {
+	key := catalog.ArtifactKey(plan, id, art.Name)
+	r, err := store.OpenArtifact(ctx, plan, id, art.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &storage.CorruptError{File: key, Reason: "missing"}
+	}
+	if errors.Is(err, seal.ErrDamaged) || errors.Is(err, seal.ErrNotSealed) {
+		return &storage.CorruptError{File: key, Reason: err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, seal.ErrDamaged) {
+		_ = os.Remove(dst)
+		return &storage.CorruptError{File: key, Reason: err.Error()}
+	}
+	if err != nil {
+		_ = os.Remove(dst)
+		return fmt.Errorf("fetch %s: %w", key, err)
+	}
+	if n != art.Size {
+		_ = os.Remove(dst)
+		return &storage.CorruptError{File: key, Reason: fmt.Sprintf("%d bytes, the manifest says %d", n, art.Size)}
+	}
+	return nil
 }
