@@ -24,6 +24,7 @@ products: [shop]
 sites:
   primary: {name: dc1}
   secondary: {name: dc2}
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 components:
   - name: db
     role: database
@@ -34,7 +35,6 @@ components:
     product: shop
     driver: exec
     settings: {start: "true", stop: "true", status: "true"}
-gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
 `
 
 func writePlan(t *testing.T, body string) string {

@@ -31,7 +31,7 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	const rpo = 40 * time.Second
 	e := newLabEnv(t, envOptions{name: "rpo", edit: func(s string) string {
 		s = strings.Replace(s, "\nrpo: 5m\n", fmt.Sprintf("\nrpo: %s\n", rpo), 1)
-		return strings.Replace(s, "\n  groups:\n", "\n  schedule:\n    validate: every\n  groups:\n", 1)
+		return strings.Replace(s, "\n  schedule:\n    validate: none\n", "\n  schedule:\n    validate: every\n", 1)
 	}})
 	require.Equal(t, rpo, e.p.RPO.D())
 	require.Equal(t, "every", e.p.Storage.Schedule.Validate)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -421,7 +422,7 @@ func waitFor(timeout time.Duration, fn func() error) error {
 // directory and ports, fast start-ups, start timeouts short enough that a
 // lost start costs seconds, an RPO so long that the backup schedule never
 // fires during the suite (every backup is one the suite counts), retention
-// that keeps every point, and a failback gate.
+// that keeps every point, and a failback gate one approver decides.
 func (h *harness) writePlan(t *testing.T, basePort int) {
 	text := strings.ReplaceAll(string(plans.Lab), "${DROVER_LAB_DIR}", h.labDir)
 	p, err := plan.Parse("examples/plans/lab.yaml", []byte(text))
@@ -436,9 +437,11 @@ func (h *harness) writePlan(t *testing.T, basePort int) {
 		p.Components[i].StartTimeout = plan.Duration(time.Minute)
 	}
 	p.Storage.Store["retention"] = map[string]any{"cumulative": 1000, "weekly": 1000, "monthly": 1000}
-	p.Gates = append(p.Gates, plan.Gate{Name: contract.GateFailback, Approvers: []string{"alice"},
+	failback := plan.Gate{Name: contract.GateFailback, Approvers: []string{"alice"}, Quorum: 1,
 		Timeout: plan.Duration(30 * time.Minute), OnTimeout: plan.EscalateAbort,
-		Checklist: []string{"The point of the secondary is shipped; the secondary may stop"}})
+		Checklist: []string{"The point of the secondary is shipped; the secondary may stop"}}
+	p.Gates = slices.DeleteFunc(p.Gates, func(g plan.Gate) bool { return g.Name == contract.GateFailback })
+	p.Gates = append(p.Gates, failback)
 	data, err := yaml.Marshal(p)
 	require.NoError(t, err)
 	h.planPath = filepath.Join(h.dir, "chaos-plan.yaml")
