@@ -122,6 +122,9 @@ func TestSiteWorkersFailover(t *testing.T) {
 	route, err := e.l.CurrentRoute(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "dc2", route)
+	// The Web UI filters runs by the site they act on.
+	require.NotEmpty(t, listRuns(t, ctx, e.c, e.srv.Namespace(), `DroverPlan = "sites" AND DroverKind = "failover" AND DroverSite = "dc2"`),
+		"the failover carries DroverSite = dc2")
 	recordHistoriesOf(t, ctx, e.c, e.srv.Namespace(), `DroverPlan = "sites"`,
 		[]string{"FailoverWorkflow", "BackupWorkflow", "ValidateWorkflow"}, os.Getenv("DROVER_RECORD_SUFFIX"))
 }

@@ -146,6 +146,7 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	if in.Site != nil {
 		site = *in.Site
 	}
+	r.setSite(ctx, site.Site.Name)
 	store := storeRef(p, in.Store)
 	if in.StoreAt.Site != "" {
 		store.At = placementOf(p, in.StoreAt)

@@ -32,6 +32,7 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 	if err != nil {
 		return DrillResult{}, err
 	}
+	r.setSite(ctx, siteName(in.Plan.Sites.Sandbox))
 	var res DrillResult
 	p := &in.Plan
 	store := storeRef(p, nil)

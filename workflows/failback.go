@@ -37,6 +37,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	if err != nil {
 		return res, err
 	}
+	r.setSite(ctx, siteName(in.Plan.Sites.Primary))
 	gk := startGateKeeper(ctx, r, &in.Plan)
 	p := &in.Plan
 	store := storeRef(p, nil)

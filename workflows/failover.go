@@ -69,6 +69,7 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if err != nil {
 		return res, err
 	}
+	r.setSite(ctx, siteName(in.Plan.Sites.Secondary))
 	gk := startGateKeeper(ctx, r, &in.Plan)
 	p := &in.Plan
 	store := storeRef(p, nil)

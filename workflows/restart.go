@@ -68,6 +68,7 @@ func RestartWorkflow(ctx workflow.Context, in RestartInput) (RestartResult, erro
 	if err != nil {
 		return RestartResult{}, err
 	}
+	r.setSite(ctx, in.Site.Site.Name)
 	gk := startGateKeeper(ctx, r, &in.Plan)
 	res, err := restart(ctx, r, gk, in)
 	res.Steps, res.Gates = r.status.Steps, r.status.Gates

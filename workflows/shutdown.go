@@ -36,6 +36,7 @@ func ShutdownWorkflow(ctx workflow.Context, in ShutdownInput) (ShutdownResult, e
 	if err != nil {
 		return ShutdownResult{}, err
 	}
+	r.setSite(ctx, in.Site.Site.Name)
 	return shutdown(ctx, r, in)
 }
 

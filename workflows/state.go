@@ -112,6 +112,15 @@ func (r *run) childOptions(ctx workflow.Context, id, kind string) workflow.Child
 	return opts
 }
 
+// setSite shows in the Web UI's list the site a run acts on (DroverSite).
+func (r *run) setSite(ctx workflow.Context, site string) {
+	if r.upsertSA && r.safe && site != "" {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.SASite.ValueSet(site)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert DroverSite failed", "error", err)
+		}
+	}
+}
+
 // setRPOStatus shows the monitor's verdict in the Web UI's list.
 func (r *run) setRPOStatus(ctx workflow.Context, status string) {
 	if r.upsertSA {

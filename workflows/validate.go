@@ -39,6 +39,7 @@ func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, e
 	if err != nil {
 		return ValidateResult{}, err
 	}
+	r.setSite(ctx, siteName(in.Plan.Sites.Sandbox))
 	var res ValidateResult
 	p := &in.Plan
 	store := storeRef(p, nil)

@@ -36,6 +36,7 @@ func VerifyWorkflow(ctx workflow.Context, in VerifyInput) (VerifyResult, error) 
 	if err != nil {
 		return VerifyResult{}, err
 	}
+	r.setSite(ctx, in.Site.Site.Name)
 	return verify(ctx, r, in)
 }
 
