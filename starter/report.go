@@ -17,13 +17,14 @@ import (
 func init() { register(newReportCmd) }
 
 func newReportCmd(g *Globals) *cobra.Command {
-	var planFile string
+	var planFile, format, out string
 	cmd := &cobra.Command{
-		Use:   "report RUN --plan F",
+		Use:   "report RUN --plan F [--format markdown|json|html] [--out FILE]",
 		Short: "Print the report of a failover, failback, drill or validation (from the store; no Temporal needed)",
 		Long: "RUN is a workflow id (drover/PLAN/switchover, drover/PLAN/drill, …) or a report file name. The newest\n" +
-			"report of that run is printed as Markdown, or as JSON with --output json. Reports live in the plan's\n" +
-			"recovery point store, so they outlive the Temporal server that ran the workflow.",
+			"report of that run is printed as Markdown, as JSON (--format json or --output json), or written as one\n" +
+			"self-contained HTML page with a timeline of the run (--format html --out FILE). Reports live in the\n" +
+			"plan's recovery point store, so they outlive the Temporal server that ran the workflow.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, st, err := loadPlanAndStore(g, planFile)
@@ -39,7 +40,21 @@ func newReportCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.JSON() {
+			switch format {
+			case "", "markdown", "md", "json":
+			case "html":
+				if out == "" {
+					return BadInputf("--format html: give --out FILE (one self-contained page)")
+				}
+				if err := writeHTMLReport(out, r); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.Stdout, "report of %s written to %s\n", r.WorkflowID, out)
+				return nil
+			default:
+				return BadInputf("--format %q: want markdown, json or html", format)
+			}
+			if g.JSON() || format == "json" {
 				enc := json.NewEncoder(g.Stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(r)
@@ -50,6 +65,8 @@ func newReportCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan file (required)")
+	cmd.Flags().StringVar(&format, "format", "markdown", "markdown, json or html")
+	cmd.Flags().StringVar(&out, "out", "", "with --format html: the file to write")
 	_ = cmd.MarkFlagRequired("plan")
 	return cmd
 }
@@ -87,4 +104,22 @@ func findReport(dir, run string) (string, error) {
 	}
 	sort.Slice(found, func(i, j int) bool { return found[i].mod > found[j].mod })
 	return found[0].path, nil
+}
+
+// writeHTMLReport writes the page next to nothing else: a temp file renamed
+// into place, so a failed render leaves no half page.
+func writeHTMLReport(path string, r report.Report) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return BadInputf("--out %s: %v", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := report.HTML(tmp, r); err != nil {
+		tmp.Close()
+		return fmt.Errorf("render the report: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
