@@ -32,6 +32,7 @@ type demoOptions struct {
 	port        int
 	quick       bool
 	interactive bool
+	verbose     bool
 }
 
 func newDemoCmd(g *Globals) *cobra.Command {
@@ -48,6 +49,20 @@ func newDemoCmd(g *Globals) *cobra.Command {
 			"tier order with the exec driver, verified and stopped.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !o.verbose {
+				// The narrative only; the log lines go to a file named now.
+				if err := os.MkdirAll(o.dir, 0o755); err != nil {
+					return BadInputf("--dir: %v", err)
+				}
+				path := filepath.Join(o.dir, "demo.log")
+				f, err := os.Create(path)
+				if err != nil {
+					return BadInputf("--dir: %v", err)
+				}
+				defer f.Close()
+				g.LogTo(f)
+				fmt.Fprintf(g.Stdout, "drover demo: log lines go to %s (--verbose shows them here)\n", path)
+			}
 			if o.quick {
 				return runDemo(cmd.Context(), g, o)
 			}
@@ -60,6 +75,7 @@ func newDemoCmd(g *Globals) *cobra.Command {
 	cmd.Flags().IntVar(&o.port, "port", 0, "Temporal frontend port (0 picks a free one)")
 	cmd.Flags().BoolVar(&o.quick, "quick", false, "the short demo: three local processes with the exec driver")
 	cmd.Flags().BoolVar(&o.interactive, "interactive", false, "wait for a person to approve the gates (CLI or Web UI)")
+	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the log lines with the narrative instead of writing them to DIR/demo.log")
 	return cmd
 }
 

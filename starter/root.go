@@ -75,15 +75,21 @@ func (g *Globals) Logger() *zap.Logger {
 	if g.logger != nil {
 		return g.logger
 	}
+	g.LogTo(g.Stderr)
+	return g.logger
+}
+
+// LogTo sends the command's log lines to w from now on (drover demo keeps
+// them in a file so its narrative stays readable).
+func (g *Globals) LogTo(w io.Writer) {
 	level := zapcore.InfoLevel
 	if err := level.Set(g.LogLevel); err != nil {
 		level = zapcore.InfoLevel
 	}
 	cfg := zap.NewDevelopmentEncoderConfig()
 	cfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(cfg), zapcore.AddSync(g.Stderr), level)
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(cfg), zapcore.AddSync(w), level)
 	g.logger = zap.New(core)
-	return g.logger
 }
 
 // JSON reports whether --output json was asked for.

@@ -36,6 +36,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	require.NoError(t, err, "drover demo failed\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 
 	text := out.String()
+	// A quiet demo: the narrative only; the log lines are in the file it names.
+	require.Contains(t, text, "log lines go to "+filepath.Join(dir, "demo.log"))
+	require.NotRegexp(t, `\t(INFO|WARN|DEBUG)\t`, text+errb.String(), "no log line unless --verbose")
+	logs, err := os.ReadFile(filepath.Join(dir, "demo.log"))
+	require.NoError(t, err)
+	require.Contains(t, string(logs), "INFO")
 	require.Contains(t, text, "Web UI: http://127.0.0.1:")
 	require.Contains(t, text, "tier 1: db")
 	require.Contains(t, text, "tier 2: app")
