@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -1201,4 +1202,29 @@ func TestRestoredDataOfAQuiescedComponentIsPreparedBeforeTheStart(t *testing.T) 
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.prepared, "the group's quiesced components, at the restored site")
 	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.starts)
+}
+
+// A run waiting at a gate says so on its page in the Web UI: the gate, its
+// approvers and the quorum so far, the checklist and how to decide.
+func TestAWaitingGateIsOnTheRunsPage(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	var details string
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow("__temporal_workflow_metadata")
+		require.NoError(t, err)
+		var md sdkpb.WorkflowMetadata
+		require.NoError(t, v.Get(&md))
+		details = md.GetCurrentDetails()
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateStartSecondary, Approver: "ops", Decision: contract.DecisionApprove})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Contains(t, details, "**Waiting at gate `start-secondary`**")
+	require.Contains(t, details, "Approvers: ops. Quorum: 0 of 1 so far")
+	require.Contains(t, details, "- [ ] configure the top-of-rack switches")
+	require.Contains(t, details, "drover approve run-")
+	require.Contains(t, details, `{"gate":"start-secondary","approver":"NAME","decision":"approve"}`)
 }

@@ -189,6 +189,7 @@ func (g *gateKeeper) receive(ctx workflow.Context, raw any) {
 		At: workflow.Now(ctx), Signed: g.signed, Signer: g.fingerprint(a.Approver)})
 	workflow.GetLogger(ctx).Info("approval counted", "gate", a.Gate, "approver", a.Approver, "decision", a.Decision)
 	rec.Outcome = g.decide(rec)
+	g.showGate(ctx, i)
 }
 
 // decide applies the quorum: a reject or abort from any allowed approver
@@ -243,6 +244,8 @@ func (g *gateKeeper) wait(ctx workflow.Context, req gateRequest) (string, error)
 	i := len(g.r.status.Gates) - 1
 	g.open[req.Name] = i
 	defer delete(g.open, req.Name)
+	g.showGate(ctx, i)
+	defer g.clearGate(ctx)
 	prev := g.r.status.Phase
 	g.r.phase(ctx, "waiting:"+req.Name)
 	defer g.r.phase(ctx, prev)
