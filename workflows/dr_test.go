@@ -45,7 +45,7 @@ type siteCell struct {
 	resumes     int
 	failCheck   map[string]bool // site/check -> fails
 	failStop    map[string]bool // site/component whose stop fails
-	prepared    []string // site/component prepared after a restore
+	prepared    []string        // site/component prepared after a restore
 	// failStarts is how many starts of a site/component fail first.
 	failStarts map[string]int
 	// failRedirects is how many redirects fail before one works.
