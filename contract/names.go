@@ -118,6 +118,9 @@ const (
 	RPOBreached = "breached"
 	RPONoPoint  = "no-valid-point"
 	RPOUnknown  = "unknown"
+	// RPOWaiting: a plan enabled less than an RPO ago has no point yet;
+	// that is not a breach.
+	RPOWaiting = "waiting-for-first-point"
 )
 
 // Error types: the workflow branches on them, and the retry policies name

@@ -1228,3 +1228,46 @@ func TestAWaitingGateIsOnTheRunsPage(t *testing.T) {
 	require.Contains(t, details, "drover approve run-")
 	require.Contains(t, details, `{"gate":"start-secondary","approver":"NAME","decision":"approve"}`)
 }
+
+// countingLogger counts the log lines whose message has a prefix.
+type countingLogger struct {
+	mu     sync.Mutex
+	prefix string
+	n      int
+}
+
+func (l *countingLogger) count(msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if strings.HasPrefix(msg, l.prefix) {
+		l.n++
+	}
+}
+func (l *countingLogger) Debug(msg string, _ ...interface{}) { l.count(msg) }
+func (l *countingLogger) Info(msg string, _ ...interface{})  { l.count(msg) }
+func (l *countingLogger) Warn(msg string, _ ...interface{})  { l.count(msg) }
+func (l *countingLogger) Error(msg string, _ ...interface{}) { l.count(msg) }
+
+// A new plan with no point yet is waiting, not breached, for its first RPO;
+// a breach is alerted once, not at every check.
+func TestRPOMonitorWaitsForTheFirstPointAndAlertsOnce(t *testing.T) {
+	e := newDREnv(t)
+	alerts := &countingLogger{prefix: "ALERT"}
+	e.ts.SetLogger(alerts)
+	env := e.env()
+	var seen []RPOStatus
+	query := func() {
+		v, err := env.QueryWorkflow(contract.QueryRPO)
+		require.NoError(t, err)
+		var st RPOStatus
+		require.NoError(t, v.Get(&st))
+		seen = append(seen, st)
+	}
+	env.RegisterDelayedCallback(query, 45*time.Minute)
+	env.RegisterDelayedCallback(query, 150*time.Minute)
+	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e.plan, Interval: 10 * time.Minute, ChecksPerRun: 18})
+	require.Len(t, seen, 2)
+	require.Equal(t, contract.RPOWaiting, seen[0].Status, "within the first RPO with no point")
+	require.Equal(t, contract.RPONoPoint, seen[1].Status, "an RPO later, still no point")
+	require.Equal(t, 1, alerts.n, "one alert for one breach, not one per check")
+}

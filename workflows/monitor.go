@@ -20,6 +20,10 @@ type MonitorInput struct {
 	// ChecksPerRun bounds the history of one run before continue-as-new.
 	ChecksPerRun int       `json:"checksPerRun,omitempty"`
 	Last         RPOStatus `json:"last"`
+	// Since is when the monitor began (its first run), carried over
+	// continue-as-new: a plan with no point yet is waiting, not breached,
+	// until an RPO has passed since.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // RPOStatus is where the plan stands against its RPO.
@@ -68,6 +72,9 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		checks = 500
 	}
 	interval := monitorInterval(&in.Plan, in.Interval)
+	if in.Since.IsZero() {
+		in.Since = workflow.GetInfo(ctx).WorkflowStartTime
+	}
 	store := storeRef(&in.Plan, nil)
 	log := workflow.GetLogger(ctx)
 	r.phase(ctx, "monitoring")
@@ -82,6 +89,9 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 			st.Status, st.Error = contract.RPOUnknown, rootMessage(err)
 		case r.safe:
 			rpoOfFailoverPoint(&st, stats, now)
+			if st.Status == contract.RPONoPoint && now.Sub(in.Since) < st.RPO {
+				st.Status = contract.RPOWaiting
+			}
 		case stats.NewestValid == nil:
 			st.Status, st.PointID, st.Captured, st.Age = contract.RPONoPoint, "", time.Time{}, 0
 		default:
@@ -100,9 +110,14 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		if !breach {
 			st.BreachedSince = time.Time{}
 		}
-		if breach {
+		// Once per breach, not at every check (runs from before alerted
+		// at every check).
+		if breach && (!r.safe || st.Status != prev) {
 			log.Error("ALERT: RPO breached", "plan", in.Plan.Name, "status", st.Status, "age", st.Age.String(),
 				"rpo", st.RPO.String(), "point", st.PointID, "since", st.BreachedSince)
+		}
+		if r.safe && !breach && (prev == contract.RPOBreached || prev == contract.RPONoPoint) {
+			log.Info("RPO recovered", "plan", in.Plan.Name, "status", st.Status, "point", st.PointID, "age", st.Age.String())
 		}
 		if st.Status != prev {
 			r.setRPOStatus(ctx, st.Status)
