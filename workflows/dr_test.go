@@ -907,9 +907,10 @@ func TestUnplannedFailoverAsksWhenThePrimaryAnswersAndCannotBeStopped(t *testing
 	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
 	e.cell.failStop["dc1/db"] = true
 	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GatePrimaryAlive, Approver: "ops", Decision: contract.DecisionReject})
-	}, time.Minute)
+	}, 2*time.Minute)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	err := env.GetWorkflowError()
 	require.Error(t, err)

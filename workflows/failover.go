@@ -172,6 +172,9 @@ type failover struct {
 	// a failure after it leaves the backups paused, the cell being between
 	// sites.
 	moved bool
+	// mustFence says the primary still answered: stop it before the
+	// secondary starts.
+	mustFence bool
 	// from is the site a failback leaves.
 	from string
 	// resumeOnFailure is the run's error while backups are paused by it.
@@ -275,8 +278,8 @@ func (f *failover) preflight(ctx workflow.Context) error {
 // (in-flight work finishes and is written), then take the final invocation
 // backup of the stopped cell and wait until it is shipped and verified, so
 // nothing committed is lost. Unplanned: when the primary still answers,
-// take the invocation backup, then fence it, so two sites never serve at
-// once. It returns the invocation point's id, or "" when there is none.
+// take the invocation backup; it is fenced before the secondary starts, so
+// two sites never serve at once. It returns the invocation point's id, or "" when there is none.
 func (f *failover) primarySide(ctx workflow.Context) (string, error) {
 	p := f.p
 	primary := siteRef(p, "primary")
@@ -290,9 +293,10 @@ func (f *failover) primarySide(ctx workflow.Context) (string, error) {
 		if err != nil {
 			f.rep.Notes = append(f.rep.Notes, "invocation backup failed, going on with the catalog: "+rootMessage(err))
 		}
-		if f.r.safe {
-			return id, f.fencePrimary(ctx)
-		}
+		// It is fenced once the restore at the secondary succeeded, before
+		// anything starts there: a failover that stops earlier (a refused
+		// gate, a damaged point) leaves the primary running.
+		f.mustFence = f.r.safe
 		return id, nil
 	}
 
@@ -455,6 +459,12 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (co
 			}
 			pt = older
 			continue
+		}
+		if f.mustFence {
+			if err := f.fencePrimary(ctx); err != nil {
+				return pt, BringUpResult{}, err
+			}
+			f.mustFence = false
 		}
 		f.sites.set("secondary", f.p.Sites.Secondary, "restored, starting")
 		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt), false)
