@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -54,6 +56,26 @@ type labEnv struct {
 	// worker is the orchestrator (and the sites, unless they run as
 	// processes of their own).
 	worker *worker.Group
+	// srvOpts started the server, for a restart.
+	srvOpts devserver.Options
+}
+
+// restartServer stops the Temporal server and starts it again on the same
+// address and state, as an operator restarting it would: clients and
+// workers reconnect by themselves.
+func (e *labEnv) restartServer() {
+	e.t.Helper()
+	addr := e.srv.FrontendAddress()
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(e.t, err)
+	require.NoError(e.t, e.srv.Stop(), "stop Temporal")
+	o := e.srvOpts
+	o.Port, err = strconv.Atoi(port)
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e.srv, err = devserver.Start(ctx, o)
+	require.NoError(e.t, err, "start Temporal again on %s", addr)
 }
 
 type envOptions struct {
@@ -66,6 +88,9 @@ type envOptions struct {
 	labDir string
 	// edit changes the plan's YAML before it is loaded.
 	edit func(string) string
+	// postgres keeps Temporal's state in this PostgreSQL database instead
+	// of SQLite in memory, so the server can be stopped and started again.
+	postgres *devserver.Postgres
 	// siteWorkers runs each site's worker as a process of its own (drover
 	// worker --site SITE), started and killed with its site by the lab;
 	// otherwise this process serves every site beside the orchestrator.
@@ -121,7 +146,8 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	e.srv, err = devserver.Start(ctx, devserver.Options{UIPort: -1, SearchAttributes: contract.SearchAttributes})
+	e.srvOpts = devserver.Options{UIPort: -1, SearchAttributes: contract.SearchAttributes, Postgres: o.postgres}
+	e.srv, err = devserver.Start(ctx, e.srvOpts)
 	require.NoError(t, err)
 	e.c, err = client.Dial(client.Options{HostPort: e.srv.FrontendAddress(), Namespace: e.srv.Namespace(),
 		Logger: worker.NewSDKLogger(e.log)})

@@ -94,8 +94,10 @@ func New(c client.Client, opts Options) (*Group, error) {
 		opts.Logger = zap.NewNop()
 	}
 	g := &Group{Identities: map[string]string{}}
-	add := func(queue string, register func(w sdkworker.Worker, acts *activities.Activities)) {
+	add := func(queue string, register func(w sdkworker.Worker, acts *activities.Activities), activitiesOnly bool) {
 		o := SDKOptions()
+		// A site's queue carries activities only: no workflow poller there.
+		o.DisableWorkflowWorker = activitiesOnly
 		o.Interceptors = append(o.Interceptors, opts.Interceptors...)
 		o.Identity = Identity(queue)
 		if opts.ActivityPollers > 0 {
@@ -114,7 +116,7 @@ func New(c client.Client, opts Options) (*Group, error) {
 			acts.Schedules = activities.TemporalSchedules(c)
 			RegisterWorkflows(w)
 			registerActivities(w, acts, contract.OrchestratorActivities)
-		})
+		}, false)
 	}
 	seen := map[string]bool{}
 	for _, s := range opts.Sites {
@@ -125,7 +127,7 @@ func New(c client.Client, opts Options) (*Group, error) {
 		seen[queue] = true
 		add(queue, func(w sdkworker.Worker, acts *activities.Activities) {
 			registerActivities(w, acts, contract.SiteActivities)
-		})
+		}, true)
 	}
 	return g, nil
 }
