@@ -52,11 +52,15 @@ func startRun(ctx context.Context, c client.Client, id, planName, kind string, w
 		TypedSearchAttributes:    workflows.StartSearchAttributes(planName, kind),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Without it the SDK hands back the running execution as if this
+		// call had started it, and a second failover would silently drop
+		// its own flags (issue 11 item 13).
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, wf, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil, BadInputf("%s of plan %s refused: workflow %s is already running (run %s); wait for it or cancel it",
-			kind, planName, id, started.RunId)
+		return nil, BadInputf("%s of plan %s refused: a run is already in progress: workflow %s (run %s); follow it with drover status %s, or wait for it or cancel it",
+			kind, planName, id, started.RunId, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", id, err)
