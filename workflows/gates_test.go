@@ -103,3 +103,21 @@ func TestOversizedFieldsAreMalformedAndClipped(t *testing.T) {
 	require.Equal(t, "ab…", clip("abc", 2))
 	require.Equal(t, "é…", clip("éé", 3), "cut on a rune boundary")
 }
+
+// The run echoes the sender's signal id with what it did, so `drover
+// approve` can tell its own signal from an earlier one (issue 11 item 14).
+func (s *WorkflowSuite) TestGateEchoesTheSignalIDOfCountedAndIgnored() {
+	s.approveLater(time.Minute, Approval{Gate: "two-person", Approver: "alice", Decision: contract.DecisionApprove, SignalID: "first"})
+	s.approveLater(2*time.Minute, Approval{Gate: "two-person", Approver: "alice", Decision: contract.DecisionApprove, SignalID: "second"})
+	s.approveLater(3*time.Minute, Approval{Gate: "two-person", Approver: "bob", Decision: contract.DecisionApprove, SignalID: "third"})
+	out, err := s.runGate("two-person")
+	s.Require().NoError(err)
+	s.Equal(contract.DecisionApprove, out)
+	st := s.status()
+	s.Require().Len(st.Gates[0].Approvals, 2)
+	s.Equal("first", st.Gates[0].Approvals[0].Signal)
+	s.Equal("third", st.Gates[0].Approvals[1].Signal)
+	s.Require().Len(st.Ignored, 1)
+	s.Equal("second", st.Ignored[0].Signal)
+	s.Contains(st.Ignored[0].Reason, "already decided")
+}
