@@ -127,8 +127,17 @@ external:
 		var st workflows.Status
 		return v.Get(&st) == nil && len(st.Gates) > 0 && st.Gates[len(st.Gates)-1].Outcome == workflows.OutcomePending
 	}, time.Minute, 200*time.Millisecond, "the start-secondary gate opens")
-	cli("approve", id, "--gate", "start-secondary", "--as", "alice", "--comment", "fenced dc1")
-	cli("approve", id, "--gate", "start-secondary", "--as", "bob")
+	// The lab plan's quorum of two needs signed approvals: the lab's
+	// throwaway keys, in private files as `drover approve --key` insists.
+	keyFile := func(who string) string {
+		data, err := os.ReadFile(filepath.Join("..", "examples", "keys", "lab", who+".key"))
+		require.NoError(t, err)
+		path := filepath.Join(dir, who+".key")
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		return path
+	}
+	cli("approve", id, "--gate", "start-secondary", "--as", "alice", "--comment", "fenced dc1", "--key", keyFile("alice"))
+	cli("approve", id, "--gate", "start-secondary", "--as", "bob", "--key", keyFile("bob"))
 	var res workflows.FailoverResult
 	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &res))
 	require.True(t, res.Verify.Valid)
