@@ -106,6 +106,14 @@ external:
 		require.NoError(t, err, "drover %s:\n%s", strings.Join(args, " "), out)
 		return string(out)
 	}
+	c, err := client.Dial(client.Options{HostPort: addr})
+	require.NoError(t, err)
+	defer c.Close()
+	// The site workers are started by drover dev a moment before they
+	// poll; a backup sent earlier finds no worker at dc1.
+	for _, site := range []string{"dc1", "dc2", "sandbox"} {
+		waitPollers(t, ctx, c, contract.SiteQueue(site), true)
+	}
 	require.Contains(t, cli("plan", "apply", planPath), "enabled as primary")
 	out := cli("backup", "run", "--plan", planPath, "--full")
 	require.Contains(t, out, "point ")
@@ -115,9 +123,6 @@ external:
 	cli("lab", "disaster", "--site", "dc1")
 	cli("failover", "--plan", planPath, "--unplanned")
 
-	c, err := client.Dial(client.Options{HostPort: addr})
-	require.NoError(t, err)
-	defer c.Close()
 	id := "drover/lab/switchover"
 	require.Eventually(t, func() bool {
 		v, err := c.QueryWorkflow(ctx, id, "", contract.QueryStatus)
