@@ -498,6 +498,33 @@ func TestDefaults(t *testing.T) {
 	assert.EqualError(t, Validate(p, nil), "p.yaml:35: gates[0].quorum: must be between 1 and 2 (the gate's approvers), got 0")
 }
 
+// A quorum of two is two people only with signed approvals (issue 11 item
+// 5): every approver of such a gate needs a publicKey.
+func TestQuorumOfTwoNeedsSignedApprovers(t *testing.T) {
+	twoPerson := edit(t, "    approvers: [alice, bob]\n", "    approvers: [alice, bob]\n    quorum: 2\n")
+	p, err := Parse("p.yaml", []byte(twoPerson))
+	require.NoError(t, err)
+	err = Validate(p, newFakeChecker())
+	require.Error(t, err)
+	assert.Equal(t, []string{
+		`p.yaml:34: gates[0].approvers[0]: gate "start-secondary" has quorum 2, which needs signed approvals, but approver "alice" has no publicKey (make one: drover keys new --name alice)`,
+		`p.yaml:34: gates[0].approvers[1]: gate "start-secondary" has quorum 2, which needs signed approvals, but approver "bob" has no publicKey (make one: drover keys new --name bob)`,
+	}, strings.Split(err.Error(), "\n"))
+
+	bobKeyed := strings.Replace(twoPerson, "  - name: bob\n", "  - name: bob\n    publicKey: HSUlu6wU2htZBEoPD7sb4EZqtW195ZpPxE59DraH5FQ=\n", 1)
+	p, err = Parse("p.yaml", []byte(bobKeyed))
+	require.NoError(t, err)
+	err = Validate(p, newFakeChecker())
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), `"bob"`)
+	assert.Contains(t, err.Error(), `approver "alice" has no publicKey`)
+
+	bothKeyed := strings.Replace(bobKeyed, "  - name: alice\n", "  - name: alice\n    publicKey: bItPygPWyJo51pjKsD4g6oBwFfLPl79ngF3eC4w8GNU=\n", 1)
+	p, err = Parse("p.yaml", []byte(bothKeyed))
+	require.NoError(t, err)
+	require.NoError(t, Validate(p, newFakeChecker()))
+}
+
 func TestDurationJSON(t *testing.T) {
 	b, err := json.Marshal(struct {
 		D Duration `json:"d"`

@@ -490,6 +490,17 @@ func (v *validator) gates() {
 		} else if n == 0 && quorum < 1 {
 			v.add(path+".quorum", "must be at least 1, got %d", g.Quorum)
 		}
+		// A quorum of two is two people only when each approval is signed:
+		// an unsigned approver field is whatever the sender typed.
+		if quorum >= 2 && quorum <= len(distinct) {
+			for j, a := range g.Approvers {
+				if k, known := approvers[a]; known && p.Approvers[k].PublicKey == "" {
+					v.add(fmt.Sprintf("%s.approvers[%d]", path, j),
+						"gate %q has quorum %d, which needs signed approvals, but approver %q has no publicKey (make one: drover keys new --name %s)",
+						g.Name, quorum, a, a)
+				}
+			}
+		}
 		v.notNegative(path+".timeout", g.Timeout, "waits for ever")
 		switch g.OnTimeout {
 		case "", EscalateAbort, EscalateRemind:

@@ -125,6 +125,10 @@ func (r Report) Markdown() string {
 	if len(r.Ignored) > 0 {
 		w("## Signals ignored\n\n")
 		for _, s := range r.Ignored {
+			if s.Dropped > 0 {
+				w("- %s\n", cell(s.Reason))
+				continue
+			}
 			w("- %s gate %q from %q: %s\n", stamp(s.At), s.Gate, s.Approver, cell(s.Reason))
 		}
 		w("\n")

@@ -77,6 +77,9 @@ type Approval struct {
 	Signed bool `json:"signed,omitempty"`
 	// Signer is the fingerprint of the key that signed it.
 	Signer string `json:"signer,omitempty"`
+	// Signal is the id the sender gave the signal, so it can tell its own
+	// approval from an earlier one by the same approver.
+	Signal string `json:"signal,omitempty"`
 }
 
 // Ignored is a signal that was recorded and not counted.
@@ -85,6 +88,11 @@ type Ignored struct {
 	Gate     string    `json:"gate,omitempty"`
 	Approver string    `json:"approver,omitempty"`
 	Reason   string    `json:"reason"`
+	// Signal is the id the sender gave the signal (see Approval.Signal).
+	Signal string `json:"signal,omitempty"`
+	// Dropped, on the first entry only, counts the earlier ignored signals
+	// that were not kept: the list is bounded so no sender can grow it.
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // Check is one verification check's outcome with its evidence.

@@ -18,6 +18,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers/builtin"
+	labkeys "github.com/drover-dr/drover/examples/keys/lab"
 	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/plan"
@@ -303,7 +304,7 @@ func (d *demoStory) autoApprove(ctx context.Context, id string) {
 					for _, item := range gt.Checklist {
 						d.say("  [ ] %s", item)
 					}
-					d.say("  approve from the Web UI (signal approve) or: drover --address %s approve %s --gate %s --as %s",
+					d.say("  approve: drover --address %s approve %s --gate %s --as %s --key KEYFILE (the lab's keys: examples/keys/lab/README.md)",
 						d.st.server.FrontendAddress(), target, gt.Name, gt.Approvers[0])
 				}
 				continue
@@ -322,8 +323,15 @@ func (d *demoStory) autoApprove(ctx context.Context, id string) {
 				}
 				d.say("demo approves gate %s as %s (a person would: drover approve %s --gate %s --as %s; --interactive waits for one)",
 					gt.Name, who, target, gt.Name, who)
+				// The lab plan's approvers have public keys (a quorum of two
+				// needs signed approvals): sign with the lab's throwaway keys.
+				key, err := labkeys.Key(who)
+				if err != nil {
+					d.log.Warn("demo approval unsigned", zap.Error(err))
+					key = nil
+				}
 				if _, err := approve(ctx, d.st.client, target, workflows.Approval{Gate: gt.Name, Approver: who, Decision: decision,
-					Comment: "approved by drover demo"}, nil); err != nil {
+					Comment: "approved by drover demo"}, key); err != nil {
 					d.log.Warn("demo approval", zap.Error(err))
 				}
 			}

@@ -187,9 +187,11 @@ func fileDigest(path string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// validateForEnable is the lifecycle's "validated" step: both sites
-// reachable, installation manifests matching, the store writable. The
-// drivers' settings were accepted when the plan loaded.
+// validateForEnable is the lifecycle's "validated" step: the sites' data
+// roots (or the folders they go in) found from where drover runs (a local
+// os.Stat: it says nothing of a remote site's worker), installation
+// manifests matching, the store writable. The drivers' settings were
+// accepted when the plan loaded.
 func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalog.Store) []string {
 	var problems []string
 	if err := st.CheckWritable(p.Name); err != nil {
@@ -261,10 +263,10 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 				}
 				return fmt.Errorf("plan %s not validated: %d problems", p.Name, len(problems))
 			}
-			if _, err := st.Transition(p.Name, catalog.StateValidated, "", "sites reachable, installations match, store writable (digest "+fileDigest(file)+")", now); err != nil {
+			if _, err := st.Transition(p.Name, catalog.StateValidated, "", "data roots found, installations match, store writable (digest "+fileDigest(file)+")", now); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.Stdout, "plan %s: validated (sites reachable, installations match, store writable, driver settings accepted)\n", p.Name)
+			fmt.Fprintf(g.Stdout, "plan %s: validated (data roots found from this host, installations match, store writable, driver settings accepted)\n", p.Name)
 
 			c, err := g.Dial()
 			if err != nil {

@@ -52,11 +52,15 @@ func startRun(ctx context.Context, c client.Client, id, planName, kind string, w
 		TypedSearchAttributes:    workflows.StartSearchAttributes(planName, kind),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Without it the SDK hands back the running execution as if this
+		// call had started it, and a second failover would silently drop
+		// its own flags (issue 11 item 13).
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, wf, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil, BadInputf("%s of plan %s refused: workflow %s is already running (run %s); wait for it or cancel it",
-			kind, planName, id, started.RunId)
+		return nil, BadInputf("%s of plan %s refused: a run is already in progress: workflow %s (run %s); follow it with drover status %s, or wait for it or cancel it",
+			kind, planName, id, started.RunId, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", id, err)
@@ -399,15 +403,51 @@ func newApproveCmd(g *Globals) *cobra.Command {
 
 type approveResult struct{ target, outcome string }
 
+// signedSignal is a signed approval with the signal's id beside the signed
+// fields.
+type signedSignal struct {
+	approval.Signed
+	SignalID string `json:"signalId"`
+}
+
+// verdict is what a run did with one approve signal, as its status shows.
+type verdict struct {
+	counted, ignored bool
+	outcome, reason  string
+}
+
+// signalVerdict finds the signal with this id among the approvals counted
+// and the signals ignored; neither means the run has not handled it yet.
+func signalVerdict(st workflows.Status, signalID string) verdict {
+	for _, gt := range st.Gates {
+		for _, rec := range gt.Approvals {
+			if rec.Signal == signalID {
+				return verdict{counted: true, outcome: gt.Outcome}
+			}
+		}
+	}
+	for _, ig := range st.Ignored {
+		if ig.Signal == signalID {
+			return verdict{ignored: true, reason: ig.Reason}
+		}
+	}
+	return verdict{}
+}
+
 // approve signals the run (or its active child) that holds the open gate
 // and waits until the status query shows the approval counted, or says why
 // it was ignored.
 func approve(ctx context.Context, c client.Client, id string, ap workflows.Approval, key *approval.PrivateKey) (approveResult, error) {
-	st, target, err := statusTree(ctx, c, id)
+	_, target, err := statusTree(ctx, c, id)
 	if err != nil {
 		return approveResult{}, BadInputf("approve: cannot read the status of %s: %v", id, err)
 	}
-	before := len(st.Ignored)
+	// The signal's own id, echoed by the run with the approval it counted
+	// or the reason it ignored it: an earlier approval by the same approver
+	// in the status says nothing about this signal (issue 11 item 14).
+	if ap.SignalID, err = approval.NewNonce(); err != nil {
+		return approveResult{}, err
+	}
 	var payload any = ap
 	if key != nil {
 		// The signature binds the exact run, so describe it first.
@@ -420,7 +460,7 @@ func approve(ctx context.Context, c client.Client, id string, ap workflows.Appro
 		if err != nil {
 			return approveResult{}, BadInput(err)
 		}
-		payload = signed
+		payload = signedSignal{Signed: signed, SignalID: ap.SignalID}
 	}
 	if err := c.SignalWorkflow(ctx, target, "", contract.SignalApprove, payload); err != nil {
 		return approveResult{}, fmt.Errorf("signal %s: %w", target, err)
@@ -428,20 +468,11 @@ func approve(ctx context.Context, c client.Client, id string, ap workflows.Appro
 	for {
 		st, err := queryStatus(ctx, c, target)
 		if err == nil {
-			for i := len(st.Gates) - 1; i >= 0; i-- {
-				gt := st.Gates[i]
-				if gt.Name != ap.Gate {
-					continue
-				}
-				for _, rec := range gt.Approvals {
-					if rec.Approver == ap.Approver && rec.Decision == ap.Decision {
-						return approveResult{target: target, outcome: gt.Outcome}, nil
-					}
-				}
-			}
-			if len(st.Ignored) > before {
-				last := st.Ignored[len(st.Ignored)-1]
-				return approveResult{}, BadInputf("approval not counted by %s: %s", target, last.Reason)
+			switch v := signalVerdict(st, ap.SignalID); {
+			case v.counted:
+				return approveResult{target: target, outcome: v.outcome}, nil
+			case v.ignored:
+				return approveResult{}, BadInputf("approval not counted by %s: %s", target, v.reason)
 			}
 		}
 		select {

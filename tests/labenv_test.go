@@ -28,6 +28,7 @@ import (
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers/builtin"
+	labkeys "github.com/drover-dr/drover/examples/keys/lab"
 	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/plan"
@@ -373,8 +374,12 @@ func (e *labEnv) autoApprove(ctx context.Context, id string) <-chan []string {
 							continue
 						}
 						seen[key] = true
-						err := e.c.SignalWorkflow(ctx, target, "", contract.SignalApprove, workflows.Approval{
-							Gate: g.Name, Approver: g.Approvers[i], Decision: decision, Comment: "approved by the end-to-end test"})
+						// Signed with the lab's throwaway keys: the lab plan's
+						// quorum of two needs signed approvals.
+						payload, err := labkeys.Payload(ctx, e.c, target, g.Name, g.Approvers[i], decision, "approved by the end-to-end test")
+						if err == nil {
+							err = e.c.SignalWorkflow(ctx, target, "", contract.SignalApprove, payload)
+						}
 						if err == nil {
 							approved = append(approved, g.Name+" by "+g.Approvers[i])
 						}

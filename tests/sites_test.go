@@ -17,6 +17,7 @@ import (
 
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
+	labkeys "github.com/drover-dr/drover/examples/keys/lab"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/report"
 	"github.com/drover-dr/drover/workflows"
@@ -81,8 +82,9 @@ func TestSiteWorkersFailover(t *testing.T) {
 	dc2Worker = workerIdentity(t, e.l, "dc2")
 	waitPollers(t, ctx, e.c, contract.SiteQueue("dc2"), true)
 	for _, who := range []string{"alice"} {
-		require.NoError(t, e.c.SignalWorkflow(ctx, id, "", contract.SignalApprove, workflows.Approval{
-			Gate: contract.GateSiteUnreachable, Approver: who, Decision: contract.DecisionRetry, Comment: "dc2's worker is back"}))
+		payload, err := labkeys.Payload(ctx, e.c, id, contract.GateSiteUnreachable, who, contract.DecisionRetry, "dc2's worker is back")
+		require.NoError(t, err)
+		require.NoError(t, e.c.SignalWorkflow(ctx, id, "", contract.SignalApprove, payload))
 	}
 	actx, stopApprover := context.WithCancel(ctx)
 	approved := e.autoApprove(actx, id)

@@ -3,8 +3,10 @@ package workflows
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -31,7 +33,47 @@ type Approval struct {
 	RunID      string `json:"runId,omitempty"`
 	Nonce      string `json:"nonce,omitempty"`
 	Signature  string `json:"signature,omitempty"`
+	// SignalID is the sender's id for this signal, echoed in the status
+	// with the approval counted or the reason it was ignored, so `drover
+	// approve` reports what happened to its own signal. Not signed: it
+	// only names the signal.
+	SignalID string `json:"signalId,omitempty"`
 }
+
+// Bounds on what one approve signal may carry (issue 11 item 12). A field
+// longer than its bound makes the signal malformed; what is kept of any
+// signal is cut to these sizes and the list of ignored signals is bounded,
+// so no sender can grow the status query, the report or the inputs of later
+// steps past what Temporal accepts.
+var fieldLimits = map[string]int{
+	"gate": 128, "approver": 128, "decision": 32, "comment": 1024,
+	"workflowId": 256, "runId": 128, "nonce": 64, "signature": 256, "signalId": 64,
+}
+
+const (
+	// maxIgnored is how many ignored signals the status keeps: the newest,
+	// with the first entry counting the ones dropped.
+	maxIgnored = 50
+	// maxQuoted bounds a signal's text quoted in a reason or kept in an
+	// ignored entry.
+	maxQuoted = 64
+	// maxReason bounds a whole reason.
+	maxReason = 512
+)
+
+// clip cuts s to at most n bytes (on a rune boundary) and marks the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// quote is %q of s clipped to maxQuoted bytes, for reasons.
+func quote(s string) string { return strconv.Quote(clip(s, maxQuoted)) }
 
 // GateRecord is a gate as the status query and the report show it.
 type GateRecord = report.Gate
@@ -65,6 +107,8 @@ type gateKeeper struct {
 	signed bool
 	// nonces already counted: a replayed signed approval is refused.
 	nonces map[string]bool
+	// dropped counts the ignored signals no longer kept in the status.
+	dropped int
 }
 
 // startGateKeeper starts the coroutine that reads approvals for the whole
@@ -90,9 +134,11 @@ func startGateKeeper(ctx workflow.Context, r *run, p *plan.Plan) *gateKeeper {
 }
 
 // decodeApproval checks a signal payload by hand rather than with
-// encoding/json: unknown fields, non-string values and missing gate, approver
-// or decision make it malformed. (Reflection-based decoding also trips
-// workflowcheck; this keeps the workflow code provably deterministic.)
+// encoding/json: unknown fields, non-string values, fields longer than their
+// bound and missing gate, approver or decision make it malformed. The fields
+// it returns with an error are clipped to their bounds, for the record.
+// (Reflection-based decoding also trips workflowcheck; this keeps the
+// workflow code provably deterministic.)
 func decodeApproval(raw any) (Approval, error) {
 	var a Approval
 	m, ok := raw.(map[string]any)
@@ -100,7 +146,11 @@ func decodeApproval(raw any) (Approval, error) {
 		return a, fmt.Errorf("payload is not a JSON object with gate, approver and decision")
 	}
 	fields := map[string]*string{"gate": &a.Gate, "approver": &a.Approver, "decision": &a.Decision, "comment": &a.Comment,
-		"workflowId": &a.WorkflowID, "runId": &a.RunID, "nonce": &a.Nonce, "signature": &a.Signature}
+		"workflowId": &a.WorkflowID, "runId": &a.RunID, "nonce": &a.Nonce, "signature": &a.Signature,
+		"signalId": &a.SignalID}
+	if len(m) > len(fields) {
+		return a, fmt.Errorf("payload: %d fields, at most %d", len(m), len(fields))
+	}
 	keys := make([]string, 0, len(m))
 	// The keys are sorted right after, so map order cannot leak.
 	//workflowcheck:ignore
@@ -108,16 +158,26 @@ func decodeApproval(raw any) (Approval, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	var tooLong error
 	for _, k := range keys {
 		dst, known := fields[k]
 		if !known {
-			return a, fmt.Errorf("payload: unknown field %q", k)
+			return a, fmt.Errorf("payload: unknown field %s", quote(k))
 		}
 		v, isString := m[k].(string)
 		if !isString {
 			return a, fmt.Errorf("payload: field %q must be a string", k)
 		}
+		if limit := fieldLimits[k]; len(v) > limit {
+			v = clip(v, limit)
+			if tooLong == nil {
+				tooLong = fmt.Errorf("payload: field %q is %d bytes, at most %d", k, len(m[k].(string)), limit)
+			}
+		}
 		*dst = v
+	}
+	if tooLong != nil {
+		return a, tooLong
 	}
 	var missing []string
 	if a.Gate == "" {
@@ -135,11 +195,26 @@ func decodeApproval(raw any) (Approval, error) {
 	return a, nil
 }
 
+// ignore records a signal that is not counted, bounded: its fields clipped
+// and only the newest maxIgnored entries kept, the first of them counting
+// the ones dropped.
 func (g *gateKeeper) ignore(ctx workflow.Context, a Approval, reason string) {
-	g.r.status.Ignored = append(g.r.status.Ignored, IgnoredSignal{
-		At: workflow.Now(ctx), Gate: a.Gate, Approver: a.Approver, Reason: reason,
-	})
-	workflow.GetLogger(ctx).Warn("approval ignored", "gate", a.Gate, "approver", a.Approver, "reason", reason)
+	entry := IgnoredSignal{At: workflow.Now(ctx), Gate: clip(a.Gate, maxQuoted), Approver: clip(a.Approver, maxQuoted),
+		Reason: clip(reason, maxReason), Signal: clip(a.SignalID, fieldLimits["signalId"])}
+	list := g.r.status.Ignored
+	if len(list) >= maxIgnored {
+		// Entry 0 becomes (or stays) the count; the oldest signal kept,
+		// entry 1, goes (and entry 0 too, the first time).
+		if g.dropped == 0 {
+			g.dropped++
+		}
+		g.dropped++
+		count := IgnoredSignal{At: list[1].At, Dropped: g.dropped,
+			Reason: fmt.Sprintf("%d earlier ignored signals not kept (the status keeps the newest %d)", g.dropped, maxIgnored-1)}
+		list = append([]IgnoredSignal{count}, list[2:]...)
+	}
+	g.r.status.Ignored = append(list, entry)
+	workflow.GetLogger(ctx).Warn("approval ignored", "gate", entry.Gate, "approver", entry.Approver, "reason", entry.Reason)
 }
 
 func (g *gateKeeper) receive(ctx workflow.Context, raw any) {
@@ -162,16 +237,16 @@ func (g *gateKeeper) receive(ctx workflow.Context, raw any) {
 	}
 	i, ok := g.open[a.Gate]
 	if !ok {
-		g.ignore(ctx, a, fmt.Sprintf("gate %q is not open", a.Gate))
+		g.ignore(ctx, a, fmt.Sprintf("gate %s is not open", quote(a.Gate)))
 		return
 	}
 	rec := &g.r.status.Gates[i]
 	if !slices.Contains(rec.Approvers, a.Approver) {
-		g.ignore(ctx, a, fmt.Sprintf("%q may not approve gate %q (allowed: %s)", a.Approver, a.Gate, strings.Join(rec.Approvers, ", ")))
+		g.ignore(ctx, a, fmt.Sprintf("%s may not approve gate %q (allowed: %s)", quote(a.Approver), a.Gate, strings.Join(rec.Approvers, ", ")))
 		return
 	}
 	if !slices.Contains(rec.Options, a.Decision) {
-		g.ignore(ctx, a, fmt.Sprintf("decision %q is not one of %s", a.Decision, strings.Join(rec.Options, ", ")))
+		g.ignore(ctx, a, fmt.Sprintf("decision %s is not one of %s", quote(a.Decision), strings.Join(rec.Options, ", ")))
 		return
 	}
 	for _, prev := range rec.Approvals {
@@ -186,7 +261,7 @@ func (g *gateKeeper) receive(ctx workflow.Context, raw any) {
 		g.nonces[a.Nonce] = true
 	}
 	rec.Approvals = append(rec.Approvals, ApprovalRecord{Approver: a.Approver, Decision: a.Decision, Comment: a.Comment,
-		At: workflow.Now(ctx), Signed: g.signed, Signer: g.fingerprint(a.Approver)})
+		At: workflow.Now(ctx), Signed: g.signed, Signer: g.fingerprint(a.Approver), Signal: a.SignalID})
 	workflow.GetLogger(ctx).Info("approval counted", "gate", a.Gate, "approver", a.Approver, "decision", a.Decision)
 	rec.Outcome = g.decide(rec)
 	g.showGate(ctx, i)

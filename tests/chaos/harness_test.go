@@ -31,6 +31,7 @@ import (
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers/builtin"
+	labkeys "github.com/drover-dr/drover/examples/keys/lab"
 	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab"
 	"github.com/drover-dr/drover/plan"
@@ -679,9 +680,11 @@ func (h *harness) approver(ctx context.Context, r *liveRun, policy gatePolicy) {
 					if sent[key+"/"+who] {
 						continue
 					}
-					if err := h.c.SignalWorkflow(ctx, targets[i], "", contract.SignalApprove, workflows.Approval{
-						Gate: g.Name, Approver: who, Decision: decision, Comment: "chaos suite",
-					}); err == nil {
+					payload, err := labkeys.Payload(ctx, h.c, targets[i], g.Name, who, decision, "chaos suite")
+					if err != nil {
+						continue
+					}
+					if err := h.c.SignalWorkflow(ctx, targets[i], "", contract.SignalApprove, payload); err == nil {
 						sent[key+"/"+who] = true
 					}
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers/builtin"
+	labkeys "github.com/drover-dr/drover/examples/keys/lab"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/workflows"
 )
@@ -203,8 +204,10 @@ func (h *harness) execSleeps(t *testing.T) {
 		h.sum.fault("hung driver command", fmt.Sprintf("%s: start command sleeps, gate %s open after %.1fs", id, gate.Name, gateAfter.Seconds()))
 		// Every process of every attempt is gone before anyone decides.
 		alive = livePids(pids)
-		injectErr = h.c.SignalWorkflow(ctx, id, "", contract.SignalApprove, workflows.Approval{
-			Gate: contract.GateStartFailed, Approver: "operator", Decision: contract.DecisionAbort, Comment: "chaos: hung start"})
+		var payload any
+		if payload, injectErr = labkeys.Payload(ctx, h.c, id, contract.GateStartFailed, "operator", contract.DecisionAbort, "chaos: hung start"); injectErr == nil {
+			injectErr = h.c.SignalWorkflow(ctx, id, "", contract.SignalApprove, payload)
+		}
 	}
 	var res workflows.RestartResult
 	_, err = h.execute(t, runSpec{id: id, kind: contract.KindRestart, wf: workflows.RestartWorkflow,
@@ -349,8 +352,10 @@ func (h *harness) frozenServer(t *testing.T) {
 		if _, injectErr = h.lab.Signal("dc1", victim, syscall.SIGCONT); injectErr != nil {
 			return
 		}
-		injectErr = h.c.SignalWorkflow(ctx, target, "", contract.SignalApprove, workflows.Approval{
-			Gate: contract.GateStartFailed, Approver: gate.Approvers[0], Decision: contract.DecisionRetry, Comment: "chaos: thawed"})
+		var payload any
+		if payload, injectErr = labkeys.Payload(ctx, h.c, target, contract.GateStartFailed, gate.Approvers[0], contract.DecisionRetry, "chaos: thawed"); injectErr == nil {
+			injectErr = h.c.SignalWorkflow(ctx, target, "", contract.SignalApprove, payload)
+		}
 	}
 	var res workflows.FailbackResult
 	r, err := h.execute(t, runSpec{id: id, kind: contract.KindFailback, wf: workflows.FailbackWorkflow,
@@ -618,8 +623,11 @@ func (h *harness) storageFaults(t *testing.T) {
 						return err
 					}
 					for _, who := range g.Approvers[:g.Quorum] {
-						if err := h.c.SignalWorkflow(ctx, id, "", contract.SignalApprove, workflows.Approval{
-							Gate: g.Name, Approver: who, Decision: contract.DecisionApprove, Comment: "chaos"}); err != nil {
+						payload, err := labkeys.Payload(ctx, h.c, id, g.Name, who, contract.DecisionApprove, "chaos")
+						if err != nil {
+							return err
+						}
+						if err := h.c.SignalWorkflow(ctx, id, "", contract.SignalApprove, payload); err != nil {
 							return err
 						}
 					}
