@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"testing"
@@ -20,17 +19,6 @@ import (
 
 // One throwaway PostgreSQL cluster for this package's tests.
 var pg pgtest.Shared
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := pg.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop throwaway PostgreSQL: %v\n", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
 
 func TestDBFlagsRejectBadInput(t *testing.T) {
 	t.Setenv("DROVER_TEST_UNSET_PW", "")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -26,6 +27,12 @@ const testNamespace = "drover-test"
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if err := pg.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stop throwaway PostgreSQL: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	testServerCancel()
 	if testServerAddr != "" {
 		select {
