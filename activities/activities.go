@@ -32,6 +32,9 @@ type Activities struct {
 	Workers WorkerLister
 	// Schedules changes the plans' backup schedules; orchestrator only.
 	Schedules ScheduleControl
+	// NotifyDir records which notifications were sent, so a retried
+	// activity tells nobody twice; orchestrator only.
+	NotifyDir string
 }
 
 // New returns activities that resolve drivers from registry.

@@ -46,6 +46,7 @@ const (
 	// Orchestrator activities: they touch no site.
 	SiteWorkers       = "SiteWorkers"
 	SetBackupSchedule = "SetBackupSchedule"
+	Notify            = "Notify"
 )
 
 // SiteActivities are the activities a site's worker registers: everything
@@ -59,7 +60,38 @@ var SiteActivities = []string{
 }
 
 // OrchestratorActivities are the activities of the orchestrator's queue.
-var OrchestratorActivities = []string{SiteWorkers, SetBackupSchedule}
+var OrchestratorActivities = []string{SiteWorkers, SetBackupSchedule, Notify}
+
+// NotifyInput tells the plan's receivers of one event.
+type NotifyInput struct {
+	Settings plan.Settings `json:"settings"`
+	Event    NotifyEvent   `json:"event"`
+}
+
+// NotifyEvent is one thing people are told: a gate waiting or decided, a
+// run started or ended, the RPO breached or recovered. ID is the same for
+// every retry of one event, so a receiver hears it once.
+type NotifyEvent struct {
+	ID             string        `json:"id"`
+	Type           string        `json:"type"`
+	At             time.Time     `json:"at"`
+	Plan           string        `json:"plan"`
+	Kind           string        `json:"kind,omitempty"`
+	WorkflowID     string        `json:"workflowId,omitempty"`
+	RunID          string        `json:"runId,omitempty"`
+	Site           string        `json:"site,omitempty"`
+	Gate           string        `json:"gate,omitempty"`
+	Approvers      []string      `json:"approvers,omitempty"`
+	Quorum         int           `json:"quorum,omitempty"`
+	Approved       []string      `json:"approved,omitempty"`
+	Checklist      []string      `json:"checklist,omitempty"`
+	ApproveCommand string        `json:"approveCommand,omitempty"`
+	Reminder       int           `json:"reminder,omitempty"`
+	RPOAge         time.Duration `json:"rpoAge,omitempty"`
+	RPOTarget      time.Duration `json:"rpoTarget,omitempty"`
+	Message        string        `json:"message,omitempty"`
+	Error          string        `json:"error,omitempty"`
+}
 
 // Placement is where a step runs: a site, and a host of it when the plan
 // names one. HostWorker says a drover worker runs on that host itself;

@@ -19,6 +19,8 @@ const (
 	KindStorage    Kind = "storage"
 	KindProbe      Kind = "probe"
 	KindRedirect   Kind = "redirect"
+	// KindNotify is the notifications' settings check (the plan's notify).
+	KindNotify Kind = "notify"
 )
 
 // Site is the part of a plan site a driver reads.

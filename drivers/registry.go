@@ -14,6 +14,7 @@ type Registry struct {
 	probes     map[string]Probe
 	redirects  map[string]Redirector
 	storage    map[string]Storage
+	notifiers  map[string]SettingsChecker
 }
 
 // NewRegistry returns an empty registry.
@@ -23,8 +24,13 @@ func NewRegistry() *Registry {
 		probes:     map[string]Probe{},
 		redirects:  map[string]Redirector{},
 		storage:    map[string]Storage{},
+		notifiers:  map[string]SettingsChecker{},
 	}
 }
+
+// RegisterNotifier adds the settings check of a notification sender, so a
+// plan's notify section is refused before a run when it is wrong.
+func (r *Registry) RegisterNotifier(name string, c SettingsChecker) { r.notifiers[name] = c }
 
 // RegisterMiddleware adds a middleware driver under name.
 func (r *Registry) RegisterMiddleware(name string, d Middleware) { r.middleware[name] = d }
@@ -104,6 +110,10 @@ func (r *Registry) Names(kind Kind) []string {
 		for n := range r.storage {
 			names = append(names, n)
 		}
+	case KindNotify:
+		for n := range r.notifiers {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names
@@ -124,6 +134,8 @@ func (r *Registry) CheckDriver(kind, name string, settings map[string]any) error
 		d, ok = r.redirects[name]
 	case KindStorage:
 		d, ok = r.storage[name]
+	case KindNotify:
+		d, ok = r.notifiers[name]
 	default:
 		return fmt.Errorf("unknown driver kind %q", kind)
 	}

@@ -78,6 +78,7 @@ const (
 	KindStorage    DriverKind = "storage"
 	KindProbe      DriverKind = "probe"
 	KindRedirect   DriverKind = "redirect"
+	KindNotify     DriverKind = "notify"
 )
 
 // Settings are a driver's own settings, decoded strictly by that driver.
@@ -110,6 +111,11 @@ type Plan struct {
 	// restart (the seed's step 9): instances resumed, in-doubt transactions
 	// resolved. The failover waits until they all pass.
 	Recovery []DriverCheck `yaml:"recovery,omitempty" json:"recovery,omitempty"`
+
+	// Notify says whom drover tells when a gate waits, a run starts or
+	// ends, or the RPO is breached or recovered: webhook receivers
+	// (generic JSON, Slack, Alertmanager), URLs and tokens by reference.
+	Notify Settings `yaml:"notify,omitempty" json:"notify,omitempty"`
 
 	// Order is the restart tiers, derived once when the plan is loaded
 	// (Derive) and carried in every run, so a run decides its order from

@@ -93,6 +93,10 @@ func validate(p *Plan, checker DriverChecker) Problems {
 		v.secrets(p.Redirect.Settings, "redirect.settings")
 	}
 	v.environment()
+	if len(p.Notify) > 0 {
+		// The notifications' own settings check, through the registry.
+		v.driver(KindNotify, "webhooks", p.Notify, "notify")
+	}
 	return v.probs
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"time"
 
@@ -39,6 +40,9 @@ type Options struct {
 	Interceptors []interceptor.WorkerInterceptor
 	// ActivityPollers, when set, is the number of activity pollers per queue.
 	ActivityPollers int
+	// NotifyDir keeps the record of notifications sent (default: the
+	// user's cache folder).
+	NotifyDir string
 	// PollerFreshness is how recently a site's worker must have polled to
 	// count as alive (activities.DefaultPollerFreshness when 0).
 	PollerFreshness time.Duration
@@ -93,6 +97,11 @@ func New(c client.Client, opts Options) (*Group, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	if opts.NotifyDir == "" {
+		if dir, err := os.UserCacheDir(); err == nil {
+			opts.NotifyDir = filepath.Join(dir, "drover", "notify")
+		}
+	}
 	g := &Group{Identities: map[string]string{}}
 	add := func(queue string, register func(w sdkworker.Worker, acts *activities.Activities), activitiesOnly bool) {
 		o := SDKOptions()
@@ -114,6 +123,7 @@ func New(c client.Client, opts Options) (*Group, error) {
 		add(contract.OrchestratorQueue, func(w sdkworker.Worker, acts *activities.Activities) {
 			acts.Workers = activities.TemporalWorkers(c, opts.PollerFreshness)
 			acts.Schedules = activities.TemporalSchedules(c)
+			acts.NotifyDir = opts.NotifyDir
 			RegisterWorkflows(w)
 			registerActivities(w, acts, contract.OrchestratorActivities)
 		}, false)

@@ -2,7 +2,10 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1271,4 +1274,50 @@ func TestRPOMonitorWaitsForTheFirstPointAndAlertsOnce(t *testing.T) {
 	require.Equal(t, contract.RPOWaiting, seen[0].Status, "within the first RPO with no point")
 	require.Equal(t, contract.RPONoPoint, seen[1].Status, "an RPO later, still no point")
 	require.Equal(t, 1, alerts.n, "one alert for one breach, not one per check")
+}
+
+// People are told: a run starting, a gate waiting (with the command to
+// decide it), the gate decided, the run ending; each event once.
+func TestPeopleAreToldOfGatesAndRuns(t *testing.T) {
+	var mu sync.Mutex
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&ev); err == nil {
+			mu.Lock()
+			got = append(got, ev)
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	t.Setenv("DROVER_TEST_HOOK", srv.URL)
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.plan.Notify = plan.Settings{"receivers": []any{map[string]any{"name": "ops", "url": "env:DROVER_TEST_HOOK"}}}
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+
+	mu.Lock()
+	defer mu.Unlock()
+	var types []string
+	var opened map[string]any
+	for _, ev := range got {
+		typ, _ := ev["type"].(string)
+		types = append(types, typ)
+		if typ == "gate.opened" {
+			opened = ev
+		}
+	}
+	require.Contains(t, types, "run.started")
+	require.Contains(t, types, "gate.opened")
+	require.Contains(t, types, "gate.closed")
+	require.Contains(t, types, "run.completed")
+	require.NotNil(t, opened)
+	require.Equal(t, contract.GateStartSecondary, opened["gate"])
+	require.Contains(t, opened["approveCommand"], "drover approve run-")
+	require.Contains(t, opened["approveCommand"], "--gate start-secondary")
 }

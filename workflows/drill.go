@@ -33,6 +33,8 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 		return DrillResult{}, err
 	}
 	r.setSite(ctx, siteName(in.Plan.Sites.Sandbox))
+	r.notifyWith(&in.Plan)
+	r.tell(ctx, contract.NotifyEvent{Type: eventRunStarted, Message: "drill of plan " + in.Plan.Name + " started"}, false)
 	var res DrillResult
 	p := &in.Plan
 	store := storeRef(p, nil)

@@ -39,6 +39,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	}
 	r.setSite(ctx, siteName(in.Plan.Sites.Primary))
 	gk := startGateKeeper(ctx, r, &in.Plan)
+	r.tell(ctx, contract.NotifyEvent{Type: eventRunStarted, Message: r.status.Kind + " of plan " + in.Plan.Name + " started"}, false)
 	p := &in.Plan
 	store := storeRef(p, nil)
 	primary, secondary := siteRef(p, "primary"), siteRef(p, "secondary")

@@ -71,6 +71,7 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	}
 	r.setSite(ctx, siteName(in.Plan.Sites.Secondary))
 	gk := startGateKeeper(ctx, r, &in.Plan)
+	r.tell(ctx, contract.NotifyEvent{Type: eventRunStarted, Message: r.status.Kind + " of plan " + in.Plan.Name + " started"}, false)
 	p := &in.Plan
 	store := storeRef(p, nil)
 	declared := in.DeclaredAt

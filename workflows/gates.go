@@ -116,6 +116,7 @@ type gateKeeper struct {
 func startGateKeeper(ctx workflow.Context, r *run, p *plan.Plan) *gateKeeper {
 	g := &gateKeeper{r: r, plan: p, open: map[string]int{}, nonces: map[string]bool{}}
 	r.gk = g
+	r.notifyWith(p)
 	for _, ap := range p.Approvers {
 		g.keys = append(g.keys, approval.Key{Name: ap.Name, PublicKey: ap.PublicKey})
 	}
@@ -321,6 +322,8 @@ func (g *gateKeeper) wait(ctx workflow.Context, req gateRequest) (string, error)
 	defer delete(g.open, req.Name)
 	g.showGate(ctx, i)
 	defer g.clearGate(ctx)
+	g.r.tell(ctx, g.gateEvent(ctx, eventGateOpened, i), false)
+	defer func() { g.r.tell(ctx, g.gateEvent(ctx, eventGateClosed, i), false) }()
 	prev := g.r.status.Phase
 	g.r.phase(ctx, "waiting:"+req.Name)
 	defer g.r.phase(ctx, prev)
@@ -343,6 +346,7 @@ func (g *gateKeeper) wait(ctx workflow.Context, req gateRequest) (string, error)
 		}
 		if spec.OnTimeout == plan.EscalateRemind {
 			rec().Reminders++
+			g.r.tell(ctx, g.gateEvent(ctx, eventGateReminder, i), false)
 			workflow.GetLogger(ctx).Warn("gate still waiting for approval", "gate", req.Name,
 				"approvers", strings.Join(spec.Approvers, ", "), "reminder", rec().Reminders)
 			continue

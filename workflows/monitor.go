@@ -76,6 +76,7 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		in.Since = workflow.GetInfo(ctx).WorkflowStartTime
 	}
 	store := storeRef(&in.Plan, nil)
+	r.notifyWith(&in.Plan)
 	log := workflow.GetLogger(ctx)
 	r.phase(ctx, "monitoring")
 	for i := 0; i < checks; i++ {
@@ -112,11 +113,17 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		}
 		// Once per breach, not at every check (runs from before alerted
 		// at every check).
+		if breach && r.safe && st.Status != prev && prev != contract.RPOBreached && prev != contract.RPONoPoint {
+			r.tell(ctx, contract.NotifyEvent{Type: eventRPOBreached, ID: fmt.Sprintf("%d", st.Breaches), RPOAge: st.Age, RPOTarget: st.RPO,
+				Message: fmt.Sprintf("RPO of plan %s breached: %s (point %s, age %s, target %s)", in.Plan.Name, st.Status, st.PointID, st.Age.Round(time.Second), st.RPO)}, false)
+		}
 		if breach && (!r.safe || st.Status != prev) {
 			log.Error("ALERT: RPO breached", "plan", in.Plan.Name, "status", st.Status, "age", st.Age.String(),
 				"rpo", st.RPO.String(), "point", st.PointID, "since", st.BreachedSince)
 		}
 		if r.safe && !breach && (prev == contract.RPOBreached || prev == contract.RPONoPoint) {
+			r.tell(ctx, contract.NotifyEvent{Type: eventRPORecovered, ID: fmt.Sprintf("%d", st.Breaches), RPOAge: st.Age, RPOTarget: st.RPO,
+				Message: fmt.Sprintf("RPO of plan %s recovered: point %s, age %s", in.Plan.Name, st.PointID, st.Age.Round(time.Second))}, false)
 			log.Info("RPO recovered", "plan", in.Plan.Name, "status", st.Status, "point", st.PointID, "age", st.Age.String())
 		}
 		if st.Status != prev {

@@ -234,11 +234,19 @@ func finishReport(ctx workflow.Context, r *run, store contract.StoreRef, rep *re
 		}
 	}
 	rep.Steps, rep.Gates, rep.Ignored = r.status.Steps, r.status.Gates, r.status.Ignored
+	end := contract.NotifyEvent{Type: eventRunCompleted, Message: rep.Kind + " of plan " + rep.Plan + " completed"}
+	if runErr != nil {
+		end = contract.NotifyEvent{Type: eventRunFailed, Message: rep.Kind + " of plan " + rep.Plan + " " + rep.Outcome, Error: rep.Error}
+	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var paths contract.ReportPaths
 	if err := r.act(shortOptions(dctx, 2*time.Minute, 5), store.At, contract.WriteReport, contract.ReportInput{Store: store, Report: *rep}).Get(dctx, &paths); err != nil {
 		workflow.GetLogger(ctx).Error("report not written", "error", err)
 	}
+	if paths.Markdown != "" {
+		end.Message += "; report " + paths.Markdown
+	}
+	r.tell(dctx, end, true)
 	return paths
 }
 

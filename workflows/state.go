@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/drover-dr/drover/contract"
+	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 )
 
@@ -51,6 +52,8 @@ type run struct {
 	gk *gateKeeper
 	// reach holds, per queue, the check that a worker polls it.
 	reach map[string]workflow.Future
+	// notifyTo are the plan's notify receivers.
+	notifyTo plan.Settings
 	// siteGates are the open site-unreachable gates, per site.
 	siteGates map[string]workflow.Future
 }

@@ -10,6 +10,7 @@ import (
 	execdriver "github.com/drover-dr/drover/drivers/exec"
 	labdriver "github.com/drover-dr/drover/drivers/lab"
 	mqdriver "github.com/drover-dr/drover/drivers/mq"
+	"github.com/drover-dr/drover/drivers/notify"
 	"github.com/drover-dr/drover/drivers/postgres"
 	"github.com/drover-dr/drover/drivers/probe"
 	"github.com/drover-dr/drover/drivers/probe/sqlprobe"
@@ -40,6 +41,7 @@ func Registry(logger *zap.Logger) *drivers.Registry {
 	r.RegisterRedirect("haproxy", haproxy.New(logger.Named("redirect.haproxy")))
 	r.RegisterRedirect("dns", dnsdriver.New(logger.Named("redirect.dns")))
 	r.RegisterStorage("archive", archive.New(logger.Named("storage.archive")))
+	r.RegisterNotifier("webhooks", notify.Checker{})
 	r.RegisterStorage("btrfs", btrfs.New(logger.Named("storage.btrfs")))
 	r.RegisterStorage("lvm", lvm.New(logger.Named("storage.lvm")))
 	r.RegisterMiddleware("websphere", websphere.New(logger.Named("websphere")))

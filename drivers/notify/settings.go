@@ -138,3 +138,13 @@ func (r Receiver) wants(t EventType) bool {
 	}
 	return slices.Contains(r.Events, t)
 }
+
+// Checker checks a plan's notify settings without sending anything; the
+// registry offers it to plan validation.
+type Checker struct{}
+
+// CheckSettings decodes the settings strictly.
+func (Checker) CheckSettings(raw map[string]any) error {
+	_, err := DecodeSettings(raw)
+	return err
+}
