@@ -20,32 +20,32 @@ func (g *gateKeeper) showGate(ctx workflow.Context, i int) {
 	rec := g.r.status.Gates[i]
 	info := workflow.GetInfo(ctx).WorkflowExecution
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Waiting at gate `%s`**", rec.Name)
+	b.WriteString(fmt.Sprintf("**Waiting at gate `%s`**", rec.Name))
 	if rec.Detail != "" {
-		fmt.Fprintf(&b, ": %s", rec.Detail)
+		b.WriteString(fmt.Sprintf(": %s", rec.Detail))
 	}
 	var who []string
 	for _, a := range rec.Approvals {
 		who = append(who, a.Approver+" ("+a.Decision+")")
 	}
-	fmt.Fprintf(&b, "\n\nApprovers: %s. Quorum: %d of %d so far", strings.Join(rec.Approvers, ", "), len(rec.Approvals), rec.Quorum)
+	b.WriteString(fmt.Sprintf("\n\nApprovers: %s. Quorum: %d of %d so far", strings.Join(rec.Approvers, ", "), len(rec.Approvals), rec.Quorum))
 	if len(who) > 0 {
-		fmt.Fprintf(&b, ": %s", strings.Join(who, ", "))
+		b.WriteString(fmt.Sprintf(": %s", strings.Join(who, ", ")))
 	}
-	fmt.Fprintf(&b, ". Decisions: %s.\n", strings.Join(rec.Options, ", "))
+	b.WriteString(fmt.Sprintf(". Decisions: %s.\n", strings.Join(rec.Options, ", ")))
 	if len(rec.Checklist) > 0 {
 		b.WriteString("\nChecklist:\n")
 		for _, item := range rec.Checklist {
-			fmt.Fprintf(&b, "- [ ] %s\n", item)
+			b.WriteString(fmt.Sprintf("- [ ] %s\n", item))
 		}
 	}
 	decision := rec.Options[0]
-	fmt.Fprintf(&b, "\nDecide from a shell: `drover approve %s --gate %s --as NAME --decision %s`\n", info.ID, rec.Name, decision)
+	b.WriteString(fmt.Sprintf("\nDecide from a shell: `drover approve %s --gate %s --as NAME --decision %s`\n", info.ID, rec.Name, decision))
 	if g.signed {
 		b.WriteString("\nThis plan requires signed approvals: use `drover approve --key FILE`.\n")
 	} else {
-		fmt.Fprintf(&b, "\nOr here: Send a Signal, name `%s`, input `{\"gate\":\"%s\",\"approver\":\"NAME\",\"decision\":\"%s\"}`\n",
-			contract.SignalApprove, rec.Name, decision)
+		b.WriteString(fmt.Sprintf("\nOr here: Send a Signal, name `%s`, input `{\"gate\":\"%s\",\"approver\":\"NAME\",\"decision\":\"%s\"}`\n",
+			contract.SignalApprove, rec.Name, decision))
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
 }

@@ -67,7 +67,7 @@ func (g *gateKeeper) gateEvent(ctx workflow.Context, typ string, i int) contract
 	return contract.NotifyEvent{Type: typ, ID: fmt.Sprintf("%s/%d/%d", rec.Name, i, rec.Reminders), Gate: rec.Name,
 		Approvers: rec.Approvers, Quorum: rec.Quorum, Approved: approved, Checklist: rec.Checklist, Reminder: rec.Reminders,
 		ApproveCommand: fmt.Sprintf("drover approve %s --gate %s --as NAME --decision %s", workflow.GetInfo(ctx).WorkflowExecution.ID, rec.Name, rec.Options[0]),
-		Message: rec.Detail}
+		Message:        rec.Detail}
 }
 
 // notifyWith says whom this run tells.
