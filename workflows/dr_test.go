@@ -1321,3 +1321,45 @@ func TestPeopleAreToldOfGatesAndRuns(t *testing.T) {
 	require.Contains(t, opened["approveCommand"], "drover approve run-")
 	require.Contains(t, opened["approveCommand"], "--gate start-secondary")
 }
+
+// A restart that fails still tells the parent's report what it did and
+// what people decided in it.
+func TestTheReportHoldsAFailedRestartsStepsAndGate(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	e.cell.failStarts["dc2/app"] = 100
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflowByID(fmt.Sprintf("run-%d/secondary-1/restart", e.runs), contract.SignalApprove,
+			Approval{Gate: contract.GateStartFailed, Approver: "ops", Decision: contract.DecisionAbort, Comment: "port still taken"})
+	}, time.Hour)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.Error(t, env.GetWorkflowError())
+	var res FailoverResult
+	_ = env.GetWorkflowResult(&res)
+	paths, err := filepath.Glob(filepath.Join(e.dir, "store", "cell", "reports", "*.json"))
+	require.NoError(t, err)
+	var rep report.Report
+	for _, p := range paths {
+		if r, err := report.Read(p); err == nil && r.Kind == contract.KindFailover {
+			rep = r
+		}
+	}
+	child := fmt.Sprintf("run-%d/secondary-1/restart", e.runs)
+	var sawStart, sawGate bool
+	for _, s := range rep.Steps {
+		if s.Run == child && s.Name == "start app" && s.Outcome == OutcomeFailed {
+			sawStart = true
+		}
+	}
+	for _, g := range rep.Gates {
+		if g.Run == child && g.Name == contract.GateStartFailed && g.Outcome == contract.DecisionAbort {
+			sawGate = true
+		}
+	}
+	require.True(t, sawStart, "the failed start is in the parent's report")
+	require.True(t, sawGate, "the abort decided in the child is in the parent's report")
+	require.Contains(t, rep.Error, "app did not start at dc2")
+}

@@ -72,7 +72,34 @@ func RestartWorkflow(ctx workflow.Context, in RestartInput) (RestartResult, erro
 	gk := startGateKeeper(ctx, r, &in.Plan)
 	res, err := restart(ctx, r, gk, in)
 	res.Steps, res.Gates = r.status.Steps, r.status.Gates
+	if err != nil && r.safe {
+		// A failed run returns no result: its record rides on the error,
+		// so the parent's report still tells what happened here.
+		typ := contract.ErrTypeStartFailed
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.Type() != "" {
+			typ = app.Type()
+		}
+		return res, temporal.NewApplicationErrorWithOptions(rootMessage(err), typ, temporal.ApplicationErrorOptions{
+			NonRetryable: true, Cause: err, Details: []any{childRecord{Steps: res.Steps, Gates: res.Gates}}})
+	}
 	return res, err
+}
+
+// childRecord is a child run's steps and gates, carried on its failure.
+type childRecord struct {
+	Steps []StepRecord `json:"steps,omitempty"`
+	Gates []GateRecord `json:"gates,omitempty"`
+}
+
+// recordOf reads the record a failed child run carried, if any.
+func recordOf(err error) (childRecord, bool) {
+	var app *temporal.ApplicationError
+	var rec childRecord
+	if errors.As(err, &app) && app.HasDetails() && app.Details(&rec) == nil {
+		return rec, len(rec.Steps) > 0 || len(rec.Gates) > 0
+	}
+	return rec, false
 }
 
 func restart(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput) (RestartResult, error) {

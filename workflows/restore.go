@@ -127,6 +127,9 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	defer func() { r.status.Child = "" }()
 	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: unattended}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		if rec, ok := recordOf(err); ok {
+			r.absorb(idPrefix+"/restart", rec.Steps, rec.Gates)
+		}
 		return res, fmt.Errorf("restart %s: %w", site.Site.Name, err)
 	}
 	r.absorb(idPrefix+"/restart", res.Restart.Steps, res.Restart.Gates)
