@@ -112,5 +112,6 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("drover plan status:\n%s", out)
 	assert.Contains(t, out, "paused=true")
-	assert.Regexp(t, `RPO 40s: breached, newest valid point `+pt.ID, out)
+	assert.Regexp(t, `RPO 40s: breached, the point a failover would use: `+pt.ID+` \(validated\)`, out)
+	assert.Contains(t, out, "primary site: dc1")
 }
