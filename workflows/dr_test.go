@@ -1047,13 +1047,7 @@ func TestRPOMonitorCountsIntactPointsAndReportsTheValidatedAge(t *testing.T) {
 	e.setValidity(older.ID, catalog.Valid)
 	env := e.env()
 	var seen []RPOStatus
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(contract.QueryRPO)
-		require.NoError(t, err)
-		var st RPOStatus
-		require.NoError(t, v.Get(&st))
-		seen = append(seen, st)
-	}, 45*time.Minute)
+	queryRPOAt(t, env, &seen, 45*time.Minute)
 	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e.plan, Interval: 30 * time.Minute, ChecksPerRun: 2})
 	require.Len(t, seen, 1)
 	require.Equal(t, contract.RPOOk, seen[0].Status)
@@ -1065,13 +1059,7 @@ func TestRPOMonitorCountsIntactPointsAndReportsTheValidatedAge(t *testing.T) {
 	pt := e2.backup("").Point
 	env = e2.env()
 	seen = nil
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(contract.QueryRPO)
-		require.NoError(t, err)
-		var st RPOStatus
-		require.NoError(t, v.Get(&st))
-		seen = append(seen, st)
-	}, 45*time.Minute)
+	queryRPOAt(t, env, &seen, 45*time.Minute)
 	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e2.plan, Interval: 30 * time.Minute, ChecksPerRun: 2})
 	require.Len(t, seen, 1)
 	require.Equal(t, contract.RPOOk, seen[0].Status)
@@ -1260,15 +1248,7 @@ func TestRPOMonitorWaitsForTheFirstPointAndAlertsOnce(t *testing.T) {
 	e.ts.SetLogger(alerts)
 	env := e.env()
 	var seen []RPOStatus
-	query := func() {
-		v, err := env.QueryWorkflow(contract.QueryRPO)
-		require.NoError(t, err)
-		var st RPOStatus
-		require.NoError(t, v.Get(&st))
-		seen = append(seen, st)
-	}
-	env.RegisterDelayedCallback(query, 45*time.Minute)
-	env.RegisterDelayedCallback(query, 150*time.Minute)
+	queryRPOAt(t, env, &seen, 45*time.Minute, 150*time.Minute)
 	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e.plan, Interval: 10 * time.Minute, ChecksPerRun: 18})
 	require.Len(t, seen, 2)
 	require.Equal(t, contract.RPOWaiting, seen[0].Status, "within the first RPO with no point")
@@ -1362,4 +1342,17 @@ func TestTheReportHoldsAFailedRestartsStepsAndGate(t *testing.T) {
 	require.True(t, sawStart, "the failed start is in the parent's report")
 	require.True(t, sawGate, "the abort decided in the child is in the parent's report")
 	require.Contains(t, rep.Error, "app did not start at dc2")
+}
+
+// queryRPOAt asks the RPO monitor for its status at each of the times.
+func queryRPOAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, seen *[]RPOStatus, at ...time.Duration) {
+	for _, d := range at {
+		env.RegisterDelayedCallback(func() {
+			v, err := env.QueryWorkflow(contract.QueryRPO)
+			require.NoError(t, err)
+			var st RPOStatus
+			require.NoError(t, v.Get(&st))
+			*seen = append(*seen, st)
+		}, d)
+	}
 }
