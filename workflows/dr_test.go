@@ -859,10 +859,7 @@ func TestUnplannedFailoverNeverStartsTheSecondaryWithoutStartSecondary(t *testin
 	env = e.env()
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
-	var res FailoverResult
-	require.NoError(t, env.GetWorkflowResult(&res))
-	rep, err := report.Read(res.Report.JSON)
-	require.NoError(t, err)
+	_, rep := failoverReport(t, env)
 	require.Contains(t, strings.Join(rep.Notes, "\n"), "gate start-secondary: no approval required by the plan")
 }
 
@@ -893,10 +890,7 @@ func TestUnplannedFailoverFencesAPrimaryThatStillAnswers(t *testing.T) {
 	require.False(t, e.cell.running["dc1/db"] || e.cell.running["dc1/app"], "the primary is stopped")
 	require.Equal(t, []string{"dc1/app", "dc1/db"}, e.cell.stops)
 	require.Equal(t, []string{"dc2/db", "dc2/app"}, e.cell.starts, "the secondary starts after the primary is fenced")
-	var res FailoverResult
-	require.NoError(t, env.GetWorkflowResult(&res))
-	rep, err := report.Read(res.Report.JSON)
-	require.NoError(t, err)
+	_, rep := failoverReport(t, env)
 	require.Contains(t, strings.Join(rep.Notes, "\n"), "the primary still answered: stopped (fenced)")
 }
 
@@ -938,10 +932,7 @@ func TestAStepThatKeepsFailingOpensStepFailedAndRetryResumesThere(t *testing.T) 
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, "dc2", e.cell.pointsAt)
-	var res FailoverResult
-	require.NoError(t, env.GetWorkflowResult(&res))
-	rep, err := report.Read(res.Report.JSON)
-	require.NoError(t, err)
+	_, rep := failoverReport(t, env)
 	var gate *report.Gate
 	for i := range rep.Gates {
 		if rep.Gates[i].Name == contract.GateStepFailed {
@@ -1083,10 +1074,7 @@ func TestTheReportHoldsTheChildRunsStepsAndApprovals(t *testing.T) {
 	}, time.Hour)
 	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
 	require.NoError(t, env.GetWorkflowError())
-	var res FailoverResult
-	require.NoError(t, env.GetWorkflowResult(&res))
-	rep, err := report.Read(res.Report.JSON)
-	require.NoError(t, err)
+	res, rep := failoverReport(t, env)
 
 	child := fmt.Sprintf("run-%d/secondary-1/restart", e.runs)
 	var start *report.Step
@@ -1355,4 +1343,14 @@ func queryRPOAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, seen *[]RP
 			*seen = append(*seen, st)
 		}, d)
 	}
+}
+
+// failoverReport returns a finished failover's result and the report it wrote.
+func failoverReport(t *testing.T, env *testsuite.TestWorkflowEnvironment) (FailoverResult, report.Report) {
+	t.Helper()
+	var res FailoverResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	return res, rep
 }
