@@ -310,3 +310,32 @@ func TestCheckFree(t *testing.T) {
 	assert.Contains(t, err.Error(), "the backup needs about")
 	require.NoError(t, s.CheckWritable("bpm"))
 }
+
+// The window writes were paused is part of the manifest and of the listing,
+// and a manifest whose window does not add up is refused.
+func TestCommitRecordsTheQuiesceWindow(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	stage(t, s, "bpm", "p1", "g1", "data", ConsistencyQuiesced, t0.Add(time.Second))
+	q := &QuiesceWindow{Start: t0, End: t0.Add(2500 * time.Millisecond), Components: []string{"db", "dmgr"}}
+	m, err := s.Commit("bpm", "p1", CommitInfo{Mode: ModeFull, Started: t0, Ended: t0.Add(time.Minute), Groups: []string{"g1"}, Quiesce: q})
+	require.NoError(t, err)
+	require.NotNil(t, m.Quiesce)
+	assert.Equal(t, 2500*time.Millisecond, m.Quiesce.Duration, "the duration is end - start")
+	assert.Equal(t, []string{"db", "dmgr"}, m.Quiesce.Components)
+
+	pts, err := s.List("bpm")
+	require.NoError(t, err)
+	require.Len(t, pts, 1)
+	require.NotNil(t, pts[0].Quiesce, "listed with the point")
+	assert.True(t, pts[0].Quiesce.End.Equal(t0.Add(2500*time.Millisecond)))
+
+	data, err := os.ReadFile(filepath.Join(s.PointDir("bpm", "p1"), ManifestFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"quiesce":{"start":`)
+	bad := strings.Replace(string(data), `"duration":2500000000`, `"duration":1`, 1)
+	require.NotEqual(t, string(data), bad)
+	_, err = ParseManifest([]byte(bad))
+	assert.ErrorIs(t, err, ErrCorrupt)
+	assert.ErrorContains(t, err, "quiesce: duration")
+}

@@ -115,7 +115,33 @@ type Manifest struct {
 	Size        int64       `json:"size"`
 	DataSize    int64       `json:"dataSize"`
 	Consistency Consistency `json:"consistency"`
-	Groups      []Group     `json:"groups"`
+	// Quiesce is how long the capture paused writes; nil when it paused
+	// none (a cold backup, or no group that quiesces).
+	Quiesce *QuiesceWindow `json:"quiesce,omitempty"`
+	Groups  []Group        `json:"groups"`
+}
+
+// QuiesceWindow is how long writes were paused for a point: from the first
+// quiesce call to the last resume returning, on the clocks of the workers
+// that ran them, so it is never shorter than the pause was.
+type QuiesceWindow struct {
+	Start    time.Time     `json:"start"`
+	End      time.Time     `json:"end"`
+	Duration time.Duration `json:"duration"`
+	// Components are the components whose writes were paused.
+	Components []string `json:"components,omitempty"`
+}
+
+func (q *QuiesceWindow) check() error {
+	switch {
+	case q.Start.IsZero() || q.End.IsZero():
+		return fmt.Errorf("start and end: both required")
+	case q.End.Before(q.Start):
+		return fmt.Errorf("end %s is before start %s", q.End.Format(time.RFC3339Nano), q.Start.Format(time.RFC3339Nano))
+	case q.Duration != q.End.Sub(q.Start):
+		return fmt.Errorf("duration: %s, not end - start (%s)", q.Duration, q.End.Sub(q.Start))
+	}
+	return nil
 }
 
 // Group is what one consistency group contributed to a point.
@@ -253,6 +279,11 @@ func (m *Manifest) check() error {
 	}
 	if m.Size < 0 || m.DataSize < 0 {
 		return fmt.Errorf("size: negative")
+	}
+	if m.Quiesce != nil {
+		if err := m.Quiesce.check(); err != nil {
+			return fmt.Errorf("quiesce: %v", err)
+		}
 	}
 	if len(m.Groups) == 0 {
 		return fmt.Errorf("groups: none")

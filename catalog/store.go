@@ -236,6 +236,8 @@ type CommitInfo struct {
 	// Groups are the groups the point must hold; commit fails if one was
 	// not staged.
 	Groups []string
+	// Quiesce is the window the run paused writes for the capture.
+	Quiesce *QuiesceWindow
 }
 
 // Commit records a staged point: it checks every group and artifact is
@@ -318,6 +320,9 @@ func (s *Store) buildManifest(plan, id string, c CommitInfo) (*Manifest, error) 
 	}
 	m := &Manifest{Format: FormatVersion, ID: id, Plan: plan, Mode: c.Mode, BaseID: c.BaseID,
 		Started: c.Started.UTC(), Ended: c.Ended.UTC(), Consistency: ConsistencyQuiesced}
+	if q := c.Quiesce; q != nil {
+		m.Quiesce = &QuiesceWindow{Start: q.Start.UTC(), End: q.End.UTC(), Duration: q.End.Sub(q.Start), Components: q.Components}
+	}
 	if c.Mode == ModeCumulative {
 		base, err := s.Load(plan, c.BaseID)
 		if err != nil {
@@ -431,19 +436,21 @@ func (s *Store) SetValidity(plan, id string, v Validity) error {
 
 // Point is the summary of a recovery point that listings show.
 type Point struct {
-	ID          string         `json:"id"`
-	Plan        string         `json:"plan"`
-	Mode        Mode           `json:"mode,omitempty"`
-	BaseID      string         `json:"baseId,omitempty"`
-	Instant     time.Time      `json:"instant,omitzero"`
-	Started     time.Time      `json:"started,omitzero"`
-	Ended       time.Time      `json:"ended,omitzero"`
-	Size        int64          `json:"size"`
-	DataSize    int64          `json:"dataSize"`
-	Consistency Consistency    `json:"consistency,omitempty"`
-	Validity    Validity       `json:"validity"`
-	Groups      []GroupSummary `json:"groups,omitempty"`
-	Dir         string         `json:"dir"`
+	ID          string      `json:"id"`
+	Plan        string      `json:"plan"`
+	Mode        Mode        `json:"mode,omitempty"`
+	BaseID      string      `json:"baseId,omitempty"`
+	Instant     time.Time   `json:"instant,omitzero"`
+	Started     time.Time   `json:"started,omitzero"`
+	Ended       time.Time   `json:"ended,omitzero"`
+	Size        int64       `json:"size"`
+	DataSize    int64       `json:"dataSize"`
+	Consistency Consistency `json:"consistency,omitempty"`
+	// Quiesce is how long the capture paused writes (nil: none).
+	Quiesce  *QuiesceWindow `json:"quiesce,omitempty"`
+	Validity Validity       `json:"validity"`
+	Groups   []GroupSummary `json:"groups,omitempty"`
+	Dir      string         `json:"dir"`
 	// Problem is set when the manifest could not be read: the point is
 	// listed so an operator sees it, but nothing may restore from it.
 	Problem string `json:"problem,omitempty"`
@@ -461,7 +468,7 @@ type GroupSummary struct {
 // Summary turns a manifest into a listing entry.
 func (m *Manifest) Summary() Point {
 	p := Point{ID: m.ID, Plan: m.Plan, Mode: m.Mode, BaseID: m.BaseID, Instant: m.Instant,
-		Started: m.Started, Ended: m.Ended, Size: m.Size, DataSize: m.DataSize, Consistency: m.Consistency}
+		Started: m.Started, Ended: m.Ended, Size: m.Size, DataSize: m.DataSize, Consistency: m.Consistency, Quiesce: m.Quiesce}
 	for _, g := range m.Groups {
 		gs := GroupSummary{Name: g.Name, Driver: g.Driver, Method: g.Method, Consistency: g.Consistency}
 		for _, mem := range g.Members {

@@ -139,6 +139,11 @@ type Evidence = report.Evidence
 type StepResult struct {
 	Component string   `json:"component,omitempty"`
 	Evidence  Evidence `json:"evidence"`
+	// Started and Ended are when the driver call began and returned, on
+	// the worker's clock (quiesce and resume: the window writes were
+	// paused).
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 	// Attempt is the activity attempt that succeeded, for the report.
 	Attempt int `json:"attempt"`
 	Ran     Ran `json:"ran,omitzero"`
@@ -317,10 +322,15 @@ type Point struct {
 	Size        int64     `json:"size"`
 	DataSize    int64     `json:"dataSize"`
 	Consistency string    `json:"consistency,omitempty"`
-	Validity    Validity  `json:"validity"`
-	Dir         string    `json:"dir"`
-	Problem     string    `json:"problem,omitempty"`
+	// Quiesce is how long the capture paused writes (nil: it paused none).
+	Quiesce  *QuiesceWindow `json:"quiesce,omitempty"`
+	Validity Validity       `json:"validity"`
+	Dir      string         `json:"dir"`
+	Problem  string         `json:"problem,omitempty"`
 }
+
+// QuiesceWindow is how long a backup paused writes.
+type QuiesceWindow = report.QuiesceWindow
 
 // GroupInput is one consistency group of one point.
 type GroupInput struct {
@@ -386,6 +396,8 @@ type CommitInput struct {
 	Started time.Time `json:"started"`
 	Ended   time.Time `json:"ended"`
 	Groups  []string  `json:"groups"`
+	// Quiesce is the window writes were paused, recorded in the manifest.
+	Quiesce *QuiesceWindow `json:"quiesce,omitempty"`
 }
 
 // AbandonInput removes what a failed backup left.

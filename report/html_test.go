@@ -105,6 +105,7 @@ func TestHTMLTimeline(t *testing.T) {
 	assert.Contains(t, page, "&lt;all&gt; open", "evidence is escaped")
 	assert.Contains(t, page, "dc1 is gone")
 	assert.Contains(t, page, "SHA256:abc")
+	assert.Contains(t, page, "writes paused 1.234s (db, dmgr) from 09:56:00.000 to 09:56:01.234 UTC", "the point's quiesce window")
 
 	svg := timelineSVG(t, page)
 	bars := svg.find("bar")

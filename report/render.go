@@ -48,6 +48,9 @@ func (r Report) Markdown() string {
 			w(", %d bytes", p.Bytes)
 		}
 		w(".\n\n")
+		if p.Quiesce != nil {
+			w("Writes paused %s.\n\n", p.Quiesce)
+		}
 	}
 	for _, p := range r.Abandoned {
 		w("- abandoned after failed verification: `%s` captured %s\n", p.ID, stamp(p.Captured))

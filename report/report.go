@@ -9,6 +9,7 @@ package report
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/drover-dr/drover/plan"
@@ -155,6 +156,30 @@ type Point struct {
 	Consistency string    `json:"consistency,omitempty"`
 	Validity    string    `json:"validity,omitempty"`
 	Bytes       int64     `json:"bytes,omitempty"`
+	// Quiesce is how long the point's capture paused writes; nil when it
+	// paused none (a cold backup, or groups that do not quiesce).
+	Quiesce *QuiesceWindow `json:"quiesce,omitempty"`
+}
+
+// QuiesceWindow is how long writes were paused for a point: from the
+// first component's quiesce call to the last one's resume returning, as
+// the workers that ran them measured it, so the window is never shorter
+// than the pause was.
+type QuiesceWindow struct {
+	Start    time.Time     `json:"start"`
+	End      time.Time     `json:"end"`
+	Duration time.Duration `json:"duration"`
+	// Components are the components whose writes were paused.
+	Components []string `json:"components,omitempty"`
+}
+
+// String reads as "1.234s (db, dmgr) from 12:00:01.000 to 12:00:02.234 UTC".
+func (q QuiesceWindow) String() string {
+	s := q.Duration.Round(time.Millisecond).String()
+	if len(q.Components) > 0 {
+		s += " (" + strings.Join(q.Components, ", ") + ")"
+	}
+	return s + " from " + q.Start.UTC().Format("15:04:05.000") + " to " + q.End.UTC().Format("15:04:05.000 MST")
 }
 
 // Objective is an achieved RPO or RTO against the plan's target.

@@ -16,7 +16,8 @@ func sample() Report {
 	return Report{
 		Kind: "failover", Plan: "lab", WorkflowID: "drover/lab/failover", RunID: "r1", Outcome: "completed",
 		Started: t0, Ended: t0.Add(90 * time.Second), Declared: t0, Redirected: t0.Add(80 * time.Second),
-		Point: &Point{ID: "p1", Mode: "full", Captured: t0.Add(-4 * time.Minute), Consistency: "quiesced", Validity: "valid"},
+		Point: &Point{ID: "p1", Mode: "full", Captured: t0.Add(-4 * time.Minute), Consistency: "quiesced", Validity: "valid",
+			Quiesce: &QuiesceWindow{Start: t0.Add(-4 * time.Minute), End: t0.Add(-4*time.Minute + 1234*time.Millisecond), Duration: 1234 * time.Millisecond, Components: []string{"db", "dmgr"}}},
 		RPO:   Measure(15*time.Minute, 4*time.Minute),
 		RTO:   Measure(time.Minute, 80*time.Second),
 		Steps: []Step{{Name: "restore cell", Phase: "restore", Started: t0, Ended: t0.Add(time.Second), Attempts: 1, Outcome: "ok", Detail: "a|b"}},
@@ -40,6 +41,7 @@ func TestMarkdownShowsWhatHappened(t *testing.T) {
 	require.Contains(t, md, "alice: approve at 2026-11-23 10:00:01.000Z (signed SHA256:abc) — go")
 	require.Contains(t, md, `a\|b`, "a pipe in a detail must not break the table")
 	require.Contains(t, md, "| primary | dc1 | lost (disaster) |")
+	require.Contains(t, md, "Writes paused 1.234s (db, dmgr) from 09:56:00.000 to 09:56:01.234 UTC.", "the point's quiesce window")
 }
 
 func TestWriteIsAtomicAndReadable(t *testing.T) {

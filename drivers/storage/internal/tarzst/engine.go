@@ -282,8 +282,26 @@ func fileChecksum(path string) (string, error) {
 // pipeline holds the buffers of one archive's goroutines.
 type pipeline struct {
 	chunk   int
-	inPool  sync.Pool
-	outPool sync.Pool
+	inPool  *sync.Pool
+	outPool *sync.Pool
+}
+
+func newPipeline(chunk int) *pipeline {
+	return &pipeline{chunk: chunk, inPool: chunkPool(&inPools, chunk), outPool: chunkPool(&outPools, chunk)}
+}
+
+// Chunk buffers by chunk size, shared by every archive: the members of a
+// group, and the next capture, take the buffers the last one gave back
+// rather than allocating megabytes the runtime must zero first (a tenth
+// of a capture's CPU when every member had its own).
+var inPools, outPools sync.Map // chunk size -> *sync.Pool
+
+func chunkPool(pools *sync.Map, chunk int) *sync.Pool {
+	if p, ok := pools.Load(chunk); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := pools.LoadOrStore(chunk, &sync.Pool{})
+	return p.(*sync.Pool)
 }
 
 type job struct {
@@ -824,7 +842,7 @@ func writeArchive(ctx context.Context, dst string, chunk int, comp *compressors,
 			_ = os.Remove(tmp)
 		}
 	}()
-	p := &pipeline{chunk: chunk}
+	p := newPipeline(chunk)
 	var art catalog.Artifact
 	g, gctx := errgroup.WithContext(ctx)
 	order := make(chan *job, 2*comp.workers)
