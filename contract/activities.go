@@ -57,6 +57,7 @@ var SiteActivities = []string{
 	WipeSite, ReadInstallation, CompareInstallation, RecordInstallation, Redirect, DrainTraffic,
 	PreflightBackup, CommitPoint, AbandonPoint, ApplyRetention, ChoosePoint, SetValidity, PointStats,
 	PlanLifecycle, WriteReport, RecordPrimary,
+	ReplicaSeed, ReplicaLag, ReplicaPromote, ReplicaFence, ReplicaReseed, ReplicaSwitchover,
 }
 
 // OrchestratorActivities are the activities of the orchestrator's queue.

@@ -9,8 +9,8 @@ import (
 // Replication activities: a database kept at the other site by its own
 // replication (PostgreSQL streaming replication, DB2 HADR). Each runs at the
 // site of the end it changes: Seed, Lag and Promote at the standby's, Fence
-// and Reseed at the old primary's, Switchover at the standby's (it becomes
-// the primary).
+// at the old primary's, Reseed at the former primary's (the input's Standby
+// end), Switchover at the primary's (the driver stops and rewinds it there).
 const (
 	ReplicaSeed       = "ReplicaSeed"
 	ReplicaLag        = "ReplicaLag"

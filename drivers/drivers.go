@@ -21,6 +21,9 @@ const (
 	KindRedirect   Kind = "redirect"
 	// KindNotify is the notifications' settings check (the plan's notify).
 	KindNotify Kind = "notify"
+	// KindReplicator names the middleware drivers that replicate (a plan's
+	// replicated component needs one); it is checked, never registered.
+	KindReplicator Kind = "replicator"
 )
 
 // Site is the part of a plan site a driver reads.

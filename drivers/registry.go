@@ -114,6 +114,12 @@ func (r *Registry) Names(kind Kind) []string {
 		for n := range r.notifiers {
 			names = append(names, n)
 		}
+	case KindReplicator:
+		for n, d := range r.middleware {
+			if _, ok := d.(Replicator); ok {
+				names = append(names, n)
+			}
+		}
 	}
 	sort.Strings(names)
 	return names
@@ -136,6 +142,14 @@ func (r *Registry) CheckDriver(kind, name string, settings map[string]any) error
 		d, ok = r.storage[name]
 	case KindNotify:
 		d, ok = r.notifiers[name]
+	case KindReplicator:
+		if _, err := r.Replicator(name); err != nil {
+			if _, known := r.middleware[name]; known {
+				return fmt.Errorf("middleware driver %q does not replicate (replicating drivers: %s)", name, strings.Join(r.Names(KindReplicator), ", "))
+			}
+			return err
+		}
+		return nil
 	default:
 		return fmt.Errorf("unknown driver kind %q", kind)
 	}

@@ -49,3 +49,49 @@ func TestRegistryResolvesEachKindByItsOwnInterface(t *testing.T) {
 		t.Fatal("unknown kind must fail")
 	}
 }
+
+type plainServer struct{}
+
+func (plainServer) Start(context.Context, Target) (Evidence, error)          { return Evidence{}, nil }
+func (plainServer) Stop(context.Context, Target, StopMode) (Evidence, error) { return Evidence{}, nil }
+func (plainServer) Status(context.Context, Target) (Status, error)           { return Status{}, nil }
+
+type replicatingServer struct{ plainServer }
+
+func (replicatingServer) Seed(context.Context, Target, Target) (ReplicationResult, error) {
+	return ReplicationResult{}, nil
+}
+func (replicatingServer) Lag(context.Context, Target, Target) (ReplicationLag, error) {
+	return ReplicationLag{}, nil
+}
+func (replicatingServer) Promote(context.Context, Target) (ReplicationResult, error) {
+	return ReplicationResult{}, nil
+}
+func (replicatingServer) Fence(context.Context, Target) (ReplicationResult, error) {
+	return ReplicationResult{}, nil
+}
+func (replicatingServer) Reseed(context.Context, Target, Target) (ReplicationResult, error) {
+	return ReplicationResult{}, nil
+}
+func (replicatingServer) Switchover(context.Context, Target, Target) (ReplicationResult, error) {
+	return ReplicationResult{}, nil
+}
+
+func TestCheckDriverTellsAReplicatingMiddlewareDriver(t *testing.T) {
+	r := NewRegistry()
+	r.RegisterMiddleware("exec", plainServer{})
+	r.RegisterMiddleware("postgres", replicatingServer{})
+	if err := r.CheckDriver(string(KindReplicator), "postgres", nil); err != nil {
+		t.Fatalf("postgres replicates: %v", err)
+	}
+	err := r.CheckDriver(string(KindReplicator), "exec", nil)
+	if err == nil || !strings.Contains(err.Error(), `middleware driver "exec" does not replicate (replicating drivers: postgres)`) {
+		t.Fatalf("exec does not replicate: %v", err)
+	}
+	if err := r.CheckDriver(string(KindReplicator), "nope", nil); err == nil || !strings.Contains(err.Error(), `unknown middleware driver "nope"`) {
+		t.Fatalf("unknown driver: %v", err)
+	}
+	if got := r.Names(KindReplicator); len(got) != 1 || got[0] != "postgres" {
+		t.Fatalf("Names(replicator) = %v", got)
+	}
+}

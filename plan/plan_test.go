@@ -122,14 +122,14 @@ func TestMalformedPlans(t *testing.T) {
 		{
 			name: "unknown field",
 			old:  "    role: dmgr\n", new: "    role: dmgr\n    colour: blue\n",
-			want: []string{`p.yaml:15: components[1].colour: unknown field (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)`},
+			want: []string{`p.yaml:15: components[1].colour: unknown field (known: after, driver, host, name, optional, product, readiness, replication, role, settings, startTimeout)`},
 		},
 		{
 			name: "unknown field with a guess",
 			old:  "    role: dmgr\n", new: "    rolee: dmgr\n",
 			want: []string{
 				`p.yaml:13: components[1].role: required: one of database, dmgr, nodeagent, messaging, support, app, webserver, other`,
-				`p.yaml:14: components[1].rolee: unknown field; did you mean "role"? (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)`,
+				`p.yaml:14: components[1].rolee: unknown field; did you mean "role"? (known: after, driver, host, name, optional, product, readiness, replication, role, settings, startTimeout)`,
 			},
 		},
 		{
@@ -793,4 +793,49 @@ func TestDataRootsThatMustNeverBeTouched(t *testing.T) {
 	p, err := Parse("p.yaml", []byte(src))
 	require.NoError(t, err)
 	require.NoError(t, Validate(p, newFakeChecker()))
+}
+
+func TestReplicatedComponent(t *testing.T) {
+	checker := newFakeChecker()
+	checker["middleware"] = append(checker["middleware"], "postgres")
+	checker["replicator"] = []string{"postgres"}
+	replicated := func(driver, standby string) string {
+		return edit(t, "  - name: db\n    role: database\n    driver: exec\n",
+			"  - name: db\n    role: database\n    driver: "+driver+"\n    replication: {standby: "+standby+"}\n")
+	}
+
+	p, err := Parse("p.yaml", []byte(replicated("postgres", "b")))
+	require.NoError(t, err)
+	require.NoError(t, Validate(p, checker))
+	require.True(t, p.Components[0].Replicated())
+	require.Equal(t, []string{"db"}, func() (n []string) {
+		for _, c := range p.ReplicatedComponents() {
+			n = append(n, c.Name)
+		}
+		return n
+	}())
+
+	cases := []struct{ name, src, want string }{
+		{"standby is not the secondary", replicated("postgres", "a"),
+			`p.yaml:13: components[0].replication.standby: standby site "a" is not the secondary site "b"`},
+		{"standby left out", replicated("postgres", "''"),
+			`p.yaml:13: components[0].replication.standby: required: the site that holds the standby (the secondary site, b)`},
+		{"driver does not replicate", replicated("exec", "b"),
+			`p.yaml:12: components[0].driver: unknown replicator driver "exec"`},
+		{"unknown field", replicated("postgres", "b, lag: 1s"),
+			`p.yaml:13: components[0].replication.lag: unknown field (known: standby)`},
+		{"listed in a group", strings.Replace(replicated("postgres", "b"), "      classes: [configuration, runtime]\n",
+			"      classes: [configuration, runtime]\n      components: [db]\n", 1),
+			`components[0]: component "db" is protected by its replication`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse("p.yaml", []byte(tc.src))
+			if err == nil {
+				err = Validate(p, checker)
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
 }

@@ -79,6 +79,9 @@ const (
 	KindProbe      DriverKind = "probe"
 	KindRedirect   DriverKind = "redirect"
 	KindNotify     DriverKind = "notify"
+	// KindReplicator is a middleware driver that also replicates (seed,
+	// lag, promote, fence, reseed, switchover): a replicated component's.
+	KindReplicator DriverKind = "replicator"
 )
 
 // Settings are a driver's own settings, decoded strictly by that driver.
@@ -218,7 +221,34 @@ type Component struct {
 	Readiness *DriverCheck `yaml:"readiness,omitempty" json:"readiness,omitempty"`
 	// StartTimeout bounds one start attempt including readiness.
 	StartTimeout Duration `yaml:"startTimeout,omitempty" json:"startTimeout,omitempty"`
-	Pos          Pos      `yaml:"-" json:"-"`
+	// Replication says the component is protected by its own replication
+	// to a standby at the other site (PostgreSQL streaming replication,
+	// DB2 HADR) instead of by the storage groups: a failover promotes the
+	// standby rather than restoring the component from a point.
+	Replication *Replication `yaml:"replication,omitempty" json:"replication,omitempty"`
+	Pos         Pos          `yaml:"-" json:"-"`
+}
+
+// Replication places a replicated component's standby.
+type Replication struct {
+	// Standby is the site that holds the standby: the secondary site's name.
+	Standby string `yaml:"standby" json:"standby"`
+	Pos     Pos    `yaml:"-" json:"-"`
+}
+
+// Replicated reports whether the component is protected by replication.
+func (c Component) Replicated() bool { return c.Replication != nil }
+
+// ReplicatedComponents lists the components protected by replication, in
+// plan order.
+func (p *Plan) ReplicatedComponents() []Component {
+	var out []Component
+	for _, c := range p.Components {
+		if c.Replicated() {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Storage describes how the cell's data is captured.

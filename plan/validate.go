@@ -336,6 +336,8 @@ func (v *validator) components() {
 			seen[a] = true
 		}
 
+		v.replication(c, path)
+
 		if r := c.Readiness; r != nil {
 			rp := path + ".readiness"
 			v.driver(KindProbe, r.Driver, r.Settings, rp)
@@ -357,8 +359,10 @@ func (v *validator) storage() {
 	v.secrets(st.Store, "storage.store")
 	first := map[string]int{}
 	comps := map[string]bool{}
+	replicated := map[string]bool{}
 	for _, c := range v.p.Components {
 		comps[c.Name] = true
+		replicated[c.Name] = c.Replicated()
 	}
 	for i := range st.Groups {
 		g := &st.Groups[i]
@@ -399,11 +403,39 @@ func (v *validator) storage() {
 			switch {
 			case !comps[name]:
 				v.add(cp, "unknown component %q", name)
+			case replicated[name]:
+				v.add(cp, "component %q is protected by its replication (components[].replication): a failover promotes its standby, so no group restores it", name)
 			case inGroup[name]:
 				v.add(cp, "%q is listed twice", name)
 			}
 			inGroup[name] = true
 		}
+	}
+}
+
+// replication checks a replicated component: its standby is at the
+// secondary site, and its driver replicates (where drivers are known).
+func (v *validator) replication(c *Component, path string) {
+	r := c.Replication
+	if r == nil {
+		return
+	}
+	rp := path + ".replication"
+	secondary := siteNameOf(v.p.Sites.Secondary)
+	switch {
+	case r.Standby == "":
+		v.add(rp+".standby", "required: the site that holds the standby (the secondary site, %s)", secondary)
+	case v.p.Sites.Secondary != nil && r.Standby != secondary:
+		v.add(rp+".standby", "standby site %q is not the secondary site %q: the standby follows the primary at the site a failover moves to", r.Standby, secondary)
+	}
+	if c.Driver == "" || v.checker == nil || v.suppressed(path+".settings") {
+		return
+	}
+	if err := v.checkDriver(KindMiddleware, c.Driver, c.Settings); err != nil {
+		return // reported at the driver or its settings
+	}
+	if err := v.checker.CheckDriver(string(KindReplicator), c.Driver, c.Settings); err != nil {
+		v.add(path+".driver", "%s: a replicated component needs a driver that replicates", err)
 	}
 }
 

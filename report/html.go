@@ -127,6 +127,7 @@ svg text{font-family:system-ui,sans-serif}
 </table>{{end}}
 
 {{if .R.Sites}}<h2>Sites</h2><table><tr><th>role</th><th>site</th><th>left in state</th></tr>{{range .R.Sites}}<tr><td>{{.Role}}</td><td>{{.Site}}</td><td>{{.State}}</td></tr>{{end}}</table>{{end}}
+{{if .R.Replicas}}<h2>Replication</h2><ul id="replication">{{range .R.Replicas}}{{$c := .Component}}{{with .LagAtDeclaration}}<li>{{$c}}: lag at declaration: {{.String}}</li>{{end}}{{range .Steps}}<li>{{$c}}: {{.Action}} at {{.Site}}: {{.Method}}{{if .Position}}, position {{.Position}}{{end}}{{if eq .Action "switchover"}}, lost {{.LostBytes}} bytes{{end}}{{if .Detail}} ({{.Detail}}){{end}}</li>{{end}}{{end}}</ul>{{end}}
 {{if .R.Notes}}<h2>Notes</h2><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 </body></html>
 `))

@@ -65,6 +65,31 @@ func (r Report) Markdown() string {
 		}
 		w("\n")
 	}
+	if len(r.Replicas) > 0 {
+		w("## Replication\n\n")
+		for _, rp := range r.Replicas {
+			if l := rp.LagAtDeclaration; l != nil {
+				w("- `%s`: lag at declaration: %s\n", rp.Component, cell(l.String()))
+			}
+			for _, st := range rp.Steps {
+				w("- `%s`: %s at %s: %s", rp.Component, st.Action, st.Site, cell(st.Method))
+				if st.Position != "" {
+					w(", position %s", st.Position)
+				}
+				if st.Timeline > 0 {
+					w(", timeline %d", st.Timeline)
+				}
+				if st.Action == "switchover" {
+					w(", lost %d bytes", st.LostBytes)
+				}
+				if st.Detail != "" {
+					w(" (%s)", cell(st.Detail))
+				}
+				w("\n")
+			}
+		}
+		w("\n")
+	}
 	if v := r.Verification; v != nil {
 		w("## Verification")
 		if v.Site != "" {

@@ -232,5 +232,63 @@ type Report struct {
 	Ignored      []Ignored     `json:"ignored,omitempty"`
 	Verification *Verification `json:"verification,omitempty"`
 	Sites        []SiteState   `json:"sites,omitempty"`
-	Notes        []string      `json:"notes,omitempty"`
+	// Replicas are the components protected by replication: their lag
+	// when the disaster was declared and each replication step taken.
+	Replicas []Replica `json:"replicas,omitempty"`
+	Notes    []string  `json:"notes,omitempty"`
+}
+
+// Replica is what a run measured and did to one replicated component.
+type Replica struct {
+	Component string `json:"component"`
+	// LagAtDeclaration is how far the standby was behind when the disaster
+	// was declared (or the switch began): the data a failover may lose.
+	LagAtDeclaration *Lag          `json:"lagAtDeclaration,omitempty"`
+	Steps            []ReplicaStep `json:"steps,omitempty"`
+}
+
+// Lag is a standby's distance behind its primary; the Known flags say which
+// figures were measured (a lost primary leaves the bytes unknown).
+type Lag struct {
+	Bytes            int64     `json:"bytes"`
+	BytesKnown       bool      `json:"bytesKnown"`
+	Seconds          float64   `json:"seconds"`
+	SecondsKnown     bool      `json:"secondsKnown"`
+	PrimaryPosition  string    `json:"primaryPosition,omitempty"`
+	ReplayedPosition string    `json:"replayedPosition,omitempty"`
+	Streaming        bool      `json:"streaming"`
+	PrimaryReachable bool      `json:"primaryReachable"`
+	MeasuredAt       time.Time `json:"measuredAt,omitzero"`
+	Detail           string    `json:"detail,omitempty"`
+}
+
+// String reads the lag as a person would say it.
+func (l Lag) String() string {
+	var parts []string
+	if l.BytesKnown {
+		parts = append(parts, fmt.Sprintf("%d bytes", l.Bytes))
+	} else {
+		parts = append(parts, "bytes unknown (primary unreachable)")
+	}
+	if l.SecondsKnown {
+		parts = append(parts, fmt.Sprintf("%.3f s", l.Seconds))
+	}
+	if l.ReplayedPosition != "" {
+		parts = append(parts, "standby replayed "+l.ReplayedPosition)
+	}
+	if l.PrimaryPosition != "" {
+		parts = append(parts, "primary at "+l.PrimaryPosition)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ReplicaStep is one replication step (fence, promote, reseed, switchover).
+type ReplicaStep struct {
+	Action    string `json:"action"`
+	Site      string `json:"site"`
+	Method    string `json:"method,omitempty"`
+	Position  string `json:"position,omitempty"`
+	Timeline  int    `json:"timeline,omitempty"`
+	LostBytes int64  `json:"lostBytes,omitempty"`
+	Detail    string `json:"detail,omitempty"`
 }

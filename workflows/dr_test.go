@@ -175,6 +175,10 @@ type drEnv struct {
 	stor      *flakyStorage
 	plan      plan.Plan
 	ts        testsuite.WorkflowTestSuite
+	// register adds drivers of a test's own to each environment's registry.
+	register func(*drivers.Registry)
+	// missingQueues are task queues no worker polls (a lost site).
+	missingQueues map[string]bool
 }
 
 func newDREnv(t *testing.T) *drEnv {
@@ -245,7 +249,12 @@ func (e *drEnv) env() *testsuite.TestWorkflowEnvironment {
 	reg.RegisterProbe("cell", e.cell)
 	reg.RegisterRedirect("cell", e.cell)
 	reg.RegisterStorage("archive", e.stor)
-	env.RegisterActivity(testActivitiesWith(reg, e.schedules))
+	if e.register != nil {
+		e.register(reg)
+	}
+	acts := testActivitiesWith(reg, e.schedules)
+	acts.Workers = everyQueue{missing: e.missingQueues}
+	env.RegisterActivity(acts)
 	for _, wf := range []any{RestartWorkflow, VerifyWorkflow, ShutdownWorkflow, BackupWorkflow, ValidateWorkflow, DrillWorkflow, FailoverWorkflow, FailbackWorkflow} {
 		env.RegisterWorkflow(wf)
 	}

@@ -48,7 +48,8 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	st := sites{}
 	st.set("secondary", p.Sites.Secondary, "live (serving traffic)")
 	st.set("primary", p.Sites.Primary, "back, idle")
-	f := &failover{r: r, gk: gk, p: p, store: store, sites: &st, rep: &rep, from: secondary.Site.Name}
+	f := &failover{r: r, gk: gk, p: p, store: store, sites: &st, rep: &rep, from: secondary.Site.Name, in: FailoverInput{Planned: true}}
+	f.repl = usesReplication(ctx, p)
 	defer func() {
 		f.resumeIfUntouched(ctx)
 		rep.Sites = st.states
@@ -71,29 +72,50 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 		f.pauseBackups(ctx, &err)
 		f.moved = true // the live site stops next
 	}
+	if f.repl {
+		// The primary's replicated components follow the live ones again
+		// (rewound where they can be) and catch up while traffic flows.
+		st.set("primary", p.Sites.Primary, "reseeding the replicated components")
+		if err := f.reseedAndCatchUp(ctx, "secondary", "primary"); err != nil {
+			st.set("primary", p.Sites.Primary, "reseed failed: "+rootMessage(err))
+			return res, err
+		}
+		st.set("primary", p.Sites.Primary, "replicated components caught up as standbys")
+	}
 	drain(ctx, r, p, secondary)
 	r.phase(ctx, "stop-secondary")
-	if err := shutdownSite(ctx, r, p, secondary, false, id+"/stop-secondary"); err != nil {
+	if err := shutdownSite(ctx, r, f.restPlan(), secondary, false, id+"/stop-secondary"); err != nil {
 		st.set("secondary", p.Sites.Secondary, "stop failed: "+rootMessage(err))
 		return res, err
 	}
 	st.set("secondary", p.Sites.Secondary, "stopped in reverse order")
-	r.phase(ctx, "backup-secondary")
-	step := r.begin(ctx, "backup of "+secondary.Site.Name)
-	opts := r.childOptions(ctx, id+"/backup-secondary", contract.KindBackup)
-	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	var bk BackupResult
-	if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
-		Plan: *p, Site: &secondary, Mode: contract.ModeFull, Reason: "failback", Cold: true,
-	}).Get(ctx, &bk); err != nil {
-		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
-		return res, fmt.Errorf("backup of the secondary: %w", err)
+	if !f.pointless() {
+		r.phase(ctx, "backup-secondary")
+		step := r.begin(ctx, "backup of "+secondary.Site.Name)
+		opts := r.childOptions(ctx, id+"/backup-secondary", contract.KindBackup)
+		opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
+			Plan: *p, Site: &secondary, Mode: contract.ModeFull, Reason: "failback", Cold: true,
+		}).Get(ctx, &bk); err != nil {
+			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+			return res, fmt.Errorf("backup of the secondary: %w", err)
+		}
+		r.end(ctx, step, OutcomeOK, 1, "point "+bk.Point.ID)
+		res.Point, rep.Point = bk.Point, pointRef(bk.Point)
 	}
-	r.end(ctx, step, OutcomeOK, 1, "point "+bk.Point.ID)
-	res.Point, rep.Point = bk.Point, pointRef(bk.Point)
+	if f.repl {
+		if err := f.switchover(ctx, "secondary", "primary"); err != nil {
+			st.set("secondary", p.Sites.Secondary, "switchover failed: "+rootMessage(err))
+			return res, err
+		}
+		st.set("secondary", p.Sites.Secondary, "stopped in reverse order; replicated components switched over, now standbys")
+	}
 
-	st.set("primary", p.Sites.Primary, "restoring point "+bk.Point.ID)
-	if err := restoreSite(ctx, r, p, store, bk.Point.ID, primary, "secondary"); err != nil {
+	if bk.Point.ID != "" {
+		st.set("primary", p.Sites.Primary, "restoring point "+bk.Point.ID)
+	}
+	if err := restoreSite(ctx, r, f.restPlan(), store, bk.Point.ID, primary, "secondary"); err != nil {
 		st.set("primary", p.Sites.Primary, "partly restored: "+rootMessage(err))
 		return res, err
 	}

@@ -101,8 +101,14 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 
 	f = &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep,
 		local: workflow.GetVersion(ctx, "local-preflight", workflow.DefaultVersion, 1) == 1}
+	f.repl = usesReplication(ctx, p)
 	if err := f.preflight(ctx); err != nil {
 		return res, err
+	}
+	if f.repl && !in.Planned {
+		// What the standby had replayed when the disaster was declared,
+		// measured before anything changes: the data the promotion loses.
+		f.measureLag(ctx, "primary", "secondary")
 	}
 	if r.safe {
 		f.pauseBackups(ctx, &err)
@@ -114,19 +120,27 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	pointID := in.PointID
-	if pointID == "" {
-		pointID = invocation
+	var pt contract.Point
+	if !f.pointless() {
+		pointID := in.PointID
+		if pointID == "" {
+			pointID = invocation
+		}
+		pt, err = choosePointWith(ctx, r, store, contract.ChooseInput{PointID: pointID, PreferValidated: r.safe}, f.quick)
+		if err != nil {
+			return res, err
+		}
+		if err := f.acceptTrust(ctx, pt, pointID); err != nil {
+			return res, err
+		}
+		if err := f.acceptDataLoss(ctx, pt, declared); err != nil {
+			return res, err
+		}
 	}
-	pt, err := choosePointWith(ctx, r, store, contract.ChooseInput{PointID: pointID, PreferValidated: r.safe}, f.quick)
-	if err != nil {
-		return res, err
-	}
-	if err := f.acceptTrust(ctx, pt, pointID); err != nil {
-		return res, err
-	}
-	if err := f.acceptDataLoss(ctx, pt, declared); err != nil {
-		return res, err
+	if f.repl && !in.Planned {
+		if err := f.acceptReplicaLoss(ctx); err != nil {
+			return res, err
+		}
 	}
 	// Seed 001: the secondary starts only once a person says so.
 	if err := f.gate(ctx, contract.GateStartSecondary, "start the cell at "+siteName(p.Sites.Secondary), r.safe); err != nil {
@@ -134,7 +148,10 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	}
 
 	pt, up, err := f.restoreAndVerify(ctx, pt)
-	res.Point, rep.Point, res.Verify = pt, pointRef(pt), up.Verify
+	res.Point, res.Verify = pt, up.Verify
+	if pt.ID != "" {
+		rep.Point = pointRef(pt)
+	}
 	if len(up.Verify.Levels) > 0 {
 		rep.Verification = &res.Verify
 	}
@@ -153,7 +170,7 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if r.safe {
 		f.reprotect(ctx, siteRef(p, "secondary"), p.Storage.ReverseStore, p.Storage.ReverseStoreAt)
 	}
-	res.RPO = report.Measure(p.RPO.D(), max(declared.Sub(pt.Instant), 0))
+	res.RPO = f.achievedRPO(pt, declared)
 	res.RTO = report.Measure(p.RTO.D(), res.Redirected.Sub(declared))
 	rep.RPO, rep.RTO = res.RPO, res.RTO
 	return res, nil
@@ -184,6 +201,28 @@ type failover struct {
 	// each saves a round trip through the server on the way to the restore
 	// (drover bench rto). Runs from before keep their contract.
 	local bool
+	// repl says the run moves the replicated components by replication;
+	// promoted is set once their standbys took over.
+	repl     bool
+	promoted bool
+}
+
+// achievedRPO is the data the failover lost: the point's age at the
+// declaration, the replicas' lag at declaration (a planned switchover
+// loses nothing), whichever is larger; unknown when a lag is.
+func (f *failover) achievedRPO(pt contract.Point, declared time.Time) report.Objective {
+	var lost time.Duration
+	if pt.ID != "" {
+		lost = max(declared.Sub(pt.Instant), 0)
+	}
+	if f.repl && !f.in.Planned {
+		lag, known := f.replicaDataLoss()
+		if !known {
+			return report.Objective{Target: f.p.RPO.D()}
+		}
+		lost = max(lost, lag)
+	}
+	return report.Measure(f.p.RPO.D(), lost)
 }
 
 // quick runs a short read-only step (it reads the store or asks a site):
@@ -290,6 +329,12 @@ func (f *failover) primarySide(ctx workflow.Context) (string, error) {
 			f.rep.Notes = append(f.rep.Notes, "primary did not answer: no invocation backup")
 			return "", nil
 		}
+		if f.pointless() {
+			// Nothing to back up: the replicated components are fenced
+			// before their standbys are promoted, the rest stopped.
+			f.mustFence = f.r.safe
+			return "", nil
+		}
 		id, err := f.invocationBackup(ctx, 15*time.Minute, false)
 		if err != nil {
 			f.rep.Notes = append(f.rep.Notes, "invocation backup failed, going on with the catalog: "+rootMessage(err))
@@ -313,16 +358,28 @@ func (f *failover) primarySide(ctx workflow.Context) (string, error) {
 	f.sites.set("primary", p.Sites.Primary, "drained")
 	f.r.phase(ctx, "stop-primary")
 	cold := true
-	if err := shutdownSite(ctx, f.r, p, primary, false, workflow.GetInfo(ctx).WorkflowExecution.ID+"/stop-primary"); err != nil {
+	if err := shutdownSite(ctx, f.r, f.restPlan(), primary, false, workflow.GetInfo(ctx).WorkflowExecution.ID+"/stop-primary"); err != nil {
 		f.rep.Notes = append(f.rep.Notes, "orderly stop of the primary failed: "+rootMessage(err))
 		f.sites.set("primary", p.Sites.Primary, "stop failed: "+rootMessage(err))
 		cold = false
 	} else {
 		f.sites.set("primary", p.Sites.Primary, "stopped in reverse order (planned)")
 	}
-	id, err := f.invocationBackup(ctx, 0, cold)
-	if err != nil {
-		f.rep.Notes = append(f.rep.Notes, "final invocation backup failed: "+rootMessage(err))
+	var id string
+	if !f.pointless() {
+		var err error
+		if id, err = f.invocationBackup(ctx, 0, cold); err != nil {
+			f.rep.Notes = append(f.rep.Notes, "final invocation backup failed: "+rootMessage(err))
+		}
+	}
+	if f.repl {
+		// The replicated components stop last, by their switchover: the
+		// standby replays everything the primary wrote, then takes over.
+		if err := f.switchover(ctx, "primary", "secondary"); err != nil {
+			f.sites.set("primary", p.Sites.Primary, "switchover failed: "+rootMessage(err))
+			return "", err
+		}
+		f.sites.set("primary", p.Sites.Primary, "stopped in reverse order (planned); replicated components switched over, now standbys")
 	}
 	if !f.r.safe {
 		// Runs from before asked here, after the stop, and went on whatever
@@ -339,7 +396,7 @@ func (f *failover) primarySide(ctx workflow.Context) (string, error) {
 func (f *failover) fencePrimary(ctx workflow.Context) error {
 	p := f.p
 	f.r.phase(ctx, "fence-primary")
-	err := shutdownSite(ctx, f.r, p, siteRef(p, "primary"), true, workflow.GetInfo(ctx).WorkflowExecution.ID+"/fence-primary")
+	err := shutdownSite(ctx, f.r, f.restPlan(), siteRef(p, "primary"), true, workflow.GetInfo(ctx).WorkflowExecution.ID+"/fence-primary")
 	if err == nil {
 		f.sites.set("primary", p.Sites.Primary, "fenced: it still answered, stopped at once before the secondary started")
 		f.rep.Notes = append(f.rep.Notes, "the primary still answered: stopped (fenced) before the secondary started")
@@ -444,7 +501,7 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (co
 	f.moved = true
 	for attempt := 1; ; attempt++ {
 		f.sites.set("secondary", f.p.Sites.Secondary, "restoring point "+pt.ID)
-		if err := restoreSite(ctx, f.r, f.p, f.store, pt.ID, secondary, "primary"); err != nil {
+		if err := restoreSite(ctx, f.r, f.restPlan(), f.store, pt.ID, secondary, "primary"); err != nil {
 			f.sites.set("secondary", f.p.Sites.Secondary, "partly restored, nothing started: "+rootMessage(err))
 			_, damaged := damagedPoint(err)
 			// Runs from before this change failed here for good.
@@ -467,6 +524,14 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (co
 			}
 			f.mustFence = false
 		}
+		if f.repl && !f.promoted {
+			// The replicated components take over instead of a restore;
+			// the rest of the cell then starts in order around them.
+			if err := f.takeover(ctx); err != nil {
+				f.sites.set("secondary", f.p.Sites.Secondary, "restored, standby not promoted: "+rootMessage(err))
+				return pt, BringUpResult{}, err
+			}
+		}
 		f.sites.set("secondary", f.p.Sites.Secondary, "restored, starting")
 		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt), false)
 		if err != nil {
@@ -483,7 +548,7 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (co
 		if err != nil {
 			return pt, up, err
 		}
-		if err := shutdownSite(ctx, f.r, f.p, secondary, true, fmt.Sprintf("%s/rollback-%d", id, attempt)); err != nil {
+		if err := shutdownSite(ctx, f.r, f.restPlan(), secondary, true, fmt.Sprintf("%s/rollback-%d", id, attempt)); err != nil {
 			return pt, up, err
 		}
 		pt = older

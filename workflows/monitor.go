@@ -44,6 +44,8 @@ type RPOStatus struct {
 	// ValidatedPointID and ValidatedAge are the newest validated point.
 	ValidatedPointID string        `json:"validatedPointId,omitempty"`
 	ValidatedAge     time.Duration `json:"validatedAge,omitempty"`
+	// Replicas are the replicated components' lags: each one's RPO.
+	Replicas []ReplicaStatus `json:"replicas,omitempty"`
 }
 
 func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
@@ -72,8 +74,15 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		checks = 500
 	}
 	interval := monitorInterval(&in.Plan, in.Interval)
+	repl := usesReplication(ctx, &in.Plan)
 	if in.Since.IsZero() {
 		in.Since = workflow.GetInfo(ctx).WorkflowStartTime
+		if repl {
+			// The plan was just enabled: its standbys must stream before
+			// their lag means anything.
+			r.phase(ctx, "seed-standbys")
+			st.Replicas = seedStandbys(ctx, r, &in.Plan)
+		}
 	}
 	store := storeRef(&in.Plan, nil)
 	r.notifyWith(&in.Plan)
@@ -81,7 +90,13 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 	r.phase(ctx, "monitoring")
 	for i := 0; i < checks; i++ {
 		var stats contract.StatsResult
-		err := r.act(shortOptions(ctx, time.Minute, 3), store.At, contract.PointStats, store).Get(ctx, &stats)
+		var err error
+		if !repl || len(in.Plan.Storage.Groups) > 0 {
+			err = r.act(shortOptions(ctx, time.Minute, 3), store.At, contract.PointStats, store).Get(ctx, &stats)
+		}
+		if repl {
+			st.Replicas = checkReplicas(ctx, r, &in.Plan)
+		}
 		now := workflow.Now(ctx)
 		prev := st.Status
 		st.CheckedAt, st.Error = now, ""
@@ -102,6 +117,9 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 			if st.Age > st.RPO {
 				st.Status = contract.RPOBreached
 			}
+		}
+		if repl {
+			rpoOfReplicas(&st, &in.Plan)
 		}
 		breach := st.Status == contract.RPOBreached || st.Status == contract.RPONoPoint
 		if breach && (prev != contract.RPOBreached && prev != contract.RPONoPoint) {
