@@ -236,6 +236,9 @@ type CommitInfo struct {
 	// Groups are the groups the point must hold; commit fails if one was
 	// not staged.
 	Groups []string
+	// Cold and Configuration are recorded in the manifest as given.
+	Cold          bool
+	Configuration *Configuration
 }
 
 // Commit records a staged point: it checks every group and artifact is
@@ -317,7 +320,8 @@ func (s *Store) buildManifest(plan, id string, c CommitInfo) (*Manifest, error) 
 		return nil, fmt.Errorf("commit %s: no groups", id)
 	}
 	m := &Manifest{Format: FormatVersion, ID: id, Plan: plan, Mode: c.Mode, BaseID: c.BaseID,
-		Started: c.Started.UTC(), Ended: c.Ended.UTC(), Consistency: ConsistencyQuiesced}
+		Started: c.Started.UTC(), Ended: c.Ended.UTC(), Consistency: ConsistencyQuiesced,
+		Cold: c.Cold, Configuration: c.Configuration}
 	if c.Mode == ModeCumulative {
 		base, err := s.Load(plan, c.BaseID)
 		if err != nil {
@@ -443,7 +447,10 @@ type Point struct {
 	Consistency Consistency    `json:"consistency,omitempty"`
 	Validity    Validity       `json:"validity"`
 	Groups      []GroupSummary `json:"groups,omitempty"`
-	Dir         string         `json:"dir"`
+	Cold        bool           `json:"cold,omitempty"`
+	// Configuration is the configuration the point holds, when recorded.
+	Configuration *Configuration `json:"configuration,omitempty"`
+	Dir           string         `json:"dir"`
 	// Problem is set when the manifest could not be read: the point is
 	// listed so an operator sees it, but nothing may restore from it.
 	Problem string `json:"problem,omitempty"`
@@ -461,7 +468,8 @@ type GroupSummary struct {
 // Summary turns a manifest into a listing entry.
 func (m *Manifest) Summary() Point {
 	p := Point{ID: m.ID, Plan: m.Plan, Mode: m.Mode, BaseID: m.BaseID, Instant: m.Instant,
-		Started: m.Started, Ended: m.Ended, Size: m.Size, DataSize: m.DataSize, Consistency: m.Consistency}
+		Started: m.Started, Ended: m.Ended, Size: m.Size, DataSize: m.DataSize, Consistency: m.Consistency,
+		Cold: m.Cold, Configuration: m.Configuration}
 	for _, g := range m.Groups {
 		gs := GroupSummary{Name: g.Name, Driver: g.Driver, Method: g.Method, Consistency: g.Consistency}
 		for _, mem := range g.Members {
@@ -470,6 +478,22 @@ func (m *Manifest) Summary() Point {
 		p.Groups = append(p.Groups, gs)
 	}
 	return p
+}
+
+// FirstSeen returns the earliest time the points record for a
+// configuration fingerprint, or since when none records an earlier one.
+func FirstSeen(points []Point, fingerprint string, since time.Time) time.Time {
+	first := since
+	for _, p := range points {
+		c := p.Configuration
+		if c == nil || c.Fingerprint != fingerprint || c.FirstSeen.IsZero() {
+			continue
+		}
+		if first.IsZero() || c.FirstSeen.Before(first) {
+			first = c.FirstSeen
+		}
+	}
+	return first
 }
 
 // Usable reports whether a point may be restored: readable and not invalid.

@@ -155,6 +155,12 @@ type Point struct {
 	Consistency string    `json:"consistency,omitempty"`
 	Validity    string    `json:"validity,omitempty"`
 	Bytes       int64     `json:"bytes,omitempty"`
+	// Cold says the point was captured with the whole scope stopped.
+	Cold bool `json:"cold,omitempty"`
+	// Configuration is the fingerprint of the cell's configuration the
+	// point holds, and ConfigurationSince when drover first saw it.
+	Configuration      string    `json:"configuration,omitempty"`
+	ConfigurationSince time.Time `json:"configurationSince,omitzero"`
 }
 
 // Objective is an achieved RPO or RTO against the plan's target.
