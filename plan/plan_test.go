@@ -367,6 +367,17 @@ func TestMalformedPlans(t *testing.T) {
 			},
 		},
 		{
+			name: "configuration watch and cold backups",
+			old:  "storage:\n", new: "storage:\n  schedule:\n    onChange: {installation: true, paths: [/etc/was], evry: 1m}\n    cold: {every: 0s, approve: true}\n",
+			want: []string{
+				`p.yaml:22: storage.schedule.onChange.evry: unknown field; did you mean "every"? (known: every, installation, paths)`,
+				`p.yaml:22: storage.schedule.onChange.installation: the primary site names no installation manifest (sites.primary.installation)`,
+				`p.yaml:22: storage.schedule.onChange.paths[0]: "/etc/was" is absolute: patterns are relative to the site's dataRoot (fingerprinted at the primary)`,
+				`p.yaml:23: storage.schedule.cold.every: must be > 0, got 0s`,
+				`p.yaml:23: storage.schedule.cold.approve: the plan defines no gate cold-backup to approve the cell's stop`,
+			},
+		},
+		{
 			name: "settings value JSON cannot hold",
 			old:  "  primary: {name: a}\n", new: "  primary: {name: a, settings: {weight: .inf}}\n",
 			want: []string{`p.yaml:7: sites.primary.settings.weight: .inf is not a finite number (plans travel as JSON)`},
