@@ -29,7 +29,14 @@ func catalogValidity(v contract.Validity) catalog.Validity {
 func point(p catalog.Point) contract.Point {
 	return contract.Point{ID: p.ID, Plan: p.Plan, Mode: contract.Mode(p.Mode), BaseID: p.BaseID, Instant: p.Instant,
 		Started: p.Started, Ended: p.Ended, Size: p.Size, DataSize: p.DataSize, Consistency: string(p.Consistency),
-		Validity: validity(p.Validity), Dir: p.Dir, Problem: p.Problem}
+		Validity: validity(p.Validity), Dir: p.Dir, Problem: p.Problem, Cold: p.Cold, Configuration: configuration(p.Configuration)}
+}
+
+func configuration(c *catalog.Configuration) *contract.Configuration {
+	if c == nil {
+		return nil
+	}
+	return &contract.Configuration{Fingerprint: c.Fingerprint, FirstSeen: c.FirstSeen}
 }
 
 func pointRef(p *catalog.Point) *contract.Point {

@@ -19,6 +19,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/drivers/probe/sqlprobe"
 	"github.com/drover-dr/drover/drivers/sitefs"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
@@ -36,6 +37,14 @@ func (a *Activities) ApplyEnvironment(ctx context.Context, in contract.Environme
 			msg := fmt.Sprintf("environment rewrite %s has no value for the %s or %s site", rw.Name, in.FromRole, in.Site.Role)
 			return out, temporal.NewNonRetryableApplicationError(msg, contract.ErrTypeBadSettings, nil)
 		}
+		if rw.SQL != nil {
+			res, err := a.rewriteDatabase(ctx, in, rw, from, to)
+			out = append(out, res)
+			if err != nil {
+				return out, err
+			}
+			continue
+		}
 		files, changed, err := sitefs.Rewrite(driverSite(in.Site), rw.Files, from, to)
 		if err != nil {
 			return out, classify("environment rewrite "+rw.Name, err)
@@ -45,6 +54,25 @@ func (a *Activities) ApplyEnvironment(ctx context.Context, in contract.Environme
 		out = append(out, contract.RewriteResult{Name: rw.Name, Files: files, Changed: changed})
 	}
 	return out, nil
+}
+
+// rewriteDatabase changes the values a rewrite names in a database through
+// the sql driver; the statement selects its rows by the old value, so a
+// retry changes nothing more.
+func (a *Activities) rewriteDatabase(ctx context.Context, in contract.EnvironmentInput, rw plan.Rewrite, from, to string) (contract.RewriteResult, error) {
+	s := rw.SQL
+	applied, err := sqlprobe.Rewrite(ctx, driverSite(in.Site), in.Plan, sqlprobe.Statement{
+		DSN: s.DSN, Password: s.Password, Host: s.Host, Port: s.Port, Database: s.Database,
+		SQL: s.Statement, Timeout: s.Timeout.D(),
+	}, to, from)
+	ev := evidence(applied.Evidence)
+	res := contract.RewriteResult{Name: rw.Name, Database: applied.Database, Rows: applied.Rows, Evidence: &ev}
+	if err != nil {
+		return res, classify("environment rewrite "+rw.Name, err)
+	}
+	a.Logger.Info("environment rewrite applied", zap.String("rewrite", rw.Name), zap.String("site", in.Site.Site.Name),
+		zap.String("database", applied.Database), zap.Int64("rows", applied.Rows))
+	return res, nil
 }
 
 // WipeSite empties a sandbox site's data root, so a drill or validation
@@ -102,6 +130,21 @@ func (a *Activities) ReadInstallation(ctx context.Context, in contract.SiteRef) 
 	}
 	data, err := readInstallation(in)
 	return contract.Manifest{Site: in.Site.Name, Data: data, Configured: true}, err
+}
+
+// ConfigurationFingerprint fingerprints the cell's configuration where it
+// is: the site's installation manifest, when the watch asks for it, and
+// the watched folders of its data root. It only reads.
+func (a *Activities) ConfigurationFingerprint(ctx context.Context, in contract.FingerprintInput) (contract.Configuration, error) {
+	installation := ""
+	if in.Watch.Installation {
+		installation = in.Site.Site.Installation
+	}
+	fp, err := sitefs.ConfigurationFingerprint(driverSite(in.Site), installation, in.Watch.Paths)
+	if err != nil {
+		return contract.Configuration{}, classify("configuration fingerprint at "+in.Site.Site.Name, err)
+	}
+	return contract.Configuration{Fingerprint: fp.Sum, Parts: fp.Parts}, nil
 }
 
 // CompareInstallation checks the target site has the same product versions

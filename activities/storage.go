@@ -248,9 +248,19 @@ func (a *Activities) CommitPoint(ctx context.Context, in contract.CommitInput) (
 	if err != nil {
 		return contract.Point{}, err
 	}
-	m, err := st.Commit(in.Store.Plan, in.PointID, catalog.CommitInfo{
-		Mode: catalog.Mode(in.Mode), BaseID: in.BaseID, Started: in.Started, Ended: in.Ended, Groups: in.Groups,
-	})
+	info := catalog.CommitInfo{
+		Mode: catalog.Mode(in.Mode), BaseID: in.BaseID, Started: in.Started, Ended: in.Ended, Groups: in.Groups, Cold: in.Cold,
+	}
+	if c := in.Configuration; c != nil {
+		// The configuration was first seen when the first point holding
+		// it says so, if that is earlier than what this run knows.
+		first := c.FirstSeen
+		if pts, err := st.List(in.Store.Plan); err == nil {
+			first = catalog.FirstSeen(pts, c.Fingerprint, first)
+		}
+		info.Configuration = &catalog.Configuration{Fingerprint: c.Fingerprint, FirstSeen: first.UTC()}
+	}
+	m, err := st.Commit(in.Store.Plan, in.PointID, info)
 	if err != nil {
 		return contract.Point{}, storageError("commit point "+in.PointID, err)
 	}

@@ -119,6 +119,20 @@ type Manifest struct {
 	// none (a cold backup, or no group that quiesces).
 	Quiesce *QuiesceWindow `json:"quiesce,omitempty"`
 	Groups  []Group        `json:"groups"`
+	// Cold says the whole scope was stopped while it was captured (the
+	// seed's simple server backup): offline, consistent by construction.
+	Cold bool `json:"cold,omitempty"`
+	// Configuration is the cell's configuration the point holds, when the
+	// plan watches it (seed 000 §4.1).
+	Configuration *Configuration `json:"configuration,omitempty"`
+}
+
+// Configuration names one configuration the cell ran with: the fingerprint
+// of its installation manifest and watched configuration folders, and when
+// drover first saw it.
+type Configuration struct {
+	Fingerprint string    `json:"fingerprint"`
+	FirstSeen   time.Time `json:"firstSeen,omitzero"`
 }
 
 // QuiesceWindow is how long writes were paused for a point: from the first

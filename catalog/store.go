@@ -238,6 +238,9 @@ type CommitInfo struct {
 	Groups []string
 	// Quiesce is the window the run paused writes for the capture.
 	Quiesce *QuiesceWindow
+	// Cold and Configuration are recorded in the manifest as given.
+	Cold          bool
+	Configuration *Configuration
 }
 
 // Commit records a staged point: it checks every group and artifact is
@@ -319,7 +322,8 @@ func (s *Store) buildManifest(plan, id string, c CommitInfo) (*Manifest, error) 
 		return nil, fmt.Errorf("commit %s: no groups", id)
 	}
 	m := &Manifest{Format: FormatVersion, ID: id, Plan: plan, Mode: c.Mode, BaseID: c.BaseID,
-		Started: c.Started.UTC(), Ended: c.Ended.UTC(), Consistency: ConsistencyQuiesced}
+		Started: c.Started.UTC(), Ended: c.Ended.UTC(), Consistency: ConsistencyQuiesced,
+		Cold: c.Cold, Configuration: c.Configuration}
 	if q := c.Quiesce; q != nil {
 		m.Quiesce = &QuiesceWindow{Start: q.Start.UTC(), End: q.End.UTC(), Duration: q.End.Sub(q.Start), Components: q.Components}
 	}
@@ -436,21 +440,23 @@ func (s *Store) SetValidity(plan, id string, v Validity) error {
 
 // Point is the summary of a recovery point that listings show.
 type Point struct {
-	ID          string      `json:"id"`
-	Plan        string      `json:"plan"`
-	Mode        Mode        `json:"mode,omitempty"`
-	BaseID      string      `json:"baseId,omitempty"`
-	Instant     time.Time   `json:"instant,omitzero"`
-	Started     time.Time   `json:"started,omitzero"`
-	Ended       time.Time   `json:"ended,omitzero"`
-	Size        int64       `json:"size"`
-	DataSize    int64       `json:"dataSize"`
-	Consistency Consistency `json:"consistency,omitempty"`
-	// Quiesce is how long the capture paused writes (nil: none).
-	Quiesce  *QuiesceWindow `json:"quiesce,omitempty"`
-	Validity Validity       `json:"validity"`
-	Groups   []GroupSummary `json:"groups,omitempty"`
-	Dir      string         `json:"dir"`
+	ID          string         `json:"id"`
+	Plan        string         `json:"plan"`
+	Mode        Mode           `json:"mode,omitempty"`
+	BaseID      string         `json:"baseId,omitempty"`
+	Instant     time.Time      `json:"instant,omitzero"`
+	Started     time.Time      `json:"started,omitzero"`
+	Ended       time.Time      `json:"ended,omitzero"`
+	Size        int64          `json:"size"`
+	DataSize    int64          `json:"dataSize"`
+	Consistency Consistency    `json:"consistency,omitempty"`
+	Quiesce     *QuiesceWindow `json:"quiesce,omitempty"`
+	Validity    Validity       `json:"validity"`
+	Groups      []GroupSummary `json:"groups,omitempty"`
+	Cold        bool           `json:"cold,omitempty"`
+	// Configuration is the configuration the point holds, when recorded.
+	Configuration *Configuration `json:"configuration,omitempty"`
+	Dir           string         `json:"dir"`
 	// Problem is set when the manifest could not be read: the point is
 	// listed so an operator sees it, but nothing may restore from it.
 	Problem string `json:"problem,omitempty"`
@@ -468,7 +474,8 @@ type GroupSummary struct {
 // Summary turns a manifest into a listing entry.
 func (m *Manifest) Summary() Point {
 	p := Point{ID: m.ID, Plan: m.Plan, Mode: m.Mode, BaseID: m.BaseID, Instant: m.Instant,
-		Started: m.Started, Ended: m.Ended, Size: m.Size, DataSize: m.DataSize, Consistency: m.Consistency, Quiesce: m.Quiesce}
+		Started: m.Started, Ended: m.Ended, Size: m.Size, DataSize: m.DataSize, Consistency: m.Consistency, Quiesce: m.Quiesce,
+		Cold: m.Cold, Configuration: m.Configuration}
 	for _, g := range m.Groups {
 		gs := GroupSummary{Name: g.Name, Driver: g.Driver, Method: g.Method, Consistency: g.Consistency}
 		for _, mem := range g.Members {
@@ -477,6 +484,22 @@ func (m *Manifest) Summary() Point {
 		p.Groups = append(p.Groups, gs)
 	}
 	return p
+}
+
+// FirstSeen returns the earliest time the points record for a
+// configuration fingerprint, or since when none records an earlier one.
+func FirstSeen(points []Point, fingerprint string, since time.Time) time.Time {
+	first := since
+	for _, p := range points {
+		c := p.Configuration
+		if c == nil || c.Fingerprint != fingerprint || c.FirstSeen.IsZero() {
+			continue
+		}
+		if first.IsZero() || c.FirstSeen.Before(first) {
+			first = c.FirstSeen
+		}
+	}
+	return first
 }
 
 // Usable reports whether a point may be restored: readable and not invalid.

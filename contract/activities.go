@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/drover-dr/drover/plan"
@@ -30,8 +31,11 @@ const (
 	ReadInstallation    = "ReadInstallation"
 	CompareInstallation = "CompareInstallation"
 	RecordInstallation  = "RecordInstallation"
-	Redirect            = "Redirect"
-	DrainTraffic        = "DrainTraffic"
+	// ConfigurationFingerprint fingerprints the cell's configuration
+	// where it is (seed 000 §4.1).
+	ConfigurationFingerprint = "ConfigurationFingerprint"
+	Redirect                 = "Redirect"
+	DrainTraffic             = "DrainTraffic"
 	// Store activities: they run where the store is.
 	PreflightBackup = "PreflightBackup"
 	CommitPoint     = "CommitPoint"
@@ -54,7 +58,7 @@ const (
 var SiteActivities = []string{
 	StartComponent, StopComponent, ComponentStatus, StartAndWaitReady, WaitReady, RunCheck, WaitChecks,
 	QuiesceComponent, ResumeComponent, AfterRestore, CaptureGroup, ShipGroup, VerifyGroup, RestoreGroup, ApplyEnvironment,
-	WipeSite, ReadInstallation, CompareInstallation, RecordInstallation, Redirect, DrainTraffic,
+	WipeSite, ReadInstallation, CompareInstallation, RecordInstallation, ConfigurationFingerprint, Redirect, DrainTraffic,
 	PreflightBackup, CommitPoint, AbandonPoint, ApplyRetention, ChoosePoint, SetValidity, PointStats,
 	PlanLifecycle, WriteReport, RecordPrimary,
 	ReplicaSeed, ReplicaLag, ReplicaPromote, ReplicaFence, ReplicaReseed, ReplicaSwitchover,
@@ -209,16 +213,32 @@ type ChecksInput struct {
 // EnvironmentInput asks to apply the plan's environment-specific changes to
 // a site's restored data (the seed's step 5).
 type EnvironmentInput struct {
+	// Plan names the plan, for the drivers' templates.
+	Plan     string         `json:"plan,omitempty"`
 	Site     SiteRef        `json:"site"`
 	FromRole string         `json:"fromRole"`
 	Rewrites []plan.Rewrite `json:"rewrites"`
 }
 
-// RewriteResult says what one rewrite changed.
+// RewriteResult says what one rewrite changed: files, or rows of a
+// database (Database is set).
 type RewriteResult struct {
 	Name    string   `json:"name"`
 	Files   int      `json:"files"`
 	Changed []string `json:"changed,omitempty"`
+	// Database is host:port/database of a rewrite held in a database,
+	// and Rows the rows its statement changed.
+	Database string    `json:"database,omitempty"`
+	Rows     int64     `json:"rows,omitempty"`
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// Summary says what the rewrite changed, for the report.
+func (r RewriteResult) Summary() string {
+	if r.Database != "" {
+		return fmt.Sprintf("%s: %d rows changed in %s", r.Name, r.Rows, r.Database)
+	}
+	return fmt.Sprintf("%s: %d of %d files changed", r.Name, len(r.Changed), r.Files)
 }
 
 // StoreRef locates the recovery point store: the plan's storage.store
@@ -257,6 +277,22 @@ type Manifest struct {
 	Data []byte `json:"data,omitempty"`
 	// Configured is false when the site names no manifest.
 	Configured bool `json:"configured"`
+}
+
+// FingerprintInput asks for the fingerprint of a site's configuration.
+type FingerprintInput struct {
+	Site  SiteRef          `json:"site"`
+	Watch plan.ConfigWatch `json:"watch"`
+}
+
+// Configuration is one configuration of the cell: the fingerprint of its
+// installation manifest and watched folders, and when drover first saw it.
+type Configuration struct {
+	Fingerprint string    `json:"fingerprint"`
+	FirstSeen   time.Time `json:"firstSeen,omitzero"`
+	// Parts say what went into the fingerprint (the manifest, each
+	// folder with its file count), for the report.
+	Parts []string `json:"parts,omitempty"`
 }
 
 // RedirectInput points traffic at a site.
@@ -313,21 +349,24 @@ type Validity struct {
 
 // Point is a recovery point as the catalog lists it.
 type Point struct {
-	ID          string    `json:"id"`
-	Plan        string    `json:"plan"`
-	Mode        Mode      `json:"mode,omitempty"`
-	BaseID      string    `json:"baseId,omitempty"`
-	Instant     time.Time `json:"instant,omitzero"`
-	Started     time.Time `json:"started,omitzero"`
-	Ended       time.Time `json:"ended,omitzero"`
-	Size        int64     `json:"size"`
-	DataSize    int64     `json:"dataSize"`
-	Consistency string    `json:"consistency,omitempty"`
-	// Quiesce is how long the capture paused writes (nil: it paused none).
-	Quiesce  *QuiesceWindow `json:"quiesce,omitempty"`
-	Validity Validity       `json:"validity"`
-	Dir      string         `json:"dir"`
-	Problem  string         `json:"problem,omitempty"`
+	ID          string         `json:"id"`
+	Plan        string         `json:"plan"`
+	Mode        Mode           `json:"mode,omitempty"`
+	BaseID      string         `json:"baseId,omitempty"`
+	Instant     time.Time      `json:"instant,omitzero"`
+	Started     time.Time      `json:"started,omitzero"`
+	Ended       time.Time      `json:"ended,omitzero"`
+	Size        int64          `json:"size"`
+	DataSize    int64          `json:"dataSize"`
+	Consistency string         `json:"consistency,omitempty"`
+	Quiesce     *QuiesceWindow `json:"quiesce,omitempty"`
+	Validity    Validity       `json:"validity"`
+	// Cold says the point was captured with the whole scope stopped.
+	Cold bool `json:"cold,omitempty"`
+	// Configuration is the configuration the point holds, when recorded.
+	Configuration *Configuration `json:"configuration,omitempty"`
+	Dir           string         `json:"dir"`
+	Problem       string         `json:"problem,omitempty"`
 }
 
 // QuiesceWindow is how long a backup paused writes.
@@ -399,6 +438,11 @@ type CommitInput struct {
 	Groups  []string  `json:"groups"`
 	// Quiesce is the window writes were paused, recorded in the manifest.
 	Quiesce *QuiesceWindow `json:"quiesce,omitempty"`
+	// Cold says the whole scope was stopped while it was captured.
+	Cold bool `json:"cold,omitempty"`
+	// Configuration is the cell's configuration the point holds; the
+	// commit keeps the earliest FirstSeen the store knows for it.
+	Configuration *Configuration `json:"configuration,omitempty"`
 }
 
 // AbandonInput removes what a failed backup left.

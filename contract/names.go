@@ -98,6 +98,9 @@ const (
 	// GatePrimaryAlive opens when an unplanned failover finds the primary
 	// still answering and cannot stop it: approve once it is fenced.
 	GatePrimaryAlive = "primary-alive"
+	// GateColdBackup opens before a scheduled cold backup stops the cell,
+	// when the plan asks for approval (storage.schedule.cold.approve).
+	GateColdBackup = "cold-backup"
 	// GateStepFailed opens when a step still fails after its retries:
 	// retry it, skip it (optional steps only) or abort.
 	GateStepFailed = "step-failed"
@@ -160,6 +163,20 @@ func DrillID(planName string) string            { return "drover/" + planName + 
 func MonitorID(planName string) string          { return "drover/" + planName + "/rpo-monitor" }
 func BackupScheduleID(planName string) string   { return "drover/" + planName + "/backup-schedule" }
 func ValidateScheduleID(planName string) string { return "drover/" + planName + "/validate-schedule" }
+func ColdScheduleID(planName string) string     { return "drover/" + planName + "/cold-backup-schedule" }
+
+// ColdScheduleRunID prefixes the cold backups the cold schedule starts.
+func ColdScheduleRunID(planName string) string { return "drover/" + planName + "/cold-backup" }
+
+// ConfigBackupID names the backup taken for one configuration of the cell
+// (the first characters of its fingerprint), so a watcher that sees the
+// same change twice starts one backup.
+func ConfigBackupID(planName, fingerprint string) string {
+	if len(fingerprint) > 16 {
+		fingerprint = fingerprint[:16]
+	}
+	return "drover/" + planName + "/backup/config-" + fingerprint
+}
 
 // BackupScheduleRunID and ValidateScheduleRunID prefix the runs the
 // schedules start (the schedule appends the time).

@@ -344,6 +344,40 @@ func TestMalformedPlans(t *testing.T) {
 			want: []string{`p.yaml:33: environment[0].secondary: same as primary ("db1"): nothing to rewrite`},
 		},
 		{
+			name: "environment rewrite in a database",
+			old:  "approvers:\n", new: "environment:\n  - name: ds\n    sql: {dsn: \"env:DSN\", statement: \"update e set host=$1 where host=$2\", tables: [e]}\n    primary: db1\n    secondary: db2\napprovers:\n",
+			want: []string{
+				`p.yaml:31: environment[0].sql.tables: unknown field (known: database, dsn, host, password, port, statement, timeout)`,
+			},
+		},
+		{
+			name: "environment rewrite in a database, bad statement",
+			old:  "approvers:\n", new: "environment:\n  - name: ds\n    sql: {dsn: \"postgres://u:pw@db/x\", statement: \"update e set host=$1 where id=$3\"}\n    files: [a.xml]\n    primary: db1\n    secondary: db2\napprovers:\n",
+			want: []string{
+				`p.yaml:31: environment[0].sql: a rewrite changes files or a database, not both: write two rewrites`,
+			},
+		},
+		{
+			name: "environment rewrite in a database, statement and dsn",
+			old:  "approvers:\n", new: "environment:\n  - name: ds\n    sql: {dsn: \"postgres://u:pw@db/x\", statement: \"update e set host=$1 where id=$3\"}\n    primary: db1\n    secondary: db2\napprovers:\n",
+			want: []string{
+				`p.yaml:31: environment[0].sql.dsn: write a secret reference env:NAME or file:PATH (plans travel in workflow history)`,
+				`p.yaml:31: environment[0].sql.statement: uses $3: only $1 (the site's value) and $2 (the value it replaces) are given`,
+				`p.yaml:31: environment[0].sql.statement: must use $1 (the site's value) and select the rows by $2 (the value it replaces), so a second run changes nothing`,
+			},
+		},
+		{
+			name: "configuration watch and cold backups",
+			old:  "storage:\n", new: "storage:\n  schedule:\n    onChange: {installation: true, paths: [/etc/was], evry: 1m}\n    cold: {every: 0s, approve: true}\n",
+			want: []string{
+				`p.yaml:22: storage.schedule.onChange.evry: unknown field; did you mean "every"? (known: every, installation, paths)`,
+				`p.yaml:22: storage.schedule.onChange.installation: the primary site names no installation manifest (sites.primary.installation)`,
+				`p.yaml:22: storage.schedule.onChange.paths[0]: "/etc/was" is absolute: patterns are relative to the site's dataRoot (fingerprinted at the primary)`,
+				`p.yaml:23: storage.schedule.cold.every: must be > 0, got 0s`,
+				`p.yaml:23: storage.schedule.cold.approve: the plan defines no gate cold-backup to approve the cell's stop`,
+			},
+		},
+		{
 			name: "settings value JSON cannot hold",
 			old:  "  primary: {name: a}\n", new: "  primary: {name: a, settings: {weight: .inf}}\n",
 			want: []string{`p.yaml:7: sites.primary.settings.weight: .inf is not a finite number (plans travel as JSON)`},

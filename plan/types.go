@@ -291,6 +291,30 @@ type BackupSchedule struct {
 	// the plan has a sandbox and none when it has not: a point nobody
 	// restored and started is only known to be intact.
 	Validate string `yaml:"validate,omitempty" json:"validate,omitempty"`
+	// OnChange takes a point whenever the cell's configuration changes
+	// (seed 000 §4.1), so one exists for every configuration it ran with.
+	OnChange *ConfigWatch `yaml:"onChange,omitempty" json:"onChange,omitempty"`
+	// Cold takes a whole-scope offline backup on its own schedule (seed
+	// 000 §2.3.2.1: stop in reverse order, capture, start in order, verify).
+	Cold *ColdSchedule `yaml:"cold,omitempty" json:"cold,omitempty"`
+}
+
+// ConfigWatch says what makes up the cell's configuration: the primary's
+// installation manifest and configuration folders (globs relative to the
+// site's data root), fingerprinted at the site every Every.
+type ConfigWatch struct {
+	Installation bool     `yaml:"installation,omitempty" json:"installation,omitempty"`
+	Paths        []string `yaml:"paths,omitempty" json:"paths,omitempty"`
+	// Every is how often the fingerprint is taken; the RPO monitor's
+	// interval when left out.
+	Every Duration `yaml:"every,omitempty" json:"every,omitempty"`
+}
+
+// ColdSchedule is the schedule of cold (offline) backups.
+type ColdSchedule struct {
+	Every Duration `yaml:"every" json:"every"`
+	// Approve waits at the cold-backup gate before the cell is stopped.
+	Approve bool `yaml:"approve,omitempty" json:"approve,omitempty"`
 }
 
 // ConsistencyGroup is everything captured at one instant.
@@ -394,15 +418,38 @@ type Gate struct {
 }
 
 // Rewrite is an environment-specific change applied after a restore (the
-// seed's step 5): in the files matching Files, Primary becomes Secondary.
+// seed's step 5): in the files matching Files, or in the database SQL
+// names, Primary becomes Secondary.
 type Rewrite struct {
-	Name      string   `yaml:"name" json:"name"`
-	Files     []string `yaml:"files" json:"files"`
-	Primary   string   `yaml:"primary" json:"primary"`
-	Secondary string   `yaml:"secondary" json:"secondary"`
+	Name  string   `yaml:"name" json:"name"`
+	Files []string `yaml:"files,omitempty" json:"files,omitempty"`
+	// SQL changes values held in a database (host names, endpoints in a
+	// configuration table) instead of text in files.
+	SQL       *SQLRewrite `yaml:"sql,omitempty" json:"sql,omitempty"`
+	Primary   string      `yaml:"primary" json:"primary"`
+	Secondary string      `yaml:"secondary" json:"secondary"`
 	// Sandbox is the value at the sandbox site, for drills and validation.
 	Sandbox string `yaml:"sandbox,omitempty" json:"sandbox,omitempty"`
 	Pos     Pos    `yaml:"-" json:"-"`
+}
+
+// SQLRewrite is a rewrite of values held in a PostgreSQL database, run by
+// the sql driver at the site being restored. Statement runs with $1 = the
+// value at that site and $2 = the value it replaces; it must select the rows
+// by $2 (UPDATE endpoints SET host = $1 WHERE host = $2), so running it twice
+// changes nothing more.
+type SQLRewrite struct {
+	// DSN is a secret reference (env:NAME or file:PATH, a template) to a
+	// libpq connection string or URL.
+	DSN string `yaml:"dsn" json:"dsn"`
+	// Password is a secret reference overriding the DSN's password.
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+	// Host, Port and Database override the DSN's (templates).
+	Host      string   `yaml:"host,omitempty" json:"host,omitempty"`
+	Port      string   `yaml:"port,omitempty" json:"port,omitempty"`
+	Database  string   `yaml:"database,omitempty" json:"database,omitempty"`
+	Statement string   `yaml:"statement" json:"statement"`
+	Timeout   Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // Tier is a set of components that start in parallel.

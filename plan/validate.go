@@ -355,6 +355,7 @@ func (v *validator) components() {
 }
 
 func (v *validator) storage() {
+	v.schedule()
 	st := v.p.Storage
 	v.secrets(st.Store, "storage.store")
 	first := map[string]int{}
@@ -437,6 +438,64 @@ func (v *validator) replication(c *Component, path string) {
 	if err := v.checker.CheckDriver(string(KindReplicator), c.Driver, c.Settings); err != nil {
 		v.add(path+".driver", "%s: a replicated component needs a driver that replicates", err)
 	}
+}
+
+// dataRootGlob checks a glob pattern relative to a site's data root.
+func (v *validator) dataRootGlob(fp, f, why string) {
+	switch {
+	case f == "":
+		v.add(fp, "empty file pattern")
+	case filepath.IsAbs(f):
+		v.add(fp, "%q is absolute: patterns are relative to the site's dataRoot (%s)", f, why)
+	case slices.Contains(strings.Split(filepath.ToSlash(f), "/"), ".."):
+		v.add(fp, "%q leaves the site's dataRoot", f)
+	default:
+		if _, err := filepath.Match(f, ""); err != nil {
+			v.add(fp, "%q is not a glob pattern: %v", f, err)
+		}
+	}
+}
+
+// schedule checks the backup policy: the validation choice, the
+// configuration watch and the cold backups.
+func (v *validator) schedule() {
+	sc := v.p.Storage.Schedule
+	const path = "storage.schedule"
+	switch sc.Validate {
+	case "", "every", "daily", "none":
+	default:
+		v.add(path+".validate", "want every, daily or none, got %q", sc.Validate)
+	}
+	if w := sc.OnChange; w != nil {
+		wp := path + ".onChange"
+		if !w.Installation && len(w.Paths) == 0 {
+			v.add(wp, "watches nothing: set installation: true or list the configuration folders under paths")
+		}
+		if w.Installation && (v.p.Sites.Primary == nil || v.p.Sites.Primary.Installation == "") {
+			v.add(wp+".installation", "the primary site names no installation manifest (sites.primary.installation)")
+		}
+		for i, f := range w.Paths {
+			v.dataRootGlob(fmt.Sprintf("%s.paths[%d]", wp, i), f, "fingerprinted at the primary")
+		}
+		v.notNegative(wp+".every", w.Every, "means the RPO monitor's interval")
+	}
+	if c := sc.Cold; c != nil {
+		v.positive(path+".cold.every", c.Every, "how often the cell is stopped for a cold backup")
+		if c.Approve {
+			if _, ok := findGateNamed(v.p, "cold-backup"); !ok {
+				v.add(path+".cold.approve", "the plan defines no gate cold-backup to approve the cell's stop")
+			}
+		}
+	}
+}
+
+func findGateNamed(p *Plan, name string) (Gate, bool) {
+	for _, g := range p.Gates {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return Gate{}, false
 }
 
 func (v *validator) check(c *DriverCheck, path string) {
@@ -580,23 +639,16 @@ func (v *validator) environment() {
 		default:
 			first[r.Name] = i
 		}
-		if len(r.Files) == 0 {
-			v.add(path+".files", "required: the files (glob patterns) to rewrite")
+		switch {
+		case len(r.Files) == 0 && r.SQL == nil:
+			v.add(path+".files", "required: the files (glob patterns) to rewrite, or sql: the database statement")
+		case len(r.Files) > 0 && r.SQL != nil:
+			v.add(path+".sql", "a rewrite changes files or a database, not both: write two rewrites")
+		case r.SQL != nil:
+			v.sqlRewrite(r.SQL, path+".sql")
 		}
 		for j, f := range r.Files {
-			fp := fmt.Sprintf("%s.files[%d]", path, j)
-			switch {
-			case f == "":
-				v.add(fp, "empty file pattern")
-			case filepath.IsAbs(f):
-				v.add(fp, "%q is absolute: patterns are relative to the site's dataRoot (the rewrite runs on the restored data there)", f)
-			case slices.Contains(strings.Split(filepath.ToSlash(f), "/"), ".."):
-				v.add(fp, "%q leaves the site's dataRoot", f)
-			default:
-				if _, err := filepath.Match(f, ""); err != nil {
-					v.add(fp, "%q is not a glob pattern: %v", f, err)
-				}
-			}
+			v.dataRootGlob(fmt.Sprintf("%s.files[%d]", path, j), f, "the rewrite runs on the restored data there")
 		}
 		if v.p.Sites.Sandbox != nil && r.Sandbox == "" {
 			v.add(path+".sandbox", "required: the value at the sandbox site %s, where drills and validations restore", v.p.Sites.Sandbox.Name)
@@ -611,6 +663,35 @@ func (v *validator) environment() {
 			v.add(path+".secondary", "same as primary (%q): nothing to rewrite", r.Primary)
 		}
 	}
+}
+
+// placeholderRE finds $1, $2 ... in a statement.
+var placeholderRE = regexp.MustCompile(`\$([0-9]+)`)
+
+func (v *validator) sqlRewrite(s *SQLRewrite, path string) {
+	for _, ref := range []struct{ field, val string }{{"dsn", s.DSN}, {"password", s.Password}} {
+		switch {
+		case ref.val == "" && ref.field == "dsn":
+			v.add(path+".dsn", "required: a secret reference (env:NAME or file:PATH) to the database's connection string")
+		case ref.val != "" && !strings.HasPrefix(ref.val, "env:") && !strings.HasPrefix(ref.val, "file:"):
+			v.add(path+"."+ref.field, "write a secret reference env:NAME or file:PATH (plans travel in workflow history)")
+		}
+	}
+	if strings.TrimSpace(s.Statement) == "" {
+		v.add(path+".statement", "required: the SQL statement, $1 the site's value and $2 the value it replaces")
+	} else {
+		used := map[string]bool{}
+		for _, m := range placeholderRE.FindAllStringSubmatch(s.Statement, -1) {
+			if n := m[1]; n != "1" && n != "2" && !used[n] {
+				v.add(path+".statement", "uses $%s: only $1 (the site's value) and $2 (the value it replaces) are given", n)
+			}
+			used[m[1]] = true
+		}
+		if !used["1"] || !used["2"] {
+			v.add(path+".statement", "must use $1 (the site's value) and select the rows by $2 (the value it replaces), so a second run changes nothing")
+		}
+	}
+	v.notNegative(path+".timeout", s.Timeout, "means 30s")
 }
 
 // driver checks that a driver is named and, through the checker, that it

@@ -91,7 +91,7 @@ svg text{font-family:system-ui,sans-serif}
 <tr><th>ended</th><td>{{stamp .R.Ended}} ({{dur .R.Started .R.Ended}})</td></tr>
 {{if not .R.Declared.IsZero}}<tr><th>disaster declared</th><td>{{stamp .R.Declared}}</td></tr>{{end}}
 {{if not .R.Redirected.IsZero}}<tr><th>traffic redirected</th><td>{{stamp .R.Redirected}}</td></tr>{{end}}
-{{with .R.Point}}<tr><th>recovery point</th><td><code>{{.ID}}</code> ({{.Mode}}{{if .BaseID}} on <code>{{.BaseID}}</code>{{end}}), captured {{stamp .Captured}}, {{.Consistency}}, {{.Validity}}{{with .Quiesce}}; writes paused {{.}}{{end}}</td></tr>{{end}}
+{{with .R.Point}}<tr><th>recovery point</th><td><code>{{.ID}}</code> ({{.Mode}}{{if .BaseID}} on <code>{{.BaseID}}</code>{{end}}), captured {{stamp .Captured}}, {{.Consistency}}, {{.Validity}}{{if .Cold}}, cold{{end}}{{if .Configuration}}, configuration <code>{{.Configuration}}</code> (first seen {{stamp .ConfigurationSince}}){{end}}{{with .Quiesce}}; writes paused {{.}}{{end}}</td></tr>{{end}}
 </table>
 
 <h2>Objectives</h2>

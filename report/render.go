@@ -47,6 +47,12 @@ func (r Report) Markdown() string {
 		if p.Bytes > 0 {
 			w(", %d bytes", p.Bytes)
 		}
+		if p.Cold {
+			w(", cold (the whole scope stopped while it was captured)")
+		}
+		if p.Configuration != "" {
+			w(", configuration `%s` (first seen %s)", p.Configuration, stamp(p.ConfigurationSince))
+		}
 		w(".\n\n")
 		if p.Quiesce != nil {
 			w("Writes paused %s.\n\n", p.Quiesce)

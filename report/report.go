@@ -159,6 +159,12 @@ type Point struct {
 	// Quiesce is how long the point's capture paused writes; nil when it
 	// paused none (a cold backup, or groups that do not quiesce).
 	Quiesce *QuiesceWindow `json:"quiesce,omitempty"`
+	// Cold says the point was captured with the whole scope stopped.
+	Cold bool `json:"cold,omitempty"`
+	// Configuration is the fingerprint of the cell's configuration the
+	// point holds, and ConfigurationSince when drover first saw it.
+	Configuration      string    `json:"configuration,omitempty"`
+	ConfigurationSince time.Time `json:"configurationSince,omitzero"`
 }
 
 // QuiesceWindow is how long writes were paused for a point: from the

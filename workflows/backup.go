@@ -36,7 +36,14 @@ type BackupInput struct {
 	// final backup): nothing writes, so nothing is quiesced and every group
 	// is one instant by construction.
 	Cold bool `json:"cold,omitempty"`
+	// Configuration is the configuration change that asked for this
+	// backup (the RPO monitor's watch): when it was first seen.
+	Configuration *contract.Configuration `json:"configuration,omitempty"`
 }
+
+// versionConfigFingerprint records the cell's configuration fingerprint in
+// every point of a plan that watches it (seed 000 §4.1).
+const versionConfigFingerprint = "backup-configuration-fingerprint"
 
 // BackupResult is the committed point and what retention did.
 type BackupResult struct {
@@ -175,6 +182,8 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	}
 	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%s point (%s), about %d bytes", res.Preflight.Mode, res.Preflight.Reason, res.Preflight.EstimateBytes))
 
+	config := fingerprintForPoint(ctx, r, p, site, in.Configuration, started)
+
 	groupsOut, err := captureAndShip(ctx, r, p, site, store, id, res.Preflight, in.Cold)
 	res.Groups = groupsOut
 	if err != nil {
@@ -191,7 +200,7 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	}
 	err = r.act(shortOptions(ctx, 10*time.Minute, 5), store.At, contract.CommitPoint, contract.CommitInput{
 		Store: store, PointID: id, Mode: res.Preflight.Mode, BaseID: res.Preflight.BaseID,
-		Started: started, Ended: workflow.Now(ctx), Groups: names,
+		Started: started, Ended: workflow.Now(ctx), Groups: names, Cold: in.Cold, Configuration: config,
 	}).Get(ctx, &res.Point)
 	if err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
@@ -220,6 +229,37 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	}
 	r.phase(ctx, "done")
 	return res, nil
+}
+
+// fingerprintForPoint takes the fingerprint of the configuration the point
+// is about to capture, when the plan watches it. A fingerprint that cannot
+// be taken does not stop the backup: the point records none and the watch
+// asks for another once it can.
+func fingerprintForPoint(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, asked *contract.Configuration, started time.Time) *contract.Configuration {
+	w := p.Storage.Schedule.OnChange
+	if w == nil || workflow.GetVersion(ctx, versionConfigFingerprint, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	step := r.begin(ctx, "configuration fingerprint")
+	var cfg contract.Configuration
+	if err := r.look(shortOptions(ctx, 5*time.Minute, 3), siteAt(site), contract.ConfigurationFingerprint,
+		contract.FingerprintInput{Site: site, Watch: *w}).Get(ctx, &cfg); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		return nil
+	}
+	cfg.FirstSeen = started
+	if asked != nil && asked.Fingerprint == cfg.Fingerprint && !asked.FirstSeen.IsZero() {
+		cfg.FirstSeen = asked.FirstSeen
+	}
+	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%s (%s)", shortFingerprint(cfg.Fingerprint), strings.Join(cfg.Parts, "; ")))
+	return &cfg
+}
+
+func shortFingerprint(fp string) string {
+	if len(fp) > 12 {
+		return fp[:12]
+	}
+	return fp
 }
 
 // captureAndShip holds the quiesce window around the captures only, and

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/drover-dr/drover/contract"
@@ -46,7 +47,28 @@ type RPOStatus struct {
 	ValidatedAge     time.Duration `json:"validatedAge,omitempty"`
 	// Replicas are the replicated components' lags: each one's RPO.
 	Replicas []ReplicaStatus `json:"replicas,omitempty"`
+	// Configuration is the configuration watch, when the plan has one.
+	Configuration *ConfigWatchStatus `json:"configuration,omitempty"`
 }
+
+// ConfigWatchStatus is what the watch of the cell's configuration knows:
+// the fingerprint seen last and since when, and the backup it asked for.
+type ConfigWatchStatus struct {
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	FirstSeen   time.Time `json:"firstSeen,omitzero"`
+	CheckedAt   time.Time `json:"checkedAt,omitzero"`
+	Parts       []string  `json:"parts,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	// Backup is the backup started for BackupFor at BackupAt.
+	Backup    string    `json:"backup,omitempty"`
+	BackupFor string    `json:"backupFor,omitempty"`
+	BackupAt  time.Time `json:"backupAt,omitzero"`
+	Backups   int       `json:"backups"`
+}
+
+// versionConfigWatch makes the RPO monitor watch the cell's configuration
+// and take a backup whenever it changes (seed 000 §4.1).
+const versionConfigWatch = "rpo-monitor-configuration-watch"
 
 func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
 	if d > 0 {
@@ -88,6 +110,10 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 	r.notifyWith(&in.Plan)
 	log := workflow.GetLogger(ctx)
 	r.phase(ctx, "monitoring")
+	watch := in.Plan.Storage.Schedule.OnChange
+	if watch != nil && workflow.GetVersion(ctx, versionConfigWatch, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		watch = nil
+	}
 	for i := 0; i < checks; i++ {
 		var stats contract.StatsResult
 		var err error
@@ -148,6 +174,9 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 			r.setRPOStatus(ctx, st.Status)
 			r.status.CurrentStep = fmt.Sprintf("rpo %s: point %s (%s), age %s", st.Status, st.PointID, st.Trust, st.Age.Round(time.Second))
 		}
+		if watch != nil && err == nil {
+			watchConfiguration(ctx, r, &in, &st, stats, *watch, now)
+		}
 		if err := workflow.Sleep(ctx, interval); err != nil {
 			return err
 		}
@@ -177,4 +206,66 @@ func rpoOfFailoverPoint(st *RPOStatus, stats contract.StatsResult, now time.Time
 	if st.Age > st.RPO {
 		st.Status = contract.RPOBreached
 	}
+}
+
+// watchConfiguration fingerprints the cell's configuration at the primary
+// when due and, when the newest point does not hold the configuration the
+// cell runs with, starts a backup of it. A backup asked for one
+// configuration is asked again only after an RPO, if no point holds it by
+// then (it failed).
+func watchConfiguration(ctx workflow.Context, r *run, in *MonitorInput, st *RPOStatus, stats contract.StatsResult, w plan.ConfigWatch, now time.Time) {
+	cs := st.Configuration
+	if cs == nil {
+		cs = &ConfigWatchStatus{}
+		st.Configuration = cs
+	}
+	if !cs.CheckedAt.IsZero() && now.Sub(cs.CheckedAt) < w.Every.D() {
+		return
+	}
+	p := &in.Plan
+	primary := siteRef(p, plan.SitePrimary)
+	var cfg contract.Configuration
+	err := r.look(shortOptions(ctx, 5*time.Minute, 3), siteAt(primary), contract.ConfigurationFingerprint,
+		contract.FingerprintInput{Site: primary, Watch: w}).Get(ctx, &cfg)
+	cs.CheckedAt = now
+	if err != nil {
+		cs.Error = rootMessage(err)
+		return
+	}
+	cs.Error = ""
+	if cfg.Fingerprint != cs.Fingerprint {
+		if cs.Fingerprint != "" {
+			workflow.GetLogger(ctx).Info("configuration changed", "plan", p.Name, "from", shortFingerprint(cs.Fingerprint), "to", shortFingerprint(cfg.Fingerprint))
+		}
+		cs.Fingerprint, cs.FirstSeen, cs.Parts = cfg.Fingerprint, now, cfg.Parts
+	}
+	newest := stats.NewestUsable
+	if newest == nil {
+		newest = stats.NewestValid
+	}
+	if newest != nil && newest.Configuration != nil && newest.Configuration.Fingerprint == cs.Fingerprint {
+		return
+	}
+	if cs.BackupFor == cs.Fingerprint && now.Sub(cs.BackupAt) < st.RPO {
+		return
+	}
+	id := contract.ConfigBackupID(p.Name, cs.Fingerprint)
+	if cs.BackupFor == cs.Fingerprint {
+		// The first backup of this configuration left no point: another
+		// run under its own id.
+		id = fmt.Sprintf("%s-%d", id, cs.Backups)
+	}
+	opts := r.childOptions(ctx, id, contract.KindBackup)
+	opts.ParentClosePolicy = enumspb.PARENT_CLOSE_POLICY_ABANDON
+	cctx := workflow.WithChildOptions(ctx, opts)
+	f := workflow.ExecuteChildWorkflow(cctx, BackupWorkflow, BackupInput{Plan: *p, Reason: "configuration change",
+		Validate:      p.Storage.Schedule.Validate == "every",
+		Configuration: &contract.Configuration{Fingerprint: cs.Fingerprint, FirstSeen: cs.FirstSeen}})
+	cs.BackupFor, cs.BackupAt, cs.Backups = cs.Fingerprint, now, cs.Backups+1
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		cs.Error = "backup of configuration " + shortFingerprint(cs.Fingerprint) + " did not start: " + rootMessage(err)
+		return
+	}
+	cs.Backup = id
+	r.status.CurrentStep = fmt.Sprintf("configuration %s first seen %s: backup %s started", shortFingerprint(cs.Fingerprint), cs.FirstSeen.UTC().Format(time.RFC3339), id)
 }

@@ -16,8 +16,12 @@ import (
 
 // pointRef is a catalog point as the report names it.
 func pointRef(p contract.Point) *report.Point {
-	return &report.Point{ID: p.ID, Mode: string(p.Mode), BaseID: p.BaseID, Captured: p.Instant,
-		Consistency: string(p.Consistency), Validity: string(p.Validity.State), Bytes: p.Size}
+	rp := &report.Point{ID: p.ID, Mode: string(p.Mode), BaseID: p.BaseID, Captured: p.Instant,
+		Consistency: string(p.Consistency), Validity: string(p.Validity.State), Bytes: p.Size, Cold: p.Cold}
+	if c := p.Configuration; c != nil {
+		rp.Configuration, rp.ConfigurationSince = c.Fingerprint, c.FirstSeen
+	}
+	return rp
 }
 
 // choosePoint reads the catalog for the point to restore.
@@ -84,14 +88,14 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 		r.placeStep(step, siteAt(target))
 		var rws []contract.RewriteResult
 		if err := r.act(shortOptions(ctx, 10*time.Minute, 3), siteAt(target), contract.ApplyEnvironment, contract.EnvironmentInput{
-			Site: target, FromRole: fromRole, Rewrites: p.Environment,
+			Plan: p.Name, Site: target, FromRole: fromRole, Rewrites: p.Environment,
 		}).Get(ctx, &rws); err != nil {
 			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 			return fmt.Errorf("environment changes at %s: %w", target.Site.Name, err)
 		}
 		var parts []string
 		for _, rw := range rws {
-			parts = append(parts, fmt.Sprintf("%s: %d of %d files changed", rw.Name, len(rw.Changed), rw.Files))
+			parts = append(parts, rw.Summary())
 		}
 		r.end(ctx, step, OutcomeOK, 1, strings.Join(parts, "; "))
 	}

@@ -6,9 +6,12 @@ package sitefs
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -185,4 +188,88 @@ func Installation(site, reference string) ([]byte, error) {
 		}
 	}
 	return json.Marshal(doc)
+}
+
+// Fingerprint is the checksum of a cell's configuration at a site: its
+// installation manifest and the files under the watched folders.
+type Fingerprint struct {
+	Sum string
+	// Parts say what went into the sum, one line each.
+	Parts []string
+}
+
+// ConfigurationFingerprint fingerprints the installation manifest (when
+// installation is not empty) and every regular file under the paths
+// matching the patterns (globs relative to the site's data root), by
+// relative name and content, in sorted order: the same configuration gives
+// the same sum at any time, any change to a file, a name or the manifest
+// gives another.
+func ConfigurationFingerprint(site drivers.Site, installation string, patterns []string) (Fingerprint, error) {
+	var fp Fingerprint
+	h := sha256.New()
+	if installation != "" {
+		data, err := Installation(site.Name, installation)
+		if err != nil {
+			return fp, err
+		}
+		sum := sha256.Sum256(data)
+		fmt.Fprintf(h, "installation %x\n", sum)
+		fp.Parts = append(fp.Parts, fmt.Sprintf("installation manifest %x", sum[:6]))
+	}
+	if len(patterns) > 0 {
+		root, err := storage.DataRoot(site)
+		if err != nil {
+			return fp, drivers.BadSettings(err)
+		}
+		for _, pattern := range patterns {
+			if filepath.IsAbs(pattern) || strings.Contains(pattern, "..") {
+				return fp, drivers.BadSettings(fmt.Errorf("pattern %q must be relative to the data root", pattern))
+			}
+			matches, err := filepath.Glob(filepath.Join(root, pattern))
+			if err != nil {
+				return fp, drivers.BadSettings(err)
+			}
+			sort.Strings(matches)
+			files := 0
+			for _, m := range matches {
+				n, err := hashTree(h, root, m)
+				if err != nil {
+					return fp, fmt.Errorf("fingerprint %s: %w", pattern, err)
+				}
+				files += n
+			}
+			fmt.Fprintf(h, "pattern %s %d\n", pattern, files)
+			fp.Parts = append(fp.Parts, fmt.Sprintf("%s: %d files", pattern, files))
+		}
+	}
+	fp.Sum = hex.EncodeToString(h.Sum(nil))
+	return fp, nil
+}
+
+// hashTree adds every regular file under path (or path itself) to h by
+// its name relative to root and its content's checksum.
+func hashTree(h io.Writer, root, path string) (int, error) {
+	files := 0
+	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fh := sha256.New()
+		if _, err := io.Copy(fh, f); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fmt.Fprintf(h, "file %s %x\n", filepath.ToSlash(rel), fh.Sum(nil))
+		files++
+		return nil
+	})
+	return files, err
 }

@@ -77,3 +77,40 @@ func TestRewriteChangesOnlyMatchingFilesAndIsIdempotent(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, drivers.Permanent(err))
 }
+
+// The configuration fingerprint follows the watched files and the
+// installation manifest, and nothing else.
+func TestConfigurationFingerprintFollowsConfigurationOnly(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel, content string) {
+		p := filepath.Join(root, rel)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	manifest := filepath.Join(t.TempDir(), "installation.json")
+	require.NoError(t, os.WriteFile(manifest, []byte(`{"products":{"bpm":"7.5"},"host":"m1"}`), 0o644))
+	write("dmgr/config/cell.xml", "<cell/>")
+	write("dmgr/runtime/tranlog", "tx1")
+	s := site("dc1", root)
+	take := func() Fingerprint {
+		fp, err := ConfigurationFingerprint(s, manifest+"#products", []string{"*/config"})
+		require.NoError(t, err)
+		return fp
+	}
+	a := take()
+	assert.Equal(t, a.Sum, take().Sum, "the same configuration gives the same sum")
+	assert.Len(t, a.Parts, 2)
+	write("dmgr/runtime/tranlog", "tx1 tx2")
+	assert.Equal(t, a.Sum, take().Sum, "runtime data is not configuration")
+	require.NoError(t, os.WriteFile(manifest, []byte(`{"products":{"bpm":"7.5"},"host":"m2"}`), 0o644))
+	assert.Equal(t, a.Sum, take().Sum, "only the manifest's selected part counts")
+	write("dmgr/config/cell.xml", "<cell name='c2'/>")
+	b := take()
+	assert.NotEqual(t, a.Sum, b.Sum, "a changed configuration file")
+	write("dmgr/config/new.xml", "")
+	assert.NotEqual(t, b.Sum, take().Sum, "a new configuration file")
+	require.NoError(t, os.WriteFile(manifest, []byte(`{"products":{"bpm":"7.5.1"}}`), 0o644))
+	assert.NotEqual(t, b.Sum, take().Sum, "a new fix level")
+	_, err := ConfigurationFingerprint(s, "", []string{"../etc"})
+	assert.True(t, drivers.Permanent(err))
+}

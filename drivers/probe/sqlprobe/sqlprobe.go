@@ -30,6 +30,10 @@
 // check could not run: bad settings (marked drivers.ErrBadSettings, a
 // secret that does not resolve included) or a cancelled context. Neither
 // the DSN nor the password ever appears in evidence, summaries or errors.
+//
+// The same connection settings also serve the environment rewrites that
+// change values held in a database after a restore (Rewrite): one statement
+// in its own read-write transaction, the rows it changed as evidence.
 package sqlprobe
 
 import (

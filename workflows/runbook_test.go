@@ -1,0 +1,83 @@
+package workflows
+
+import (
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
+	"github.com/drover-dr/drover/plan"
+)
+
+// pointsByInstant lists the plan's points oldest first.
+func (e *drEnv) pointsByInstant() []catalog.Point {
+	pts := e.points()
+	sort.Slice(pts, func(i, j int) bool { return pts[i].Started.Before(pts[j].Started) })
+	return pts
+}
+
+// Seed 000 §4.1: a change to the configuration (the installation manifest or
+// a watched folder) is followed by a backup, so a point exists for every
+// configuration the cell ran with; a change to runtime data is not; the
+// failover's report names the configuration it restored and when it was
+// first seen.
+func TestAConfigurationChangeTakesABackupAndTheFailoverNamesIt(t *testing.T) {
+	e := newDREnv(t)
+	e.plan.Storage.Schedule.Validate = "none"
+	e.plan.Storage.Schedule.OnChange = &plan.ConfigWatch{Installation: true, Paths: []string{"*/config"}}
+	env := e.env()
+	start := env.Now()
+	env.RegisterDelayedCallback(func() {
+		e.writeData("app", "config/server.json", `{"db":"127.0.1.1:50000","me":"127.0.1.1:7277"}`)
+	}, 25*time.Minute)
+	env.RegisterDelayedCallback(func() { e.writeData("db", "runtime/orders.dat", "order-1\norder-2\n") }, 45*time.Minute)
+	var seen []RPOStatus
+	queryRPOAt(t, env, &seen, 55*time.Minute)
+	env.ExecuteWorkflow(RPOMonitorWorkflow, MonitorInput{Plan: e.plan, Interval: 10 * time.Minute, ChecksPerRun: 7})
+
+	pts := e.pointsByInstant()
+	require.Len(t, pts, 2, "one point for the first configuration seen, one for the change; none for runtime data")
+	first, second := pts[0].Configuration, pts[1].Configuration
+	require.NotNil(t, first)
+	require.NotNil(t, second)
+	require.NotEqual(t, first.Fingerprint, second.Fingerprint)
+	require.Equal(t, start.UTC(), first.FirstSeen.UTC())
+	require.Equal(t, start.Add(30*time.Minute).UTC(), second.FirstSeen.UTC(), "the change was seen at the first check after it")
+	require.Len(t, seen, 1)
+	require.NotNil(t, seen[0].Configuration)
+	require.Equal(t, second.Fingerprint, seen[0].Configuration.Fingerprint)
+	require.Equal(t, 2, seen[0].Configuration.Backups)
+
+	e.setValidity(pts[1].ID, catalog.Valid)
+	env = e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	res, rep := failoverReport(t, env)
+	require.Equal(t, pts[1].ID, rep.Point.ID)
+	require.Equal(t, second.Fingerprint, rep.Point.Configuration)
+	require.Equal(t, second.FirstSeen.UTC(), rep.Point.ConfigurationSince.UTC())
+	md, err := os.ReadFile(res.Report.Markdown)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "configuration `"+second.Fingerprint+"` (first seen")
+}
+
+// A scheduled backup of a plan that watches its configuration records the
+// fingerprint too, and keeps the first-seen time of an earlier point of the
+// same configuration.
+func TestEveryPointOfAWatchedPlanRecordsItsConfiguration(t *testing.T) {
+	e := newDREnv(t)
+	e.plan.Storage.Schedule.OnChange = &plan.ConfigWatch{Paths: []string{"*/config"}}
+	a := e.backup(contract.ModeFull).Point
+	b := e.backup("").Point
+	require.NotNil(t, a.Configuration)
+	require.NotNil(t, b.Configuration)
+	require.Equal(t, a.Configuration.Fingerprint, b.Configuration.Fingerprint)
+	require.Equal(t, a.Configuration.FirstSeen, b.Configuration.FirstSeen, "the same configuration keeps the time it was first seen")
+	e.writeData("db", "config/datasource.json", `{"db":"127.0.1.9:50000"}`)
+	c := e.backup("").Point
+	require.NotEqual(t, a.Configuration.Fingerprint, c.Configuration.Fingerprint)
+}
