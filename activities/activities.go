@@ -58,7 +58,9 @@ func driverHost(h plan.Host) drivers.Host {
 	return drivers.Host{Name: h.Name, Address: h.Address, SSH: h.SSH}
 }
 
-func target(in contract.ComponentInput) drivers.Target {
+// Target is the driver's view of a component at a site and host: what every
+// middleware, quiescer and post-restore call receives.
+func Target(in contract.ComponentInput) drivers.Target {
 	return drivers.Target{
 		Plan: in.Plan,
 		Site: driverSite(in.Site),
@@ -105,7 +107,7 @@ func (a *Activities) StartComponent(ctx context.Context, in contract.ComponentIn
 	}
 	log := a.Logger.With(zap.String("component", in.Component.Name), zap.String("site", in.Site.Site.Name))
 	log.Info("starting component", zap.Int32("attempt", activity.GetInfo(ctx).Attempt))
-	ev, err := d.Start(ctx, target(in))
+	ev, err := d.Start(ctx, Target(in))
 	if err != nil {
 		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Ran: a.ran(in.Site, in.Host)}, classify(fmt.Sprintf("start %s on %s", in.Component.Name, in.Site.Site.Name), err)
 	}
@@ -124,7 +126,7 @@ func (a *Activities) StopComponent(ctx context.Context, in contract.ComponentInp
 		mode = drivers.StopImmediate
 	}
 	a.Logger.Info("stopping component", zap.String("component", in.Component.Name), zap.String("mode", string(mode)))
-	ev, err := d.Stop(ctx, target(in), mode)
+	ev, err := d.Stop(ctx, Target(in), mode)
 	if err != nil {
 		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Ran: a.ran(in.Site, in.Host)}, classify(fmt.Sprintf("stop %s on %s", in.Component.Name, in.Site.Site.Name), err)
 	}
@@ -137,7 +139,7 @@ func (a *Activities) ComponentStatus(ctx context.Context, in contract.ComponentI
 	if err != nil {
 		return contract.Status{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
-	st, err := d.Status(ctx, target(in))
+	st, err := d.Status(ctx, Target(in))
 	return status(st), classify(fmt.Sprintf("status of %s on %s", in.Component.Name, in.Site.Site.Name), err)
 }
 
@@ -212,7 +214,7 @@ func (a *Activities) processGone(ctx context.Context, in contract.ComponentInput
 	if err != nil {
 		return false
 	}
-	st, err := d.Status(ctx, target(in))
+	st, err := d.Status(ctx, Target(in))
 	return err == nil && (st.State == drivers.StateStopped || st.State == drivers.StateFailed)
 }
 
@@ -238,7 +240,7 @@ func (a *Activities) readyOnce(ctx context.Context, in contract.ReadyInput, res 
 	if err != nil {
 		return false, "", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
-	st, err := d.Status(ctx, target(in.ComponentInput))
+	st, err := d.Status(ctx, Target(in.ComponentInput))
 	if err != nil {
 		if drivers.Permanent(err) {
 			return false, "", classify("status of "+in.Component.Name, err)

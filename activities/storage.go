@@ -171,7 +171,7 @@ func (a *Activities) QuiesceComponent(ctx context.Context, in contract.Component
 	if err != nil {
 		return contract.StepResult{}, err
 	}
-	ev, err := q.Quiesce(ctx, target(in))
+	ev, err := q.Quiesce(ctx, Target(in))
 	if err != nil {
 		if drivers.Permanent(err) {
 			return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev)}, temporal.NewNonRetryableApplicationError(
@@ -189,7 +189,7 @@ func (a *Activities) ResumeComponent(ctx context.Context, in contract.ComponentI
 	if err != nil {
 		return contract.StepResult{}, err
 	}
-	ev, err := q.Resume(ctx, target(in))
+	ev, err := q.Resume(ctx, Target(in))
 	if err != nil {
 		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev)}, classify("resume "+in.Component.Name, err)
 	}
@@ -532,7 +532,7 @@ func (a *Activities) AfterRestore(ctx context.Context, in contract.ComponentInpu
 		return contract.StepResult{Component: in.Component.Name, Ran: a.ran(in.Site, in.Host),
 			Evidence: contract.Evidence{Action: "none: driver " + in.Component.Driver + " needs no step after a restore", AlreadyDone: true}}, nil
 	}
-	ev, err := pr.AfterRestore(ctx, target(in))
+	ev, err := pr.AfterRestore(ctx, Target(in))
 	if err != nil {
 		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev)}, classify("after the restore of "+in.Component.Name, err)
 	}

@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/stack"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -101,20 +101,20 @@ func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
 		return fmt.Errorf("the demo's own plan does not validate (a bug): %w", err)
 	}
 
-	st, err := startStack(ctx, g, stackOptions{Port: o.port, UIPort: o.uiPort, DBFile: filepath.Join(dir, "temporal.db"), Sites: PlanPlaces(p)})
+	st, err := startStack(ctx, g, stack.Options{Port: o.port, UIPort: o.uiPort, DBFile: filepath.Join(dir, "temporal.db"), Sites: PlanPlaces(p)})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	out := g.Stdout
-	fmt.Fprintf(out, "drover demo: Temporal at %s, Web UI at %s\n", st.server.FrontendAddress(), st.server.UIURL())
+	fmt.Fprintf(out, "drover demo: Temporal at %s, Web UI at %s\n", st.Server.FrontendAddress(), st.Server.UIURL())
 	fmt.Fprintf(out, "plan %s (%s)\n", p.Name, planPath)
 
 	site := contract.SiteRef{Role: "primary", Site: *p.Sites.Primary}
 	stamp := time.Now().UTC().Format("20060102T150405")
 	var up workflows.BringUpResult
 	upID := contract.BringUpID(p.Name, stamp)
-	runErr := runWorkflow(ctx, st.client, upID, p.Name, contract.KindBringUp, workflows.BringUpWorkflow,
+	runErr := stack.RunWorkflow(ctx, st.Client, upID, p.Name, contract.KindBringUp, workflows.BringUpWorkflow,
 		workflows.BringUpInput{Plan: *p, Site: site}, &up)
 	printBringUp(out, up)
 
@@ -123,7 +123,7 @@ func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
 	var down workflows.ShutdownResult
 	downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	downErr := runWorkflow(downCtx, st.client, downID, p.Name, "shutdown", workflows.ShutdownWorkflow,
+	downErr := stack.RunWorkflow(downCtx, st.Client, downID, p.Name, "shutdown", workflows.ShutdownWorkflow,
 		workflows.ShutdownInput{Plan: *p, Site: site}, &down)
 	if downErr == nil {
 		fmt.Fprintf(out, "cell stopped in reverse order: %s\n", stopOrder(down))
@@ -131,8 +131,8 @@ func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
 		log.Error("shutdown of the demo cell failed", zap.Error(downErr))
 	}
 
-	fmt.Fprintf(out, "\nWeb UI: %s\n", st.server.UIURL())
-	fmt.Fprintf(out, "  runs of this plan: %s\n", runsURL(st.server.UIURL(), g.Namespace, p.Name))
+	fmt.Fprintf(out, "\nWeb UI: %s\n", st.Server.UIURL())
+	fmt.Fprintf(out, "  runs of this plan: %s\n", runsURL(st.Server.UIURL(), g.Namespace, p.Name))
 	fmt.Fprintf(out, "  (the runs are kept in %s; `drover server --db-file %s` shows them again)\n",
 		filepath.Join(dir, "temporal.db"), filepath.Join(dir, "temporal.db"))
 	if runErr != nil {
@@ -146,20 +146,6 @@ func runDemo(ctx context.Context, g *Globals, o demoOptions) error {
 		<-ctx.Done()
 	}
 	return nil
-}
-
-// runWorkflow starts a workflow with drover's search attributes and waits for
-// its result.
-func runWorkflow(ctx context.Context, c client.Client, id, planName, kind string, wf any, in any, out any) error {
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    id,
-		TaskQueue:             contract.OrchestratorQueue,
-		TypedSearchAttributes: workflows.StartSearchAttributes(planName, kind),
-	}, wf, in)
-	if err != nil {
-		return fmt.Errorf("start %s: %w", id, err)
-	}
-	return run.Get(ctx, out)
 }
 
 func runsURL(ui, namespace, planName string) string {

@@ -21,7 +21,9 @@ import (
 	labkeys "github.com/drover-dr/drover/examples/keys/lab"
 	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab"
+	"github.com/drover-dr/drover/lab/labplan"
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/stack"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -35,7 +37,7 @@ type demoStory struct {
 	dir, labDir string
 	planPath    string
 	p           *plan.Plan
-	st          *stack
+	st          *stack.Stack
 	l           *lab.Lab
 	store       *catalog.Store
 	interactive bool
@@ -80,11 +82,11 @@ func runLabDemo(ctx context.Context, g *Globals, o demoOptions) (err error) {
 	if err := d.writePlan(); err != nil {
 		return err
 	}
-	if d.st, err = startStack(ctx, g, stackOptions{Port: o.port, UIPort: o.uiPort, DBFile: filepath.Join(d.dir, "temporal.db")}); err != nil {
+	if d.st, err = startStack(ctx, g, stack.Options{Port: o.port, UIPort: o.uiPort, DBFile: filepath.Join(d.dir, "temporal.db")}); err != nil {
 		return err
 	}
 	defer d.st.Close()
-	d.say("Temporal at %s, Web UI at %s", d.st.server.FrontendAddress(), d.st.server.UIURL())
+	d.say("Temporal at %s, Web UI at %s", d.st.Server.FrontendAddress(), d.st.Server.UIURL())
 	defer func() {
 		if d.l != nil {
 			if derr := d.l.Down(); derr != nil {
@@ -95,7 +97,7 @@ func runLabDemo(ctx context.Context, g *Globals, o demoOptions) (err error) {
 		for _, s := range d.summary {
 			fmt.Fprintln(d.out, s)
 		}
-		fmt.Fprintf(d.out, "Web UI: %s\n  runs of plan %s: %s\n", d.st.server.UIURL(), d.p.Name, runsURL(d.st.server.UIURL(), g.Namespace, d.p.Name))
+		fmt.Fprintf(d.out, "Web UI: %s\n  runs of plan %s: %s\n", d.st.Server.UIURL(), d.p.Name, runsURL(d.st.Server.UIURL(), g.Namespace, d.p.Name))
 	}()
 
 	steps := []struct {
@@ -146,7 +148,7 @@ func (d *demoStory) labUp(ctx context.Context) error {
 	}
 	// Start-up times keep their realistic proportions, scaled to fit the
 	// demo in two minutes.
-	t, _, err := labTopology(d.p, base, 0.03)
+	t, _, err := labplan.Topology(d.p, base, 0.03)
 	if err != nil {
 		return err
 	}
@@ -158,7 +160,7 @@ func (d *demoStory) labUp(ctx context.Context) error {
 		return err
 	}
 	d.say("lab %s up at %s in %s: %d servers at dc1, front door %s", t.Name, d.labDir, time.Since(begin).Round(time.Millisecond), len(t.Servers), t.FrontDoor.Addr())
-	if err := startSiteWorkers(ctx, d.g, d.st.client, d.l); err != nil {
+	if err := startSiteWorkers(ctx, d.g, d.st.Client, d.l); err != nil {
 		return err
 	}
 	d.say("site workers: one drover worker process per site (%s), each running only the steps placed at its site; the orchestrator runs in this process",
@@ -181,13 +183,13 @@ func (d *demoStory) enable(ctx context.Context) error {
 	if _, err := st.Transition(d.p.Name, catalog.StateValidated, "", "demo", now); err != nil {
 		return err
 	}
-	if err := startMonitor(ctx, d.st.client, d.p); err != nil {
+	if err := startMonitor(ctx, d.st.Client, d.p); err != nil {
 		return err
 	}
 	if _, err := st.Transition(d.p.Name, catalog.StateEnabled, "secondary", "RPO monitor", now); err != nil {
 		return err
 	}
-	interval, why, err := scheduleBackups(ctx, d.g, d.st.client, d.p, st)
+	interval, why, err := scheduleBackups(ctx, d.g, d.st.Client, d.p, st)
 	if err != nil {
 		return err
 	}
@@ -243,7 +245,7 @@ func (d *demoStory) backups(ctx context.Context) error {
 	newest := pts[len(pts)-1]
 	var res workflows.ValidateResult
 	id := contract.ValidateID(d.p.Name, newest.ID)
-	if err := runWorkflow(ctx, d.st.client, id, d.p.Name, contract.KindValidate, workflows.ValidateWorkflow,
+	if err := stack.RunWorkflow(ctx, d.st.Client, id, d.p.Name, contract.KindValidate, workflows.ValidateWorkflow,
 		workflows.ValidateInput{Plan: *d.p, PointID: newest.ID}, &res); err != nil {
 		return err
 	}
@@ -260,7 +262,7 @@ func (d *demoStory) triggerBackup(ctx context.Context) (catalog.Point, error) {
 	if err != nil {
 		return catalog.Point{}, err
 	}
-	if err := d.st.client.ScheduleClient().GetHandle(ctx, contract.BackupScheduleID(d.p.Name)).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+	if err := d.st.Client.ScheduleClient().GetHandle(ctx, contract.BackupScheduleID(d.p.Name)).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
 		return catalog.Point{}, fmt.Errorf("trigger the backup schedule: %w", err)
 	}
 	deadline := time.Now().Add(90 * time.Second)
@@ -288,7 +290,7 @@ func (d *demoStory) autoApprove(ctx context.Context, id string) {
 			return
 		case <-time.After(300 * time.Millisecond):
 		}
-		st, target, err := statusTree(ctx, d.st.client, id)
+		st, target, err := statusTree(ctx, d.st.Client, id)
 		if err != nil {
 			continue
 		}
@@ -305,7 +307,7 @@ func (d *demoStory) autoApprove(ctx context.Context, id string) {
 						d.say("  [ ] %s", item)
 					}
 					d.say("  approve: drover --address %s approve %s --gate %s --as %s --key KEYFILE (the lab's keys: examples/keys/lab/README.md)",
-						d.st.server.FrontendAddress(), target, gt.Name, gt.Approvers[0])
+						d.st.Server.FrontendAddress(), target, gt.Name, gt.Approvers[0])
 				}
 				continue
 			}
@@ -330,7 +332,7 @@ func (d *demoStory) autoApprove(ctx context.Context, id string) {
 					d.log.Warn("demo approval unsigned", zap.Error(err))
 					key = nil
 				}
-				if _, err := approve(ctx, d.st.client, target, workflows.Approval{Gate: gt.Name, Approver: who, Decision: decision,
+				if _, err := approve(ctx, d.st.Client, target, workflows.Approval{Gate: gt.Name, Approver: who, Decision: decision,
 					Comment: "approved by drover demo"}, key); err != nil {
 					d.log.Warn("demo approval", zap.Error(err))
 				}
@@ -355,7 +357,7 @@ func (d *demoStory) failover(ctx context.Context) error {
 	d.say("DISASTER at dc1 (%s): every server and dc1's drover worker killed, its data root unreachable; load: %s", declared.Format("15:04:05.000"), rep.String())
 
 	id := contract.SwitchoverID(d.p.Name)
-	run, err := startRun(ctx, d.st.client, id, d.p.Name, contract.KindFailover, workflows.FailoverWorkflow,
+	run, err := startRun(ctx, d.st.Client, id, d.p.Name, contract.KindFailover, workflows.FailoverWorkflow,
 		workflows.FailoverInput{Plan: *d.p, DeclaredAt: declared})
 	if err != nil {
 		return err
@@ -367,7 +369,7 @@ func (d *demoStory) failover(ctx context.Context) error {
 	var res workflows.FailoverResult
 	done := make(chan error, 1)
 	go func() { done <- run.Get(ctx, &res) }()
-	watchStatus(ctx, d.out, d.st.client, id, done)
+	watchStatus(ctx, d.out, d.st.Client, id, done)
 	if err := <-done; err != nil {
 		return fmt.Errorf("failover: %w", err)
 	}
@@ -396,7 +398,7 @@ func (d *demoStory) failback(ctx context.Context) error {
 	if err := d.l.RestoreSite("dc1"); err != nil {
 		return err
 	}
-	if err := startSiteWorkers(ctx, d.g, d.st.client, d.l); err != nil {
+	if err := startSiteWorkers(ctx, d.g, d.st.Client, d.l); err != nil {
 		return err
 	}
 	d.say("dc1 is back (its old data root returned, its drover worker started again; no server runs there)")
@@ -411,7 +413,7 @@ func (d *demoStory) failback(ctx context.Context) error {
 	d.say("orders at dc2 meanwhile: %s", rep.String())
 
 	id := contract.SwitchoverID(d.p.Name)
-	run, err := startRun(ctx, d.st.client, id, d.p.Name, contract.KindFailback, workflows.FailbackWorkflow, workflows.FailbackInput{Plan: *d.p})
+	run, err := startRun(ctx, d.st.Client, id, d.p.Name, contract.KindFailback, workflows.FailbackWorkflow, workflows.FailbackInput{Plan: *d.p})
 	if err != nil {
 		return err
 	}
@@ -422,7 +424,7 @@ func (d *demoStory) failback(ctx context.Context) error {
 	var res workflows.FailbackResult
 	done := make(chan error, 1)
 	go func() { done <- run.Get(ctx, &res) }()
-	watchStatus(ctx, d.out, d.st.client, id, done)
+	watchStatus(ctx, d.out, d.st.Client, id, done)
 	if err := <-done; err != nil {
 		return fmt.Errorf("failback: %w", err)
 	}

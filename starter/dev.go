@@ -13,12 +13,14 @@ import (
 
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/lab"
+	"github.com/drover-dr/drover/lab/labplan"
+	"github.com/drover-dr/drover/stack"
 )
 
 func init() { register(newDevCmd) }
 
 func newDevCmd(g *Globals) *cobra.Command {
-	var o stackOptions
+	var o stack.Options
 	var db dbFlags
 	var labPlan, labDir string
 	cmd := &cobra.Command{
@@ -49,14 +51,14 @@ func newDevCmd(g *Globals) *cobra.Command {
 						g.Logger().Warn("lab down", zap.Error(err))
 					}
 				}()
-				if err := startSiteWorkers(cmd.Context(), g, st.client, l); err != nil {
+				if err := startSiteWorkers(cmd.Context(), g, st.Client, l); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.Stdout, "Lab:               %s (DROVER_LAB_DIR), primary up; front door %s\n", l.Dir, l.Topo.FrontDoor.Addr())
 				fmt.Fprintf(g.Stdout, "Site workers:      one process per lab site (%s), logs under %s/sites/SITE/logs\n", strings.Join(l.Topo.SiteNames(), ", "), l.Dir)
 			}
-			fmt.Fprintf(g.Stdout, "Temporal frontend: %s (namespace %s)\n", st.server.FrontendAddress(), g.Namespace)
-			fmt.Fprintf(g.Stdout, "Web UI:            %s\n", st.server.UIURL())
+			fmt.Fprintf(g.Stdout, "Temporal frontend: %s (namespace %s)\n", st.Server.FrontendAddress(), g.Namespace)
+			fmt.Fprintf(g.Stdout, "Web UI:            %s\n", st.Server.UIURL())
 			if pg != nil {
 				fmt.Fprintf(g.Stdout, "State:             %s\n", pg.Describe())
 			}
@@ -97,7 +99,7 @@ func devLab(ctx context.Context, g *Globals, planFile, dir string) (*lab.Lab, er
 	}
 	os.Setenv("DROVER_LAB_DIR", abs)
 	os.Setenv("DROVER_LAB_EXE", exe)
-	t, _, err := labTopology(p, 0, -1)
+	t, _, err := labplan.Topology(p, 0, -1)
 	if err != nil {
 		return nil, BadInputf("%s: %v", planFile, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-dr/drover/lab"
+	"github.com/drover-dr/drover/lab/labplan"
 	"github.com/drover-dr/drover/plan"
 )
 
@@ -23,7 +24,7 @@ const labPlan = "../examples/plans/lab.yaml"
 func TestLabTopologyFromThePlan(t *testing.T) {
 	p, err := plan.Load(labPlan)
 	require.NoError(t, err)
-	topo, dir, err := labTopology(p, 0, -1)
+	topo, dir, err := labplan.Topology(p, 0, -1)
 	require.NoError(t, err)
 	assert.Equal(t, "${DROVER_LAB_DIR}", dir)
 	assert.Equal(t, 0.05, topo.TimeScale)
@@ -38,7 +39,7 @@ func TestLabTopologyFromThePlan(t *testing.T) {
 	assert.Len(t, topo.ByRole(lab.RoleApp, lab.ProductBPM), 2)
 	assert.Len(t, topo.ByRole(lab.RoleApp, lab.ProductMonitor), 2)
 
-	topo, _, err = labTopology(p, 30000, 0.01)
+	topo, _, err = labplan.Topology(p, 30000, 0.01)
 	require.NoError(t, err)
 	assert.Equal(t, 30000, topo.Servers[0].Port)
 	assert.Equal(t, 30012, topo.FrontDoor.Port)
@@ -50,7 +51,7 @@ func TestLabTopologyRejectsWhatTheLabCannotRun(t *testing.T) {
 		p, err := plan.Load(labPlan)
 		require.NoError(t, err)
 		edit(p)
-		_, _, err = labTopology(p, 0, -1)
+		_, _, err = labplan.Topology(p, 0, -1)
 		return err
 	}
 	err := load(func(p *plan.Plan) { p.Components[3].Driver = "exec" })
@@ -159,7 +160,7 @@ func TestLabCommandsCheckTheirFlagsBeforeTheLab(t *testing.T) {
 func TestLabTargetOfStartAndStop(t *testing.T) {
 	p, err := plan.Load(labPlan)
 	require.NoError(t, err)
-	topo, _, err := labTopology(p, 0, -1)
+	topo, _, err := labplan.Topology(p, 0, -1)
 	require.NoError(t, err)
 	l, err := lab.Create(t.TempDir(), topo, nil) // files only: nothing runs
 	require.NoError(t, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/drover-dr/drover/approval"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/stack"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -46,17 +47,14 @@ func (f *runFlags) add(cmd *cobra.Command) {
 // startRun starts a workflow with drover's search attributes. An id that is
 // already running is refused with the run that holds it.
 func startRun(ctx context.Context, c client.Client, id, planName, kind string, wf, in any) (client.WorkflowRun, error) {
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                contract.OrchestratorQueue,
-		TypedSearchAttributes:    workflows.StartSearchAttributes(planName, kind),
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		// Without it the SDK hands back the running execution as if this
-		// call had started it, and a second failover would silently drop
-		// its own flags (issue 11 item 13).
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, wf, in)
+	opts := stack.StartOptions(id, planName, kind)
+	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	// Without it the SDK hands back the running execution as if this call
+	// had started it, and a second failover would silently drop its own
+	// flags.
+	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
+	run, err := c.ExecuteWorkflow(ctx, opts, wf, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, BadInputf("%s of plan %s refused: a run is already in progress: workflow %s (run %s); follow it with drover status %s, or wait for it or cancel it",

@@ -2,6 +2,7 @@ package starter
 
 import (
 	"github.com/drover-dr/drover/lab"
+	"github.com/drover-dr/drover/lab/labplan"
 	"github.com/drover-dr/drover/plan"
 )
 
@@ -12,6 +13,6 @@ import (
 // LabTopology is the lab topology `drover lab up` builds from a plan;
 // basePort > 0 and timeScale >= 0 override the plan's.
 func LabTopology(p *plan.Plan, basePort int, timeScale float64) (*lab.Topology, error) {
-	t, _, err := labTopology(p, basePort, timeScale)
+	t, _, err := labplan.Topology(p, basePort, timeScale)
 	return t, err
 }

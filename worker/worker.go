@@ -40,6 +40,13 @@ type Options struct {
 	Interceptors []interceptor.WorkerInterceptor
 	// ActivityPollers, when set, is the number of activity pollers per queue.
 	ActivityPollers int
+	// WorkflowPollers, when set, is the number of workflow task pollers of
+	// the orchestrator's queue.
+	WorkflowPollers int
+	// MaxConcurrentActivities and MaxConcurrentWorkflowTasks, when set, are
+	// the execution slots per queue (the SDK's defaults: 1000 each).
+	MaxConcurrentActivities    int
+	MaxConcurrentWorkflowTasks int
 	// NotifyDir keeps the record of notifications sent (default: the
 	// user's cache folder).
 	NotifyDir string
@@ -111,6 +118,15 @@ func New(c client.Client, opts Options) (*Group, error) {
 		o.Identity = Identity(queue)
 		if opts.ActivityPollers > 0 {
 			o.MaxConcurrentActivityTaskPollers = opts.ActivityPollers
+		}
+		if opts.WorkflowPollers > 0 {
+			o.MaxConcurrentWorkflowTaskPollers = opts.WorkflowPollers
+		}
+		if opts.MaxConcurrentActivities > 0 {
+			o.MaxConcurrentActivityExecutionSize = opts.MaxConcurrentActivities
+		}
+		if opts.MaxConcurrentWorkflowTasks > 0 {
+			o.MaxConcurrentWorkflowTaskExecutionSize = opts.MaxConcurrentWorkflowTasks
 		}
 		w := sdkworker.New(c, queue, o)
 		acts := activities.New(opts.Registry, opts.Logger.With(zap.String("queue", queue)))

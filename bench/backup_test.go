@@ -1,10 +1,9 @@
-package starter
+package bench
 
 import (
-	"encoding/json"
+	"context"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,12 +13,12 @@ import (
 
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{"1GiB": 1 << 30, "512MiB": 512 << 20, "64M": 64 << 20, "2G": 2 << 30, "1048576": 1 << 20, "1.5KiB": 1536} {
-		got, err := parseSize(in)
+		got, err := ParseSize(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
 	for _, bad := range []string{"", "lots", "-1G", "0"} {
-		_, err := parseSize(bad)
+		_, err := ParseSize(bad)
 		assert.Error(t, err, bad)
 	}
 }
@@ -32,19 +31,15 @@ func TestBenchBackupSmall(t *testing.T) {
 		t.Skip("runs the backup benchmark on 16 MiB")
 	}
 	dir := t.TempDir()
-	code, out, errs := runDrover("bench", "backup", "--size", "16MiB", "--dir", dir, "--rounds", "1", "--snapshots", "3", "--output", "json")
-	require.Equal(t, ExitOK, code, errs)
-	var doc struct {
-		Size    int64
-		Figures []benchFigure
-	}
-	require.NoError(t, json.Unmarshal([]byte(out), &doc))
+	doc, err := Backup(context.Background(), testEnv(t), BackupOptions{Size: 16 << 20, Dir: dir, Rounds: 1, Btrfs: true, Snapshots: 3})
+	require.NoError(t, err)
 	assert.GreaterOrEqual(t, doc.Size, int64(16<<20))
-	require.Len(t, doc.Figures, 4)
+	require.Len(t, doc.Figures, 9)
 	_, zerr := exec.LookPath("zstd")
+	btrfsFigures := map[int]bool{3: true, 8: true}
 	for i, f := range doc.Figures {
 		if f.Skipped != "" {
-			if i < 3 {
+			if !btrfsFigures[i] {
 				assert.NotNil(t, zerr, "only a missing zstd CLI skips %s", f.Name)
 			}
 			continue
@@ -54,18 +49,19 @@ func TestBenchBackupSmall(t *testing.T) {
 		assert.Positive(t, f.Ratio, f.Name)
 	}
 	assert.Contains(t, doc.Figures[1].Name, "cumulative")
+	assert.Contains(t, doc.Figures[4].Name, "encryption on")
+	assert.Contains(t, doc.Figures[5].Name, "compressor ceiling")
+	assert.Positive(t, doc.Figures[5].Ratio, "the ceiling needs no zstd CLI")
+	assert.Contains(t, doc.Figures[6].Name, "quiesce window, archive capture, storage encryption off")
+	assert.Contains(t, doc.Figures[7].Name, "quiesce window, archive capture, storage encryption on")
+	assert.Contains(t, doc.Figures[8].Name, "quiesce window, btrfs")
+	assert.Equal(t, doc.Figures[3].Skipped, doc.Figures[8].Skipped, "the btrfs window comes from the snapshot experiment")
 	if os.Geteuid() != 0 {
 		assert.Contains(t, doc.Figures[3].Skipped, "root")
 	} else if doc.Figures[3].Skipped == "" {
 		assert.Contains(t, doc.Figures[3].Ours, "median of 3 captures")
 		assert.Contains(t, doc.Figures[3].Baseline, "median of 3 captures")
 	}
-	code, _, errs = runDrover("bench", "backup", "--size", "tiny")
-	assert.Equal(t, ExitBadInput, code)
-	assert.True(t, strings.Contains(errs, "--size"))
-	code, _, errs = runDrover("bench", "backup", "--snapshots", "0")
-	assert.Equal(t, ExitBadInput, code)
-	assert.Contains(t, errs, "--snapshots")
 }
 
 func TestAlternateSwapsOrderEveryRound(t *testing.T) {

@@ -1,11 +1,10 @@
-package starter
+package bench
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,31 +13,17 @@ import (
 
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/lab"
+	"github.com/drover-dr/drover/lab/labplan"
 	"github.com/drover-dr/drover/plan"
 )
 
-func TestParseRTOCounts(t *testing.T) {
-	got, err := parseRTOCounts("32, 1,8")
+func TestParseCounts(t *testing.T) {
+	got, err := ParseCounts("32, 1,8", RTOMaxN)
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, 8, 32}, got)
 	for _, bad := range []string{"", "0", "a", "1,1", "-3", "1,,2", "201"} {
-		_, err := parseRTOCounts(bad)
+		_, err := ParseCounts(bad, RTOMaxN)
 		assert.Error(t, err, bad)
-	}
-}
-
-func TestBenchRTORefusesBadFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"--n", "0"},
-		{"--n", "2,2"},
-		{"--time-scale", "0"},
-		{"--time-scale", "3"},
-		{"--rounds", "0"},
-		{"--timeout=-1s"},
-	} {
-		code, _, errs := runDrover(append([]string{"bench", "rto"}, args...)...)
-		assert.Equal(t, ExitBadInput, code, "%v: %s", args, errs)
-		assert.Contains(t, errs, strings.SplitN(args[0], "=", 2)[0], args)
 	}
 }
 
@@ -63,7 +48,7 @@ func TestRTOPlanScalesTheAppTiers(t *testing.T) {
 				assert.True(t, g.NoApproval, "the bench has nobody to open the start gate: it waives it")
 			}
 		}
-		topo, _, err := labTopology(p, 30000, 0.01)
+		topo, _, err := labplan.Topology(p, 30000, 0.01)
 		require.NoError(t, err)
 		require.NoError(t, topo.Validate())
 		assert.Len(t, topo.ByRole(lab.RoleApp, lab.ProductMonitor), n)
@@ -135,7 +120,7 @@ func TestRTOJudgeAndPrint(t *testing.T) {
 	assert.False(t, rtoJudge(rows).OverheadMet, "one N above 5% fails the goal")
 
 	var b bytes.Buffer
-	rtoPrint(&b, rtoDoc{TimeScale: 0.02, Rounds: 1, StartupSeconds: map[string]float64{"app": 1.8}, Rows: rows, Goals: rtoJudge(rows)})
+	RTODoc{TimeScale: 0.02, Rounds: 1, StartupSeconds: map[string]float64{"app": 1.8}, Rows: rows, Goals: rtoJudge(rows)}.Print(&b)
 	out := b.String()
 	assert.Contains(t, out, "seq/failover")
 	assert.Contains(t, out, "goal: orchestration overhead ≤ 5% of the critical path: no (N=1 4.4%, N=8 6.0%)")
@@ -150,10 +135,9 @@ func TestBenchRTOSmall(t *testing.T) {
 		t.Skip("runs the lab, an embedded Temporal server and two failovers")
 	}
 	dir := t.TempDir()
-	code, out, errs := runDrover("bench", "rto", "--n", "1,2", "--time-scale", "0.002", "--dir", dir, "--output", "json", "--log-level", "warn")
-	require.Equal(t, ExitOK, code, errs)
-	var doc rtoDoc
-	require.NoError(t, json.Unmarshal([]byte(out), &doc), out)
+	doc, err := RTO(context.Background(), testEnv(t), RTOOptions{Counts: []int{1, 2}, TimeScale: 0.002, Dir: dir, Rounds: 1,
+		Timeout: 10 * time.Minute, LabExe: "auto"})
+	require.NoError(t, err)
 	require.Len(t, doc.Rows, 2)
 	for i, n := range []int{1, 2} {
 		r := doc.Rows[i]
