@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-dr/drover/drivers"
+	"github.com/drover-dr/drover/plan"
 )
 
 func TestRegistryHoldsEveryBuiltinDriverUnderItsKind(t *testing.T) {
@@ -69,4 +70,15 @@ func TestPostgresReplicatesAndSQLChecksSettings(t *testing.T) {
 	if err := r.CheckDriver("probe", "sql", map[string]any{"dsn": "env:X", "query": "SELECT 1", "expect": map[string]any{"min": 1}}); err != nil {
 		t.Fatalf("plan validation of sql settings: %v", err)
 	}
+}
+
+// The PostgreSQL example plan is valid against the real drivers: its
+// replicated component's driver replicates.
+func TestPostgresExamplePlanIsValidWithTheBuiltinDrivers(t *testing.T) {
+	const file = "../../examples/plans/postgres.yaml"
+	p, err := plan.LoadAndValidate(file, Registry(nil))
+	require.NoError(t, err)
+	require.Len(t, p.ReplicatedComponents(), 1)
+	require.Equal(t, "dc2", p.Components[0].Replication.Standby)
+
 }

@@ -13,3 +13,8 @@ var Lab []byte
 //
 //go:embed bpm-golden.yaml
 var BPMGolden []byte
+
+// Postgres is examples/plans/postgres.yaml.
+//
+//go:embed postgres.yaml
+var Postgres []byte
