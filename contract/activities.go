@@ -447,6 +447,9 @@ type RestoreInput struct {
 	Site    SiteRef               `json:"site"`
 	Host    plan.Host             `json:"host,omitzero"`
 	Group   plan.ConsistencyGroup `json:"group"`
+	// Members limits the restore to these members of the group (one
+	// component re-created); empty restores the whole group.
+	Members []string `json:"members,omitempty"`
 }
 
 // Damage names the point whose stored data a restore found damaged: the

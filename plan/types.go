@@ -218,7 +218,58 @@ type Component struct {
 	Readiness *DriverCheck `yaml:"readiness,omitempty" json:"readiness,omitempty"`
 	// StartTimeout bounds one start attempt including readiness.
 	StartTimeout Duration `yaml:"startTimeout,omitempty" json:"startTimeout,omitempty"`
-	Pos          Pos      `yaml:"-" json:"-"`
+	// OnFailure is what a run does when the component still does not
+	// start after its retries; empty takes its role's default
+	// (DefaultFailurePolicy).
+	OnFailure FailurePolicy `yaml:"onFailure,omitempty" json:"onFailure,omitempty"`
+	Pos       Pos           `yaml:"-" json:"-"`
+}
+
+// FailurePolicy is what a run does with a component that does not start
+// (the PureApplication seed's per-component failure table).
+type FailurePolicy string
+
+const (
+	// PolicyRestart stops the component and starts it once more, then asks
+	// at the start-failed gate: persistent servers are restarted once at
+	// the same address.
+	PolicyRestart FailurePolicy = "restart"
+	// PolicyRecreate restores the component's own data from the run's
+	// point, applies the environment changes again and starts it, then asks
+	// at the gate: a non-persistent server is re-created with no side effect.
+	PolicyRecreate FailurePolicy = "recreate"
+	// PolicyTakeover promotes the database's standby at the site (DB2 HADR
+	// takeover, PostgreSQL promote), then waits for it to answer.
+	PolicyTakeover FailurePolicy = "takeover"
+	// PolicyGate asks a person at the start-failed gate at once.
+	PolicyGate FailurePolicy = "gate"
+)
+
+// FailurePolicies lists the policies a plan may name.
+var FailurePolicies = []FailurePolicy{PolicyRestart, PolicyRecreate, PolicyTakeover, PolicyGate}
+
+// DefaultFailurePolicy is a role's policy when the plan names none, after
+// the PureApplication seed's table: the database and the shared services
+// (messaging, support, web servers as proxies) are persistent and restarted
+// once at the same address; application servers are non-persistent and
+// re-created; the deployment manager, node agents and anything else are the
+// deployer's to debug, so a person decides.
+func DefaultFailurePolicy(r Role) FailurePolicy {
+	switch r {
+	case RoleDatabase, RoleMessaging, RoleSupport, RoleWebServer:
+		return PolicyRestart
+	case RoleApp:
+		return PolicyRecreate
+	}
+	return PolicyGate
+}
+
+// FailurePolicy is the component's policy: its own, else its role's default.
+func (c Component) FailurePolicy() FailurePolicy {
+	if c.OnFailure != "" {
+		return c.OnFailure
+	}
+	return DefaultFailurePolicy(c.Role)
 }
 
 // Storage describes how the cell's data is captured.

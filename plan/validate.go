@@ -336,6 +336,8 @@ func (v *validator) components() {
 			seen[a] = true
 		}
 
+		v.failurePolicy(c, path+".onFailure")
+
 		if r := c.Readiness; r != nil {
 			rp := path + ".readiness"
 			v.driver(KindProbe, r.Driver, r.Settings, rp)
@@ -349,6 +351,31 @@ func (v *validator) components() {
 	g := buildGraph(p, true)
 	for _, cyc := range g.cycles() {
 		v.add(cyc.path, "dependency cycle: %s (a → b: a starts after b)", strings.Join(cyc.names, " → "))
+	}
+}
+
+// failurePolicy checks a component's onFailure: a known policy, data to
+// re-create it from, a database to take over.
+func (v *validator) failurePolicy(c *Component, path string) {
+	switch c.OnFailure {
+	case "", PolicyRestart, PolicyGate:
+	case PolicyRecreate:
+		for _, g := range v.p.Storage.Groups {
+			if slices.Contains(g.Components, c.Name) {
+				return
+			}
+		}
+		v.add(path, "recreate restores %s's data from the point, but no storage group lists it in its components", c.Name)
+	case PolicyTakeover:
+		if c.Role != RoleDatabase {
+			v.add(path, "takeover promotes a database's standby; %s has role %s (use restart, recreate or gate)", c.Name, c.Role)
+		}
+	default:
+		names := make([]string, len(FailurePolicies))
+		for i, fp := range FailurePolicies {
+			names[i] = string(fp)
+		}
+		v.add(path, "unknown failure policy %q (want one of %s)", c.OnFailure, strings.Join(names, ", "))
 	}
 }
 

@@ -468,7 +468,8 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (co
 			f.mustFence = false
 		}
 		f.sites.set("secondary", f.p.Sites.Secondary, "restored, starting")
-		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt), false)
+		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt), bringUp{
+			point: &PointSource{Store: f.store, PointID: pt.ID, FromRole: plan.SitePrimary}})
 		if err != nil {
 			f.sites.set("secondary", f.p.Sites.Secondary, "start failed: "+rootMessage(err))
 			return pt, up, err

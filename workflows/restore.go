@@ -115,9 +115,17 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 	return nil
 }
 
+// bringUp says how a site is brought up after a restore.
+type bringUp struct {
+	// unattended: nobody decides the start-failed gate.
+	unattended bool
+	// point is what was restored, to re-create a component from.
+	point *PointSource
+}
+
 // bringUpChildren runs the restart and the verification as child
 // workflows, so the Web UI shows them apart and each keeps its own history.
-func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, idPrefix string, unattended bool) (BringUpResult, error) {
+func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, idPrefix string, how bringUp) (BringUpResult, error) {
 	var res BringUpResult
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+site.Site.Name)
@@ -125,7 +133,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", contract.KindRestart))
 	r.status.Child = idPrefix + "/restart"
 	defer func() { r.status.Child = "" }()
-	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: unattended}).Get(ctx, &res.Restart); err != nil {
+	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: how.unattended, Point: how.point}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		if rec, ok := recordOf(err); ok {
 			r.absorb(idPrefix+"/restart", rec.Steps, rec.Gates)
@@ -218,7 +226,8 @@ func trial(ctx workflow.Context, r *run, p *plan.Plan, store contract.StoreRef, 
 		return res, err
 	}
 	res.Restored = workflow.Now(ctx)
-	res.BringUp, err = bringUpChildren(ctx, r, p, sandbox, idPrefix, unattended)
+	res.BringUp, err = bringUpChildren(ctx, r, p, sandbox, idPrefix, bringUp{unattended: unattended,
+		point: &PointSource{Store: store, PointID: point.ID, FromRole: plan.SitePrimary}})
 	res.RTO = workflow.Now(ctx).Sub(started)
 	return res, err
 }
