@@ -182,6 +182,9 @@ type CheckInput struct {
 	Site  SiteRef          `json:"site"`
 	Level plan.Level       `json:"level"`
 	Check plan.DriverCheck `json:"check"`
+	// Host is the machine the check runs on (a user step's host: locally,
+	// or over the host's SSH settings); zero for the site's own.
+	Host plan.Host `json:"host,omitzero"`
 }
 
 // CheckOutput is one check's result, named for the report.

@@ -23,7 +23,7 @@ type fakeChecker map[string][]string
 func newFakeChecker() fakeChecker {
 	return fakeChecker{
 		"middleware": {"exec", "db2", "websphere"},
-		"probe":      {"http", "tcp"},
+		"probe":      {"http", "tcp", "exec"},
 		"storage":    {"archive", "lvm"},
 		"redirect":   {"dns"},
 	}
@@ -44,7 +44,7 @@ func (f fakeChecker) CheckDriver(kind, name string, settings map[string]any) err
 		if k != name {
 			continue
 		}
-		if name == "exec" {
+		if name == "exec" && kind == "middleware" {
 			keys := make([]string, 0, len(settings))
 			for key := range settings {
 				keys = append(keys, key)

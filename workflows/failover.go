@@ -634,10 +634,23 @@ func (f *failover) redirect(ctx workflow.Context, site contract.SiteRef) error {
 }
 
 func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) error {
-	if p.Redirect == nil {
+	if p.Redirect == nil && len(p.Steps) == 0 {
 		return nil
 	}
 	r.phase(ctx, "redirect")
+	if err := userSteps(ctx, r, p, phaseAt{kind: r.status.Kind, phase: plan.PhaseRedirect, site: site}); err != nil {
+		return err
+	}
+	if err := redirectTraffic(ctx, r, p, site); err != nil {
+		return err
+	}
+	return userSteps(ctx, r, p, phaseAt{kind: r.status.Kind, phase: plan.PhaseRedirect, after: true, site: site})
+}
+
+func redirectTraffic(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) error {
+	if p.Redirect == nil {
+		return nil
+	}
 	step := r.begin(ctx, "redirect traffic to "+site.Site.Name)
 	r.placeStep(step, siteAt(site))
 	var rr contract.RedirectResult

@@ -28,6 +28,9 @@ type RestartInput struct {
 	// Point is the point the run restored at the site, for components
 	// whose failure policy re-creates them; nil when nothing was restored.
 	Point *PointSource `json:"point,omitempty"`
+	// For is the kind of run the restart is part of (failover, drill...):
+	// the plan's user steps around tiers run in the kinds they name.
+	For string `json:"for,omitempty"`
 }
 
 // RestartResult tells what each component did.
@@ -123,9 +126,19 @@ func restart(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput) (Res
 		}
 		res.Tiers = append(res.Tiers, plan.Tier{Index: t.Index, Components: members})
 		r.phase(ctx, fmt.Sprintf("restart:tier-%d", t.Index))
+		at := phaseAt{kind: in.For, phase: plan.PhaseTier, tier: plan.TierName(&in.Plan, t), site: in.Site}
+		if err := userSteps(ctx, r, &in.Plan, at); err != nil {
+			res.Ended = workflow.Now(ctx)
+			return res, err
+		}
 		outcomes, err := startTier(ctx, r, gk, in, t.Index, members)
 		res.Components = append(res.Components, outcomes...)
 		if err != nil {
+			res.Ended = workflow.Now(ctx)
+			return res, err
+		}
+		at.after = true
+		if err := userSteps(ctx, r, &in.Plan, at); err != nil {
 			res.Ended = workflow.Now(ctx)
 			return res, err
 		}

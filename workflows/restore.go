@@ -58,6 +58,10 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 			return err
 		}
 	}
+	kind := r.status.Kind
+	if err := userSteps(ctx, r, p, phaseAt{kind: kind, phase: plan.PhaseRestore, site: target}); err != nil {
+		return err
+	}
 	if _, err := forEachGroup(ctx, r, p.Storage.Groups, "restore", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
 		where, host := groupAt(target, g)
 		return r.act(storageOptions(ctx), where, contract.RestoreGroup, contract.RestoreInput{
@@ -77,7 +81,13 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 			return fmt.Errorf("prepare the restored data at %s: %w", target.Site.Name, err)
 		}
 	}
+	if err := userSteps(ctx, r, p, phaseAt{kind: kind, phase: plan.PhaseRestore, after: true, site: target}); err != nil {
+		return err
+	}
 
+	if err := userSteps(ctx, r, p, phaseAt{kind: kind, phase: plan.PhaseEnvironment, site: target}); err != nil {
+		return err
+	}
 	if len(p.Environment) > 0 {
 		r.phase(ctx, "environment")
 		step := r.begin(ctx, "apply environment changes")
@@ -94,6 +104,9 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 			parts = append(parts, fmt.Sprintf("%s: %d of %d files changed", rw.Name, len(rw.Changed), rw.Files))
 		}
 		r.end(ctx, step, OutcomeOK, 1, strings.Join(parts, "; "))
+	}
+	if err := userSteps(ctx, r, p, phaseAt{kind: kind, phase: plan.PhaseEnvironment, after: true, site: target}); err != nil {
+		return err
 	}
 
 	if len(p.External) > 0 {
@@ -133,7 +146,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", contract.KindRestart))
 	r.status.Child = idPrefix + "/restart"
 	defer func() { r.status.Child = "" }()
-	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: how.unattended, Point: how.point}).Get(ctx, &res.Restart); err != nil {
+	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: how.unattended, Point: how.point, For: r.status.Kind}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		if rec, ok := recordOf(err); ok {
 			r.absorb(idPrefix+"/restart", rec.Steps, rec.Gates)
@@ -144,6 +157,9 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d components in %d tiers", len(res.Restart.Components), len(res.Restart.Tiers)))
 
 	r.phase(ctx, "verify")
+	if err := userSteps(ctx, r, p, phaseAt{kind: r.status.Kind, phase: plan.PhaseVerify, site: site}); err != nil {
+		return res, err
+	}
 	step = r.begin(ctx, "verify "+site.Site.Name)
 	r.placeStep(step, siteAt(site))
 	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/verify", contract.KindVerify))
@@ -156,6 +172,9 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 		outcome = OutcomeFailed
 	}
 	r.end(ctx, step, outcome, 1, fmt.Sprintf("valid=%v findings=%d", res.Verify.Valid, len(res.Verify.Findings)))
+	if err := userSteps(ctx, r, p, phaseAt{kind: r.status.Kind, phase: plan.PhaseVerify, after: true, site: site}); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
