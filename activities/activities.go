@@ -260,7 +260,7 @@ func (a *Activities) RunCheck(ctx context.Context, in contract.CheckInput) (cont
 		return contract.CheckOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeBadSettings, err)
 	}
 	r, err := p.Check(ctx, drivers.CheckRequest{
-		Plan: in.Plan, Site: driverSite(in.Site), Level: string(in.Level), Name: in.Check.Name, Settings: in.Check.Settings,
+		Plan: in.Plan, Site: driverSite(in.Site), Host: driverHost(in.Host), Level: string(in.Level), Name: in.Check.Name, Settings: in.Check.Settings,
 	})
 	if err != nil {
 		return contract.CheckOutput{}, classify(fmt.Sprintf("check %s (%s level)", in.Check.Name, in.Level), err)

@@ -19,7 +19,7 @@ const replicaHeartbeat = 5 * time.Second
 
 // replicaTarget is one end of a replicated component as its driver sees it.
 func replicaTarget(in contract.ReplicaInput, end contract.ReplicaEnd) drivers.Target {
-	return target(contract.ComponentInput{Plan: in.Plan, Site: end.Site, Host: end.Host, Component: in.Component})
+	return Target(contract.ComponentInput{Plan: in.Plan, Site: end.Site, Host: end.Host, Component: in.Component})
 }
 
 // replicator resolves the component's driver as a Replicator; a driver that

@@ -428,7 +428,7 @@ func (a *Activities) restoreGroup(ctx context.Context, in contract.RestoreInput)
 	r, err := d.Restore(ctx, storage.RestoreRequest{
 		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, StoreSettings: storeSettings(st, in.Store), Site: driverSite(in.Site),
 		Group:   storage.Group{Name: in.Group.Name, Driver: in.Group.Driver, Components: in.Group.Components, Settings: in.Group.Settings},
-		Replace: true,
+		Replace: true, Members: in.Members,
 	}, heartbeat(ctx))
 	if err != nil {
 		op := fmt.Sprintf("restore group %s of point %s into %s", in.Group.Name, in.PointID, in.Site.Site.Name)

@@ -192,6 +192,9 @@ type CheckInput struct {
 	Site  SiteRef          `json:"site"`
 	Level plan.Level       `json:"level"`
 	Check plan.DriverCheck `json:"check"`
+	// Host is the machine the check runs on (a user step's host: locally,
+	// or over the host's SSH settings); zero for the site's own.
+	Host plan.Host `json:"host,omitzero"`
 }
 
 // CheckOutput is one check's result, named for the report.
@@ -504,6 +507,9 @@ type RestoreInput struct {
 	Site    SiteRef               `json:"site"`
 	Host    plan.Host             `json:"host,omitzero"`
 	Group   plan.ConsistencyGroup `json:"group"`
+	// Members limits the restore to these members of the group (one
+	// component re-created); empty restores the whole group.
+	Members []string `json:"members,omitempty"`
 }
 
 // Damage names the point whose stored data a restore found damaged: the

@@ -154,6 +154,9 @@ const (
 	// ErrTypeTargetRunning: a restore would replace the data of a component
 	// that answers as running.
 	ErrTypeTargetRunning = "TargetRunning"
+	// ErrTypeUserStepFailed: one of the plan's own steps failed and its
+	// policy (or a person at step-failed) ended the run.
+	ErrTypeUserStepFailed = "UserStepFailed"
 )
 
 // Workflow and schedule IDs. One plan has at most one of each singleton run

@@ -85,6 +85,10 @@ type RestoreRequest struct {
 	Replace bool `json:"replace,omitempty"`
 	// AllowInvalid restores a point marked invalid (forensics only).
 	AllowInvalid bool `json:"allowInvalid,omitempty"`
+	// Members limits the restore to these members of the group, leaving
+	// the others as they are; empty restores every member. A driver that
+	// restores a group as one volume refuses it as unsupported.
+	Members []string `json:"members,omitempty"`
 }
 
 // Estimate is how much a capture will write, at most.

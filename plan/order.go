@@ -385,3 +385,30 @@ func (p *Plan) Site(role string) (*Site, bool) {
 	}
 	return s, s != nil
 }
+
+// TierName names a tier by what starts in it: each member's role, or
+// product-role for the roles that belong to a product, once each, joined by
+// "+" ("database", "bpm-app", "monitor-messaging+monitor-support"). User
+// steps name tiers this way, which survives adding a member.
+func TierName(p *Plan, t Tier) string {
+	var labels []string
+	seen := map[string]bool{}
+	for _, name := range t.Components {
+		for i := range p.Components {
+			c := &p.Components[i]
+			if c.Name != name {
+				continue
+			}
+			label := string(c.Role)
+			if c.Role.NeedsProduct() {
+				label = c.Product + "-" + label
+			}
+			if !seen[label] {
+				seen[label] = true
+				labels = append(labels, label)
+			}
+			break
+		}
+	}
+	return strings.Join(labels, "+")
+}

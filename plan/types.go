@@ -115,6 +115,10 @@ type Plan struct {
 	// resolved. The failover waits until they all pass.
 	Recovery []DriverCheck `yaml:"recovery,omitempty" json:"recovery,omitempty"`
 
+	// Steps are the operators' own steps, each run before or after a
+	// named phase of a failover, failback, drill or backup.
+	Steps []UserStep `yaml:"steps,omitempty" json:"steps,omitempty"`
+
 	// Notify says whom drover tells when a gate waits, a run starts or
 	// ends, or the RPO is breached or recovered: webhook receivers
 	// (generic JSON, Slack, Alertmanager), URLs and tokens by reference.
@@ -226,7 +230,11 @@ type Component struct {
 	// DB2 HADR) instead of by the storage groups: a failover promotes the
 	// standby rather than restoring the component from a point.
 	Replication *Replication `yaml:"replication,omitempty" json:"replication,omitempty"`
-	Pos         Pos          `yaml:"-" json:"-"`
+	// OnFailure is what a run does when the component still does not
+	// start after its retries; empty takes its role's default
+	// (DefaultFailurePolicy).
+	OnFailure FailurePolicy `yaml:"onFailure,omitempty" json:"onFailure,omitempty"`
+	Pos       Pos           `yaml:"-" json:"-"`
 }
 
 // Replication places a replicated component's standby.
@@ -251,6 +259,53 @@ func (p *Plan) ReplicatedComponents() []Component {
 	return out
 }
 
+// FailurePolicy is what a run does with a component that does not start
+// (the PureApplication seed's per-component failure table).
+type FailurePolicy string
+
+const (
+	// PolicyRestart stops the component and starts it once more, then asks
+	// at the start-failed gate: persistent servers are restarted once at
+	// the same address.
+	PolicyRestart FailurePolicy = "restart"
+	// PolicyRecreate restores the component's own data from the run's
+	// point, applies the environment changes again and starts it, then asks
+	// at the gate: a non-persistent server is re-created with no side effect.
+	PolicyRecreate FailurePolicy = "recreate"
+	// PolicyTakeover promotes the database's standby at the site (DB2 HADR
+	// takeover, PostgreSQL promote), then waits for it to answer.
+	PolicyTakeover FailurePolicy = "takeover"
+	// PolicyGate asks a person at the start-failed gate at once.
+	PolicyGate FailurePolicy = "gate"
+)
+
+// FailurePolicies lists the policies a plan may name.
+var FailurePolicies = []FailurePolicy{PolicyRestart, PolicyRecreate, PolicyTakeover, PolicyGate}
+
+// DefaultFailurePolicy is a role's policy when the plan names none, after
+// the PureApplication seed's table: the database and the shared services
+// (messaging, support, web servers as proxies) are persistent and restarted
+// once at the same address; application servers are non-persistent and
+// re-created; the deployment manager, node agents and anything else are the
+// deployer's to debug, so a person decides.
+func DefaultFailurePolicy(r Role) FailurePolicy {
+	switch r {
+	case RoleDatabase, RoleMessaging, RoleSupport, RoleWebServer:
+		return PolicyRestart
+	case RoleApp:
+		return PolicyRecreate
+	}
+	return PolicyGate
+}
+
+// FailurePolicy is the component's policy: its own, else its role's default.
+func (c Component) FailurePolicy() FailurePolicy {
+	if c.OnFailure != "" {
+		return c.OnFailure
+	}
+	return DefaultFailurePolicy(c.Role)
+}
+
 // Storage describes how the cell's data is captured.
 type Storage struct {
 	// Store is where recovery points live. Its site and host keys say which
@@ -267,6 +322,82 @@ type Storage struct {
 	Groups         []ConsistencyGroup `yaml:"groups" json:"groups"`
 	// Schedule says how often points are taken and validated.
 	Schedule BackupSchedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+}
+
+// UserStep is an operator's own step in a run (seed 004's post-restore
+// work, VMware SRM's callouts): a probe driver's call (exec, locally or
+// over the host's SSH; sql; http; tcp) or a manual step (a gate with its
+// checklist), before or after one phase.
+type UserStep struct {
+	Name string `yaml:"name" json:"name"`
+	// Before or After names the phase (one of StepPhases); exactly one.
+	Before string `yaml:"before,omitempty" json:"before,omitempty"`
+	After  string `yaml:"after,omitempty" json:"after,omitempty"`
+	// Tier names the restart tier of the tier phase (TierName).
+	Tier string `yaml:"tier,omitempty" json:"tier,omitempty"`
+	// Runs limits the step to these kinds of run (failover, failback,
+	// drill, backup); empty runs it in every kind that has the phase.
+	Runs []string `yaml:"runs,omitempty" json:"runs,omitempty"`
+	// Host is the machine the driver acts on, by the primary's name for
+	// it, at the site the phase acts on.
+	Host     string   `yaml:"host,omitempty" json:"host,omitempty"`
+	Driver   string   `yaml:"driver,omitempty" json:"driver,omitempty"`
+	Settings Settings `yaml:"settings,omitempty" json:"settings,omitempty"`
+	// Gate makes the step manual: the plan's gate that asks, with the
+	// step's checklist added to the gate's own.
+	Gate      string   `yaml:"gate,omitempty" json:"gate,omitempty"`
+	Checklist []string `yaml:"checklist,omitempty" json:"checklist,omitempty"`
+	// Timeout bounds the driver call (default 10m).
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// OnFailure is abort (the default), continue or gate (step-failed).
+	OnFailure string `yaml:"onFailure,omitempty" json:"onFailure,omitempty"`
+	Pos       Pos    `yaml:"-" json:"-"`
+}
+
+// Phases user steps attach to. Restore, environment, tier, verify and
+// redirect belong to failover, failback and drill (a drill has no
+// redirect); capture to backups.
+const (
+	PhaseRestore     = "restore"
+	PhaseEnvironment = "environment"
+	PhaseTier        = "tier"
+	PhaseVerify      = "verify"
+	PhaseRedirect    = "redirect"
+	PhaseCapture     = "capture"
+)
+
+// StepPhases lists the phases a user step may name.
+var StepPhases = []string{PhaseRestore, PhaseEnvironment, PhaseTier, PhaseVerify, PhaseRedirect, PhaseCapture}
+
+// StepRuns lists the kinds of run user steps run in.
+var StepRuns = []string{"failover", "failback", "drill", "backup"}
+
+// User step failure policies.
+const (
+	StepAbort    = "abort"
+	StepContinue = "continue"
+	StepGate     = "gate"
+)
+
+// Phase is the phase the step attaches to, and whether it runs after it.
+func (s UserStep) Phase() (string, bool) {
+	if s.After != "" {
+		return s.After, true
+	}
+	return s.Before, false
+}
+
+// RunsIn reports whether the step runs in a run of this kind.
+func (s UserStep) RunsIn(kind string) bool {
+	if len(s.Runs) == 0 {
+		return true
+	}
+	for _, k := range s.Runs {
+		if k == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // StoreSite is the site, and host of it, that holds the store: the steps

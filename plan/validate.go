@@ -93,6 +93,7 @@ func validate(p *Plan, checker DriverChecker) Problems {
 		v.secrets(p.Redirect.Settings, "redirect.settings")
 	}
 	v.environment()
+	v.userSteps()
 	if len(p.Notify) > 0 {
 		// The notifications' own settings check, through the registry.
 		v.driver(KindNotify, "webhooks", p.Notify, "notify")
@@ -337,6 +338,7 @@ func (v *validator) components() {
 		}
 
 		v.replication(c, path)
+		v.failurePolicy(c, path+".onFailure")
 
 		if r := c.Readiness; r != nil {
 			rp := path + ".readiness"
@@ -351,6 +353,34 @@ func (v *validator) components() {
 	g := buildGraph(p, true)
 	for _, cyc := range g.cycles() {
 		v.add(cyc.path, "dependency cycle: %s (a → b: a starts after b)", strings.Join(cyc.names, " → "))
+	}
+}
+
+// failurePolicy checks a component's onFailure: a known policy, data to
+// re-create it from, a database to take over.
+func (v *validator) failurePolicy(c *Component, path string) {
+	switch c.OnFailure {
+	case "", PolicyRestart, PolicyGate:
+	case PolicyRecreate:
+		for _, g := range v.p.Storage.Groups {
+			if slices.Contains(g.Components, c.Name) {
+				return
+			}
+		}
+		v.add(path, "recreate restores %s's data from the point, but no storage group lists it in its components", c.Name)
+	case PolicyTakeover:
+		switch {
+		case c.Role != RoleDatabase:
+			v.add(path, "takeover promotes a database's standby; %s has role %s (use restart, recreate or gate)", c.Name, c.Role)
+		case c.Replication == nil:
+			v.add(path, "takeover promotes %s's standby, but the component has no replication (set replication.standby)", c.Name)
+		}
+	default:
+		names := make([]string, len(FailurePolicies))
+		for i, fp := range FailurePolicies {
+			names[i] = string(fp)
+		}
+		v.add(path, "unknown failure policy %q (want one of %s)", c.OnFailure, strings.Join(names, ", "))
 	}
 }
 
@@ -986,4 +1016,112 @@ func separateMachines(a, b *Site) bool {
 func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// userSteps checks the operators' own steps: a phase that exists, a tier
+// the plan derives, a driver or a gate (not both), a known failure policy.
+func (v *validator) userSteps() {
+	p := v.p
+	var tierNames []string
+	if len(p.Steps) > 0 {
+		if tiers, err := Tiers(p); err == nil {
+			for _, t := range tiers {
+				tierNames = append(tierNames, TierName(p, t))
+			}
+		}
+	}
+	gates := map[string]bool{}
+	for _, g := range p.Gates {
+		gates[g.Name] = true
+	}
+	first := map[string]int{}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		path := fmt.Sprintf("steps[%d]", i)
+		v.name(path+".name", s.Name, "the step")
+		if j, dup := first[s.Name]; dup && s.Name != "" {
+			v.add(path+".name", "duplicate step %q%s", s.Name, firstAt(p.Steps[j].Pos))
+		} else {
+			first[s.Name] = i
+		}
+		phase, _ := s.Phase()
+		field := path + ".before"
+		if s.After != "" {
+			field = path + ".after"
+		}
+		switch {
+		case s.Before != "" && s.After != "":
+			v.add(path+".after", "a step runs before or after one phase: write before or after, not both")
+		case phase == "":
+			v.add(path+".before", "required: before or after, one of %s", strings.Join(StepPhases, ", "))
+		case !slices.Contains(StepPhases, phase):
+			hint := ""
+			if g := closest(phase, StepPhases); g != "" {
+				hint = fmt.Sprintf("; did you mean %q?", g)
+			}
+			v.add(field, "unknown phase %q (want one of %s)%s", phase, strings.Join(StepPhases, ", "), hint)
+		}
+		switch {
+		case phase == PhaseTier && s.Tier == "":
+			v.add(path+".tier", "required: the tier the step runs %s (%s)", map[bool]string{true: "after", false: "before"}[s.After != ""], strings.Join(tierNames, ", "))
+		case phase != PhaseTier && s.Tier != "":
+			v.add(path+".tier", "a tier is named only for %s: %s", PhaseTier, PhaseTier)
+		case s.Tier != "" && tierNames != nil && !slices.Contains(tierNames, s.Tier):
+			hint := ""
+			if g := closest(s.Tier, tierNames); g != "" {
+				hint = fmt.Sprintf("; did you mean %q?", g)
+			}
+			v.add(path+".tier", "unknown tier %q (the plan's tiers: %s)%s", s.Tier, strings.Join(tierNames, ", "), hint)
+		}
+		for j, k := range s.Runs {
+			if !slices.Contains(StepRuns, k) {
+				v.add(fmt.Sprintf("%s.runs[%d]", path, j), "unknown kind of run %q (want %s)", k, strings.Join(StepRuns, ", "))
+			}
+		}
+		if phase == PhaseCapture && len(s.Runs) > 0 && !slices.Contains(s.Runs, "backup") {
+			v.add(path+".runs", "the capture phase is a backup's: add backup to runs")
+		}
+		switch {
+		case s.Gate != "" && s.Driver != "":
+			v.add(path+".gate", "a step is a driver call or a manual step at a gate, not both")
+		case s.Gate != "":
+			if !gates[s.Gate] {
+				v.add(path+".gate", "unknown gate %q: define it under gates with its approvers", s.Gate)
+			}
+			if len(s.Settings) > 0 {
+				v.add(path+".settings", "a manual step has no driver settings")
+			}
+		case s.Driver == "":
+			v.add(path+".driver", "required: a probe driver to call (exec, sql, http, tcp) or a gate for a manual step")
+		default:
+			v.driver(KindProbe, s.Driver, s.Settings, path)
+			v.secrets(s.Settings, path+".settings")
+		}
+		for j, item := range s.Checklist {
+			if strings.TrimSpace(item) == "" {
+				v.add(fmt.Sprintf("%s.checklist[%d]", path, j), "empty checklist item")
+			}
+		}
+		v.notNegative(path+".timeout", s.Timeout, "means 10m")
+		switch s.OnFailure {
+		case "", StepAbort, StepContinue:
+		case StepGate:
+			if !gates["step-failed"] {
+				v.add(path+".onFailure", "gate asks at the step-failed gate, which the plan does not define")
+			}
+		default:
+			v.add(path+".onFailure", "want abort, continue or gate, got %q", s.OnFailure)
+		}
+		if s.Host != "" {
+			for _, site := range []*Site{p.Sites.Primary, p.Sites.Secondary, p.Sites.Sandbox} {
+				if site == nil || site.Name == "" {
+					continue
+				}
+				if _, ok := site.Host(s.Host); !ok {
+					v.add(path+".host", "unknown host %q at site %s (hosts: %s)", s.Host, site.Name, strings.Join(sortedKeys(site.Hosts), ", "))
+					break
+				}
+			}
+		}
+	}
 }

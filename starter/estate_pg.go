@@ -22,6 +22,7 @@ import (
 	"github.com/drover-dr/drover/lab/pgestate"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
+	"github.com/drover-dr/drover/stack"
 	"github.com/drover-dr/drover/worker"
 	"github.com/drover-dr/drover/workflows"
 )
@@ -148,15 +149,15 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 	if err := e.InitPrimary(ctx); err != nil {
 		return nil, err
 	}
-	st, err := startStack(ctx, g, stackOptions{DBFile: filepath.Join(e.Dir, "temporal.db")})
+	st, err := startStack(ctx, g, stack.Options{DBFile: filepath.Join(e.Dir, "temporal.db")})
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
 	sites := map[string]*worker.Group{}
 	startSite := func(name string) error {
-		w, err := worker.New(st.client, worker.Options{Sites: []contract.Placement{{Site: name}}, Registry: builtin.Registry(st.log),
-			Logger: st.log.With(zap.String("site", name))})
+		w, err := worker.New(st.Client, worker.Options{Sites: []contract.Placement{{Site: name}}, Registry: builtin.Registry(g.Logger()),
+			Logger: g.Logger().With(zap.String("site", name))})
 		if err != nil {
 			return err
 		}
@@ -164,7 +165,7 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 			return err
 		}
 		sites[name] = w
-		return waitPolling(ctx, st.client, contract.SiteQueue(name), 30*time.Second)
+		return stack.WaitPolling(ctx, st.Client, contract.SiteQueue(name), 30*time.Second)
 	}
 	defer func() {
 		for _, w := range sites {
@@ -196,10 +197,10 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 	if _, err := store.Transition(p.Name, catalog.StateEnabled, "secondary", "drover estate postgres", time.Now()); err != nil && !strings.Contains(err.Error(), "already") {
 		return nil, err
 	}
-	if err := startMonitor(ctx, st.client, p); err != nil {
+	if err := startMonitor(ctx, st.Client, p); err != nil {
 		return nil, err
 	}
-	rpo, err := waitStreaming(ctx, st.client, p, 5*time.Minute)
+	rpo, err := waitStreaming(ctx, st.Client, p, 5*time.Minute)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +231,7 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 	out := bench.Wait()
 	say("pgbench at dc1 ended: %s", lastLine(out))
 
-	run, err := startRun(ctx, st.client, contract.SwitchoverID(p.Name), p.Name, contract.KindFailover, workflows.FailoverWorkflow,
+	run, err := startRun(ctx, st.Client, contract.SwitchoverID(p.Name), p.Name, contract.KindFailover, workflows.FailoverWorkflow,
 		workflows.FailoverInput{Plan: *p, DeclaredAt: declared})
 	if err != nil {
 		return nil, err
@@ -284,7 +285,7 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 		if err := startSite("dc1"); err != nil {
 			return res, err
 		}
-		run, err := startRun(ctx, st.client, contract.SwitchoverID(p.Name), p.Name, contract.KindFailback, workflows.FailbackWorkflow,
+		run, err := startRun(ctx, st.Client, contract.SwitchoverID(p.Name), p.Name, contract.KindFailback, workflows.FailbackWorkflow,
 			workflows.FailbackInput{Plan: *p})
 		if err != nil {
 			return res, err

@@ -184,8 +184,15 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 
 	config := fingerprintForPoint(ctx, r, p, site, in.Configuration, started)
 
+	if err := userSteps(ctx, r, p, phaseAt{kind: contract.KindBackup, phase: plan.PhaseCapture, site: site}); err != nil {
+		r.phase(ctx, "failed")
+		return res, err
+	}
 	groupsOut, err := captureAndShip(ctx, r, p, site, store, id, res.Preflight, in.Cold)
 	res.Groups = groupsOut
+	if err == nil {
+		err = userSteps(ctx, r, p, phaseAt{kind: contract.KindBackup, phase: plan.PhaseCapture, after: true, site: site})
+	}
 	if err != nil {
 		abandon(ctx, r, store, id, site, groups)
 		r.phase(ctx, "failed")

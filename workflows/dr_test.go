@@ -1074,7 +1074,8 @@ func TestTheReportHoldsTheChildRunsStepsAndApprovals(t *testing.T) {
 	e := newDREnv(t)
 	pt := e.backup("").Point
 	e.setValidity(pt.ID, catalog.Valid)
-	e.cell.failStarts["dc2/app"] = startAttempts // every attempt of the first start
+	e.cell.failStarts["dc2/app"] = startAttempts     // every attempt of the first start
+	e.plan.Components[1].OnFailure = plan.PolicyGate // ask at once, not re-create first
 	env := e.env()
 	e.approve(env, time.Minute, contract.GateStartSecondary)
 	env.RegisterDelayedCallback(func() {

@@ -119,7 +119,8 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 		st.set("primary", p.Sites.Primary, "partly restored: "+rootMessage(err))
 		return res, err
 	}
-	up, err := bringUpChildren(ctx, r, p, primary, id+"/primary", false)
+	up, err := bringUpChildren(ctx, r, p, primary, id+"/primary", bringUp{
+		point: &PointSource{Store: store, PointID: bk.Point.ID, FromRole: plan.SiteSecondary}})
 	res.Verify = up.Verify
 	if len(up.Verify.Levels) > 0 {
 		rep.Verification = &res.Verify

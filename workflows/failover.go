@@ -533,7 +533,8 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (co
 			}
 		}
 		f.sites.set("secondary", f.p.Sites.Secondary, "restored, starting")
-		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt), false)
+		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt), bringUp{
+			point: &PointSource{Store: f.store, PointID: pt.ID, FromRole: plan.SitePrimary}})
 		if err != nil {
 			f.sites.set("secondary", f.p.Sites.Secondary, "start failed: "+rootMessage(err))
 			return pt, up, err
@@ -698,10 +699,23 @@ func (f *failover) redirect(ctx workflow.Context, site contract.SiteRef) error {
 }
 
 func redirectTo(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) error {
-	if p.Redirect == nil {
+	if p.Redirect == nil && len(p.Steps) == 0 {
 		return nil
 	}
 	r.phase(ctx, "redirect")
+	if err := userSteps(ctx, r, p, phaseAt{kind: r.status.Kind, phase: plan.PhaseRedirect, site: site}); err != nil {
+		return err
+	}
+	if err := redirectTraffic(ctx, r, p, site); err != nil {
+		return err
+	}
+	return userSteps(ctx, r, p, phaseAt{kind: r.status.Kind, phase: plan.PhaseRedirect, after: true, site: site})
+}
+
+func redirectTraffic(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef) error {
+	if p.Redirect == nil {
+		return nil
+	}
 	step := r.begin(ctx, "redirect traffic to "+site.Site.Name)
 	r.placeStep(step, siteAt(site))
 	var rr contract.RedirectResult

@@ -25,6 +25,12 @@ type RestartInput struct {
 	// validation of a point): a start that keeps failing fails the restart
 	// at once, and the point is judged by that.
 	Unattended bool `json:"unattended,omitempty"`
+	// Point is the point the run restored at the site, for components
+	// whose failure policy re-creates them; nil when nothing was restored.
+	Point *PointSource `json:"point,omitempty"`
+	// For is the kind of run the restart is part of (failover, drill...):
+	// the plan's user steps around tiers run in the kinds they name.
+	For string `json:"for,omitempty"`
 }
 
 // RestartResult tells what each component did.
@@ -48,6 +54,8 @@ type ComponentOutcome struct {
 	Started  time.Time `json:"started"`
 	Ready    time.Time `json:"ready,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
+	// Policy is the failure policy that acted on a start that failed.
+	Policy string `json:"policy,omitempty"`
 }
 
 // Defaults for starting a component when the plan says nothing.
@@ -118,9 +126,19 @@ func restart(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput) (Res
 		}
 		res.Tiers = append(res.Tiers, plan.Tier{Index: t.Index, Components: members})
 		r.phase(ctx, fmt.Sprintf("restart:tier-%d", t.Index))
+		at := phaseAt{kind: in.For, phase: plan.PhaseTier, tier: plan.TierName(&in.Plan, t), site: in.Site}
+		if err := userSteps(ctx, r, &in.Plan, at); err != nil {
+			res.Ended = workflow.Now(ctx)
+			return res, err
+		}
 		outcomes, err := startTier(ctx, r, gk, in, t.Index, members)
 		res.Components = append(res.Components, outcomes...)
 		if err != nil {
+			res.Ended = workflow.Now(ctx)
+			return res, err
+		}
+		at.after = true
+		if err := userSteps(ctx, r, &in.Plan, at); err != nil {
 			res.Ended = workflow.Now(ctx)
 			return res, err
 		}
@@ -155,6 +173,7 @@ func startTier(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput, ti
 func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInput, tier int, c plan.Component) (ComponentOutcome, error) {
 	out := ComponentOutcome{Name: c.Name, Tier: tier, Started: workflow.Now(ctx)}
 	step := r.begin(ctx, "start "+c.Name)
+	policyDone := false
 	for {
 		attempts, ran, ev, err := startAndWaitReady(ctx, r, in, c)
 		r.ranAt(step, ran)
@@ -163,7 +182,10 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 		if err == nil {
 			out.Outcome = OutcomeOK
 			out.Ready = workflow.Now(ctx)
-			r.end(ctx, step, OutcomeOK, out.Attempts, "")
+			if policyDone && out.Policy != "" {
+				out.Detail = "started after failure policy " + out.Policy + " acted"
+			}
+			r.end(ctx, step, OutcomeOK, out.Attempts, out.Detail)
 			return out, nil
 		}
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
@@ -177,6 +199,17 @@ func startComponent(ctx workflow.Context, r *run, gk *gateKeeper, in RestartInpu
 			out.Detail = detail
 			r.end(ctx, step, OutcomeFailed, out.Attempts, detail)
 			return out, err
+		}
+		if !policyDone {
+			policyDone = true
+			switch applyFailurePolicy(ctx, r, in, c, &out, detail) {
+			case policyActed:
+				continue
+			case policyFailed:
+				detail += fmt.Sprintf("; failure policy %s did not help", out.Policy)
+			}
+		} else if out.Policy != "" && out.Policy != string(plan.PolicyGate) {
+			detail += fmt.Sprintf(" (again, after failure policy %s)", out.Policy)
 		}
 		if in.Unattended {
 			out.Outcome = OutcomeFailed

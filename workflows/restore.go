@@ -62,6 +62,10 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 			return err
 		}
 	}
+	kind := r.status.Kind
+	if err := userSteps(ctx, r, p, phaseAt{kind: kind, phase: plan.PhaseRestore, site: target}); err != nil {
+		return err
+	}
 	if _, err := forEachGroup(ctx, r, p.Storage.Groups, "restore", func(ctx workflow.Context, g plan.ConsistencyGroup) workflow.Future {
 		where, host := groupAt(target, g)
 		return r.act(storageOptions(ctx), where, contract.RestoreGroup, contract.RestoreInput{
@@ -81,7 +85,13 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 			return fmt.Errorf("prepare the restored data at %s: %w", target.Site.Name, err)
 		}
 	}
+	if err := userSteps(ctx, r, p, phaseAt{kind: kind, phase: plan.PhaseRestore, after: true, site: target}); err != nil {
+		return err
+	}
 
+	if err := userSteps(ctx, r, p, phaseAt{kind: kind, phase: plan.PhaseEnvironment, site: target}); err != nil {
+		return err
+	}
 	if len(p.Environment) > 0 {
 		r.phase(ctx, "environment")
 		step := r.begin(ctx, "apply environment changes")
@@ -98,6 +108,9 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 			parts = append(parts, rw.Summary())
 		}
 		r.end(ctx, step, OutcomeOK, 1, strings.Join(parts, "; "))
+	}
+	if err := userSteps(ctx, r, p, phaseAt{kind: kind, phase: plan.PhaseEnvironment, after: true, site: target}); err != nil {
+		return err
 	}
 
 	if len(p.External) > 0 {
@@ -119,9 +132,17 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 	return nil
 }
 
+// bringUp says how a site is brought up after a restore.
+type bringUp struct {
+	// unattended: nobody decides the start-failed gate.
+	unattended bool
+	// point is what was restored, to re-create a component from.
+	point *PointSource
+}
+
 // bringUpChildren runs the restart and the verification as child
 // workflows, so the Web UI shows them apart and each keeps its own history.
-func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, idPrefix string, unattended bool) (BringUpResult, error) {
+func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, idPrefix string, how bringUp) (BringUpResult, error) {
 	var res BringUpResult
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+site.Site.Name)
@@ -129,7 +150,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", contract.KindRestart))
 	r.status.Child = idPrefix + "/restart"
 	defer func() { r.status.Child = "" }()
-	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: unattended}).Get(ctx, &res.Restart); err != nil {
+	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: how.unattended, Point: how.point, For: r.status.Kind}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		if rec, ok := recordOf(err); ok {
 			r.absorb(idPrefix+"/restart", rec.Steps, rec.Gates)
@@ -140,6 +161,9 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d components in %d tiers", len(res.Restart.Components), len(res.Restart.Tiers)))
 
 	r.phase(ctx, "verify")
+	if err := userSteps(ctx, r, p, phaseAt{kind: r.status.Kind, phase: plan.PhaseVerify, site: site}); err != nil {
+		return res, err
+	}
 	step = r.begin(ctx, "verify "+site.Site.Name)
 	r.placeStep(step, siteAt(site))
 	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/verify", contract.KindVerify))
@@ -152,6 +176,9 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 		outcome = OutcomeFailed
 	}
 	r.end(ctx, step, outcome, 1, fmt.Sprintf("valid=%v findings=%d", res.Verify.Valid, len(res.Verify.Findings)))
+	if err := userSteps(ctx, r, p, phaseAt{kind: r.status.Kind, phase: plan.PhaseVerify, after: true, site: site}); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
@@ -222,7 +249,8 @@ func trial(ctx workflow.Context, r *run, p *plan.Plan, store contract.StoreRef, 
 		return res, err
 	}
 	res.Restored = workflow.Now(ctx)
-	res.BringUp, err = bringUpChildren(ctx, r, p, sandbox, idPrefix, unattended)
+	res.BringUp, err = bringUpChildren(ctx, r, p, sandbox, idPrefix, bringUp{unattended: unattended,
+		point: &PointSource{Store: store, PointID: point.ID, FromRole: plan.SitePrimary}})
 	res.RTO = workflow.Now(ctx).Sub(started)
 	return res, err
 }

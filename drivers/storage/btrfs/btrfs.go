@@ -378,6 +378,11 @@ func (d *Driver) Restore(ctx context.Context, req storage.RestoreRequest, progre
 	fail := func(err error) (storage.Result, error) {
 		return res, fmt.Errorf("btrfs restore of group %s of %s: %w", req.Group.Name, req.PointID, err)
 	}
+	if len(req.Members) > 0 {
+		// A group is one subvolume: it is received whole or not at all.
+		return res, drivers.Unsupported(fmt.Errorf("btrfs restores group %s as one subvolume, not members %s alone",
+			req.Group.Name, strings.Join(req.Members, ", ")))
+	}
 	s, err := DecodeSettings(req.Group.Settings)
 	if err != nil {
 		return res, err

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,6 +160,15 @@ func RestoreToSite(ctx context.Context, req storage.RestoreRequest, progress sto
 	return RestoreGroup(ctx, store, req, root, progress)
 }
 
+// memberNames lists members' names for a message.
+func memberNames(members []catalog.Member) string {
+	names := make([]string, len(members))
+	for i, m := range members {
+		names[i] = m.Name
+	}
+	return strings.Join(names, ", ")
+}
+
 // RestoreGroup restores a group stored as member archives (the archive and
 // lvm drivers) into root: each member is extracted into a temporary folder
 // beside its target (for a cumulative point, the base first, then the
@@ -181,6 +192,18 @@ func RestoreGroup(ctx context.Context, store *catalog.Store, req storage.Restore
 		return res, fmt.Errorf("restore group %s: %w", req.Group.Name, err)
 	}
 	members := last.Members
+	if len(req.Members) > 0 {
+		members = nil
+		for _, m := range last.Members {
+			if slices.Contains(req.Members, m.Name) {
+				members = append(members, m)
+			}
+		}
+		if len(members) != len(req.Members) {
+			return res, fmt.Errorf("restore: group %q of point %s holds members %s, not all of %s", req.Group.Name, req.PointID,
+				memberNames(last.Members), strings.Join(req.Members, ", "))
+		}
+	}
 	for _, m := range members {
 		target := filepath.Join(root, m.Name)
 		if !req.Replace {
