@@ -74,6 +74,8 @@ const (
 	KindFailback = "failback"
 	KindDrill    = "drill"
 	KindMonitor  = "rpo-monitor"
+	// KindColdBackup is a scheduled cold (offline) backup of the whole scope.
+	KindColdBackup = "cold-backup"
 )
 
 // Gates the runbooks open.

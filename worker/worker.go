@@ -214,4 +214,5 @@ var All = []interface{}{
 	workflows.FailoverWorkflow,
 	workflows.FailbackWorkflow,
 	workflows.RPOMonitorWorkflow,
+	workflows.ColdBackupWorkflow,
 }

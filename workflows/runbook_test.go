@@ -11,6 +11,7 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/report"
 )
 
 // pointsByInstant lists the plan's points oldest first.
@@ -80,4 +81,69 @@ func TestEveryPointOfAWatchedPlanRecordsItsConfiguration(t *testing.T) {
 	e.writeData("db", "config/datasource.json", `{"db":"127.0.1.9:50000"}`)
 	c := e.backup("").Point
 	require.NotEqual(t, a.Configuration.Fingerprint, c.Configuration.Fingerprint)
+}
+
+func (e *drEnv) coldPlan() {
+	e.plan.Storage.Schedule.Cold = &plan.ColdSchedule{Every: plan.Duration(24 * time.Hour), Approve: true}
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: contract.GateColdBackup, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+	e.cell.running["dc1/db"], e.cell.running["dc1/app"] = true, true
+}
+
+// Seed 000 §2.3.2.1: the simple server backup stops the whole scope in
+// reverse order, captures it with nothing running, starts it again in order
+// and verifies it; the point is marked cold.
+func TestAColdBackupStopsCapturesStartsAndVerifies(t *testing.T) {
+	e := newDREnv(t)
+	e.coldPlan()
+	env := e.env()
+	env.RegisterWorkflow(ColdBackupWorkflow)
+	e.approve(env, time.Minute, contract.GateColdBackup)
+	env.ExecuteWorkflow(ColdBackupWorkflow, ColdBackupInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	var res ColdBackupResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+
+	require.Equal(t, []string{"dc1/app", "dc1/db"}, e.cell.stops, "stopped in reverse order")
+	require.Equal(t, []string{"dc1/db", "dc1/app"}, e.cell.starts, "started again in order")
+	require.Zero(t, e.cell.quiesces, "nothing runs, nothing to quiesce")
+	require.True(t, e.cell.running["dc1/db"] && e.cell.running["dc1/app"])
+	require.True(t, res.BringUp.Verify.Valid)
+	pts := e.points()
+	require.Len(t, pts, 1)
+	require.True(t, pts[0].Cold, "the point's manifest says it is cold")
+	require.True(t, res.Backup.Point.Cold)
+	rep, err := report.Read(res.Report.JSON)
+	require.NoError(t, err)
+	require.True(t, rep.Point.Cold)
+	require.Equal(t, contract.GateColdBackup, rep.Gates[0].Name)
+}
+
+// A refused gate leaves the cell running and takes no point.
+func TestAColdBackupRefusedAtItsGateTouchesNothing(t *testing.T) {
+	e := newDREnv(t)
+	e.coldPlan()
+	env := e.env()
+	env.RegisterWorkflow(ColdBackupWorkflow)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateColdBackup, Approver: "ops", Decision: contract.DecisionReject})
+	}, time.Minute)
+	env.ExecuteWorkflow(ColdBackupWorkflow, ColdBackupInput{Plan: e.plan})
+	require.Error(t, env.GetWorkflowError())
+	require.Empty(t, e.cell.stops)
+	require.Empty(t, e.points())
+}
+
+// A capture that fails still starts the cell again.
+func TestAColdBackupWhoseCaptureFailsStartsTheCellAgain(t *testing.T) {
+	e := newDREnv(t)
+	e.coldPlan()
+	e.plan.Storage.Schedule.Cold.Approve = false
+	e.stor.failCapture = true
+	env := e.env()
+	env.RegisterWorkflow(ColdBackupWorkflow)
+	env.ExecuteWorkflow(ColdBackupWorkflow, ColdBackupInput{Plan: e.plan})
+	require.Error(t, env.GetWorkflowError())
+	require.Equal(t, []string{"dc1/db", "dc1/app"}, e.cell.starts)
+	require.True(t, e.cell.running["dc1/db"] && e.cell.running["dc1/app"])
+	require.Empty(t, e.points())
 }
