@@ -212,6 +212,9 @@ type Report struct {
 	Gates        []Gate        `json:"gates,omitempty"`
 	Ignored      []Ignored     `json:"ignored,omitempty"`
 	Verification *Verification `json:"verification,omitempty"`
-	Sites        []SiteState   `json:"sites,omitempty"`
-	Notes        []string      `json:"notes,omitempty"`
+	// SiteChecks are the prerequisites of the restore checked at the
+	// secondary before it (seed 000 §3), each with its evidence.
+	SiteChecks []Check     `json:"siteChecks,omitempty"`
+	Sites      []SiteState `json:"sites,omitempty"`
+	Notes      []string    `json:"notes,omitempty"`
 }

@@ -104,6 +104,9 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	if err := f.preflight(ctx); err != nil {
 		return res, err
 	}
+	if err := f.siteChecks(ctx); err != nil {
+		return res, err
+	}
 	if r.safe {
 		f.pauseBackups(ctx, &err)
 	}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -146,4 +147,80 @@ func TestAColdBackupWhoseCaptureFailsStartsTheCellAgain(t *testing.T) {
 	require.Equal(t, []string{"dc1/db", "dc1/app"}, e.cell.starts)
 	require.True(t, e.cell.running["dc1/db"] && e.cell.running["dc1/app"])
 	require.Empty(t, e.points())
+}
+
+// Seed 000 §3: before a failover, the secondary is checked for what a
+// restore there needs, each check named in the report with its evidence;
+// one that fails stops the failover before anything is restored, unless a
+// person approves at site-checks.
+func TestFailoverChecksTheSecondarysPrerequisites(t *testing.T) {
+	notMounted := t.TempDir()
+	for _, approve := range []bool{false, true} {
+		e := newDREnv(t)
+		e.plan.SiteChecks = &plan.SiteChecks{
+			Hosts:  []plan.HostCheck{{Name: "localhost", Addresses: []string{"127.0.0.1"}}},
+			Mounts: []plan.MountCheck{{Path: "/"}, {Path: notMounted, Type: "nfs", Writable: true}},
+			Paths:  []string{filepath.Join(e.dir, "dc2"), filepath.Join(e.dir, "opt-ibm-db2")},
+		}
+		pt := e.backup("").Point
+		e.setValidity(pt.ID, catalog.Valid)
+		if approve {
+			e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: contract.GateSiteChecks, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+		}
+		env := e.env()
+		if approve {
+			e.approve(env, time.Minute, contract.GateSiteChecks)
+			e.approve(env, 2*time.Minute, contract.GateStartSecondary)
+		}
+		env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+		if !approve {
+			err := env.GetWorkflowError()
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "site-checks")
+			require.Empty(t, e.cell.starts, "nothing started at the secondary")
+			_, statErr := os.Stat(filepath.Join(e.dir, "dc2", "db"))
+			require.True(t, os.IsNotExist(statErr), "nothing restored")
+			continue
+		}
+		res, rep := failoverReport(t, env)
+		require.Equal(t, "completed", rep.Outcome)
+		results := map[string]bool{}
+		for _, c := range rep.SiteChecks {
+			results[c.Name] = c.Result.Passed
+			require.NotEmpty(t, c.Result.Evidence.Action, c.Name)
+		}
+		require.Equal(t, map[string]bool{
+			"host localhost": true, "same addresses localhost": true, "mount /": true, "mount " + notMounted: false,
+			"path " + filepath.Join(e.dir, "dc2"): true, "path " + filepath.Join(e.dir, "opt-ibm-db2"): false,
+		}, results)
+		md, err := os.ReadFile(res.Report.Markdown)
+		require.NoError(t, err)
+		require.Contains(t, string(md), notMounted+" is not a mount point")
+	}
+}
+
+// Installation manifests that differ stop the failover at
+// installation-mismatch; a plan without that gate cannot go on.
+func TestFailoverStopsWhenTheInstallationsDiffer(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "dc2-installation.json"), []byte(`{"bpm":{"version":"7.5","fixes":[]}}`), 0o644))
+	env := e.env()
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), contract.GateInstallationMismatch)
+	require.Empty(t, e.cell.starts)
+
+	e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: contract.GateInstallationMismatch, Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+	env = e.env()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(contract.SignalApprove, Approval{Gate: contract.GateInstallationMismatch, Approver: "ops", Decision: contract.DecisionReject})
+	}, time.Minute)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	err = env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "gate installation-mismatch: reject")
+	require.Empty(t, e.cell.starts)
 }
