@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -49,6 +50,27 @@ func ColdBackupWorkflow(ctx workflow.Context, in ColdBackupInput) (ColdBackupRes
 	store := storeRef(p, nil)
 	rep := report.Report{}
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+
+	// The cell may have moved since the schedule was set: a cold backup
+	// never stops (and restarts) a site the cell no longer runs at.
+	r.phase(ctx, "preflight")
+	step := r.begin(ctx, "where the cell runs")
+	var l contract.Lifecycle
+	if err := r.act(shortOptions(ctx, time.Minute, 3), store.At, contract.PlanLifecycle, store).Get(ctx, &l); err != nil {
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		res.Report = finishReport(ctx, r, store, &rep, err)
+		r.phase(ctx, "failed")
+		return res, err
+	}
+	if l.Primary != "" && l.Primary != site.Site.Name {
+		err := temporal.NewNonRetryableApplicationError(fmt.Sprintf("the cell runs at %s, not at %s: no cold backup of %s", l.Primary, site.Site.Name, site.Site.Name), contract.ErrTypeBadPlan, nil)
+		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
+		rep.Sites = []report.SiteState{{Role: site.Role, Site: site.Site.Name, State: "untouched"}}
+		res.Report = finishReport(ctx, r, store, &rep, err)
+		r.phase(ctx, "failed")
+		return res, err
+	}
+	r.end(ctx, step, OutcomeOK, 1, "the cell runs at "+site.Site.Name)
 
 	if sc := p.Storage.Schedule.Cold; sc != nil && sc.Approve {
 		r.phase(ctx, "approval")

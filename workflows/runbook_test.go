@@ -224,3 +224,41 @@ func TestFailoverStopsWhenTheInstallationsDiffer(t *testing.T) {
 	require.Contains(t, err.Error(), "gate installation-mismatch: reject")
 	require.Empty(t, e.cell.starts)
 }
+
+// The cold schedule stops the cell at the primary: it is paused while a
+// failover moves the cell, stays paused while the cell runs at the
+// secondary, and resumes once the failback brings it home.
+func TestColdBackupsPauseWhileTheCellIsAway(t *testing.T) {
+	e := newDREnv(t)
+	pt := e.backup("").Point
+	e.setValidity(pt.ID, catalog.Valid)
+	env := e.env()
+	e.approve(env, time.Minute, contract.GateStartSecondary)
+	env.ExecuteWorkflow(FailoverWorkflow, FailoverInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, e.schedules.cold, 2)
+	require.True(t, e.schedules.cold[0].Pause && e.schedules.cold[1].Pause, "paused, and still paused with the cell at dc2")
+
+	env = e.env()
+	e.approve(env, time.Minute, contract.GateFailback)
+	env.ExecuteWorkflow(FailbackWorkflow, FailbackInput{Plan: e.plan})
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, e.schedules.cold, 4)
+	require.False(t, e.schedules.cold[3].Pause, "resumed with the cell at the primary")
+}
+
+// A cold backup never stops a site the cell has moved away from.
+func TestAColdBackupRefusesASiteTheCellLeft(t *testing.T) {
+	e := newDREnv(t)
+	e.coldPlan()
+	st, err := catalog.Open(filepath.Join(e.dir, "store"))
+	require.NoError(t, err)
+	_, err = st.SetPrimary("cell", "dc2", "failover", time.Now())
+	require.NoError(t, err)
+	env := e.env()
+	env.RegisterWorkflow(ColdBackupWorkflow)
+	env.ExecuteWorkflow(ColdBackupWorkflow, ColdBackupInput{Plan: e.plan})
+	require.ErrorContains(t, env.GetWorkflowError(), "the cell runs at dc2")
+	require.Empty(t, e.cell.stops)
+	require.Empty(t, e.points())
+}
