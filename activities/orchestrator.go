@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/contract"
+	"github.com/drover-dr/drover/plan"
 )
 
 // DefaultPollerFreshness is how recently a worker must have polled a queue
@@ -153,6 +154,10 @@ func (a *Activities) SetBackupSchedule(ctx context.Context, ch contract.Schedule
 		return contract.ScheduleResult{Found: found}, err
 	}
 	res := contract.ScheduleResult{Found: found, Paused: found && ch.Pause}
+	coldNote, err := a.followCold(ctx, ch)
+	if err != nil {
+		return res, err
+	}
 	switch {
 	case !found:
 		res.Detail = "no backup schedule " + id + " (plan not applied)"
@@ -163,6 +168,29 @@ func (a *Activities) SetBackupSchedule(ctx context.Context, ch contract.Schedule
 	default:
 		res.Detail = "backups resumed: " + ch.Note
 	}
+	res.Detail += coldNote
 	a.Logger.Info("backup schedule changed", zap.String("schedule", id), zap.String("detail", res.Detail))
 	return res, nil
+}
+
+// followCold keeps the plan's cold backup schedule, which stops the cell
+// at the primary, from running while a failover or failback moves it: it
+// is paused with the backup schedule, and resumed with it only when the
+// backups are taken at the primary again.
+func (a *Activities) followCold(ctx context.Context, ch contract.ScheduleChange) (string, error) {
+	id := contract.ColdScheduleID(ch.Plan)
+	cold := contract.ScheduleChange{Plan: ch.Plan, Pause: ch.Pause, Note: ch.Note}
+	if !ch.Pause && ch.Backup != nil && ch.Backup.Site.Role != plan.SitePrimary {
+		cold.Pause, cold.Note = true, "the cell runs at "+ch.Backup.Site.Site.Name+", not at the primary: "+ch.Note
+	}
+	found, err := a.Schedules.Change(ctx, id, cold)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("cold backup schedule %s: %w", id, err)
+	case !found:
+		return "", nil
+	case cold.Pause:
+		return "; cold backups paused", nil
+	}
+	return "; cold backups resumed", nil
 }

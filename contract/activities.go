@@ -34,8 +34,10 @@ const (
 	// ConfigurationFingerprint fingerprints the cell's configuration
 	// where it is (seed 000 §4.1).
 	ConfigurationFingerprint = "ConfigurationFingerprint"
-	Redirect                 = "Redirect"
-	DrainTraffic             = "DrainTraffic"
+	// CheckSite checks the prerequisites of a restore at a site (seed 000 §3).
+	CheckSite    = "CheckSite"
+	Redirect     = "Redirect"
+	DrainTraffic = "DrainTraffic"
 	// Store activities: they run where the store is.
 	PreflightBackup = "PreflightBackup"
 	CommitPoint     = "CommitPoint"
@@ -58,7 +60,7 @@ const (
 var SiteActivities = []string{
 	StartComponent, StopComponent, ComponentStatus, StartAndWaitReady, WaitReady, RunCheck, WaitChecks,
 	QuiesceComponent, ResumeComponent, AfterRestore, CaptureGroup, ShipGroup, VerifyGroup, RestoreGroup, ApplyEnvironment,
-	WipeSite, ReadInstallation, CompareInstallation, RecordInstallation, ConfigurationFingerprint, Redirect, DrainTraffic,
+	WipeSite, ReadInstallation, CompareInstallation, RecordInstallation, ConfigurationFingerprint, CheckSite, Redirect, DrainTraffic,
 	PreflightBackup, CommitPoint, AbandonPoint, ApplyRetention, ChoosePoint, SetValidity, PointStats,
 	PlanLifecycle, WriteReport, RecordPrimary,
 	ReplicaSeed, ReplicaLag, ReplicaPromote, ReplicaFence, ReplicaReseed, ReplicaSwitchover,
@@ -296,6 +298,32 @@ type Configuration struct {
 	// Parts say what went into the fingerprint (the manifest, each
 	// folder with its file count), for the report.
 	Parts []string `json:"parts,omitempty"`
+}
+
+// LevelSite is the level of the site checks in results and reports.
+const LevelSite plan.Level = "site"
+
+// SiteCheckInput asks a site to check the prerequisites of a restore there.
+type SiteCheckInput struct {
+	Plan   string          `json:"plan"`
+	Site   SiteRef         `json:"site"`
+	Checks plan.SiteChecks `json:"checks"`
+	// HostsOnly resolves the host names and checks nothing else (at the
+	// primary, whose addresses the secondary's must match).
+	HostsOnly bool `json:"hostsOnly,omitempty"`
+}
+
+// HostAddresses is what a host name resolved to at a site.
+type HostAddresses struct {
+	Name      string   `json:"name"`
+	Addresses []string `json:"addresses,omitempty"`
+}
+
+// SiteCheckResult is every named check with its evidence, and the
+// addresses each host name resolved to.
+type SiteCheckResult struct {
+	Checks []CheckOutput   `json:"checks"`
+	Hosts  []HostAddresses `json:"hosts,omitempty"`
 }
 
 // RedirectInput points traffic at a site.

@@ -74,6 +74,8 @@ const (
 	KindFailback = "failback"
 	KindDrill    = "drill"
 	KindMonitor  = "rpo-monitor"
+	// KindColdBackup is a scheduled cold (offline) backup of the whole scope.
+	KindColdBackup = "cold-backup"
 )
 
 // Gates the runbooks open.
@@ -98,6 +100,9 @@ const (
 	// GatePrimaryAlive opens when an unplanned failover finds the primary
 	// still answering and cannot stop it: approve once it is fenced.
 	GatePrimaryAlive = "primary-alive"
+	// GateSiteChecks opens when a prerequisite of a restore at the
+	// secondary does not hold (seed 000 §3): approve to go on regardless.
+	GateSiteChecks = "site-checks"
 	// GateColdBackup opens before a scheduled cold backup stops the cell,
 	// when the plan asks for approval (storage.schedule.cold.approve).
 	GateColdBackup = "cold-backup"

@@ -379,6 +379,17 @@ func TestMalformedPlans(t *testing.T) {
 			},
 		},
 		{
+			name: "site checks",
+			old:  "approvers:\n", new: "siteChecks:\n  hosts: [{name: m1, addresses: [10.0.0.300]}, {name: m1}]\n  mounts: [{path: home, type: nfs}]\n  paths: [opt/ibm]\n  probes: [{name: db2inst1}]\napprovers:\n",
+			want: []string{
+				`p.yaml:30: siteChecks.hosts[0].addresses[0]: "10.0.0.300" is not an IP address`,
+				`p.yaml:30: siteChecks.hosts[1].name: host "m1" is listed twice`,
+				`p.yaml:31: siteChecks.mounts[0].path: want an absolute path, got "home"`,
+				`p.yaml:32: siteChecks.paths[0]: want an absolute path, got "opt/ibm"`,
+				`p.yaml:33: siteChecks.probes[0].driver: required: the name of a probe driver`,
+			},
+		},
+		{
 			name: "settings value JSON cannot hold",
 			old:  "  primary: {name: a}\n", new: "  primary: {name: a, settings: {weight: .inf}}\n",
 			want: []string{`p.yaml:7: sites.primary.settings.weight: .inf is not a finite number (plans travel as JSON)`},

@@ -110,6 +110,9 @@ type Plan struct {
 	Redirect     *DriverRef    `yaml:"redirect,omitempty" json:"redirect,omitempty"`
 	Environment  []Rewrite     `yaml:"environment,omitempty" json:"environment,omitempty"`
 	External     []DriverCheck `yaml:"external,omitempty" json:"external,omitempty"`
+	// SiteChecks are what must hold at the secondary for a restore there to
+	// work (seed 000 §3), checked at plan apply and before a failover.
+	SiteChecks *SiteChecks `yaml:"siteChecks,omitempty" json:"siteChecks,omitempty"`
 	// Recovery are the checks that say in-flight work is recovered after a
 	// restart (the seed's step 9): instances resumed, in-doubt transactions
 	// resolved. The failover waits until they all pass.
@@ -581,6 +584,40 @@ type SQLRewrite struct {
 	Database  string   `yaml:"database,omitempty" json:"database,omitempty"`
 	Statement string   `yaml:"statement" json:"statement"`
 	Timeout   Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// SiteChecks are the seed's installation and configuration prerequisites
+// of a restore at the secondary (000 §3), each checked by name there.
+type SiteChecks struct {
+	// Hosts must resolve at the secondary to the same addresses as at the
+	// primary (000 §3.1.1: same host names and IP addresses at both sites).
+	Hosts []HostCheck `yaml:"hosts,omitempty" json:"hosts,omitempty"`
+	// Mounts are the shared file systems that must be mounted at the
+	// secondary (000 §3.1.3).
+	Mounts []MountCheck `yaml:"mounts,omitempty" json:"mounts,omitempty"`
+	// Paths must exist at the secondary: the database's installation path
+	// and instance home (000 §3.2.1), the products' installation paths.
+	Paths []string `yaml:"paths,omitempty" json:"paths,omitempty"`
+	// Probes check the database instance and its users at the secondary
+	// through a probe driver (sql, exec, tcp).
+	Probes []DriverCheck `yaml:"probes,omitempty" json:"probes,omitempty"`
+}
+
+// HostCheck is a host name that must answer with the same addresses at
+// both sites; Addresses, when given, are the ones it must resolve to.
+type HostCheck struct {
+	Name      string   `yaml:"name" json:"name"`
+	Addresses []string `yaml:"addresses,omitempty" json:"addresses,omitempty"`
+	Pos       Pos      `yaml:"-" json:"-"`
+}
+
+// MountCheck is a path that must be a mount point, of Type when given
+// (nfs matches nfs and nfs4), and writable when Writable.
+type MountCheck struct {
+	Path     string `yaml:"path" json:"path"`
+	Type     string `yaml:"type,omitempty" json:"type,omitempty"`
+	Writable bool   `yaml:"writable,omitempty" json:"writable,omitempty"`
+	Pos      Pos    `yaml:"-" json:"-"`
 }
 
 // Tier is a set of components that start in parallel.

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -94,6 +95,7 @@ func validate(p *Plan, checker DriverChecker) Problems {
 	}
 	v.environment()
 	v.userSteps()
+	v.siteChecks()
 	if len(p.Notify) > 0 {
 		// The notifications' own settings check, through the registry.
 		v.driver(KindNotify, "webhooks", p.Notify, "notify")
@@ -467,6 +469,47 @@ func (v *validator) replication(c *Component, path string) {
 	}
 	if err := v.checker.CheckDriver(string(KindReplicator), c.Driver, c.Settings); err != nil {
 		v.add(path+".driver", "%s: a replicated component needs a driver that replicates", err)
+	}
+}
+
+// siteChecks checks the prerequisites of a restore at the secondary.
+func (v *validator) siteChecks() {
+	sc := v.p.SiteChecks
+	if sc == nil {
+		return
+	}
+	if len(sc.Hosts)+len(sc.Mounts)+len(sc.Paths)+len(sc.Probes) == 0 {
+		v.add("siteChecks", "checks nothing: list hosts, mounts, paths or probes")
+	}
+	seen := map[string]bool{}
+	for i, h := range sc.Hosts {
+		hp := fmt.Sprintf("siteChecks.hosts[%d]", i)
+		switch {
+		case h.Name == "":
+			v.add(hp+".name", "required: the host name that must answer at both sites")
+		case seen[h.Name]:
+			v.add(hp+".name", "host %q is listed twice", h.Name)
+		}
+		seen[h.Name] = true
+		for j, a := range h.Addresses {
+			if net.ParseIP(a) == nil {
+				v.add(fmt.Sprintf("%s.addresses[%d]", hp, j), "%q is not an IP address", a)
+			}
+		}
+	}
+	for i, m := range sc.Mounts {
+		mp := fmt.Sprintf("siteChecks.mounts[%d]", i)
+		if !filepath.IsAbs(m.Path) {
+			v.add(mp+".path", "want an absolute path, got %q", m.Path)
+		}
+	}
+	for i, p := range sc.Paths {
+		if !filepath.IsAbs(p) {
+			v.add(fmt.Sprintf("siteChecks.paths[%d]", i), "want an absolute path, got %q", p)
+		}
+	}
+	for i := range sc.Probes {
+		v.check(&sc.Probes[i], fmt.Sprintf("siteChecks.probes[%d]", i))
 	}
 }
 

@@ -96,6 +96,17 @@ func (r Report) Markdown() string {
 		}
 		w("\n")
 	}
+	if len(r.SiteChecks) > 0 {
+		w("## Site checks (seed 000 §3)\n\n| result | check | evidence |\n|---|---|---|\n")
+		for _, c := range r.SiteChecks {
+			res := "pass"
+			if !c.Result.Passed {
+				res = "**FAIL**"
+			}
+			w("| %s | %s | %s |\n", res, c.Name, cell(c.Result.Summary))
+		}
+		w("\n")
+	}
 	if v := r.Verification; v != nil {
 		w("## Verification")
 		if v.Site != "" {

@@ -237,7 +237,10 @@ type Report struct {
 	Gates        []Gate        `json:"gates,omitempty"`
 	Ignored      []Ignored     `json:"ignored,omitempty"`
 	Verification *Verification `json:"verification,omitempty"`
-	Sites        []SiteState   `json:"sites,omitempty"`
+	// SiteChecks are the prerequisites of the restore checked at the
+	// secondary before it (seed 000 §3), each with its evidence.
+	SiteChecks []Check     `json:"siteChecks,omitempty"`
+	Sites      []SiteState `json:"sites,omitempty"`
 	// Replicas are the components protected by replication: their lag
 	// when the disaster was declared and each replication step taken.
 	Replicas []Replica `json:"replicas,omitempty"`

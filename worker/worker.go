@@ -230,4 +230,5 @@ var All = []interface{}{
 	workflows.FailoverWorkflow,
 	workflows.FailbackWorkflow,
 	workflows.RPOMonitorWorkflow,
+	workflows.ColdBackupWorkflow,
 }

@@ -110,6 +110,9 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 		// measured before anything changes: the data the promotion loses.
 		f.measureLag(ctx, "primary", "secondary")
 	}
+	if err := f.siteChecks(ctx); err != nil {
+		return res, err
+	}
 	if r.safe {
 		f.pauseBackups(ctx, &err)
 	}

@@ -478,11 +478,17 @@ func testActivitiesWith(reg *drivers.Registry, schedules *scheduleLog) *activiti
 type scheduleLog struct {
 	mu      sync.Mutex
 	changes []contract.ScheduleChange
+	// cold are the changes made to the cold backup schedule.
+	cold []contract.ScheduleChange
 }
 
-func (l *scheduleLog) Change(_ context.Context, _ string, ch contract.ScheduleChange) (bool, error) {
+func (l *scheduleLog) Change(_ context.Context, id string, ch contract.ScheduleChange) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if id == contract.ColdScheduleID(ch.Plan) {
+		l.cold = append(l.cold, ch)
+		return true, nil
+	}
 	l.changes = append(l.changes, ch)
 	return true, nil
 }
