@@ -57,11 +57,12 @@ func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
 // secondary store against the plan's RPO, answers the rpo query, keeps
 // DroverRPOStatus up to date for the Web UI, and logs an alert when the RPO
 // is breached. It continues as new to keep its history small.
-func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
+func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) (err error) {
 	r, err := newRun(ctx, contract.KindMonitor, in.Plan.Name)
 	if err != nil {
 		return err
 	}
+	defer func() { r.finish(ctx, err) }()
 	st := in.Last
 	st.RPO = in.Plan.RPO.D()
 	if err := workflow.SetQueryHandler(ctx, contract.QueryRPO, func() (RPOStatus, error) { return st, nil }); err != nil {
@@ -130,7 +131,7 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 			r.setRPOStatus(ctx, st.Status)
 			r.status.CurrentStep = fmt.Sprintf("rpo %s: point %s (%s), age %s", st.Status, st.PointID, st.Trust, st.Age.Round(time.Second))
 		}
-		if err := workflow.Sleep(ctx, interval); err != nil {
+		if err := workflow.NewTimerWithOptions(ctx, interval, workflow.TimerOptions{Summary: "next RPO check of " + in.Plan.Name}).Get(ctx, nil); err != nil {
 			return err
 		}
 	}
