@@ -28,6 +28,8 @@ type stackOptions struct {
 	Sites []contract.Placement
 	// Postgres, when set, keeps Temporal's state in PostgreSQL.
 	Postgres *devserver.Postgres
+	// CodecEndpoint is given to the Web UI to decode encrypted payloads.
+	CodecEndpoint string
 }
 
 // stack is an embedded Temporal server with its UI, a client, and the
@@ -42,7 +44,7 @@ type stack struct {
 func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error) {
 	log := g.Logger()
 	srv, err := devserver.Start(ctx, devserver.Options{
-		IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile, Postgres: o.Postgres,
+		IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile, Postgres: o.Postgres, CodecEndpoint: o.CodecEndpoint,
 		Namespace:        g.Namespace,
 		SearchAttributes: contract.SearchAttributes,
 		Logger:           log.Named("temporal"),
