@@ -223,7 +223,8 @@ func (e *labEnv) scrape(t *testing.T, ctx context.Context, url string) scraped {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	fams, err := expfmt.NewTextParser(model.UTF8Validation).TextToMetricFamilies(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
 	require.NoError(t, err)
 	return fams
 }
