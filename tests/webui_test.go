@@ -111,17 +111,21 @@ func pageText(t *testing.T, ctx context.Context, chromium, page, want string) st
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	defer cancelBrowser()
-	require.NoError(t, chromedp.Run(bctx, chromedp.Navigate(page)), "open %s", page)
+	_, err := chromedp.Run(bctx, chromedp.Navigate(page))
+	require.NoError(t, err, "open %s", page)
 	var text string
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		if err := chromedp.Run(bctx, chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &text)); err == nil && strings.Contains(text, want) {
-			return text
+		got, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		if err == nil {
+			text = got
+			if strings.Contains(text, want) {
+				return text
+			}
 		}
 		time.Sleep(time.Second)
 	}
-	var shot []byte
-	if err := chromedp.Run(bctx, chromedp.FullScreenshot(&shot, 80)); err == nil {
+	if shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(80)); err == nil {
 		path := filepath.Join(os.TempDir(), "drover-webui-"+time.Now().Format("150405")+".jpg")
 		if os.WriteFile(path, shot, 0o644) == nil {
 			t.Logf("screenshot: %s", path)
