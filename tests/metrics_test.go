@@ -345,8 +345,13 @@ func (e *labEnv) truthNow(t *testing.T, ctx context.Context) truth {
 		resp, err := e.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: e.srv.Namespace(), Query: q, NextPageToken: token})
 		require.NoError(t, err)
 		for _, ex := range resp.GetExecutions() {
-			outcome, ok := map[string]string{"COMPLETED": "completed", "FAILED": "failed", "CANCELED": "cancelled",
-				"TERMINATED": "terminated", "TIMED_OUT": "timed_out"}[strings.TrimPrefix(ex.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")]
+			outcome, ok := map[enumspb.WorkflowExecutionStatus]string{
+				enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:  "completed",
+				enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:     "failed",
+				enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:   "cancelled",
+				enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED: "terminated",
+				enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:  "timed_out",
+			}[ex.GetStatus()]
 			if !ok {
 				continue // continued as new: not a closed run
 			}
