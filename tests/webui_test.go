@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,8 @@ func TestWebUIShowsTheWaitingGate(t *testing.T) {
 
 	page := e.srv.UIURL() + "/namespaces/" + url.PathEscape(e.srv.Namespace()) + "/workflows/" +
 		url.PathEscape(id) + "/" + url.PathEscape(run.GetRunID()) + "/history"
-	text := pageText(t, ctx, chromium, page, "Waiting at gate")
+	// The run's current details are on its User Metadata tab.
+	text := pageText(t, ctx, chromium, page, "User Metadata", "Waiting at gate")
 	for _, want := range []string{
 		contract.GatePlannedPrimary,
 		"alice, bob, carol",
@@ -99,10 +101,10 @@ func TestWebUIShowsTheWaitingGate(t *testing.T) {
 	}
 }
 
-// pageText opens page in headless Chromium and returns the page's text
-// once it contains want (the UI renders after it loads), or fails with
-// what it showed.
-func pageText(t *testing.T, ctx context.Context, chromium, page, want string) string {
+// pageText opens page in headless Chromium, opens its tab labelled tab (if
+// given) and returns the page's text once it contains want (the UI renders
+// after it loads), or fails with what it showed.
+func pageText(t *testing.T, ctx context.Context, chromium, page, tab, want string) string {
 	t.Helper()
 	dir := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
@@ -122,6 +124,14 @@ func pageText(t *testing.T, ctx context.Context, chromium, page, want string) st
 			if strings.Contains(text, want) {
 				return text
 			}
+		}
+		if tab != "" {
+			// Open the tab (a link or button labelled so) once it is drawn.
+			_, _ = chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => {
+				const el = [...document.querySelectorAll('a, button, [role=tab]')].find(e => e.innerText.trim() === `+strconv.Quote(tab)+`);
+				if (el) { el.click(); return true; }
+				return false;
+			})()`))
 		}
 		time.Sleep(time.Second)
 	}
