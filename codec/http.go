@@ -3,6 +3,8 @@ package codec
 import (
 	"crypto/subtle"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/converter"
@@ -13,7 +15,9 @@ type HTTPOptions struct {
 	// AllowedOrigins are the Web UI origins (scheme://host:port) whose
 	// pages may call the endpoint from a browser. A request carrying any
 	// other Origin is refused; requests without an Origin (the temporal
-	// CLI, curl) are not browser requests and are let through.
+	// CLI, curl) are not browser requests and are let through. A loopback
+	// origin allows its other spellings too: a UI on 127.0.0.1:8233 is
+	// opened as http://localhost:8233 as often as not.
 	AllowedOrigins []string
 	// Token, when set, must come as "Authorization: Bearer TOKEN" on every
 	// encode and decode request.
@@ -35,7 +39,9 @@ func NewHTTPHandler(c converter.PayloadCodec, o HTTPOptions) http.Handler {
 	}
 	allowed := make(map[string]bool, len(o.AllowedOrigins))
 	for _, origin := range o.AllowedOrigins {
-		allowed[normalizeOrigin(origin)] = true
+		for _, o := range loopbackAliases(normalizeOrigin(origin)) {
+			allowed[o] = true
+		}
 	}
 	inner := converter.NewPayloadCodecHTTPHandler(c)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -88,4 +94,33 @@ func bearerMatches(header, token string) bool {
 // the same origin, as browsers send it without a path.
 func normalizeOrigin(o string) string {
 	return strings.ToLower(strings.TrimRight(strings.TrimSpace(o), "/"))
+}
+
+// loopbackNames are the spellings of this machine's loopback address in a
+// browser's address bar.
+var loopbackNames = []string{"localhost", "127.0.0.1", "[::1]"}
+
+// loopbackAliases returns origin and, when its host is a loopback name, the
+// same origin under the other loopback names.
+func loopbackAliases(origin string) []string {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return []string{origin}
+	}
+	host, port := u.Hostname(), u.Port()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if !slices.Contains(loopbackNames, host) {
+		return []string{origin}
+	}
+	out := make([]string, 0, len(loopbackNames))
+	for _, name := range loopbackNames {
+		a := u.Scheme + "://" + name
+		if port != "" {
+			a += ":" + port
+		}
+		out = append(out, a)
+	}
+	return out
 }

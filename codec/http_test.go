@@ -81,6 +81,36 @@ func TestHTTPDecodesForTheUI(t *testing.T) {
 	assert.Equal(t, plain.Data, back[0].Data)
 }
 
+// The UI allowed as http://127.0.0.1:8233 is just as often opened as
+// http://localhost:8233 (or [::1]): each spelling gets its own origin back.
+func TestHTTPAcceptsEveryLoopbackSpellingOfTheUI(t *testing.T) {
+	c := testCodec(t, testKey(t))
+	enc := encryptOne(t, c, secretInput{Plan: "bpm-prod", Password: secret})
+	for _, allowed := range []string{"http://127.0.0.1:8233", "http://localhost:8233/"} {
+		srv := httptest.NewServer(NewHTTPHandler(c, HTTPOptions{AllowedOrigins: []string{allowed}}))
+		for _, origin := range []string{"http://127.0.0.1:8233", "http://localhost:8233", "http://[::1]:8233"} {
+			resp := post(t, srv.URL+"/decode", payloadsJSON(t, enc), map[string]string{"Origin": origin})
+			assert.Equal(t, origin, resp.Header.Get("Access-Control-Allow-Origin"), "allowed %s, origin %s", allowed, origin)
+			out := decodeResponse(t, resp)
+			require.Len(t, out, 1)
+			assert.Contains(t, string(out[0].Data), secret)
+		}
+		// Another port, scheme or host is still another origin.
+		for _, origin := range []string{"http://localhost:8234", "https://localhost:8233", "http://127.0.0.2:8233"} {
+			resp := post(t, srv.URL+"/decode", payloadsJSON(t, enc), map[string]string{"Origin": origin})
+			resp.Body.Close()
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode, "allowed %s, origin %s", allowed, origin)
+		}
+		srv.Close()
+	}
+	// A non-loopback origin allows only itself.
+	srv := httptest.NewServer(NewHTTPHandler(c, HTTPOptions{AllowedOrigins: []string{"https://temporal.example.com"}}))
+	defer srv.Close()
+	resp := post(t, srv.URL+"/decode", payloadsJSON(t, enc), map[string]string{"Origin": "https://localhost"})
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+}
+
 func TestHTTPPreflight(t *testing.T) {
 	srv := codecServer(t, testCodec(t, testKey(t)), "tok")
 	req, err := http.NewRequest(http.MethodOptions, srv.URL+"/decode", nil)

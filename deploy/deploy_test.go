@@ -2,8 +2,10 @@ package deploy
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -161,4 +163,131 @@ func TestDashboardUsesOnlyExportedMetrics(t *testing.T) {
 	require.NotNil(t, planVar)
 	assert.Equal(t, true, planVar["includeAll"])
 	assert.Equal(t, true, planVar["multi"])
+}
+
+// composeService is what the wiring test reads of a docker-compose.yml
+// service.
+type composeService struct {
+	Image     string   `yaml:"image"`
+	Command   []string `yaml:"command"`
+	Volumes   []string `yaml:"volumes"`
+	Ports     []string `yaml:"ports"`
+	DependsOn any      `yaml:"depends_on"`
+}
+
+// There is no Docker engine here: docker-compose.yml's Prometheus and
+// Grafana are checked for their wiring. Every file they mount exists in
+// deploy/, Prometheus scrapes the port the worker serves its metrics on and
+// loads the rules promtool checks, and Grafana's data source is that
+// Prometheus and its dashboard folder holds drover's dashboard.
+func TestComposeWiresPrometheusAndGrafanaToTheWorker(t *testing.T) {
+	b, err := os.ReadFile("../docker-compose.yml")
+	require.NoError(t, err)
+	var compose struct {
+		Services map[string]composeService `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &compose), "docker-compose.yml")
+	worker, prom, graf := compose.Services["drover-worker"], compose.Services["prometheus"], compose.Services["grafana"]
+	require.NotEmpty(t, prom.Image, "a prometheus service")
+	require.NotEmpty(t, graf.Image, "a grafana service")
+
+	// The worker's --metrics-address.
+	i := slices.Index(worker.Command, "--metrics-address")
+	require.GreaterOrEqual(t, i, 0, "drover-worker serves metrics: %v", worker.Command)
+	require.Less(t, i+1, len(worker.Command))
+	_, metricsPort, err := net.SplitHostPort(worker.Command[i+1])
+	require.NoError(t, err)
+
+	// mounts maps each container path to its file here, checking it exists.
+	mounts := func(s composeService) map[string]string {
+		out := map[string]string{}
+		for _, v := range s.Volumes {
+			parts := strings.Split(v, ":")
+			if !strings.HasPrefix(parts[0], "./") {
+				continue // a named volume
+			}
+			host := filepath.Join("..", parts[0])
+			_, err := os.Stat(host)
+			require.NoError(t, err, "mounted file %s", parts[0])
+			out[parts[1]] = host
+		}
+		return out
+	}
+
+	pm := mounts(prom)
+	var pcfg struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	readYAML(t, pm["/etc/prometheus/prometheus.yml"], &pcfg)
+	var targets []string
+	for _, sc := range pcfg.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			targets = append(targets, st.Targets...)
+		}
+	}
+	assert.Contains(t, targets, "drover-worker:"+metricsPort, "Prometheus scrapes the worker's --metrics-address")
+	require.NotEmpty(t, pcfg.RuleFiles)
+	for _, rf := range pcfg.RuleFiles {
+		host, ok := pm[rf]
+		require.True(t, ok, "rule file %s is mounted", rf)
+		assert.Equal(t, filepath.Join("..", "deploy", "prometheus", "drover-rules.yml"), host, "the rules promtool checks")
+	}
+
+	gm := mounts(graf)
+	var ds struct {
+		Datasources []struct {
+			Type string `yaml:"type"`
+			URL  string `yaml:"url"`
+		} `yaml:"datasources"`
+	}
+	var dsFile string
+	for container, host := range gm {
+		if strings.HasPrefix(container, "/etc/grafana/provisioning/datasources/") {
+			dsFile = host
+		}
+	}
+	require.NotEmpty(t, dsFile, "a provisioned data source")
+	readYAML(t, dsFile, &ds)
+	require.Len(t, ds.Datasources, 1)
+	assert.Equal(t, "prometheus", ds.Datasources[0].Type)
+	promPort := strings.Split(prom.Ports[0], ":")[1]
+	assert.Equal(t, "http://prometheus:"+promPort, ds.Datasources[0].URL, "Grafana reads the compose file's Prometheus")
+
+	var providers struct {
+		Providers []struct {
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	var provFile string
+	for container, host := range gm {
+		if strings.HasPrefix(container, "/etc/grafana/provisioning/dashboards/") {
+			provFile = host
+		}
+	}
+	require.NotEmpty(t, provFile, "a provisioned dashboard folder")
+	readYAML(t, provFile, &providers)
+	require.Len(t, providers.Providers, 1)
+	dir := providers.Providers[0].Options.Path
+	var dashboards []string
+	for container, host := range gm {
+		if filepath.Dir(container) == dir {
+			dashboards = append(dashboards, host)
+		}
+	}
+	assert.Equal(t, []string{filepath.Join("..", "deploy", "grafana", "drover.json")}, dashboards, "drover's dashboard in the provisioned folder")
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	require.NotEmpty(t, path)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, v), path)
 }

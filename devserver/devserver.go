@@ -75,6 +75,9 @@ type Options struct {
 	// missing databases and sets up or updates their schemas. Not with
 	// DBFile.
 	Postgres *Postgres
+	// CodecEndpoint is the remote codec (drover codec-server) the Web UI
+	// decodes payloads through, for encrypted histories; "" for none.
+	CodecEndpoint string
 }
 
 // Server is a running embedded Temporal server (and UI).

@@ -38,6 +38,9 @@ func (s *Server) startUI(ctx context.Context, o Options, p ports) error {
 		// Plain HTTP on loopback: the CSRF cookie must not require HTTPS.
 		CORS:     uiconfig.CORS{CookieInsecure: true},
 		HideLogs: true,
+		// The browser calls the codec endpoint itself, from the UI's
+		// origin: the codec server must allow that origin.
+		Codec: uiconfig.Codec{Endpoint: o.CodecEndpoint},
 	}
 	if o.TLS != nil {
 		cfg.TLS = uiconfig.TLS{

@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -160,7 +161,7 @@ func NewCollector(cfg Config) *Collector {
 	}
 	return &Collector{
 		cfg:            cfg,
-		rpoAge:         d("rpo_age_seconds", "Age of the recovery point a failover would restore now (the newest restorable validated point).", "plan"),
+		rpoAge:         d("rpo_age_seconds", "Age of the recovery point a failover would restore now: the newest restorable validated point, else the newest intact one.", "plan"),
 		rpoTarget:      d("rpo_target_seconds", "The plan's RPO target.", "plan"),
 		captured:       d("point_captured_timestamp_seconds", "Capture instant of the newest restorable point, validated or merely intact.", "plan", "trust"),
 		points:         d("points", "Recovery points in the store by validity.", "plan", "validity"),
@@ -334,7 +335,12 @@ func (c *Collector) collectStore(ch chan<- prometheus.Metric, p Plan, now time.T
 	}
 	if validated != nil {
 		ch <- prometheus.MustNewConstMetric(c.captured, prometheus.GaugeValue, unix(validated.Instant), p.Name, TrustValidated)
-		ch <- prometheus.MustNewConstMetric(c.rpoAge, prometheus.GaugeValue, max(0, now.Sub(validated.Instant).Seconds()), p.Name)
+	}
+	// A failover restores the newest validated point, or, when none was
+	// validated, the newest intact one (after its gate): the RPO monitor
+	// judges the same point.
+	if failoverPoint := cmp.Or(validated, intact); failoverPoint != nil {
+		ch <- prometheus.MustNewConstMetric(c.rpoAge, prometheus.GaugeValue, max(0, now.Sub(failoverPoint.Instant).Seconds()), p.Name)
 	}
 	modes := make([]string, 0, len(hists))
 	for m := range hists {

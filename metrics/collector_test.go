@@ -147,8 +147,10 @@ func TestScrapeFromCatalog(t *testing.T) {
 	fams := scrape(t, reg)
 
 	// The point a failover uses is p1 (valid, the newest restorable
-	// validated one): p2 is unverified, p3 invalid, p4 unreadable.
-	assert.Equal(t, map[string]float64{"plan=bpm": (45 * time.Minute).Seconds()}, series(t, fams, "drover_rpo_age_seconds"))
+	// validated one): p2 is unverified, p3 invalid, p4 unreadable. other
+	// has no validated point: its failover would take the intact o1.
+	assert.Equal(t, map[string]float64{"plan=bpm": (45 * time.Minute).Seconds(), "plan=other": (40 * time.Minute).Seconds()},
+		series(t, fams, "drover_rpo_age_seconds"))
 	assert.Equal(t, map[string]float64{"plan=bpm": 900}, series(t, fams, "drover_rpo_target_seconds"))
 	assert.Equal(t, map[string]float64{
 		"plan=bpm,trust=validated": float64(t0.Unix()),
@@ -235,7 +237,7 @@ func TestScrapeErrorsAreExported(t *testing.T) {
 	}, series(t, fams, "drover_scrape_errors"))
 	// The store figures are still there.
 	assert.Equal(t, map[string]float64{"plan=bpm,trust=intact": float64(t0.Unix())}, series(t, fams, "drover_point_captured_timestamp_seconds"))
-	assert.Nil(t, series(t, fams, "drover_rpo_age_seconds"), "no validated point: no RPO age")
+	assert.Equal(t, map[string]float64{"plan=bpm": 0}, series(t, fams, "drover_rpo_age_seconds"), "no validated point: the intact one's age")
 }
 
 func TestSDKMetricsAreServed(t *testing.T) {

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -21,9 +22,19 @@ import (
 type TemporalVisibility struct {
 	Client    client.Client
 	Namespace string
-	// Kinds are the run kinds counted; workflows' kinds when nil.
+	// Kinds are the run kinds counted; DefaultKinds when nil.
 	Kinds []string
+	// Freshness is how recently a worker must have polled to count: the
+	// server lists a stopped worker's poller for minutes after it is gone.
+	// DefaultFreshness when 0.
+	Freshness time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 }
+
+// DefaultFreshness suits a server with the default long poll (a minute): an
+// idle worker polls again within it.
+const DefaultFreshness = 90 * time.Second
 
 // NewTemporalVisibility reads through c in namespace.
 func NewTemporalVisibility(c client.Client, namespace string) *TemporalVisibility {
@@ -32,7 +43,7 @@ func NewTemporalVisibility(c client.Client, namespace string) *TemporalVisibilit
 
 // DefaultKinds are the kinds of run drover starts.
 var DefaultKinds = []string{
-	contract.KindBringUp, contract.KindRestart, contract.KindVerify, contract.KindBackup,
+	contract.KindBringUp, contract.KindRestart, contract.KindVerify, contract.KindShutdown, contract.KindBackup,
 	contract.KindValidate, contract.KindFailover, contract.KindFailback, contract.KindDrill, contract.KindMonitor,
 }
 
@@ -132,9 +143,14 @@ func (v *TemporalVisibility) OpenGates(ctx context.Context, plan string) ([]Open
 	}
 }
 
-// Pollers counts the distinct workers polling a queue for activities or
-// workflow tasks.
+// Pollers counts the distinct workers that polled a queue for activities or
+// workflow tasks within Freshness.
 func (v *TemporalVisibility) Pollers(ctx context.Context, taskQueue string) (int, error) {
+	freshness := cmp.Or(v.Freshness, DefaultFreshness)
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
 	seen := map[string]bool{}
 	for _, kind := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_ACTIVITY, enumspb.TASK_QUEUE_TYPE_WORKFLOW} {
 		resp, err := v.Client.DescribeTaskQueue(ctx, taskQueue, kind)
@@ -142,7 +158,9 @@ func (v *TemporalVisibility) Pollers(ctx context.Context, taskQueue string) (int
 			return 0, fmt.Errorf("describe task queue %s: %w", taskQueue, err)
 		}
 		for _, p := range resp.GetPollers() {
-			seen[p.GetIdentity()] = true
+			if last := p.GetLastAccessTime(); last != nil && now().Sub(last.AsTime()) <= freshness {
+				seen[p.GetIdentity()] = true
+			}
 		}
 	}
 	return len(seen), nil

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/mocks"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
@@ -84,17 +85,23 @@ func TestTemporalOpenGates(t *testing.T) {
 
 func TestTemporalPollers(t *testing.T) {
 	c := mocks.NewClient(t)
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	v := NewTemporalVisibility(c, "ns")
-	pollers := func(ids ...string) *workflowservice.DescribeTaskQueueResponse {
+	v.Now = func() time.Time { return now }
+	v.Freshness = 30 * time.Second
+	// ago is how long before now each worker last polled.
+	pollers := func(ago map[string]time.Duration) *workflowservice.DescribeTaskQueueResponse {
 		r := &workflowservice.DescribeTaskQueueResponse{}
-		for _, id := range ids {
-			r.Pollers = append(r.Pollers, &taskqueuepb.PollerInfo{Identity: id})
+		for id, d := range ago {
+			r.Pollers = append(r.Pollers, &taskqueuepb.PollerInfo{Identity: id, LastAccessTime: timestamppb.New(now.Add(-d))})
 		}
 		return r
 	}
-	c.On("DescribeTaskQueue", mock.Anything, "drover-dc1", enumspb.TASK_QUEUE_TYPE_ACTIVITY).Return(pollers("w1@dc1", "w2@dc1"), nil)
-	c.On("DescribeTaskQueue", mock.Anything, "drover-dc1", enumspb.TASK_QUEUE_TYPE_WORKFLOW).Return(pollers("w1@dc1"), nil)
+	// w3 stopped two minutes ago: the server still lists it, it is not counted.
+	c.On("DescribeTaskQueue", mock.Anything, "drover-dc1", enumspb.TASK_QUEUE_TYPE_ACTIVITY).Return(pollers(map[string]time.Duration{
+		"w1@dc1": time.Second, "w2@dc1": 20 * time.Second, "w3@dc1": 2 * time.Minute}), nil)
+	c.On("DescribeTaskQueue", mock.Anything, "drover-dc1", enumspb.TASK_QUEUE_TYPE_WORKFLOW).Return(pollers(map[string]time.Duration{"w1@dc1": 0}), nil)
 	n, err := v.Pollers(context.Background(), "drover-dc1")
 	require.NoError(t, err)
-	assert.Equal(t, 2, n, "distinct workers")
+	assert.Equal(t, 2, n, "distinct workers that polled lately")
 }

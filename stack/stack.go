@@ -37,8 +37,10 @@ type Options struct {
 	UIPort int // -1: no Web UI
 	DBFile string
 	// Postgres, when set, keeps Temporal's state in PostgreSQL.
-	Postgres  *devserver.Postgres
-	Namespace string
+	Postgres *devserver.Postgres
+	// CodecEndpoint is given to the Web UI to decode encrypted payloads.
+	CodecEndpoint string
+	Namespace     string
 	// Sites are served by workers in this process too (a one-machine
 	// stack); sites whose workers run as processes of their own (the lab's)
 	// are left out.
@@ -77,7 +79,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	var err error
 	pprof.Do(ctx, pprof.Labels(PartLabel, PartServer), func(ctx context.Context) {
 		srv, err = devserver.Start(ctx, devserver.Options{
-			IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile, Postgres: o.Postgres,
+			IP: o.IP, Port: o.Port, UIPort: o.UIPort, DBFile: o.DBFile, Postgres: o.Postgres, CodecEndpoint: o.CodecEndpoint,
 			Namespace:        o.Namespace,
 			SearchAttributes: contract.SearchAttributes,
 			Logger:           log.Named("temporal"),

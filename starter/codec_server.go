@@ -112,13 +112,7 @@ func runCodecServer(ctx context.Context, g *Globals, f codecServerFlags, h http.
 		log.Warn("codec server reachable beyond this machine without a token: anyone who can connect can decrypt every payload",
 			zap.String("listen", ln.Addr().String()))
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		WriteTimeout:      time.Minute,
-		ErrorLog:          zap.NewStdLog(log.Named("codec-server")),
-	}
+	srv := codecHTTPServer(log, h)
 	endpoint := "http://" + ln.Addr().String()
 	if g.JSON() {
 		err = json.NewEncoder(g.Stdout).Encode(map[string]any{"endpoint": endpoint, "uiOrigins": f.UIOrigins, "token": f.TokenFile != ""})
@@ -130,6 +124,11 @@ func runCodecServer(ctx context.Context, g *Globals, f codecServerFlags, h http.
 		_ = ln.Close()
 		return err
 	}
+	return serveCodec(ctx, log, srv, ln, endpoint)
+}
+
+// serveCodec serves the codec endpoint on ln until ctx ends.
+func serveCodec(ctx context.Context, log *zap.Logger, srv *http.Server, ln net.Listener, endpoint string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -148,4 +147,14 @@ func runCodecServer(ctx context.Context, g *Globals, f codecServerFlags, h http.
 		return fmt.Errorf("codec server on %s: %w", endpoint, err)
 	}
 	return nil
+}
+
+func codecHTTPServer(log *zap.Logger, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		ErrorLog:          zap.NewStdLog(log.Named("codec-server")),
+	}
 }

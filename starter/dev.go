@@ -3,8 +3,10 @@ package starter
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,6 +25,7 @@ func newDevCmd(g *Globals) *cobra.Command {
 	var o stack.Options
 	var db dbFlags
 	var labPlan, labDir string
+	var codecPort int
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run an embedded Temporal server, its Web UI and a drover worker until Ctrl-C",
@@ -36,11 +39,34 @@ func newDevCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			o.Postgres = pg
+			// Encrypted payloads: the UI decodes them through a codec
+			// server in this process, on loopback (it decrypts for
+			// whoever reaches it).
+			var codecLn net.Listener
+			if g.EncryptionKeyFile != "" {
+				codecLn, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(codecPort)))
+				if err != nil {
+					return fmt.Errorf("codec server: %w", err)
+				}
+				defer codecLn.Close()
+				o.CodecEndpoint = "http://" + codecLn.Addr().String()
+			}
 			st, err := startStack(cmd.Context(), g, o)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			codecDone := make(chan error, 1)
+			if codecLn != nil {
+				f := codecServerFlags{KeyFile: g.EncryptionKeyFile, Listen: "127.0.0.1", UIOrigins: []string{st.Server.UIURL()}}
+				h, err := f.handler()
+				if err != nil {
+					return err
+				}
+				go func() {
+					codecDone <- serveCodec(cmd.Context(), g.Logger(), codecHTTPServer(g.Logger(), h), codecLn, o.CodecEndpoint)
+				}()
+			}
 			if labPlan != "" {
 				l, err := devLab(cmd.Context(), g, labPlan, labDir)
 				if err != nil {
@@ -59,6 +85,9 @@ func newDevCmd(g *Globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.Stdout, "Temporal frontend: %s (namespace %s)\n", st.Server.FrontendAddress(), g.Namespace)
 			fmt.Fprintf(g.Stdout, "Web UI:            %s\n", st.Server.UIURL())
+			if o.CodecEndpoint != "" {
+				fmt.Fprintf(g.Stdout, "Codec server:      %s (the Web UI decrypts payloads through it)\n", o.CodecEndpoint)
+			}
 			if pg != nil {
 				fmt.Fprintf(g.Stdout, "State:             %s\n", pg.Describe())
 			}
@@ -67,13 +96,21 @@ func newDevCmd(g *Globals) *cobra.Command {
 				fmt.Fprintf(g.Stdout, "; site %s on %q", site, contract.Queue(site))
 			}
 			fmt.Fprintln(g.Stdout, ". Press Ctrl-C to stop.")
-			<-cmd.Context().Done()
-			return nil
+			select {
+			case <-cmd.Context().Done():
+				if codecLn != nil {
+					return <-codecDone
+				}
+				return nil
+			case err := <-codecDone:
+				return err
+			}
 		},
 	}
 	cmd.Flags().StringVar(&o.IP, "ip", "127.0.0.1", "address to listen on")
 	cmd.Flags().IntVar(&o.Port, "port", 7233, "Temporal frontend port")
 	cmd.Flags().IntVar(&o.UIPort, "ui-port", 8233, "Web UI port")
+	cmd.Flags().IntVar(&codecPort, "codec-port", 0, "with --encryption-key-file: port of the codec server the Web UI decrypts through, on 127.0.0.1 (0 picks a free port)")
 	cmd.Flags().StringVar(&o.DBFile, "db-file", "", "SQLite file to keep runs in (default: in memory)")
 	db.register(cmd)
 	cmd.Flags().Var(placesFlag{&o.Sites}, "site", "also serve this site's steps in this process (repeat for several)")

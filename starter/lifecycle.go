@@ -118,7 +118,9 @@ func ensureSchedule(ctx context.Context, c client.Client, opts client.ScheduleOp
 			s.Action = opts.Action
 			s.Policy.Overlap = opts.Overlap
 			s.State.Paused = false
-			return &client.ScheduleUpdate{Schedule: &s}, nil
+			// Schedules made before they carried the plan's search
+			// attributes get them.
+			return &client.ScheduleUpdate{Schedule: &s, TypedSearchAttributes: &opts.TypedSearchAttributes}, nil
 		}})
 	}
 	_, err := c.ScheduleClient().Create(ctx, opts)
@@ -138,8 +140,9 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 	}
 	in := workflows.BackupInput{Plan: *p, Reason: "scheduled", Validate: p.Storage.Schedule.Validate == "every"}
 	err = ensureSchedule(ctx, c, client.ScheduleOptions{
-		ID:   contract.BackupScheduleID(p.Name),
-		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}},
+		ID:                    contract.BackupScheduleID(p.Name),
+		TypedSearchAttributes: workflows.ScheduleSearchAttributes(p.Name, contract.KindBackup),
+		Spec:                  client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}},
 		Action: &client.ScheduleWorkflowAction{
 			ID: contract.BackupScheduleRunID(p.Name), Workflow: workflows.BackupWorkflow, Args: []any{in},
 			TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindBackup),
@@ -152,8 +155,9 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 	}
 	if p.Storage.Schedule.Validate == "daily" && p.Sites.Sandbox != nil {
 		err = ensureSchedule(ctx, c, client.ScheduleOptions{
-			ID:   contract.ValidateScheduleID(p.Name),
-			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
+			ID:                    contract.ValidateScheduleID(p.Name),
+			TypedSearchAttributes: workflows.ScheduleSearchAttributes(p.Name, contract.KindValidate),
+			Spec:                  client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
 			Action: &client.ScheduleWorkflowAction{
 				ID: contract.ValidateScheduleRunID(p.Name), Workflow: workflows.ValidateWorkflow, Args: []any{workflows.ValidateInput{Plan: *p}},
 				TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindValidate),

@@ -46,6 +46,8 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 				orchestrator = true
 			}
 			log := g.Logger()
+			mf.workerPlan = planFile
+			mf.freshness = freshness
 			c, err := mf.dialAndServe(cmd.Context(), g, log)
 			if err != nil {
 				return err
@@ -76,7 +78,7 @@ func newWorkerCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&planFile, "plan", "", "serve the orchestrator and every site of this plan in one process")
 	cmd.Flags().BoolVar(&orchestrator, "orchestrator", false, "also run the orchestrator (implied without --site)")
 	cmd.Flags().DurationVar(&freshness, "poller-freshness", activities.DefaultPollerFreshness,
-		"orchestrator: a site's worker counts as alive if it polled within this (keep it above the server's long poll, matching.longPollExpirationInterval)")
+		"a site's worker counts as alive (for the orchestrator and drover_site_workers) if it polled within this (keep it above the server's long poll, matching.longPollExpirationInterval)")
 	cmd.Flags().StringVar(&mf.address, "metrics-address", "", "serve Prometheus metrics (the SDK's and drover's) at HOST:PORT/metrics")
 	cmd.Flags().StringArrayVar(&mf.plans, "metrics-plan", nil, "plan file whose points, RPO target and gate reminders are exported (repeatable)")
 	cmd.Flags().StringArrayVar(&mf.stores, "metrics-store", nil, "recovery point store whose plans are exported by name (repeatable)")

@@ -3,11 +3,13 @@ package starter
 import (
 	"context"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/catalog"
+	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/metrics"
 	"github.com/drover-dr/drover/plan"
@@ -19,6 +21,10 @@ type metricsFlags struct {
 	plans   []string
 	stores  []string
 	sites   []string
+	// workerPlan is the worker's --plan, whose sites are watched too.
+	workerPlan string
+	// freshness is the worker's --poller-freshness.
+	freshness time.Duration
 }
 
 // dialAndServe dials Temporal with the SDK's metrics handler and, when
@@ -29,6 +35,14 @@ func (f *metricsFlags) dialAndServe(ctx context.Context, g *Globals, log *zap.Lo
 		return g.Dial()
 	}
 	cfg := metrics.Config{Logger: log.Named("metrics"), SiteQueues: map[string]string{}}
+	var sitePlans []*plan.Plan
+	if f.workerPlan != "" {
+		p, err := plan.Load(f.workerPlan)
+		if err != nil {
+			return nil, BadInputf("--plan: %v", err)
+		}
+		sitePlans = append(sitePlans, p)
+	}
 	for _, path := range f.plans {
 		p, err := plan.Load(path)
 		if err != nil {
@@ -39,6 +53,7 @@ func (f *metricsFlags) dialAndServe(ctx context.Context, g *Globals, log *zap.Lo
 			return nil, BadInputf("--metrics-plan %s: %v", path, err)
 		}
 		cfg.Plans = append(cfg.Plans, mp)
+		sitePlans = append(sitePlans, p)
 	}
 	for _, dir := range f.stores {
 		path, err := drivers.ExpandPath(dir)
@@ -58,6 +73,17 @@ func (f *metricsFlags) dialAndServe(ctx context.Context, g *Globals, log *zap.Lo
 		}
 		cfg.SiteQueues[site] = queue
 	}
+	if len(f.sites) == 0 {
+		// Without --metrics-site, every site of the plans this worker
+		// knows is watched (a missing site worker is an alert).
+		for _, p := range sitePlans {
+			for _, place := range PlanPlaces(p) {
+				if !place.HostWorker {
+					cfg.SiteQueues[place.Site] = contract.Queue(place)
+				}
+			}
+		}
+	}
 	reg, err := metrics.NewRegistry(log.Named("metrics"))
 	if err != nil {
 		return nil, err
@@ -66,7 +92,9 @@ func (f *metricsFlags) dialAndServe(ctx context.Context, g *Globals, log *zap.Lo
 	if err != nil {
 		return nil, err
 	}
-	cfg.Visibility = metrics.NewTemporalVisibility(c, g.Namespace)
+	vis := metrics.NewTemporalVisibility(c, g.Namespace)
+	vis.Freshness = f.freshness
+	cfg.Visibility = vis
 	if err := reg.Register(metrics.NewCollector(cfg)); err != nil {
 		c.Close()
 		return nil, err

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -70,7 +71,14 @@ func TestComposeWorkerAddressMatchesServerAndFlags(t *testing.T) {
 	cmd, _, err := root.Find([]string{"worker"})
 	require.NoError(t, err)
 	require.Equal(t, "worker", cmd.Name(), "the compose command is a drover subcommand")
-	require.Equal(t, []any{"worker"}, w.Command)
+	args, ok := w.Command.([]any)
+	require.True(t, ok, "command is a list: %v", w.Command)
+	require.Equal(t, "worker", args[0])
+	var flags []string
+	for _, a := range args[1:] {
+		flags = append(flags, fmt.Sprint(a))
+	}
+	require.NoError(t, cmd.ParseFlags(flags), "the compose command's flags are the worker's")
 }
 
 func TestComposeRegistersDroverSearchAttributes(t *testing.T) {

@@ -59,6 +59,8 @@ type labEnv struct {
 	worker *worker.Group
 	// srvOpts started the server, for a restart.
 	srvOpts devserver.Options
+	// siteWorkerArgs adds flags to a site's worker process.
+	siteWorkerArgs func(e *labEnv, site string) []string
 }
 
 // restartServer stops the Temporal server and starts it again on the same
@@ -96,6 +98,10 @@ type envOptions struct {
 	// worker --site SITE), started and killed with its site by the lab;
 	// otherwise this process serves every site beside the orchestrator.
 	siteWorkers bool
+	// siteWorkerArgs adds flags to a site's worker process (siteWorkers).
+	siteWorkerArgs func(e *labEnv, site string) []string
+	// webUI serves the Temporal Web UI beside the server (srv.UIURL()).
+	webUI bool
 }
 
 // testTimeScale keeps the lab's start-up order and proportions while
@@ -121,7 +127,7 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 	if o.timeScale == 0 {
 		o.timeScale = testTimeScale
 	}
-	e := &labEnv{t: t, dir: t.TempDir()}
+	e := &labEnv{t: t, dir: t.TempDir(), siteWorkerArgs: o.siteWorkerArgs}
 	var obs zapcore.Core
 	obs, e.logs = observer.New(zap.WarnLevel)
 	e.log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel),
@@ -148,6 +154,9 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	e.srvOpts = devserver.Options{UIPort: -1, SearchAttributes: contract.SearchAttributes, Postgres: o.postgres}
+	if o.webUI {
+		e.srvOpts.UIPort = 0
+	}
 	e.srv, err = devserver.Start(ctx, e.srvOpts)
 	require.NoError(t, err)
 	e.c, err = client.Dial(client.Options{HostPort: e.srv.FrontendAddress(), Namespace: e.srv.Namespace(),
@@ -187,8 +196,12 @@ func newLabEnv(t *testing.T, o envOptions) *labEnv {
 // site runs it.
 func (e *labEnv) startSiteWorker(site string) {
 	e.t.Helper()
-	_, err := e.l.StartWorker(site, []string{droverBin, "worker", "--site", site, "--address", e.srv.FrontendAddress(),
-		"--namespace", e.srv.Namespace(), "--log-level", "warn"})
+	argv := []string{droverBin, "worker", "--site", site, "--address", e.srv.FrontendAddress(),
+		"--namespace", e.srv.Namespace(), "--log-level", "warn"}
+	if e.siteWorkerArgs != nil {
+		argv = append(argv, e.siteWorkerArgs(e, site)...)
+	}
+	_, err := e.l.StartWorker(site, argv)
 	require.NoError(e.t, err)
 }
 

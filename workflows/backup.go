@@ -138,11 +138,12 @@ func siteRef(p *plan.Plan, role string) contract.SiteRef {
 // it → capture every group → resume, always → ship → verify at the
 // destination → record the point → apply retention. A backup that fails
 // leaves no point behind: its staging is removed.
-func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) {
+func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ BackupResult, err error) {
 	r, err := newRun(ctx, contract.KindBackup, in.Plan.Name)
 	if err != nil {
 		return BackupResult{}, err
 	}
+	defer func() { r.finish(ctx, err) }()
 	return backup(ctx, r, in)
 }
 
@@ -454,7 +455,7 @@ func abandon(ctx workflow.Context, r *run, store contract.StoreRef, id string, s
 // the point is recorded; its validity follows.
 func startValidation(ctx workflow.Context, r *run, p plan.Plan, pointID string) string {
 	id := contract.ValidateID(p.Name, pointID)
-	opts := r.childOptions(ctx, id, contract.KindValidate)
+	opts := r.childOptions(ctx, id, contract.KindValidate, "Validate point "+pointID+" in the sandbox")
 	opts.ParentClosePolicy = 2 // abandon: the validation outlives the backup
 	cctx := workflow.WithChildOptions(ctx, opts)
 	f := workflow.ExecuteChildWorkflow(cctx, ValidateWorkflow, ValidateInput{Plan: p, PointID: pointID})

@@ -24,17 +24,21 @@ type BringUpResult struct {
 // BringUpWorkflow starts a site in the plan's order and verifies it at the six
 // levels, each as a child workflow so the Web UI shows them apart. It is the
 // tail of every failover, failback and drill, and runs alone for a cold start.
-func BringUpWorkflow(ctx workflow.Context, in BringUpInput) (BringUpResult, error) {
+func BringUpWorkflow(ctx workflow.Context, in BringUpInput) (_ BringUpResult, err error) {
 	r, err := newRun(ctx, contract.KindBringUp, in.Plan.Name)
 	if err != nil {
 		return BringUpResult{}, err
+	}
+	defer func() { r.finish(ctx, err) }()
+	if r.tells {
+		r.setSite(ctx, in.Site.Site.Name)
 	}
 	var res BringUpResult
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
 
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+in.Site.Site.Name)
-	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id+"/restart", contract.KindRestart))
+	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id+"/restart", contract.KindRestart, "Restart "+in.Site.Site.Name+" tier by tier"))
 	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: in.Plan, Site: in.Site}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		r.phase(ctx, "failed")
@@ -44,7 +48,7 @@ func BringUpWorkflow(ctx workflow.Context, in BringUpInput) (BringUpResult, erro
 
 	r.phase(ctx, "verify")
 	step = r.begin(ctx, "verify "+in.Site.Site.Name)
-	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, id+"/verify", contract.KindVerify))
+	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, id+"/verify", contract.KindVerify, "Verify "+in.Site.Site.Name+" level by level"))
 	if err := workflow.ExecuteChildWorkflow(cctx, VerifyWorkflow, VerifyInput(in)).Get(ctx, &res.Verify); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		r.phase(ctx, "failed")

@@ -27,11 +27,12 @@ type DrillResult struct {
 // the primary keeps running and backups keep going, restart, verify the six
 // levels, measure the RTO, report, and always clean the sandbox up, also
 // when verification fails or the drill is cancelled.
-func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
+func DrillWorkflow(ctx workflow.Context, in DrillInput) (_ DrillResult, err error) {
 	r, err := newRun(ctx, contract.KindDrill, in.Plan.Name)
 	if err != nil {
 		return DrillResult{}, err
 	}
+	defer func() { r.finish(ctx, err) }()
 	r.setSite(ctx, siteName(in.Plan.Sites.Sandbox))
 	r.notifyWith(&in.Plan)
 	r.tell(ctx, contract.NotifyEvent{Type: eventRunStarted, Message: "drill of plan " + in.Plan.Name + " started"}, false)

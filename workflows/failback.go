@@ -93,7 +93,7 @@ func FailbackWorkflow(ctx workflow.Context, in FailbackInput) (res FailbackResul
 	if !f.pointless() {
 		r.phase(ctx, "backup-secondary")
 		step := r.begin(ctx, "backup of "+secondary.Site.Name)
-		opts := r.childOptions(ctx, id+"/backup-secondary", contract.KindBackup)
+		opts := r.childOptions(ctx, id+"/backup-secondary", contract.KindBackup, "Cold full backup of "+secondary.Site.Name+" before the failback")
 		opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 		if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), BackupWorkflow, BackupInput{
 			Plan: *p, Site: &secondary, Mode: contract.ModeFull, Reason: "failback", Cold: true,

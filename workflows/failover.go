@@ -452,7 +452,8 @@ func (f *failover) primaryAnswers(ctx workflow.Context) bool {
 func (f *failover) invocationBackup(ctx workflow.Context, timeout time.Duration, cold bool) (string, error) {
 	f.r.phase(ctx, "invocation-backup")
 	step := f.r.begin(ctx, "invocation backup")
-	opts := f.r.childOptions(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID+"/invocation-backup", contract.KindBackup)
+	opts := f.r.childOptions(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID+"/invocation-backup", contract.KindBackup,
+		"Final backup of "+f.p.Name+" before the failover restores it")
 	if timeout > 0 {
 		opts.WorkflowExecutionTimeout = timeout
 	}

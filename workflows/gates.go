@@ -334,7 +334,10 @@ func (g *gateKeeper) wait(ctx workflow.Context, req gateRequest) (string, error)
 	}
 	rec := func() *GateRecord { return &g.r.status.Gates[i] }
 	for {
-		decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return rec().Outcome != OutcomePending })
+		// The timer's summary says in the history what the wait is for.
+		decided, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: timeout, TimerOptions: workflow.TimerOptions{
+			Summary: fmt.Sprintf("gate %s: %s after %s without a decision", req.Name, gateTimeoutAction(spec.OnTimeout), timeout)},
+		}, func() bool { return rec().Outcome != OutcomePending })
 		if err != nil {
 			rec().Outcome = "cancelled"
 			rec().Closed = workflow.Now(ctx)
@@ -377,4 +380,12 @@ func findGate(p *plan.Plan, name string) (plan.Gate, bool) {
 		}
 	}
 	return plan.Gate{}, false
+}
+
+// gateTimeoutAction is what a gate does when its timeout passes.
+func gateTimeoutAction(e plan.Escalation) string {
+	if e == plan.EscalateRemind {
+		return "remind"
+	}
+	return "time out"
 }

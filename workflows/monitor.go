@@ -81,11 +81,12 @@ func monitorInterval(p *plan.Plan, d time.Duration) time.Duration {
 // secondary store against the plan's RPO, answers the rpo query, keeps
 // DroverRPOStatus up to date for the Web UI, and logs an alert when the RPO
 // is breached. It continues as new to keep its history small.
-func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
+func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) (err error) {
 	r, err := newRun(ctx, contract.KindMonitor, in.Plan.Name)
 	if err != nil {
 		return err
 	}
+	defer func() { r.finish(ctx, err) }()
 	st := in.Last
 	st.RPO = in.Plan.RPO.D()
 	if err := workflow.SetQueryHandler(ctx, contract.QueryRPO, func() (RPOStatus, error) { return st, nil }); err != nil {
@@ -177,7 +178,7 @@ func RPOMonitorWorkflow(ctx workflow.Context, in MonitorInput) error {
 		if watch != nil && err == nil {
 			watchConfiguration(ctx, r, &in, &st, stats, *watch, now)
 		}
-		if err := workflow.Sleep(ctx, interval); err != nil {
+		if err := workflow.NewTimerWithOptions(ctx, interval, workflow.TimerOptions{Summary: "next RPO check of " + in.Plan.Name}).Get(ctx, nil); err != nil {
 			return err
 		}
 	}
@@ -255,7 +256,7 @@ func watchConfiguration(ctx workflow.Context, r *run, in *MonitorInput, st *RPOS
 		// run under its own id.
 		id = fmt.Sprintf("%s-%d", id, cs.Backups)
 	}
-	opts := r.childOptions(ctx, id, contract.KindBackup)
+	opts := r.childOptions(ctx, id, contract.KindBackup, "Backup of configuration "+cs.Fingerprint)
 	opts.ParentClosePolicy = enumspb.PARENT_CLOSE_POLICY_ABANDON
 	cctx := workflow.WithChildOptions(ctx, opts)
 	f := workflow.ExecuteChildWorkflow(cctx, BackupWorkflow, BackupInput{Plan: *p, Reason: "configuration change",

@@ -17,6 +17,12 @@ func StartSearchAttributes(planName, kind string) temporal.SearchAttributes {
 	return workflowSearchAttributes(planName, kind)
 }
 
+// ScheduleSearchAttributes are a plan's schedule's own search attributes,
+// so the Web UI's and the CLI's list of schedules filter by plan and kind.
+func ScheduleSearchAttributes(planName, kind string) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(contract.SAPlan.ValueSet(planName), contract.SAKind.ValueSet(kind))
+}
+
 func workflowSearchAttributes(planName, kind string) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(contract.SAPlan.ValueSet(planName), contract.SAKind.ValueSet(kind), contract.SAPhase.ValueSet("starting"))
 }

@@ -114,6 +114,10 @@ func (r *run) dispatch(ctx workflow.Context, where contract.Placement, kind step
 	if !r.placed {
 		return workflow.ExecuteActivity(ctx, name, args...)
 	}
+	// The activity's summary in the history says where it runs.
+	opts := workflow.GetActivityOptions(ctx)
+	opts.Summary = fmt.Sprintf("%s at %s", name, where)
+	ctx = workflow.WithActivityOptions(ctx, opts)
 	f, set := workflow.NewFuture(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var raw converter.RawValue

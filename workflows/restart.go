@@ -71,11 +71,12 @@ const (
 // messaging, support and app servers), the members of a tier in parallel.
 // Each start is the driver's start followed by a readiness check; a start
 // that still fails after its retries raises the start-failed gate.
-func RestartWorkflow(ctx workflow.Context, in RestartInput) (RestartResult, error) {
+func RestartWorkflow(ctx workflow.Context, in RestartInput) (_ RestartResult, err error) {
 	r, err := newRun(ctx, contract.KindRestart, in.Plan.Name)
 	if err != nil {
 		return RestartResult{}, err
 	}
+	defer func() { r.finish(ctx, err) }()
 	r.setSite(ctx, in.Site.Site.Name)
 	gk := startGateKeeper(ctx, r, &in.Plan)
 	res, err := restart(ctx, r, gk, in)

@@ -147,7 +147,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	r.phase(ctx, "restart")
 	step := r.begin(ctx, "restart "+site.Site.Name)
 	r.placeStep(step, siteAt(site))
-	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", contract.KindRestart))
+	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", contract.KindRestart, "Restart "+site.Site.Name+" tier by tier"))
 	r.status.Child = idPrefix + "/restart"
 	defer func() { r.status.Child = "" }()
 	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: how.unattended, Point: how.point, For: r.status.Kind}).Get(ctx, &res.Restart); err != nil {
@@ -166,7 +166,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	}
 	step = r.begin(ctx, "verify "+site.Site.Name)
 	r.placeStep(step, siteAt(site))
-	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/verify", contract.KindVerify))
+	cctx = workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/verify", contract.KindVerify, "Verify "+site.Site.Name+" level by level"))
 	if err := workflow.ExecuteChildWorkflow(cctx, VerifyWorkflow, VerifyInput{Plan: *p, Site: site}).Get(ctx, &res.Verify); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		return res, fmt.Errorf("verify %s: %w", site.Site.Name, err)
@@ -186,7 +186,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 func shutdownSite(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, immediate bool, id string) error {
 	step := r.begin(ctx, "stop "+site.Site.Name)
 	r.placeStep(step, siteAt(site))
-	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id, contract.KindShutdown))
+	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, id, contract.KindShutdown, "Stop "+site.Site.Name+" in reverse order"))
 	var res ShutdownResult
 	if err := workflow.ExecuteChildWorkflow(cctx, ShutdownWorkflow, ShutdownInput{Plan: *p, Site: site, Immediate: immediate}).Get(ctx, &res); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))

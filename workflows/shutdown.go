@@ -31,11 +31,12 @@ const defaultStopTimeout = 10 * time.Minute
 // ShutdownWorkflow stops a site in the reverse of the restart order (app →
 // support → messaging → node agents → dmgr → database), the members of a
 // tier in parallel, so no server loses what it depends on while it drains.
-func ShutdownWorkflow(ctx workflow.Context, in ShutdownInput) (ShutdownResult, error) {
+func ShutdownWorkflow(ctx workflow.Context, in ShutdownInput) (_ ShutdownResult, err error) {
 	r, err := newRun(ctx, contract.KindShutdown, in.Plan.Name)
 	if err != nil {
 		return ShutdownResult{}, err
 	}
+	defer func() { r.finish(ctx, err) }()
 	r.setSite(ctx, in.Site.Site.Name)
 	return shutdown(ctx, r, in)
 }

@@ -56,7 +56,14 @@ type run struct {
 	notifyTo plan.Settings
 	// siteGates are the open site-unreachable gates, per site.
 	siteGates map[string]workflow.Future
+	// tells: every run, child runs included, ends on the phase done or
+	// failed and names its site, so the Web UI's list tells how it went.
+	tells bool
 }
+
+// versionTells makes every run end on the phase done or failed and name
+// its site (DroverSite).
+const versionTells = "child-phase"
 
 // newRun registers the status query. Search attributes are upserted only when
 // the starter set DroverPlan: then the namespace has drover's attributes, and a
@@ -66,6 +73,7 @@ func newRun(ctx workflow.Context, kind, planName string) (*run, error) {
 		reach: map[string]workflow.Future{}, siteGates: map[string]workflow.Future{}}
 	r.placed = workflow.GetVersion(ctx, versionSites, workflow.DefaultVersion, 1) == 1
 	r.safe = workflow.GetVersion(ctx, versionSafe, workflow.DefaultVersion, 1) == 1
+	r.tells = workflow.GetVersion(ctx, versionTells, workflow.DefaultVersion, 1) == 1
 	_, r.upsertSA = workflow.GetTypedSearchAttributes(ctx).GetKeyword(contract.SAPlan)
 	if err := workflow.SetQueryHandler(ctx, contract.QueryStatus, func() (Status, error) { return r.status, nil }); err != nil {
 		return nil, fmt.Errorf("register status query: %w", err)
@@ -81,6 +89,27 @@ func (r *run) phase(ctx workflow.Context, phase string) {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.SAPhase.ValueSet(phase)); err != nil {
 			workflow.GetLogger(ctx).Warn("upsert DroverPhase failed", "error", err)
 		}
+	}
+}
+
+// Phases a run ends on.
+const (
+	PhaseDone   = "done"
+	PhaseFailed = "failed"
+)
+
+// finish ends the run on the phase done or failed, whichever err says. A
+// run that continues as new has not ended.
+func (r *run) finish(ctx workflow.Context, err error) {
+	if !r.tells || workflow.IsContinueAsNewError(err) {
+		return
+	}
+	end := PhaseDone
+	if err != nil {
+		end = PhaseFailed
+	}
+	if r.status.Phase != end {
+		r.phase(ctx, end)
 	}
 }
 
@@ -107,8 +136,10 @@ func (r *run) end(ctx workflow.Context, i int, outcome string, attempts int, det
 
 // childOptions gives a child workflow the parent's search attributes, so a
 // filter by plan in the Web UI shows the whole run tree.
-func (r *run) childOptions(ctx workflow.Context, id, kind string) workflow.ChildWorkflowOptions {
-	opts := workflow.ChildWorkflowOptions{WorkflowID: id}
+func (r *run) childOptions(ctx workflow.Context, id, kind, summary string) workflow.ChildWorkflowOptions {
+	// The summary is what the parent's history and the child's page show
+	// for the child run.
+	opts := workflow.ChildWorkflowOptions{WorkflowID: id, StaticSummary: summary}
 	if r.upsertSA {
 		opts.TypedSearchAttributes = workflowSearchAttributes(r.status.Plan, kind)
 	}

@@ -34,11 +34,12 @@ type ValidateResult struct {
 // invalid (a system- or application-level failure makes it invalid;
 // instance-level findings are kept on a valid point). The sandbox is torn
 // down whatever happened.
-func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (ValidateResult, error) {
+func ValidateWorkflow(ctx workflow.Context, in ValidateInput) (_ ValidateResult, err error) {
 	r, err := newRun(ctx, contract.KindValidate, in.Plan.Name)
 	if err != nil {
 		return ValidateResult{}, err
 	}
+	defer func() { r.finish(ctx, err) }()
 	r.setSite(ctx, siteName(in.Plan.Sites.Sandbox))
 	var res ValidateResult
 	p := &in.Plan

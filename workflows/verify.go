@@ -31,11 +31,12 @@ const defaultCheckTimeout = 2 * time.Minute
 // level in parallel. A system- or application-level failure makes the site
 // invalid and stops the verification there; later levels' failures are
 // findings.
-func VerifyWorkflow(ctx workflow.Context, in VerifyInput) (VerifyResult, error) {
+func VerifyWorkflow(ctx workflow.Context, in VerifyInput) (_ VerifyResult, err error) {
 	r, err := newRun(ctx, contract.KindVerify, in.Plan.Name)
 	if err != nil {
 		return VerifyResult{}, err
 	}
+	defer func() { r.finish(ctx, err) }()
 	r.setSite(ctx, in.Site.Site.Name)
 	return verify(ctx, r, in)
 }
