@@ -156,7 +156,7 @@ type FleetDoc struct {
 }
 
 // fleetComponents are each plan's components: a tier each.
-var fleetComponents = []struct{ name, role string }{{"db", "database"}, {"app", "app"}, {"web", "webserver"}}
+var fleetComponents = []struct{ name, role, product string }{{"db", "database", ""}, {"app", "app", "shop"}, {"web", "webserver", ""}}
 
 // Fleet fails over batches of independent plans at once, each batch beside
 // a lone plan failed over just before it on the same server.
@@ -296,7 +296,7 @@ type fleetPlan struct {
 func fleetPlanText(name, dir string) string {
 	q := strconv.Quote
 	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: drover/v1\nname: %s\ndescription: drover bench fleet\nrpo: 24h\nrto: 1h\nsites:\n", name)
+	fmt.Fprintf(&b, "apiVersion: drover/v1\nname: %s\ndescription: drover bench fleet\nrpo: 24h\nrto: 1h\nproducts: [shop]\nsites:\n", name)
 	for _, s := range []struct{ role, name string }{{"primary", "dc1"}, {"secondary", "dc2"}} {
 		fmt.Fprintf(&b, "  %s:\n    name: %s\n    settings:\n      dataRoot: %s\n      runDir: %s\n", s.role, s.name,
 			q(filepath.Join(dir, s.name, "data")), q(filepath.Join(dir, s.name, "run")))
@@ -305,7 +305,11 @@ func fleetPlanText(name, dir string) string {
 	pid := run + `/{{.Component.Name}}.pid`
 	b.WriteString("components:\n")
 	for _, c := range fleetComponents {
-		fmt.Fprintf(&b, "  - name: %s\n    role: %s\n    driver: exec\n    startTimeout: 1m\n    settings:\n", c.name, c.role)
+		fmt.Fprintf(&b, "  - name: %s\n    role: %s\n    driver: exec\n    startTimeout: 1m\n", c.name, c.role)
+		if c.product != "" {
+			fmt.Fprintf(&b, "    product: %s\n", c.product)
+		}
+		b.WriteString("    settings:\n")
 		fmt.Fprintf(&b, "      start: %s\n", q(`mkdir -p `+run+` && (sleep 900 </dev/null >/dev/null 2>&1 & echo $! > `+pid+`)`))
 		fmt.Fprintf(&b, "      stop: %s\n", q(`if [ -f `+pid+` ]; then kill "$(cat `+pid+`)" 2>/dev/null; rm -f `+pid+`; fi; true`))
 		fmt.Fprintf(&b, "      pidfile: %s\n      timeout: 30s\n", q(pid))
