@@ -29,7 +29,7 @@ func catalogValidity(v contract.Validity) catalog.Validity {
 func point(p catalog.Point) contract.Point {
 	return contract.Point{ID: p.ID, Plan: p.Plan, Mode: contract.Mode(p.Mode), BaseID: p.BaseID, Instant: p.Instant,
 		Started: p.Started, Ended: p.Ended, Size: p.Size, DataSize: p.DataSize, Consistency: string(p.Consistency),
-		Validity: validity(p.Validity), Dir: p.Dir, Problem: p.Problem, Cold: p.Cold, Configuration: configuration(p.Configuration)}
+		Quiesce: quiesceWindow(p.Quiesce), Validity: validity(p.Validity), Dir: p.Dir, Problem: p.Problem, Cold: p.Cold, Configuration: configuration(p.Configuration)}
 }
 
 func configuration(c *catalog.Configuration) *contract.Configuration {
@@ -37,6 +37,20 @@ func configuration(c *catalog.Configuration) *contract.Configuration {
 		return nil
 	}
 	return &contract.Configuration{Fingerprint: c.Fingerprint, FirstSeen: c.FirstSeen}
+}
+
+func quiesceWindow(q *catalog.QuiesceWindow) *contract.QuiesceWindow {
+	if q == nil {
+		return nil
+	}
+	return &contract.QuiesceWindow{Start: q.Start, End: q.End, Duration: q.Duration, Components: q.Components}
+}
+
+func catalogQuiesce(q *contract.QuiesceWindow) *catalog.QuiesceWindow {
+	if q == nil {
+		return nil
+	}
+	return &catalog.QuiesceWindow{Start: q.Start, End: q.End, Duration: q.End.Sub(q.Start), Components: q.Components}
 }
 
 func pointRef(p *catalog.Point) *contract.Point {

@@ -171,6 +171,7 @@ func (a *Activities) QuiesceComponent(ctx context.Context, in contract.Component
 	if err != nil {
 		return contract.StepResult{}, err
 	}
+	started := time.Now()
 	ev, err := q.Quiesce(ctx, Target(in))
 	if err != nil {
 		if drivers.Permanent(err) {
@@ -179,7 +180,8 @@ func (a *Activities) QuiesceComponent(ctx context.Context, in contract.Component
 		}
 		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev)}, fmt.Errorf("quiesce %s: %w", in.Component.Name, err)
 	}
-	return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Attempt: int(activity.GetInfo(ctx).Attempt), Ran: a.ran(in.Site, in.Host)}, nil
+	return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Attempt: int(activity.GetInfo(ctx).Attempt), Ran: a.ran(in.Site, in.Host),
+		Started: started, Ended: time.Now()}, nil
 }
 
 // ResumeComponent resumes a component's writes. Resuming a component that is
@@ -189,11 +191,13 @@ func (a *Activities) ResumeComponent(ctx context.Context, in contract.ComponentI
 	if err != nil {
 		return contract.StepResult{}, err
 	}
+	started := time.Now()
 	ev, err := q.Resume(ctx, Target(in))
 	if err != nil {
 		return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev)}, classify("resume "+in.Component.Name, err)
 	}
-	return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Attempt: int(activity.GetInfo(ctx).Attempt), Ran: a.ran(in.Site, in.Host)}, nil
+	return contract.StepResult{Component: in.Component.Name, Evidence: evidence(ev), Attempt: int(activity.GetInfo(ctx).Attempt), Ran: a.ran(in.Site, in.Host),
+		Started: started, Ended: time.Now()}, nil
 }
 
 func (a *Activities) quiescer(in contract.ComponentInput) (drivers.Quiescer, error) {
@@ -250,6 +254,7 @@ func (a *Activities) CommitPoint(ctx context.Context, in contract.CommitInput) (
 	}
 	info := catalog.CommitInfo{
 		Mode: catalog.Mode(in.Mode), BaseID: in.BaseID, Started: in.Started, Ended: in.Ended, Groups: in.Groups, Cold: in.Cold,
+		Quiesce: catalogQuiesce(in.Quiesce),
 	}
 	if c := in.Configuration; c != nil {
 		// The configuration was first seen when the first point holding

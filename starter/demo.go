@@ -33,6 +33,7 @@ type demoOptions struct {
 	quick       bool
 	interactive bool
 	verbose     bool
+	store       demoStore
 }
 
 func newDemoCmd(g *Globals) *cobra.Command {
@@ -49,6 +50,12 @@ func newDemoCmd(g *Globals) *cobra.Command {
 			"tier order with the exec driver, verified and stopped.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.store.check(); err != nil {
+				return err
+			}
+			if o.quick && o.store.kind != "folder" {
+				return BadInputf("--store s3: the quick demo keeps no recovery points; leave out --quick")
+			}
 			if !o.verbose {
 				// The narrative only; the log lines go to a file named now.
 				if err := os.MkdirAll(o.dir, 0o755); err != nil {
@@ -76,6 +83,11 @@ func newDemoCmd(g *Globals) *cobra.Command {
 	cmd.Flags().BoolVar(&o.quick, "quick", false, "the short demo: three local processes with the exec driver")
 	cmd.Flags().BoolVar(&o.interactive, "interactive", false, "wait for a person to approve the gates (CLI or Web UI)")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the log lines with the narrative instead of writing them to DIR/demo.log")
+	cmd.Flags().StringVar(&o.store.kind, "store", "folder", "where the lab keeps its recovery points: folder, or s3 (a local SeaweedFS the demo starts, or --s3-endpoint)")
+	cmd.Flags().StringVar(&o.store.endpoint, "s3-endpoint", "", "with --store s3: host:port of an S3 API to use instead of a local SeaweedFS (keys from $"+envDemoS3Access+" and $"+envDemoS3Secret+")")
+	cmd.Flags().StringVar(&o.store.bucket, "s3-bucket", "", "with --s3-endpoint: the bucket, which must exist (default "+demoS3Bucket+")")
+	cmd.Flags().StringVar(&o.store.prefix, "s3-prefix", "", "with --store s3: a prefix for every key")
+	cmd.Flags().BoolVar(&o.store.tls, "s3-tls", false, "with --s3-endpoint: https")
 	return cmd
 }
 

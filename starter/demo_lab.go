@@ -41,6 +41,8 @@ type demoStory struct {
 	l           *lab.Lab
 	store       *catalog.Store
 	interactive bool
+	// stopStore stops the S3 server the demo started for its store.
+	stopStore func()
 	// lost is the work the unplanned failover gave up (its point's capture
 	// to the disaster): the failback check does not expect it.
 	lost lab.LostWindow
@@ -53,7 +55,7 @@ func (d *demoStory) say(format string, args ...any) {
 }
 
 func runLabDemo(ctx context.Context, g *Globals, o demoOptions) (err error) {
-	d := &demoStory{g: g, out: g.Stdout, log: g.Logger(), interactive: o.interactive}
+	d := &demoStory{g: g, out: g.Stdout, log: g.Logger(), interactive: o.interactive, stopStore: func() {}}
 	if d.dir, err = filepath.Abs(o.dir); err != nil {
 		return BadInputf("--dir: %v", err)
 	}
@@ -79,9 +81,10 @@ func runLabDemo(ctx context.Context, g *Globals, o demoOptions) (err error) {
 	os.Setenv("DROVER_LAB_EXE", exe)
 	os.Setenv("DROVER_LAB_WATCH_PID", fmt.Sprint(os.Getpid()))
 
-	if err := d.writePlan(); err != nil {
+	if err := d.writePlan(ctx, o.store); err != nil {
 		return err
 	}
+	defer d.stopStore()
 	if d.st, err = startStack(ctx, g, stack.Options{Port: o.port, UIPort: o.uiPort, DBFile: filepath.Join(d.dir, "temporal.db")}); err != nil {
 		return err
 	}
@@ -125,10 +128,16 @@ func runLabDemo(ctx context.Context, g *Globals, o demoOptions) (err error) {
 
 // writePlan writes the lab's plan for the demo: the example plan with an RPO
 // short enough that the schedule fires within the demo.
-func (d *demoStory) writePlan() error {
+func (d *demoStory) writePlan(ctx context.Context, store demoStore) error {
 	text := strings.Replace(string(plans.Lab), "rpo: 5m\n", "rpo: 1m\n", 1)
 	// The drivers read start-up times from the plan: scale them with the lab.
 	text = strings.ReplaceAll(text, "timeScale: 0.05", "timeScale: 0.03")
+	if store.kind == "s3" {
+		var err error
+		if text, d.stopStore, err = d.objectStore(ctx, store, text); err != nil {
+			return err
+		}
+	}
 	d.planPath = filepath.Join(d.dir, "lab-plan.yaml")
 	if err := os.WriteFile(d.planPath, []byte(text), 0o644); err != nil {
 		return err

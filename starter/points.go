@@ -88,11 +88,12 @@ func writePoints(g *Globals, root, planName string, pts []catalog.Point, now tim
 		return
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAGE\tMODE\tCONSISTENCY\tVALIDITY\tSIZE")
+	fmt.Fprintln(tw, "ID\tAGE\tMODE\tCONSISTENCY\tPAUSED\tVALIDITY\tSIZE")
 	var notes []string
 	for i := len(pts) - 1; i >= 0; i-- { // newest first
 		pt := pts[i]
 		age, mode, cons, validity, size := "-", string(pt.Mode), string(pt.Consistency), string(pt.Validity.State), catalog.HumanBytes(pt.Size)
+		paused := pausedText(pt.Quiesce, false)
 		if !pt.Instant.IsZero() {
 			age = formatAge(now.Sub(pt.Instant))
 		}
@@ -105,7 +106,7 @@ func writePoints(g *Globals, root, planName string, pts []catalog.Point, now tim
 		} else if pt.Validity.State == catalog.Invalid && pt.Validity.Reason != "" {
 			notes = append(notes, fmt.Sprintf("%s: invalid: %s", pt.ID, pt.Validity.Reason))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", pt.ID, age, mode, cons, validity, size)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", pt.ID, age, mode, cons, paused, validity, size)
 	}
 	_ = tw.Flush()
 	for _, n := range notes {

@@ -33,13 +33,19 @@ func planWithStore(t *testing.T, store string) string {
 
 func makePoint(t *testing.T, store *catalog.Store, data, id string, mode catalog.Mode, base string) {
 	t.Helper()
+	makePointPaused(t, store, data, id, mode, base, nil)
+}
+
+// makePointPaused makes a point whose capture paused writes for window q.
+func makePointPaused(t *testing.T, store *catalog.Store, data, id string, mode catalog.Mode, base string, q *catalog.QuiesceWindow) {
+	t.Helper()
 	d := archive.New(nil)
 	req := storage.Request{Plan: "bpm-golden", PointID: id, Store: store.Root, Mode: mode, BaseID: base, Quiesced: true,
 		Site:  drivers.Site{Settings: map[string]any{"dataRoot": data}},
 		Group: storage.Group{Name: "cell", Driver: "archive", Components: []string{"db2"}}}
 	_, err := d.Capture(context.Background(), req, nil)
 	require.NoError(t, err)
-	_, err = store.Commit("bpm-golden", id, catalog.CommitInfo{Mode: mode, BaseID: base, Started: time.Now(), Ended: time.Now(), Groups: []string{"cell"}})
+	_, err = store.Commit("bpm-golden", id, catalog.CommitInfo{Mode: mode, BaseID: base, Started: time.Now(), Ended: time.Now(), Groups: []string{"cell"}, Quiesce: q})
 	require.NoError(t, err)
 }
 
@@ -66,7 +72,9 @@ func TestPointsList(t *testing.T) {
 	assert.Contains(t, out, "no recovery points of plan bpm-golden")
 
 	makePoint(t, store, data, "20260302T100000Z-000001", catalog.ModeFull, "")
-	makePoint(t, store, data, "20260302T110000Z-000002", catalog.ModeCumulative, "20260302T100000Z-000001")
+	paused := time.Date(2026, 3, 2, 11, 0, 0, 0, time.UTC)
+	makePointPaused(t, store, data, "20260302T110000Z-000002", catalog.ModeCumulative, "20260302T100000Z-000001",
+		&catalog.QuiesceWindow{Start: paused, End: paused.Add(1750 * time.Millisecond), Components: []string{"db2"}})
 	makePoint(t, store, data, "20260302T120000Z-000003", catalog.ModeFull, "")
 	require.NoError(t, store.SetValidity("bpm-golden", "20260302T100000Z-000001", catalog.Validity{State: catalog.Valid, Run: "v1"}))
 	require.NoError(t, store.SetValidity("bpm-golden", "20260302T120000Z-000003", catalog.Validity{State: catalog.Invalid, Reason: "consistency level: ledger mismatch"}))
@@ -78,10 +86,10 @@ func TestPointsList(t *testing.T) {
 	require.Equal(t, ExitOK, code, errs)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.GreaterOrEqual(t, len(lines), 5, out)
-	assert.Regexp(t, `^ID\s+AGE\s+MODE\s+CONSISTENCY\s+VALIDITY\s+SIZE$`, lines[0])
-	assert.Regexp(t, `^20260302T120000Z-000003\s+\d+\w+\s+full\s+quiesced\s+invalid\s+\d`, lines[1], "newest first")
-	assert.Regexp(t, `^20260302T110000Z-000002\s+\S+\s+cumulative of 20260302T100000Z-000001\s+quiesced\s+unverified`, lines[2])
-	assert.Regexp(t, `^20260302T100000Z-000001\s+\S+\s+full\s+quiesced\s+valid`, lines[3])
+	assert.Regexp(t, `^ID\s+AGE\s+MODE\s+CONSISTENCY\s+PAUSED\s+VALIDITY\s+SIZE$`, lines[0])
+	assert.Regexp(t, `^20260302T120000Z-000003\s+\d+\w+\s+full\s+quiesced\s+-\s+invalid\s+\d`, lines[1], "newest first")
+	assert.Regexp(t, `^20260302T110000Z-000002\s+\S+\s+cumulative of 20260302T100000Z-000001\s+quiesced\s+1\.75s\s+unverified`, lines[2], "how long writes were paused")
+	assert.Regexp(t, `^20260302T100000Z-000001\s+\S+\s+full\s+quiesced\s+-\s+valid`, lines[3])
 	assert.Contains(t, out, "broken")
 	assert.Contains(t, out, "unreadable")
 	assert.Contains(t, out, "invalid: consistency level: ledger mismatch")
@@ -100,8 +108,44 @@ func TestPointsList(t *testing.T) {
 		byID[p["id"].(string)] = p
 	}
 	assert.Equal(t, "valid", byID["20260302T100000Z-000001"]["validity"].(map[string]any)["state"])
+	assert.Equal(t, 1.75e9, byID["20260302T110000Z-000002"]["quiesce"].(map[string]any)["duration"], "the window in nanoseconds")
 	assert.Greater(t, byID["20260302T100000Z-000001"]["ageSeconds"].(float64), 0.0)
 	assert.NotEmpty(t, byID["broken"]["problem"])
+}
+
+func TestPointsDescribeShowsHowLongWritesWerePaused(t *testing.T) {
+	store, data, planFile := pointsFixture(t)
+	paused := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	makePointPaused(t, store, data, "20260302T100000Z-000001", catalog.ModeFull, "",
+		&catalog.QuiesceWindow{Start: paused, End: paused.Add(2345 * time.Millisecond), Components: []string{"db2"}})
+	makePoint(t, store, data, "20260302T110000Z-000002", catalog.ModeCumulative, "20260302T100000Z-000001")
+
+	code, out, errs := runDrover("points", "describe", "20260302T100000Z-000001", "--plan", planFile)
+	require.Equal(t, ExitOK, code, errs)
+	assert.Regexp(t, `(?m)^writes paused\s+2\.345s \(db2\), 10:00:00\.000 to 10:00:02\.345Z$`, out)
+	assert.Regexp(t, `(?m)^mode\s+full$`, out)
+	assert.Regexp(t, `(?m)^cell\s+archive\s+tar\+zstd\s+quiesced\s+db2\s+1\s`, out, "the group with its members and files")
+
+	code, out, errs = runDrover("points", "describe", "20260302T110000Z-000002", "--plan", planFile)
+	require.Equal(t, ExitOK, code, errs)
+	assert.Regexp(t, `(?m)^writes paused\s+none recorded`, out)
+	assert.Regexp(t, `(?m)^mode\s+cumulative of 20260302T100000Z-000001$`, out)
+
+	code, out, errs = runDrover("points", "describe", "20260302T100000Z-000001", "--plan", planFile, "--output", "json")
+	require.Equal(t, ExitOK, code, errs)
+	var doc struct {
+		ID      string
+		Quiesce *catalog.QuiesceWindow
+		Groups  []struct{ Name string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &doc))
+	require.NotNil(t, doc.Quiesce)
+	assert.Equal(t, 2345*time.Millisecond, doc.Quiesce.Duration)
+	assert.Len(t, doc.Groups, 1)
+
+	code, _, errs = runDrover("points", "describe", "20260302T990000Z-000009", "--plan", planFile)
+	assert.Equal(t, ExitBadInput, code)
+	assert.Contains(t, errs, "no such recovery point")
 }
 
 func TestPointsListBadInput(t *testing.T) {

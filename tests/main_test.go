@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build drover:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := s3srv.Main(m.Run)
 	if err := pg.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop PostgreSQL:", err)
 	}

@@ -55,6 +55,10 @@ type BackupResult struct {
 	Validation string `json:"validation,omitempty"`
 }
 
+// quiesceWindowVersion: backups record in the point's manifest how long
+// they paused writes.
+const quiesceWindowVersion = "quiesce-window"
+
 const (
 	defaultFullEvery = 7 * 24 * time.Hour
 	// captureTimeout bounds one capture, ship, verify or restore of a group;
@@ -189,7 +193,7 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 		r.phase(ctx, "failed")
 		return res, err
 	}
-	groupsOut, err := captureAndShip(ctx, r, p, site, store, id, res.Preflight, in.Cold)
+	groupsOut, window, err := captureAndShip(ctx, r, p, site, store, id, res.Preflight, in.Cold)
 	res.Groups = groupsOut
 	if err == nil {
 		err = userSteps(ctx, r, p, phaseAt{kind: contract.KindBackup, phase: plan.PhaseCapture, after: true, site: site})
@@ -206,17 +210,25 @@ func backup(ctx workflow.Context, r *run, in BackupInput) (BackupResult, error) 
 	for i, g := range groups {
 		names[i] = g.Name
 	}
-	err = r.act(shortOptions(ctx, 10*time.Minute, 5), store.At, contract.CommitPoint, contract.CommitInput{
+	commit := contract.CommitInput{
 		Store: store, PointID: id, Mode: res.Preflight.Mode, BaseID: res.Preflight.BaseID,
 		Started: started, Ended: workflow.Now(ctx), Groups: names, Cold: in.Cold, Configuration: config,
-	}).Get(ctx, &res.Point)
+	}
+	if workflow.GetVersion(ctx, quiesceWindowVersion, workflow.DefaultVersion, 1) >= 1 {
+		commit.Quiesce = window
+	}
+	err = r.act(shortOptions(ctx, 10*time.Minute, 5), store.At, contract.CommitPoint, commit).Get(ctx, &res.Point)
 	if err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		abandon(ctx, r, store, id, site, groups)
 		r.phase(ctx, "failed")
 		return res, fmt.Errorf("record point %s: %w", id, err)
 	}
-	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%s %s, %d bytes, consistency %s", res.Point.Mode, res.Point.ID, res.Point.Size, res.Point.Consistency))
+	detail := fmt.Sprintf("%s %s, %d bytes, consistency %s", res.Point.Mode, res.Point.ID, res.Point.Size, res.Point.Consistency)
+	if q := res.Point.Quiesce; q != nil {
+		detail += ", writes paused " + q.String()
+	}
+	r.end(ctx, step, OutcomeOK, 1, detail)
 
 	// Retention never fails a backup: the new point is good whatever
 	// happens to old ones.
@@ -271,8 +283,9 @@ func shortFingerprint(fp string) string {
 }
 
 // captureAndShip holds the quiesce window around the captures only, and
-// resumes writes whatever happens to them.
-func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, store contract.StoreRef, id string, pre contract.PreflightResult, cold bool) ([]contract.GroupResult, error) {
+// resumes writes whatever happens to them. It returns the window writes
+// were paused (nil when none were).
+func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site contract.SiteRef, store contract.StoreRef, id string, pre contract.PreflightResult, cold bool) ([]contract.GroupResult, *contract.QuiesceWindow, error) {
 	groups := p.Storage.Groups
 	quiesced := quiesceTargets(p)
 	if cold {
@@ -280,7 +293,7 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site contract.Si
 	}
 
 	r.phase(ctx, "quiesce")
-	paused, qerr := forEachComponent(ctx, r, quiesced, "quiesce", func(ctx workflow.Context, c plan.Component) workflow.Future {
+	paused, quiesceResults, qerr := forEachComponent(ctx, r, quiesced, "quiesce", func(ctx workflow.Context, c plan.Component) workflow.Future {
 		where, host := componentAt(site, c)
 		return r.act(shortOptions(ctx, 5*time.Minute, 3), where, contract.QuiesceComponent,
 			contract.ComponentInput{Plan: p.Name, Site: site, Host: host, Component: c})
@@ -301,22 +314,25 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site contract.Si
 
 	// Resume even when the capture failed or the run is being cancelled:
 	// a cell left with its writes paused is an outage drover caused.
+	var window *contract.QuiesceWindow
 	if len(paused) > 0 {
 		r.phase(ctx, "resume")
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		if _, err := forEachComponent(dctx, r, paused, "resume", func(ctx workflow.Context, c plan.Component) workflow.Future {
+		_, resumeResults, err := forEachComponent(dctx, r, paused, "resume", func(ctx workflow.Context, c plan.Component) workflow.Future {
 			where, host := componentAt(site, c)
 			return r.act(shortOptions(ctx, 5*time.Minute, 10), where, contract.ResumeComponent,
 				contract.ComponentInput{Plan: p.Name, Site: site, Host: host, Component: c})
-		}); err != nil {
-			return results, fmt.Errorf("resume writes after capture: %w", err)
+		})
+		if err != nil {
+			return results, nil, fmt.Errorf("resume writes after capture: %w", err)
 		}
+		window = quiesceWindow(paused, quiesceResults, resumeResults)
 	}
 	if qerr != nil {
-		return results, fmt.Errorf("quiesce: %w", qerr)
+		return results, nil, fmt.Errorf("quiesce: %w", qerr)
 	}
 	if cerr != nil {
-		return results, fmt.Errorf("capture: %w", cerr)
+		return results, nil, fmt.Errorf("capture: %w", cerr)
 	}
 
 	r.phase(ctx, "ship")
@@ -326,7 +342,7 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site contract.Si
 			Store: store, PointID: id, Site: site, Host: host, Group: g, Mode: pre.Mode, BaseID: pre.BaseID, Quiesced: g.Quiesce || cold,
 		})
 	}); err != nil {
-		return results, fmt.Errorf("ship: %w", err)
+		return results, nil, fmt.Errorf("ship: %w", err)
 	}
 
 	r.phase(ctx, "verify")
@@ -343,7 +359,7 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site contract.Si
 		var v contract.GroupVerify
 		if err := f.Get(ctx, &v); err != nil {
 			r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
-			return results, fmt.Errorf("verify group %s: %w", groups[i].Name, err)
+			return results, nil, fmt.Errorf("verify group %s: %w", groups[i].Name, err)
 		}
 		if !v.OK {
 			bad = append(bad, fmt.Sprintf("group %s: %s: %s", groups[i].Name, v.BadFile, v.Reason))
@@ -352,10 +368,10 @@ func captureAndShip(ctx workflow.Context, r *run, p *plan.Plan, site contract.Si
 	if len(bad) > 0 {
 		detail := strings.Join(bad, "; ")
 		r.end(ctx, step, OutcomeFailed, 1, detail)
-		return results, temporal.NewNonRetryableApplicationError("point "+id+" does not match its checksums at the destination: "+detail, contract.ErrTypeCorrupt, nil)
+		return results, nil, temporal.NewNonRetryableApplicationError("point "+id+" does not match its checksums at the destination: "+detail, contract.ErrTypeCorrupt, nil)
 	}
 	r.end(ctx, step, OutcomeOK, 1, fmt.Sprintf("%d groups verified", len(groups)))
-	return results, nil
+	return results, window, nil
 }
 
 // quiesceTargets are the components of every group that asks for quiesce:
@@ -389,8 +405,9 @@ func quiesceTargets(p *plan.Plan) []plan.Component {
 }
 
 // forEachComponent runs one activity per component at once and returns the
-// components it succeeded for, so a partial quiesce can be undone.
-func forEachComponent(ctx workflow.Context, r *run, cs []plan.Component, verb string, run func(workflow.Context, plan.Component) workflow.Future) ([]plan.Component, error) {
+// components it succeeded for, so a partial quiesce can be undone, with
+// their results.
+func forEachComponent(ctx workflow.Context, r *run, cs []plan.Component, verb string, run func(workflow.Context, plan.Component) workflow.Future) ([]plan.Component, []contract.StepResult, error) {
 	futures := make([]workflow.Future, len(cs))
 	steps := make([]int, len(cs))
 	for i, c := range cs {
@@ -398,6 +415,7 @@ func forEachComponent(ctx workflow.Context, r *run, cs []plan.Component, verb st
 		futures[i] = run(ctx, c)
 	}
 	var done []plan.Component
+	var results []contract.StepResult
 	var errs []error
 	for i, f := range futures {
 		var sr contract.StepResult
@@ -410,8 +428,43 @@ func forEachComponent(ctx workflow.Context, r *run, cs []plan.Component, verb st
 		r.ranAt(steps[i], sr.Ran)
 		r.output(steps[i], sr.Evidence)
 		done = append(done, cs[i])
+		results = append(results, sr)
 	}
-	return done, errors.Join(errs...)
+	return done, results, errors.Join(errs...)
+}
+
+// quiesceWindow is the span writes were paused: from the earliest quiesce
+// call to the latest resume returning, as the workers timed them. Nil when
+// nothing was paused or a worker did not time its call (an older worker).
+func quiesceWindow(paused []plan.Component, quiesced, resumed []contract.StepResult) *contract.QuiesceWindow {
+	if len(paused) == 0 || len(resumed) == 0 {
+		return nil
+	}
+	var w contract.QuiesceWindow
+	for _, q := range quiesced {
+		if q.Started.IsZero() {
+			return nil
+		}
+		if w.Start.IsZero() || q.Started.Before(w.Start) {
+			w.Start = q.Started
+		}
+	}
+	for _, r := range resumed {
+		if r.Ended.IsZero() {
+			return nil
+		}
+		if r.Ended.After(w.End) {
+			w.End = r.Ended
+		}
+	}
+	if w.End.Before(w.Start) { // clocks of different workers disagree
+		w.End = w.Start
+	}
+	w.Duration = w.End.Sub(w.Start)
+	for _, c := range paused {
+		w.Components = append(w.Components, c.Name)
+	}
+	return &w
 }
 
 func forEachGroup(ctx workflow.Context, r *run, gs []plan.ConsistencyGroup, verb string, run func(workflow.Context, plan.ConsistencyGroup) workflow.Future) ([]contract.GroupResult, error) {

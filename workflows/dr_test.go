@@ -1364,3 +1364,39 @@ func failoverReport(t *testing.T, env *testsuite.TestWorkflowEnvironment) (Failo
 	require.NoError(t, err)
 	return res, rep
 }
+
+// A point records how long writes were paused for it: from the first
+// quiesce to the last resume, around the capture, in the manifest as in the
+// run's result; a cold backup paused nothing and says so by having none.
+func TestBackupRecordsTheWindowWritesWerePaused(t *testing.T) {
+	e := newDREnv(t)
+	before := time.Now()
+	res := e.backup(contract.ModeFull)
+	after := time.Now()
+
+	q := res.Point.Quiesce
+	require.NotNil(t, q, "a quiesced backup records its window")
+	require.Equal(t, []string{"db", "app"}, q.Components)
+	require.False(t, q.Start.Before(before) || q.End.After(after), "window %s within the run", q)
+	require.Equal(t, q.End.Sub(q.Start), q.Duration)
+	require.Positive(t, q.Duration)
+	require.Len(t, res.Groups, 1)
+	instant := res.Groups[0].Instant
+	require.False(t, instant.Before(q.Start) || instant.After(q.End), "capture instant %s inside the window %s", instant, q)
+
+	st, err := catalog.Open(filepath.Join(e.dir, "store"))
+	require.NoError(t, err)
+	m, err := st.Load("cell", res.Point.ID)
+	require.NoError(t, err)
+	require.NotNil(t, m.Quiesce, "the manifest holds the window")
+	require.True(t, m.Quiesce.Start.Equal(q.Start) && m.Quiesce.End.Equal(q.End), "manifest %v, run %v", m.Quiesce, q)
+	require.Equal(t, q.Duration, m.Quiesce.Duration)
+	require.Equal(t, q.Components, m.Quiesce.Components)
+
+	env := e.env()
+	env.ExecuteWorkflow(BackupWorkflow, BackupInput{Plan: e.plan, Mode: contract.ModeFull, Cold: true})
+	require.NoError(t, env.GetWorkflowError())
+	var cold BackupResult
+	require.NoError(t, env.GetWorkflowResult(&cold))
+	require.Nil(t, cold.Point.Quiesce, "a cold backup paused no writes")
+}

@@ -17,7 +17,7 @@ import (
 // pointRef is a catalog point as the report names it.
 func pointRef(p contract.Point) *report.Point {
 	rp := &report.Point{ID: p.ID, Mode: string(p.Mode), BaseID: p.BaseID, Captured: p.Instant,
-		Consistency: string(p.Consistency), Validity: string(p.Validity.State), Bytes: p.Size, Cold: p.Cold}
+		Consistency: string(p.Consistency), Validity: string(p.Validity.State), Bytes: p.Size, Cold: p.Cold, Quiesce: p.Quiesce}
 	if c := p.Configuration; c != nil {
 		rp.Configuration, rp.ConfigurationSince = c.Fingerprint, c.FirstSeen
 	}
@@ -77,7 +77,7 @@ func restoreSite(ctx workflow.Context, r *run, p *plan.Plan, store contract.Stor
 	if r.safe {
 		// A copy taken while a component held its writes may need the
 		// product's own step before it starts (DB2: db2inidb as snapshot).
-		if _, err := forEachComponent(ctx, r, quiesceTargets(p), "prepare restored data of", func(ctx workflow.Context, c plan.Component) workflow.Future {
+		if _, _, err := forEachComponent(ctx, r, quiesceTargets(p), "prepare restored data of", func(ctx workflow.Context, c plan.Component) workflow.Future {
 			where, host := componentAt(target, c)
 			return r.act(shortOptions(ctx, 30*time.Minute, 3), where, contract.AfterRestore,
 				contract.ComponentInput{Plan: p.Name, Site: target, Host: host, Component: c})

@@ -344,3 +344,43 @@ func TestS3WrongCredentials(t *testing.T) {
 	staged, _ := os.ReadDir(settings["staging"].(string))
 	assert.Empty(t, staged, "nothing captured with a store it cannot reach")
 }
+
+// Keys that go wrong between the upload and the commit (rotated at the
+// provider): the commit fails with an error naming the setting, not the
+// key, and the uploaded point is not listed: nothing half-written is marked
+// complete. With the right keys back, the same commit completes it.
+func TestS3WrongCredentialsAtCommitLeaveNoPoint(t *testing.T) {
+	settings, _ := s3Settings(t, nil)
+	f := newFixture(t)
+	f.useStore(settings)
+	ctx := context.Background()
+	req := f.req("p01", catalog.ModeFull, "")
+	_, err := f.d.Capture(ctx, req, nil)
+	require.NoError(t, err)
+	_, err = f.d.Ship(ctx, req, nil)
+	require.NoError(t, err)
+	info := catalog.CommitInfo{Mode: catalog.ModeFull, Started: time.Now(), Ended: time.Now(), Groups: []string{"cell"}}
+
+	good := os.Getenv("DROVER_TEST_S3_SECRET")
+	t.Setenv("DROVER_TEST_S3_SECRET", "not-the-secret-key")
+	wrong, _, err := catalog.OpenFromSettings(settings)
+	if err == nil {
+		_, err = wrong.Commit("bpm", "p01", info)
+	}
+	require.ErrorIs(t, err, blob.ErrAccessDenied)
+	assert.Contains(t, err.Error(), "s3.secretKey")
+	assert.NotContains(t, err.Error(), "not-the-secret-key")
+
+	t.Setenv("DROVER_TEST_S3_SECRET", good)
+	right, _, err := catalog.OpenFromSettings(settings)
+	require.NoError(t, err)
+	pts, err := right.List("bpm")
+	require.NoError(t, err)
+	assert.Empty(t, pts, "an uploaded point without its manifest is no point")
+	_, err = right.Commit("bpm", "p01", info)
+	require.NoError(t, err)
+	pts, err = right.List("bpm")
+	require.NoError(t, err)
+	require.Len(t, pts, 1)
+	assert.Empty(t, pts[0].Problem)
+}
