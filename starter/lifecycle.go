@@ -168,8 +168,39 @@ func scheduleBackups(ctx context.Context, g *Globals, c client.Client, p *plan.P
 			return 0, why, fmt.Errorf("validation schedule of %s: %w", p.Name, err)
 		}
 	}
+	if err := scheduleColdBackups(ctx, g, c, p); err != nil {
+		return 0, why, err
+	}
 	g.Logger().Info("backup schedule set", zap.String("plan", p.Name), zap.Duration("every", interval), zap.String("why", why))
 	return interval, why, nil
+}
+
+// scheduleColdBackups creates or updates the plan's schedule of cold
+// (offline) backups, or removes it when the plan no longer asks for one.
+func scheduleColdBackups(ctx context.Context, g *Globals, c client.Client, p *plan.Plan) error {
+	id := contract.ColdScheduleID(p.Name)
+	cold := p.Storage.Schedule.Cold
+	if cold == nil {
+		if err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx); err != nil && !isNotFound(err) {
+			return fmt.Errorf("remove the cold backup schedule of %s: %w", p.Name, err)
+		}
+		return nil
+	}
+	err := ensureSchedule(ctx, c, client.ScheduleOptions{
+		ID:   id,
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cold.Every.D()}}},
+		Action: &client.ScheduleWorkflowAction{
+			ID: contract.ColdScheduleRunID(p.Name), Workflow: workflows.ColdBackupWorkflow, Args: []any{workflows.ColdBackupInput{Plan: *p}},
+			TaskQueue: contract.OrchestratorQueue, TypedSearchAttributes: workflows.StartSearchAttributes(p.Name, contract.KindColdBackup),
+		},
+		// A cold backup still waiting at its gate is not doubled up.
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+	})
+	if err != nil {
+		return fmt.Errorf("cold backup schedule of %s: %w", p.Name, err)
+	}
+	g.Logger().Info("cold backup schedule set", zap.String("plan", p.Name), zap.Duration("every", cold.Every.D()), zap.Bool("approve", cold.Approve))
+	return nil
 }
 
 // startMonitor starts the plan's RPO monitor unless it already runs.
@@ -220,6 +251,18 @@ func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalo
 	ref := contract.StoreRef{Plan: p.Name, Settings: p.Storage.Store}
 	primary := contract.SiteRef{Role: "primary", Site: *p.Sites.Primary}
 	secondary := contract.SiteRef{Role: "secondary", Site: *p.Sites.Secondary}
+	if p.SiteChecks != nil {
+		// Seed 000 §3, checked from this host as the secondary would be.
+		res, err := acts.CheckSite(ctx, contract.SiteCheckInput{Plan: p.Name, Site: secondary, Checks: *p.SiteChecks})
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("siteChecks: %v", err))
+		}
+		for _, c := range res.Checks {
+			if !c.Result.Passed {
+				problems = append(problems, fmt.Sprintf("siteChecks: %s at %s: %s", c.Name, secondary.Site.Name, c.Result.Summary))
+			}
+		}
+	}
 	res, err := acts.CompareInstallation(ctx, contract.InstallationInput{Store: ref, Reference: primary, Target: secondary})
 	switch {
 	case err != nil:
@@ -307,7 +350,7 @@ func newPlanDisableCmd(g *Globals) *cobra.Command {
 			}
 			defer c.Close()
 			var errs []error
-			for _, id := range []string{contract.BackupScheduleID(p.Name), contract.ValidateScheduleID(p.Name)} {
+			for _, id := range []string{contract.BackupScheduleID(p.Name), contract.ValidateScheduleID(p.Name), contract.ColdScheduleID(p.Name)} {
 				if err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx); err != nil && !isNotFound(err) {
 					errs = append(errs, fmt.Errorf("delete schedule %s: %w", id, err))
 				}

@@ -74,3 +74,24 @@ func TestPlanStoreCommandsLoadThePlanAndItsStore(t *testing.T) {
 	assert.Equal(t, "plan bpm-golden: defined (roles enabled: [])\nprimary site: dc1 (the plan's primary; no failover recorded)\n", out)
 	assert.Contains(t, errs, "Temporal not reachable: showing the store only")
 }
+
+// Seed 000 §3: plan apply checks the plan's site prerequisites, each named
+// in the problems it prints, and does not validate a plan whose
+// prerequisites fail.
+func TestPlanApplyChecksTheSitePrerequisites(t *testing.T) {
+	useFakePlanChecker(t)
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	store := t.TempDir()
+	f := planWithStore(t, store)
+	notMounted := t.TempDir()
+	f2, err := os.OpenFile(f, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f2.WriteString("\nsiteChecks:\n  mounts: [{path: " + notMounted + ", type: nfs}]\n  paths: [" + notMounted + "/db2inst1]\n")
+	require.NoError(t, err)
+	require.NoError(t, f2.Close())
+	code, _, errs := runDrover("plan", "apply", f)
+	assert.Equal(t, ExitRunFailed, code, errs)
+	assert.Contains(t, errs, "siteChecks: mount "+notMounted+" at dc2: "+notMounted+" is not a mount point")
+	assert.Contains(t, errs, "siteChecks: path "+notMounted+"/db2inst1 at dc2:")
+	assert.Contains(t, errs, "not validated")
+}
