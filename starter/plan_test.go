@@ -88,7 +88,7 @@ gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: no
 		file+`:12: components[1].name: duplicate component name "db" (first at line 9)`+"\n"+
 		file+":12: components[1].product: required for role app: one of the plan's products (bpm)\n"+
 		file+`:14: components[1].driver: unknown middleware driver "exek" (known: exec, db2, websphere)`+"\n"+
-		file+":15: components[1].colour: unknown field (known: after, driver, host, name, optional, product, readiness, role, settings, startTimeout)\n"+
+		file+":15: components[1].colour: unknown field (known: after, driver, host, name, onFailure, optional, priority, product, readiness, role, settings, startTimeout)\n"+
 		"drover: "+file+": 6 problems\n", errs)
 
 	code, out, _ = runDrover("plan", "validate", "-o", "json", file)
