@@ -32,7 +32,7 @@ func useFakePlanChecker(t *testing.T) {
 	t.Helper()
 	old := planChecker
 	planChecker = func(*Globals) plan.DriverChecker {
-		return fakePlanChecker{"middleware": {"exec", "db2", "websphere"}, "probe": {"http", "tcp"}, "storage": {"archive", "lvm"}, "redirect": {"dns"}}
+		return fakePlanChecker{"middleware": {"exec", "db2", "websphere"}, "probe": {"http", "tcp", "exec"}, "storage": {"archive", "lvm"}, "redirect": {"dns"}}
 	}
 	t.Cleanup(func() { planChecker = old })
 }
@@ -49,7 +49,7 @@ func TestPlanValidateAcceptsTheGoldenPlan(t *testing.T) {
 	useFakePlanChecker(t)
 	code, out, errs := runDrover("plan", "validate", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
-	assert.Equal(t, goldenPlan+": OK: plan bpm-golden, 17 components in 10 tiers, 1 consistency group, 9 verification checks, 11 gates\n", out)
+	assert.Equal(t, goldenPlan+": OK: plan bpm-golden, 17 components in 10 tiers, 1 consistency group, 9 verification checks, 12 gates\n", out)
 
 	code, out, errs = runDrover("plan", "validate", "--output", "json", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
