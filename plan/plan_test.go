@@ -123,14 +123,14 @@ func TestMalformedPlans(t *testing.T) {
 		{
 			name: "unknown field",
 			old:  "    role: dmgr\n", new: "    role: dmgr\n    colour: blue\n",
-			want: []string{`p.yaml:15: components[1].colour: unknown field (known: after, driver, host, name, onFailure, optional, product, readiness, replication, role, settings, startTimeout)`},
+			want: []string{`p.yaml:15: components[1].colour: unknown field (known: after, driver, host, name, onFailure, optional, priority, product, readiness, replication, role, settings, startTimeout)`},
 		},
 		{
 			name: "unknown field with a guess",
 			old:  "    role: dmgr\n", new: "    rolee: dmgr\n",
 			want: []string{
 				`p.yaml:13: components[1].role: required: one of database, dmgr, nodeagent, messaging, support, app, webserver, other`,
-				`p.yaml:14: components[1].rolee: unknown field; did you mean "role"? (known: after, driver, host, name, onFailure, optional, product, readiness, replication, role, settings, startTimeout)`,
+				`p.yaml:14: components[1].rolee: unknown field; did you mean "role"? (known: after, driver, host, name, onFailure, optional, priority, product, readiness, replication, role, settings, startTimeout)`,
 			},
 		},
 		{

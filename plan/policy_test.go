@@ -68,3 +68,31 @@ func TestFailurePolicies(t *testing.T) {
 		assert.Empty(t, problems(t, src))
 	})
 }
+
+func TestPriorityClasses(t *testing.T) {
+	t.Run("default classes, first class by default", func(t *testing.T) {
+		src := edit(t, "    role: dmgr\n", "    role: dmgr\n    priority: deferred\n")
+		assert.Empty(t, problems(t, src))
+		p, _ := Parse("p.yaml", []byte(src))
+		assert.Equal(t, []string{"db", "app"}, p.ComponentsOf([]string{"critical"}))
+		assert.Equal(t, []string{"dmgr"}, p.ComponentsOf([]string{"deferred"}))
+		assert.Empty(t, p.FirstClasses())
+	})
+	t.Run("plan classes marked first", func(t *testing.T) {
+		src := base + "priorities:\n  - {name: tier1, first: true}\n  - {name: tier2}\n"
+		src = strings.Replace(src, "    role: app\n", "    role: app\n    priority: tier2\n", 1)
+		assert.Empty(t, problems(t, src))
+		p, _ := Parse("p.yaml", []byte(src))
+		assert.Equal(t, []string{"tier1"}, p.FirstClasses())
+		assert.Equal(t, []string{"db", "dmgr"}, p.ComponentsOf(p.FirstClasses()))
+	})
+	t.Run("unknown class and a wait on a later class", func(t *testing.T) {
+		src := edit(t, "    role: dmgr\n", "    role: dmgr\n    priority: later\n")
+		assert.Equal(t, []string{`p.yaml:15: components[1].priority: unknown priority class "later" (the plan's classes: critical, important, deferred)`},
+			problems(t, src))
+		src = edit(t, "    role: dmgr\n", "    role: dmgr\n    priority: deferred\n")
+		src = strings.Replace(src, "    role: app\n", "    role: app\n    after: [dmgr]\n", 1)
+		assert.Equal(t, []string{`p.yaml:19: components[2].after[0]: app (critical) starts after dmgr, whose class deferred comes later: a run that brings up critical would wait for it`},
+			problems(t, src))
+	})
+}

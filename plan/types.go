@@ -118,6 +118,12 @@ type Plan struct {
 	// resolved. The failover waits until they all pass.
 	Recovery []DriverCheck `yaml:"recovery,omitempty" json:"recovery,omitempty"`
 
+	// Priorities are the priority classes components belong to, most
+	// urgent first; DefaultPriorities when left out. A failover may bring
+	// up only some classes (those marked first, or the ones asked for) and
+	// the rest in a follow-up run from the same point (seed 003).
+	Priorities []PriorityClass `yaml:"priorities,omitempty" json:"priorities,omitempty"`
+
 	// Steps are the operators' own steps, each run before or after a
 	// named phase of a failover, failback, drill or backup.
 	Steps []UserStep `yaml:"steps,omitempty" json:"steps,omitempty"`
@@ -223,6 +229,9 @@ type Component struct {
 	After []string `yaml:"after,omitempty" json:"after,omitempty"`
 	// Optional components may be skipped at the start-failed gate.
 	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
+	// Priority is the component's priority class (one of the plan's
+	// priorities); empty is the first class.
+	Priority string `yaml:"priority,omitempty" json:"priority,omitempty"`
 	// Readiness is the probe that says the component is up after a start;
 	// without one, the driver's status is used.
 	Readiness *DriverCheck `yaml:"readiness,omitempty" json:"readiness,omitempty"`
@@ -692,4 +701,57 @@ func (r Rewrite) Value(role string) (string, bool) {
 		return r.Sandbox, r.Sandbox != ""
 	}
 	return "", false
+}
+
+// PriorityClass is one class of components brought up together.
+type PriorityClass struct {
+	Name string `yaml:"name" json:"name"`
+	// First marks the classes a failover brings up when it is not told
+	// which: the rest waits for a follow-up run.
+	First bool `yaml:"first,omitempty" json:"first,omitempty"`
+	Pos   Pos  `yaml:"-" json:"-"`
+}
+
+// DefaultPriorities are the classes of a plan that names none.
+var DefaultPriorities = []PriorityClass{{Name: "critical"}, {Name: "important"}, {Name: "deferred"}}
+
+// PriorityClasses are the plan's classes, or the default ones.
+func (p *Plan) PriorityClasses() []PriorityClass {
+	if len(p.Priorities) > 0 {
+		return p.Priorities
+	}
+	return DefaultPriorities
+}
+
+// PriorityOf is the component's class: its own, else the first class.
+func (p *Plan) PriorityOf(c Component) string {
+	if c.Priority != "" {
+		return c.Priority
+	}
+	return p.PriorityClasses()[0].Name
+}
+
+// FirstClasses are the classes marked first; none means every class.
+func (p *Plan) FirstClasses() []string {
+	var out []string
+	for _, pc := range p.Priorities {
+		if pc.First {
+			out = append(out, pc.Name)
+		}
+	}
+	return out
+}
+
+// ComponentsOf lists, in plan order, the components of the given classes.
+func (p *Plan) ComponentsOf(classes []string) []string {
+	var out []string
+	for _, c := range p.Components {
+		for _, cl := range classes {
+			if p.PriorityOf(c) == cl {
+				out = append(out, c.Name)
+				break
+			}
+		}
+	}
+	return out
 }

@@ -96,6 +96,7 @@ func validate(p *Plan, checker DriverChecker) Problems {
 	v.environment()
 	v.userSteps()
 	v.siteChecks()
+	v.priorities()
 	if len(p.Notify) > 0 {
 		// The notifications' own settings check, through the registry.
 		v.driver(KindNotify, "webhooks", p.Notify, "notify")
@@ -1164,6 +1165,50 @@ func (v *validator) userSteps() {
 					v.add(path+".host", "unknown host %q at site %s (hosts: %s)", s.Host, site.Name, strings.Join(sortedKeys(site.Hosts), ", "))
 					break
 				}
+			}
+		}
+	}
+}
+
+// priorities checks the priority classes and that no component waits
+// (after:) for one of a later class, which a subset run would not start.
+func (v *validator) priorities() {
+	p := v.p
+	rank := map[string]int{}
+	for i, pc := range p.Priorities {
+		path := fmt.Sprintf("priorities[%d].name", i)
+		v.name(path, pc.Name, "the priority class")
+		if _, dup := rank[pc.Name]; dup && pc.Name != "" {
+			v.add(path, "duplicate priority class %q", pc.Name)
+			continue
+		}
+		rank[pc.Name] = i
+	}
+	if len(p.Priorities) == 0 {
+		for i, pc := range DefaultPriorities {
+			rank[pc.Name] = i
+		}
+	}
+	classes := make([]string, 0, len(rank))
+	for _, pc := range p.PriorityClasses() {
+		classes = append(classes, pc.Name)
+	}
+	for i, c := range p.Components {
+		path := fmt.Sprintf("components[%d].priority", i)
+		if c.Priority != "" {
+			if _, ok := rank[c.Priority]; !ok {
+				v.add(path, "unknown priority class %q (the plan's classes: %s)", c.Priority, strings.Join(classes, ", "))
+				continue
+			}
+		}
+		for j, a := range c.After {
+			dep, ok := p.Component(a)
+			if !ok {
+				continue
+			}
+			if rank[p.PriorityOf(*dep)] > rank[p.PriorityOf(c)] {
+				v.add(fmt.Sprintf("components[%d].after[%d]", i, j), "%s (%s) starts after %s, whose class %s comes later: a run that brings up %s would wait for it",
+					c.Name, p.PriorityOf(c), a, p.PriorityOf(*dep), p.PriorityOf(c))
 			}
 		}
 	}

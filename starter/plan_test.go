@@ -32,7 +32,7 @@ func useFakePlanChecker(t *testing.T) {
 	t.Helper()
 	old := planChecker
 	planChecker = func(*Globals) plan.DriverChecker {
-		return fakePlanChecker{"middleware": {"exec", "db2", "websphere"}, "probe": {"http", "tcp"}, "storage": {"archive", "lvm"}, "redirect": {"dns"}}
+		return fakePlanChecker{"middleware": {"exec", "db2", "websphere"}, "probe": {"http", "tcp", "exec"}, "storage": {"archive", "lvm"}, "redirect": {"dns"}}
 	}
 	t.Cleanup(func() { planChecker = old })
 }
@@ -49,7 +49,7 @@ func TestPlanValidateAcceptsTheGoldenPlan(t *testing.T) {
 	useFakePlanChecker(t)
 	code, out, errs := runDrover("plan", "validate", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
-	assert.Equal(t, goldenPlan+": OK: plan bpm-golden, 17 components in 10 tiers, 1 consistency group, 9 verification checks, 11 gates\n", out)
+	assert.Equal(t, goldenPlan+": OK: plan bpm-golden, 17 components in 10 tiers, 1 consistency group, 9 verification checks, 12 gates\n", out)
 
 	code, out, errs = runDrover("plan", "validate", "--output", "json", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
@@ -88,7 +88,7 @@ gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: no
 		file+`:12: components[1].name: duplicate component name "db" (first at line 9)`+"\n"+
 		file+":12: components[1].product: required for role app: one of the plan's products (bpm)\n"+
 		file+`:14: components[1].driver: unknown middleware driver "exek" (known: exec, db2, websphere)`+"\n"+
-		file+":15: components[1].colour: unknown field (known: after, driver, host, name, optional, product, readiness, replication, role, settings, startTimeout)\n"+
+		file+":15: components[1].colour: unknown field (known: after, driver, host, name, onFailure, optional, priority, product, readiness, replication, role, settings, startTimeout)\n"+
 		"drover: "+file+": 6 problems\n", errs)
 
 	code, out, _ = runDrover("plan", "validate", "-o", "json", file)

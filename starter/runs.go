@@ -220,21 +220,38 @@ func switchoverOf(p *plan.Plan) string { return contract.SwitchoverID(p.Name) }
 func newFailoverCmd(g *Globals) *cobra.Command {
 	var f runFlags
 	var planned, unplanned bool
-	var point string
+	var point, continueRun string
+	var only []string
 	cmd := &cobra.Command{
-		Use:   "failover --plan F --planned|--unplanned",
+		Use:   "failover --plan F --planned|--unplanned [--only CLASS] | --continue RUN [--only CLASS]",
 		Short: "Move the cell to the secondary site (planned or unplanned)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if planned == unplanned {
+			switch {
+			case continueRun != "" && (planned || unplanned || point != ""):
+				return BadInputf("failover: --continue takes the earlier run's point; leave out --planned, --unplanned and --point")
+			case continueRun == "" && planned == unplanned:
 				return BadInputf("failover: give exactly one of --planned or --unplanned")
 			}
+			in := workflows.FailoverInput{Planned: planned, PointID: point, Only: only, Continue: continueRun}
 			return runFromPlan(cmd.Context(), g, f, runSpec{
 				kind: contract.KindFailover, id: switchoverOf, wf: workflows.FailoverWorkflow,
 				input: func(p *plan.Plan) (any, error) {
-					return workflows.FailoverInput{Plan: *p, Planned: planned, PointID: point}, nil
+					in.Plan = *p
+					// A pointer: before fills the point of a follow-up, and the
+					// input is encoded only when the run starts.
+					return &in, nil
 				},
 				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
+					if continueRun != "" {
+						// The follow-up restores nothing: it starts the rest
+						// from the point the earlier run restored.
+						var earlier workflows.FailoverResult
+						if err := c.GetWorkflow(ctx, switchoverOf(p), continueRun).Get(ctx, &earlier); err != nil {
+							return BadInputf("failover --continue %s: the earlier failover's result: %v", continueRun, err)
+						}
+						in.PointID = earlier.Point.ID
+					}
 					if running(ctx, c, contract.DrillID(p.Name)) {
 						g.Logger().Warn("a drill of this plan is running; it uses the sandbox only and goes on")
 					}
@@ -248,6 +265,8 @@ func newFailoverCmd(g *Globals) *cobra.Command {
 	cmd.Flags().BoolVar(&planned, "planned", false, "leave the primary on purpose: drain, final backup, orderly stop")
 	cmd.Flags().BoolVar(&unplanned, "unplanned", false, "the primary is gone")
 	cmd.Flags().StringVar(&point, "point", "", "restore this recovery point instead of the newest valid one")
+	cmd.Flags().StringSliceVar(&only, "only", nil, "bring up only the components of these priority classes (default: the classes the plan marks first, else all)")
+	cmd.Flags().StringVar(&continueRun, "continue", "", "complete the subset failover with this run id: the rest from its point, nothing restored again")
 	return cmd
 }
 

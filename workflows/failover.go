@@ -33,6 +33,14 @@ type FailoverInput struct {
 	// DeclaredAt is when the disaster was declared; the run's start when
 	// zero. RPO and RTO are measured from it.
 	DeclaredAt time.Time `json:"declaredAt,omitzero"`
+	// Only brings up the components of these priority classes; the rest
+	// waits for a follow-up run. Empty takes the classes the plan marks
+	// first, or every class.
+	Only []string `json:"only,omitempty"`
+	// Continue names the earlier failover (its workflow run) whose subset
+	// this run completes: from its point (PointID), with nothing restored
+	// again.
+	Continue string `json:"continue,omitempty"`
 }
 
 // FailoverResult is what the failover achieved.
@@ -43,6 +51,8 @@ type FailoverResult struct {
 	RTO        report.Objective     `json:"rto"`
 	Redirected time.Time            `json:"redirected,omitzero"`
 	Report     contract.ReportPaths `json:"report"`
+	// Deferred are the components a subset run left for a follow-up.
+	Deferred []string `json:"deferred,omitempty"`
 }
 
 // sites tracks the state each site is left in, for the report.
@@ -102,6 +112,20 @@ func FailoverWorkflow(ctx workflow.Context, in FailoverInput) (res FailoverResul
 	f = &failover{r: r, gk: gk, p: p, store: store, in: in, sites: &st, rep: &rep,
 		local: workflow.GetVersion(ctx, "local-preflight", workflow.DefaultVersion, 1) == 1}
 	f.repl = usesReplication(ctx, p)
+	if err := f.chooseSubset(ctx, &res); err != nil {
+		return res, err
+	}
+	if f.continued {
+		pt, up, err := f.continueSubset(ctx)
+		res.Point, rep.Point, res.Verify = pt, pointRef(pt), up.Verify
+		if len(up.Verify.Levels) > 0 {
+			rep.Verification = &res.Verify
+		}
+		if err == nil {
+			st.set("secondary", p.Sites.Secondary, "live (the rest of the cell started)")
+		}
+		return res, err
+	}
 	if err := f.preflight(ctx); err != nil {
 		return res, err
 	}
@@ -200,6 +224,10 @@ type failover struct {
 	from string
 	// resumeOnFailure is the run's error while backups are paused by it.
 	resumeOnFailure *error
+	// only are the components this run starts (nil: all); continued says
+	// it completes an earlier subset run.
+	only      []string
+	continued bool
 	// local runs the quick read-only preflight steps as local activities:
 	// each saves a round trip through the server on the way to the restore
 	// (drover bench rto). Runs from before keep their contract.
@@ -538,7 +566,7 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (co
 		}
 		f.sites.set("secondary", f.p.Sites.Secondary, "restored, starting")
 		up, err := bringUpChildren(ctx, f.r, f.p, secondary, fmt.Sprintf("%s/secondary-%d", id, attempt), bringUp{
-			point: &PointSource{Store: f.store, PointID: pt.ID, FromRole: plan.SitePrimary}})
+			point: &PointSource{Store: f.store, PointID: pt.ID, FromRole: plan.SitePrimary}, only: f.only})
 		if err != nil {
 			f.sites.set("secondary", f.p.Sites.Secondary, "start failed: "+rootMessage(err))
 			return pt, up, err

@@ -138,6 +138,8 @@ type bringUp struct {
 	unattended bool
 	// point is what was restored, to re-create a component from.
 	point *PointSource
+	// only limits the restart to these components (a DR subset).
+	only []string
 }
 
 // bringUpChildren runs the restart and the verification as child
@@ -150,7 +152,7 @@ func bringUpChildren(ctx workflow.Context, r *run, p *plan.Plan, site contract.S
 	cctx := workflow.WithChildOptions(ctx, r.childOptions(ctx, idPrefix+"/restart", contract.KindRestart, "Restart "+site.Site.Name+" tier by tier"))
 	r.status.Child = idPrefix + "/restart"
 	defer func() { r.status.Child = "" }()
-	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: how.unattended, Point: how.point, For: r.status.Kind}).Get(ctx, &res.Restart); err != nil {
+	if err := workflow.ExecuteChildWorkflow(cctx, RestartWorkflow, RestartInput{Plan: *p, Site: site, Unattended: how.unattended, Point: how.point, For: r.status.Kind, Only: how.only}).Get(ctx, &res.Restart); err != nil {
 		r.end(ctx, step, OutcomeFailed, 1, rootMessage(err))
 		if rec, ok := recordOf(err); ok {
 			r.absorb(idPrefix+"/restart", rec.Steps, rec.Gates)
