@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -364,8 +364,8 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 			} else {
 				g.Logger().Warn("Temporal not reachable: showing the store only", zap.Error(err))
 			}
-			if g.JSON() {
-				return json.NewEncoder(g.Stdout).Encode(out)
+			if g.Structured() {
+				return planWriteJSON(g, out)
 			}
 			roles := []string{}
 			for r, on := range out.Lifecycle.Roles {
@@ -374,20 +374,27 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 				}
 			}
 			slices.Sort(roles)
-			fmt.Fprintf(g.Stdout, "plan %s: %s (roles enabled: %v)\n", p.Name, out.Lifecycle.State, roles)
+			fmt.Fprintf(g.Stdout, "plan %s: %s (roles enabled: %s)\n", p.Name, out.Lifecycle.State, orDash(strings.Join(roles, ", ")))
 			primary, why := out.Lifecycle.Primary, "recorded by the last failover or failback"
 			if primary == "" {
 				primary, why = siteName(p.Sites.Primary), "the plan's primary; no failover recorded"
 			}
 			fmt.Fprintf(g.Stdout, "primary site: %s (%s)\n", primary, why)
 			if out.Schedule != "" {
-				fmt.Fprintf(g.Stdout, "backup schedule %s paused=%v next=%v\n", out.Schedule, out.Paused, out.NextRuns)
+				state, next := "active", "-"
+				if out.Paused {
+					state = "paused (drover schedule unpause --plan " + p.Name + ")"
+				}
+				if len(out.NextRuns) > 0 {
+					next = humanTime(out.NextRuns[0])
+				}
+				fmt.Fprintf(g.Stdout, "backup schedule %s: %s, next backup %s\n", out.Schedule, state, next)
 			}
 			if r := out.RPO; r != nil {
 				fmt.Fprintf(g.Stdout, "RPO %s: %s, the point a failover would use: %s (%s), age %s (breaches %d)\n", r.RPO, r.Status, r.PointID,
-					trustOr(r.Trust), r.Age.Round(time.Second), r.Breaches)
+					trustOr(r.Trust), humanDuration(r.Age.Round(time.Second)), r.Breaches)
 				if r.ValidatedPointID != "" && r.ValidatedPointID != r.PointID {
-					fmt.Fprintf(g.Stdout, "newest validated point: %s, age %s\n", r.ValidatedPointID, r.ValidatedAge.Round(time.Second))
+					fmt.Fprintf(g.Stdout, "newest validated point: %s, age %s\n", r.ValidatedPointID, humanDuration(r.ValidatedAge.Round(time.Second)))
 				}
 			}
 			return nil

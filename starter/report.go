@@ -1,7 +1,6 @@
 package starter
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,10 +53,11 @@ func newReportCmd(g *Globals) *cobra.Command {
 			default:
 				return BadInputf("--format %q: want markdown, json or html", format)
 			}
-			if g.JSON() || format == "json" {
-				enc := json.NewEncoder(g.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+			if format == "json" {
+				return writeJSON(g.Stdout, r)
+			}
+			if g.Structured() {
+				return g.Print(r, nil)
 			}
 			fmt.Fprint(g.Stdout, r.Markdown())
 			fmt.Fprintf(g.Stdout, "\n(report files: %s and .md)\n", path)
