@@ -100,6 +100,9 @@ func openPlanStore(p *plan.Plan) (*catalog.Store, error) {
 	if _, err := catalog.DecodeSettings(p.Storage.Store); err != nil {
 		return nil, BadInputf("%s: %v", p.Source, err)
 	}
+	if probs := storeEnvProblems(p); len(probs) > 0 {
+		return nil, BadInput(probs)
+	}
 	st, _, err := catalog.OpenFromSettings(p.Storage.Store)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: recovery point store: %w", p.Name, err)
@@ -246,6 +249,9 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 	return planStoreCmd(g, "apply FILE",
 		"Register a plan: defined → validated → enabled (RPO monitor, then the backup schedule)",
 		func(ctx context.Context, file string, p *plan.Plan, st *catalog.Store) error {
+			if err := checkLocalEnv(g, p, file); err != nil {
+				return err
+			}
 			now := time.Now()
 			l, err := st.ReadLifecycle(p.Name)
 			if err != nil {

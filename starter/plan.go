@@ -39,6 +39,9 @@ func newPlanValidateCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkLocalEnv(g, p, file); err != nil {
+				return err
+			}
 			checks := 0
 			for _, l := range plan.Levels {
 				checks += len(p.Verification.Checks(l))

@@ -13,6 +13,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/drover-dr/drover/approval"
 	"github.com/drover-dr/drover/contract"
@@ -99,9 +100,25 @@ func finishRun(ctx context.Context, g *Globals, c client.Client, run client.Work
 		_ = g.Print(runResult{runIDs: ids, Result: result}, nil)
 	}
 	if err != nil {
+		if badPlanFailure(err) {
+			// The plan could not run as written where it ran (a setting a
+			// driver refused, a variable unset at the site worker).
+			return BadInputf("%s failed: %w", run.GetID(), err)
+		}
 		return fmt.Errorf("%s failed: %w", run.GetID(), err)
 	}
 	return nil
+}
+
+// badPlanFailure reports whether a run failed on the plan itself rather
+// than on the estate: a BadSettings or BadPlan error anywhere in its chain.
+func badPlanFailure(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if app, ok := e.(*temporal.ApplicationError); ok && (app.Type() == contract.ErrTypeBadSettings || app.Type() == contract.ErrTypeBadPlan) {
+			return true
+		}
+	}
+	return false
 }
 
 // runIDs name one run: the workflow ID and the run ID Temporal gave it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -107,6 +108,7 @@ func (v *plainView) close() {}
 // moves: no elapsed times, and transfers in tenths of their total.
 func plainLines(s RunSnapshot) []string {
 	s.Started = time.Time{}
+	s.Transfers = slices.Clone(s.Transfers)
 	for i, t := range s.Transfers {
 		if t.Total > 0 {
 			t.Done = t.Total * min(10, t.Done*10/t.Total) / 10
