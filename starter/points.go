@@ -68,12 +68,9 @@ func newPointsListCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return BadInput(err)
 			}
-			store, _, err := catalog.OpenFromSettings(p.Storage.Store)
+			store, err := openPlanStore(p)
 			if err != nil {
-				if _, derr := catalog.DecodeSettings(p.Storage.Store); derr != nil {
-					return BadInputf("%s: %v", planFile, derr)
-				}
-				return fmt.Errorf("plan %s: %w", p.Name, err)
+				return err
 			}
 			pts, err := store.List(p.Name)
 			if err != nil {
