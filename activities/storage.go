@@ -63,10 +63,33 @@ func storageError(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// heartbeat turns a driver's progress into heartbeats carrying bytes done,
-// so a dead worker is noticed and the Web UI shows how far a copy got.
-func heartbeat(ctx context.Context) storage.Progress {
-	return func(done int64) { activity.RecordHeartbeat(ctx, done) }
+// heartbeat turns a driver's progress into heartbeats carrying bytes done
+// and, when known, the bytes in all, so a dead worker is noticed and the Web
+// UI and drover status show how far a copy got and how long it has to go.
+func heartbeat(ctx context.Context, total int64) storage.Progress {
+	return func(done int64) { activity.RecordHeartbeat(ctx, contract.TransferProgress{Done: done, Total: total}) }
+}
+
+// storedGroupSize is the bytes a group holds in the store (staged or
+// committed), which ship, verify and restore read or write; 0 when it
+// cannot be told, which only costs the progress its ETA.
+func storedGroupSize(ref contract.StoreRef, pointID, group string) int64 {
+	st, _, err := catalog.OpenFromSettings(ref.Settings)
+	if err != nil {
+		return 0
+	}
+	loc, err := st.LocateGroup(ref.Plan, pointID, group)
+	if err != nil {
+		return 0
+	}
+	size := loc.Group.Size
+	if m := loc.Manifest; m != nil && m.BaseID != "" {
+		// A cumulative point restores on its full.
+		if base, err := st.LocateGroup(ref.Plan, m.BaseID, group); err == nil {
+			size += base.Group.Size
+		}
+	}
+	return size
 }
 
 func (a *Activities) request(in contract.GroupInput) (storage.Driver, storage.Request, error) {
@@ -220,7 +243,7 @@ func (a *Activities) CaptureGroup(ctx context.Context, in contract.GroupInput) (
 	if err != nil {
 		return contract.GroupResult{}, err
 	}
-	r, err := d.Capture(ctx, req, heartbeat(ctx))
+	r, err := d.Capture(ctx, req, heartbeat(ctx, 0))
 	return groupResult(r, a.ran(in.Site, in.Host)), storageError(fmt.Sprintf("capture group %s of point %s", in.Group.Name, in.PointID), err)
 }
 
@@ -230,7 +253,7 @@ func (a *Activities) ShipGroup(ctx context.Context, in contract.GroupInput) (con
 	if err != nil {
 		return contract.GroupResult{}, err
 	}
-	r, err := d.Ship(ctx, req, heartbeat(ctx))
+	r, err := d.Ship(ctx, req, heartbeat(ctx, storedGroupSize(in.Store, in.PointID, in.Group.Name)))
 	return groupResult(r, a.ran(in.Site, in.Host)), storageError(fmt.Sprintf("ship group %s of point %s", in.Group.Name, in.PointID), err)
 }
 
@@ -241,7 +264,7 @@ func (a *Activities) VerifyGroup(ctx context.Context, in contract.GroupInput) (c
 	if err != nil {
 		return contract.GroupVerify{}, err
 	}
-	r, err := d.Verify(ctx, req, heartbeat(ctx))
+	r, err := d.Verify(ctx, req, heartbeat(ctx, storedGroupSize(in.Store, in.PointID, in.Group.Name)))
 	return groupVerify(r), storageError(fmt.Sprintf("verify group %s of point %s", in.Group.Name, in.PointID), err)
 }
 
@@ -434,7 +457,7 @@ func (a *Activities) restoreGroup(ctx context.Context, in contract.RestoreInput)
 		Plan: in.Store.Plan, PointID: in.PointID, Store: st.Root, StoreSettings: storeSettings(st, in.Store), Site: driverSite(in.Site),
 		Group:   storage.Group{Name: in.Group.Name, Driver: in.Group.Driver, Components: in.Group.Components, Settings: in.Group.Settings},
 		Replace: true, Members: in.Members,
-	}, heartbeat(ctx))
+	}, heartbeat(ctx, storedGroupSize(in.Store, in.PointID, in.Group.Name)))
 	if err != nil {
 		op := fmt.Sprintf("restore group %s of point %s into %s", in.Group.Name, in.PointID, in.Site.Site.Name)
 		if errors.Is(err, storage.ErrCorrupt) || errors.Is(err, catalog.ErrCorrupt) {

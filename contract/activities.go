@@ -415,6 +415,14 @@ type GroupInput struct {
 	Quiesced bool                  `json:"quiesced,omitempty"`
 }
 
+// TransferProgress is the heartbeat detail of a capture, ship, verify or
+// restore: bytes done so far and, when the activity knows it, in all
+// (0 = unknown). drover status reads it from the pending activity.
+type TransferProgress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total,omitempty"`
+}
+
 // GroupResult is what a capture, ship or restore of one group did.
 type GroupResult struct {
 	Group    string    `json:"group"`

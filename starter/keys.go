@@ -1,7 +1,6 @@
 package starter
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -54,8 +53,8 @@ func newKeysNewCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.JSON() {
-				return json.NewEncoder(g.Stdout).Encode(map[string]string{
+			if g.Structured() {
+				return planWriteJSON(g, map[string]string{
 					"name": name, "privateKeyFile": privPath, "publicKeyFile": pubPath, "publicKey": k.PublicKey(),
 				})
 			}
@@ -81,8 +80,8 @@ func newKeysShowCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return BadInput(err)
 			}
-			if g.JSON() {
-				return json.NewEncoder(g.Stdout).Encode(map[string]string{"file": args[0], "name": k.Name, "publicKey": k.PublicKey()})
+			if g.Structured() {
+				return planWriteJSON(g, map[string]string{"file": args[0], "name": k.Name, "publicKey": k.PublicKey()})
 			}
 			if k.Name != "" {
 				fmt.Fprintf(g.Stdout, "name: %s\n", k.Name)
@@ -117,8 +116,8 @@ func newKeysNewEncryptionKeyCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.JSON() {
-				return json.NewEncoder(g.Stdout).Encode(map[string]string{"file": out, "keyId": k.ID()})
+			if g.Structured() {
+				return planWriteJSON(g, map[string]string{"file": out, "keyId": k.ID()})
 			}
 			_, err = fmt.Fprintf(g.Stdout, "Wrote %s (key id %s). Use it with --encryption-key-file %s on every worker and CLI, and with drover codec-server.\n", out, k.ID(), out)
 			return err

@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -99,6 +99,9 @@ func planStoreCmd(g *Globals, use, short string, run func(ctx context.Context, f
 func openPlanStore(p *plan.Plan) (*catalog.Store, error) {
 	if _, err := catalog.DecodeSettings(p.Storage.Store); err != nil {
 		return nil, BadInputf("%s: %v", p.Source, err)
+	}
+	if probs := storeEnvProblems(p); len(probs) > 0 {
+		return nil, BadInput(probs)
 	}
 	st, _, err := catalog.OpenFromSettings(p.Storage.Store)
 	if err != nil {
@@ -293,6 +296,9 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 	return planStoreCmd(g, "apply FILE",
 		"Register a plan: defined → validated → enabled (RPO monitor, then the backup schedule)",
 		func(ctx context.Context, file string, p *plan.Plan, st *catalog.Store) error {
+			if err := checkLocalEnv(g, p, file); err != nil {
+				return err
+			}
 			now := time.Now()
 			l, err := st.ReadLifecycle(p.Name)
 			if err != nil {
@@ -411,8 +417,8 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 			} else {
 				g.Logger().Warn("Temporal not reachable: showing the store only", zap.Error(err))
 			}
-			if g.JSON() {
-				return json.NewEncoder(g.Stdout).Encode(out)
+			if g.Structured() {
+				return planWriteJSON(g, out)
 			}
 			roles := []string{}
 			for r, on := range out.Lifecycle.Roles {
@@ -421,20 +427,27 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 				}
 			}
 			slices.Sort(roles)
-			fmt.Fprintf(g.Stdout, "plan %s: %s (roles enabled: %v)\n", p.Name, out.Lifecycle.State, roles)
+			fmt.Fprintf(g.Stdout, "plan %s: %s (roles enabled: %s)\n", p.Name, out.Lifecycle.State, orDash(strings.Join(roles, ", ")))
 			primary, why := out.Lifecycle.Primary, "recorded by the last failover or failback"
 			if primary == "" {
 				primary, why = siteName(p.Sites.Primary), "the plan's primary; no failover recorded"
 			}
 			fmt.Fprintf(g.Stdout, "primary site: %s (%s)\n", primary, why)
 			if out.Schedule != "" {
-				fmt.Fprintf(g.Stdout, "backup schedule %s paused=%v next=%v\n", out.Schedule, out.Paused, out.NextRuns)
+				state, next := "active", "-"
+				if out.Paused {
+					state = "paused (drover schedule unpause --plan " + p.Name + ")"
+				}
+				if len(out.NextRuns) > 0 {
+					next = humanTime(out.NextRuns[0])
+				}
+				fmt.Fprintf(g.Stdout, "backup schedule %s: %s, next backup %s\n", out.Schedule, state, next)
 			}
 			if r := out.RPO; r != nil {
 				fmt.Fprintf(g.Stdout, "RPO %s: %s, the point a failover would use: %s (%s), age %s (breaches %d)\n", r.RPO, r.Status, r.PointID,
-					trustOr(r.Trust), r.Age.Round(time.Second), r.Breaches)
+					trustOr(r.Trust), humanDuration(r.Age.Round(time.Second)), r.Breaches)
 				if r.ValidatedPointID != "" && r.ValidatedPointID != r.PointID {
-					fmt.Fprintf(g.Stdout, "newest validated point: %s, age %s\n", r.ValidatedPointID, r.ValidatedAge.Round(time.Second))
+					fmt.Fprintf(g.Stdout, "newest validated point: %s, age %s\n", r.ValidatedPointID, humanDuration(r.ValidatedAge.Round(time.Second)))
 				}
 			}
 			return nil

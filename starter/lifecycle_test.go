@@ -71,7 +71,7 @@ func TestPlanStoreCommandsLoadThePlanAndItsStore(t *testing.T) {
 
 	code, out, errs := runDrover("plan", "status", good)
 	require.Equal(t, ExitOK, code, errs)
-	assert.Equal(t, "plan bpm-golden: defined (roles enabled: [])\nprimary site: dc1 (the plan's primary; no failover recorded)\n", out)
+	assert.Equal(t, "plan bpm-golden: defined (roles enabled: -)\nprimary site: dc1 (the plan's primary; no failover recorded)\n", out)
 	assert.Contains(t, errs, "Temporal not reachable: showing the store only")
 }
 

@@ -1,7 +1,6 @@
 package starter
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,11 +39,14 @@ func newPlanValidateCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkLocalEnv(g, p, file); err != nil {
+				return err
+			}
 			checks := 0
 			for _, l := range plan.Levels {
 				checks += len(p.Verification.Checks(l))
 			}
-			if g.JSON() {
+			if g.Structured() {
 				return planWriteJSON(g, map[string]any{
 					"file":       file,
 					"valid":      true,
@@ -95,7 +97,7 @@ func newPlanShowCmd(g *Globals) *cobra.Command {
 				return BadInput(err)
 			}
 			start := describePlanTiers(p, tiers)
-			if g.JSON() {
+			if g.Structured() {
 				return planWriteJSON(g, map[string]any{
 					"file":      file,
 					"plan":      p.Name,
@@ -107,7 +109,7 @@ func newPlanShowCmd(g *Globals) *cobra.Command {
 				})
 			}
 			fmt.Fprintf(g.Stdout, "plan %s (%s): rpo %s, rto %s, products %s\n",
-				p.Name, file, p.RPO, p.RTO, strings.Join(p.Products, ", "))
+				p.Name, file, humanDuration(p.RPO.D()), humanDuration(p.RTO.D()), strings.Join(p.Products, ", "))
 			for _, t := range start {
 				parts := make([]string, len(t.Components))
 				for i, m := range t.Components {
@@ -139,7 +141,7 @@ func loadCheckedPlan(g *Globals, file string) (*plan.Plan, []plan.Tier, error) {
 		if !errors.As(err, &probs) {
 			return nil, nil, BadInput(err)
 		}
-		if g.JSON() {
+		if g.Structured() {
 			if jerr := planWriteJSON(g, map[string]any{"file": file, "valid": false, "problems": probs}); jerr != nil {
 				return nil, nil, jerr
 			}
@@ -170,13 +172,12 @@ func describePlanTiers(p *plan.Plan, tiers []plan.Tier) []shownTier {
 	return out
 }
 
+// planWriteJSON prints v as -o asks (JSON, or YAML made from the JSON).
 func planWriteJSON(g *Globals, v any) error {
-	enc := json.NewEncoder(g.Stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write JSON output: %w", err)
+	if g.Output == OutputYAML {
+		return writeYAML(g.Stdout, v)
 	}
-	return nil
+	return writeJSON(g.Stdout, v)
 }
 
 // count writes "1 gate" or "4 gates".

@@ -143,7 +143,7 @@ func TestPlanShowPrintsTheSeedOrder(t *testing.T) {
 	useFakePlanChecker(t)
 	code, out, errs := runDrover("plan", "show", goldenPlan)
 	require.Equal(t, ExitOK, code, errs)
-	assert.Equal(t, `plan bpm-golden (`+goldenPlan+`): rpo 15m0s, rto 4h0m0s, products bpm, monitor
+	assert.Equal(t, `plan bpm-golden (`+goldenPlan+`): rpo 15m00s, rto 4h00m, products bpm, monitor
 tier 1: db2 (database, on machine2)
 tier 2: dmgr (dmgr, on machine1)
 tier 3: nodeagent1 (nodeagent, on machine1), nodeagent2 (nodeagent, on machine2)

@@ -2,6 +2,8 @@ package starter
 
 import (
 	"fmt"
+	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -37,6 +39,21 @@ type listedPoint struct {
 	AgeSeconds float64 `json:"ageSeconds"`
 }
 
+// pointList is what `points list -o json|yaml` prints.
+type pointList struct {
+	Plan   string        `json:"plan"`
+	Store  string        `json:"store"`
+	Points []listedPoint `json:"points"`
+}
+
+func newListedPoint(pt catalog.Point, now time.Time) listedPoint {
+	age := now.Sub(pt.Instant)
+	if pt.Instant.IsZero() {
+		age = 0
+	}
+	return listedPoint{Point: pt, Age: formatAge(age), AgeSeconds: age.Seconds()}
+}
+
 func newPointsListCmd(g *Globals) *cobra.Command {
 	var planFile string
 	cmd := &cobra.Command{
@@ -51,31 +68,25 @@ func newPointsListCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return BadInput(err)
 			}
-			store, _, err := catalog.OpenFromSettings(p.Storage.Store)
+			store, err := openPlanStore(p)
 			if err != nil {
-				if _, derr := catalog.DecodeSettings(p.Storage.Store); derr != nil {
-					return BadInputf("%s: %v", planFile, derr)
-				}
-				return fmt.Errorf("plan %s: %w", p.Name, err)
+				return err
 			}
 			pts, err := store.List(p.Name)
 			if err != nil {
 				return err
 			}
 			now := time.Now()
-			if g.JSON() {
-				out := make([]listedPoint, 0, len(pts))
-				for _, pt := range pts {
-					age := now.Sub(pt.Instant)
-					if pt.Instant.IsZero() {
-						age = 0
-					}
-					out = append(out, listedPoint{Point: pt, Age: formatAge(age), AgeSeconds: age.Seconds()})
-				}
-				return planWriteJSON(g, map[string]any{"plan": p.Name, "store": store.Root, "points": out})
+			// Newest first in every format.
+			out := make([]listedPoint, 0, len(pts))
+			for _, pt := range slices.Backward(pts) {
+				out = append(out, newListedPoint(pt, now))
 			}
-			writePoints(g, store.Root, p.Name, pts, now)
-			return nil
+			view := pointList{Plan: p.Name, Store: store.Root, Points: out}
+			return g.Print(view, func(io.Writer) error {
+				writePoints(g, store.Root, p.Name, pts, now)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan file (its storage.store names the store)")

@@ -3,6 +3,7 @@ package starter
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -83,11 +84,10 @@ func newPointsDescribeCmd(g *Globals) *cobra.Command {
 				}
 				d.Groups = append(d.Groups, dg)
 			}
-			if g.JSON() {
-				return planWriteJSON(g, d)
-			}
-			writePointDescription(g, d)
-			return nil
+			return g.Print(d, func(io.Writer) error {
+				writePointDescription(g, d)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan file (its storage.store names the store)")

@@ -60,7 +60,7 @@ func newPointsInvalidateCmd(g *Globals) *cobra.Command {
 				return fmt.Errorf("point %s: %w", id, err)
 			}
 			g.Logger().Info("point marked invalid", zap.String("plan", p.Name), zap.String("point", id), zap.String("by", who))
-			if g.JSON() {
+			if g.Structured() {
 				return planWriteJSON(g, map[string]any{"plan": p.Name, "point": id, "validity": v})
 			}
 			fmt.Fprintf(g.Stdout, "point %s of plan %s is invalid: %s (%s)\n", id, p.Name, v.Reason, v.Run)

@@ -36,7 +36,7 @@ func newPointsValidateCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if f.watch && !g.JSON() {
+			if f.watch && !g.Structured() {
 				verdict := "valid"
 				if !res.Valid {
 					verdict = "INVALID: " + res.Reason

@@ -57,3 +57,47 @@ storage:
 	assert.Equal(t, ExitBadInput, code)
 	assert.Contains(t, stderr, "give --out FILE")
 }
+
+// A failover and the failback after it share the switchover workflow id:
+// drover report tells them apart by run id and kind, and says which
+// failover a failback follows.
+func TestReportTellsFailoverAndFailbackApart(t *testing.T) {
+	useFakePlanChecker(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	require.NoError(t, os.MkdirAll(store, 0o755))
+	planFile := filepath.Join(dir, "p.yaml")
+	require.NoError(t, os.WriteFile(planFile, []byte(`apiVersion: drover/v1
+name: shop
+rpo: 15m
+rto: 1h
+products: [shop]
+sites:
+  primary: {name: dc1}
+  secondary: {name: dc2}
+gates: [{name: start-secondary, approvers: none}, {name: failback, approvers: none}]
+components:
+  - {name: db, role: database, driver: exec, settings: {start: "true", stop: "true", status: "true"}}
+storage:
+  store: {path: `+store+`}
+`), 0o644))
+	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	reports := activities.ReportDir(store, "shop")
+	for _, r := range []report.Report{
+		{Kind: "failover", Plan: "shop", WorkflowID: "drover/shop/switchover", RunID: "r-over", Outcome: "completed", Started: at, Ended: at.Add(time.Minute)},
+		{Kind: "failback", Plan: "shop", WorkflowID: "drover/shop/switchover", RunID: "r-back", Outcome: "completed", Planned: true, Started: at.Add(time.Hour), Ended: at.Add(61 * time.Minute)},
+	} {
+		_, _, err := report.Write(reports, r)
+		require.NoError(t, err)
+	}
+	code, out, errs := runDrover("report", "r-back", "--plan", planFile)
+	require.Equal(t, ExitOK, code, errs)
+	assert.Contains(t, out, "# drover planned failback report: shop")
+	assert.Contains(t, out, "follows the unplanned failover run r-over of drover/shop/switchover")
+
+	code, out, errs = runDrover("report", "drover/shop/switchover", "--kind", "failover", "--plan", planFile, "-o", "json")
+	require.Equal(t, ExitOK, code, errs)
+	assert.Contains(t, out, `"runId": "r-over"`)
+	assert.Contains(t, out, `"relation": "followedBy"`)
+	assert.Contains(t, out, `"runId": "r-back"`)
+}

@@ -51,6 +51,8 @@ type Globals struct {
 	Output    string
 	LogLevel  string
 	TLS       TLSFlags
+	// APIKey authenticates to the frontend (Temporal Cloud); it turns TLS on.
+	APIKey string
 	// EncryptionKeyFile turns on AES-256-GCM encryption of payloads and
 	// failure messages in Temporal's history.
 	EncryptionKeyFile string
@@ -58,15 +60,6 @@ type Globals struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	logger *zap.Logger
-}
-
-// TLSFlags configure TLS and mTLS to the Temporal frontend.
-type TLSFlags struct {
-	CACert     string
-	ClientCert string
-	ClientKey  string
-	ServerName string
-	Enabled    bool
 }
 
 // Logger returns the one zap logger handed down to everything the command
@@ -112,26 +105,15 @@ func NewRootCommand(stdout, stderr io.Writer) (*cobra.Command, *Globals) {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			switch g.Output {
-			case "text", "json":
-			default:
-				return BadInputf("--output: must be text or json, not %q", g.Output)
-			}
-			return nil
+			return checkOutput(g.Output)
 		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.Address, "address", envOr("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
-	pf.StringVar(&g.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
-	pf.StringVarP(&g.Output, "output", "o", "text", "output format: text or json")
+	addConnectionFlags(pf, g)
+	pf.StringVarP(&g.Output, "output", "o", OutputText, "output format: text, json or yaml")
 	pf.StringVar(&g.LogLevel, "log-level", envOr("DROVER_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
-	pf.BoolVar(&g.TLS.Enabled, "tls", os.Getenv("TEMPORAL_TLS") == "true", "use TLS to the frontend (env TEMPORAL_TLS=true)")
-	pf.StringVar(&g.TLS.CACert, "tls-ca", os.Getenv("TEMPORAL_TLS_CA"), "CA certificate file for the frontend (env TEMPORAL_TLS_CA)")
-	pf.StringVar(&g.TLS.ClientCert, "tls-cert", os.Getenv("TEMPORAL_TLS_CERT"), "client certificate file for mTLS (env TEMPORAL_TLS_CERT)")
-	pf.StringVar(&g.TLS.ClientKey, "tls-key", os.Getenv("TEMPORAL_TLS_KEY"), "client key file for mTLS (env TEMPORAL_TLS_KEY)")
-	pf.StringVar(&g.TLS.ServerName, "tls-server-name", os.Getenv("TEMPORAL_TLS_SERVER_NAME"), "server name to verify (env TEMPORAL_TLS_SERVER_NAME)")
 	pf.StringVar(&g.EncryptionKeyFile, "encryption-key-file", os.Getenv("DROVER_ENCRYPTION_KEY_FILE"),
 		"AES-256 key file: encrypt payloads and failure messages in Temporal's history (env DROVER_ENCRYPTION_KEY_FILE)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return BadInput(err) })
@@ -139,6 +121,7 @@ func NewRootCommand(stdout, stderr io.Writer) (*cobra.Command, *Globals) {
 	for _, f := range factories {
 		root.AddCommand(f(g))
 	}
+	grammar(root, g)
 	return root, g
 }
 

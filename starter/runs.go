@@ -2,19 +2,18 @@ package starter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/drover-dr/drover/approval"
 	"github.com/drover-dr/drover/contract"
@@ -77,64 +76,59 @@ func running(ctx context.Context, c client.Client, id string) bool {
 
 // finishRun prints where the run is and, with --watch, follows it to the end.
 func finishRun(ctx context.Context, g *Globals, c client.Client, run client.WorkflowRun, watch bool, result any) error {
+	ids := runIDs{WorkflowID: run.GetID(), RunID: run.GetRunID()}
 	if !watch {
-		if g.JSON() {
-			return json.NewEncoder(g.Stdout).Encode(map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
-		}
-		fmt.Fprintf(g.Stdout, "started %s (run %s)\n", run.GetID(), run.GetRunID())
-		fmt.Fprintf(g.Stdout, "follow it: drover status %s; approve gates: drover approve %s --gate GATE --as NAME\n", run.GetID(), run.GetID())
-		return nil
+		return g.Print(ids, func(w io.Writer) error {
+			fmt.Fprintf(w, "started %s (run %s)\n", ids.WorkflowID, ids.RunID)
+			fmt.Fprintf(w, "follow it: drover status %s --watch; approve gates: drover approve %s --gate GATE --as NAME\n", ids.WorkflowID, ids.WorkflowID)
+			return nil
+		})
 	}
 	done := make(chan error, 1)
 	go func() { done <- run.Get(ctx, result) }()
-	watchStatus(ctx, g.Stdout, c, run.GetID(), done)
+	if g.Structured() {
+		// JSON and YAML print the result alone, so the output parses.
+		err := <-done
+		done <- err
+	} else if err := watchRun(ctx, g, c, run.GetID(), done); err != nil {
+		return err
+	}
 	err := <-done
-	if g.JSON() {
-		_ = json.NewEncoder(g.Stdout).Encode(result)
+	if g.Structured() {
+		_ = g.Print(runResult{runIDs: ids, Result: result}, nil)
 	}
 	if err != nil {
+		if badPlanFailure(err) {
+			// The plan could not run as written where it ran (a setting a
+			// driver refused, a variable unset at the site worker).
+			return BadInputf("%s failed: %w", run.GetID(), err)
+		}
 		return fmt.Errorf("%s failed: %w", run.GetID(), err)
 	}
 	return nil
 }
 
-// watchStatus prints every phase change and every newly opened gate until
-// done delivers; the error is put back for the caller.
-func watchStatus(ctx context.Context, out io.Writer, c client.Client, id string, done chan error) {
-	seenPhase := ""
-	seenGates := map[string]bool{}
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			done <- err
-			return
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		st, target, err := statusTree(ctx, c, id)
-		if err != nil {
-			continue
-		}
-		if st.Phase != seenPhase {
-			fmt.Fprintf(out, "%s  phase %s\n", time.Now().Format("15:04:05"), st.Phase)
-			seenPhase = st.Phase
-		}
-		for _, gt := range st.Gates {
-			key := target + "/" + gt.Name + gt.Opened.String()
-			if gt.Outcome != workflows.OutcomePending || seenGates[key] {
-				continue
-			}
-			seenGates[key] = true
-			fmt.Fprintf(out, "GATE %s waits for %s of %s: %s\n", gt.Name, quorumText(gt.Quorum), strings.Join(gt.Approvers, ", "), gt.Detail)
-			for _, item := range gt.Checklist {
-				fmt.Fprintf(out, "  [ ] %s\n", item)
-			}
-			fmt.Fprintf(out, "  approve: drover approve %s --gate %s --as NAME (options: %s)\n", target, gt.Name, strings.Join(gt.Options, ", "))
+// badPlanFailure reports whether a run failed on the plan itself rather
+// than on the estate: a BadSettings or BadPlan error anywhere in its chain.
+func badPlanFailure(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if app, ok := e.(*temporal.ApplicationError); ok && (app.Type() == contract.ErrTypeBadSettings || app.Type() == contract.ErrTypeBadPlan) {
+			return true
 		}
 	}
+	return false
+}
+
+// runIDs name one run: the workflow ID and the run ID Temporal gave it.
+type runIDs struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+}
+
+// runResult is a finished run's result with its IDs, as -o json|yaml print it.
+type runResult struct {
+	runIDs
+	Result any `json:"result"`
 }
 
 func quorumText(q int) string {
@@ -350,7 +344,7 @@ func newBackupCmd(g *Globals) *cobra.Command {
 			if err := finishRun(cmd.Context(), g, c, r, true, &res); err != nil {
 				return err
 			}
-			if !g.JSON() {
+			if !g.Structured() {
 				fmt.Fprintf(g.Stdout, "point %s: %s, %d bytes, consistency %s, validity %s\n", res.Point.ID, res.Point.Mode,
 					res.Point.Size, res.Point.Consistency, res.Point.Validity.State)
 			}
@@ -501,41 +495,8 @@ func approve(ctx context.Context, c client.Client, id string, ap workflows.Appro
 }
 
 func newStatusCmd(g *Globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "status WORKFLOW",
-		Short: "Show where a run stands: phase, steps, open gates with their checklists",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.Dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			st, target, err := statusTree(cmd.Context(), c, args[0])
-			if err != nil {
-				return fmt.Errorf("status of %s: %w", args[0], err)
-			}
-			if g.JSON() {
-				return json.NewEncoder(g.Stdout).Encode(st)
-			}
-			printStatus(g.Stdout, target, st)
-			return nil
-		},
-	}
-}
-
-func printStatus(out io.Writer, id string, st workflows.Status) {
-	fmt.Fprintf(out, "%s: %s of plan %s, phase %s\n", id, st.Kind, st.Plan, st.Phase)
-	for _, s := range st.Steps {
-		fmt.Fprintf(out, "  %-8s %-40s %s\n", s.Outcome, s.Name, s.Detail)
-	}
-	for _, gt := range st.Gates {
-		fmt.Fprintf(out, "  gate %s: %s\n", gt.Name, gt.Outcome)
-		for _, item := range gt.Checklist {
-			fmt.Fprintf(out, "    [ ] %s\n", item)
-		}
-	}
-	for _, ig := range st.Ignored {
-		fmt.Fprintf(out, "  ignored signal: %s\n", ig.Reason)
-	}
+	cmd := newRunsDescribeCmd(g)
+	cmd.Use = "status RUN [--watch]"
+	cmd.Short = "Show where a run stands: phase, tiers, transfers, open gates with their checklists (same as drover runs describe)"
+	return cmd
 }

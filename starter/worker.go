@@ -167,5 +167,10 @@ func siteWorkerArgv(g *Globals, site string) ([]string, error) {
 	if t.Enabled {
 		argv = append(argv, "--tls")
 	}
+	if t.DisableHostVerification {
+		argv = append(argv, "--tls-disable-host-verification")
+	}
+	// An API key reaches the site workers through their inherited
+	// environment (TEMPORAL_API_KEY), never on a command line ps shows.
 	return argv, nil
 }

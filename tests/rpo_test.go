@@ -111,7 +111,7 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	out, err = e.drover("plan", "status", e.planPath)
 	require.NoError(t, err)
 	t.Logf("drover plan status:\n%s", out)
-	assert.Contains(t, out, "paused=true")
+	assert.Regexp(t, `backup schedule drover/\S+/backup-schedule: paused`, out)
 	assert.Regexp(t, `RPO 40s: breached, the point a failover would use: `+pt.ID+` \(validated\)`, out)
 	assert.Contains(t, out, "primary site: dc1")
 }
