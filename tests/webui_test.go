@@ -118,7 +118,12 @@ func pageText(t *testing.T, ctx context.Context, chromium, page, tab, want strin
 	var text string
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		got, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		// The UI renders user markdown (current details) in sandboxed
+		// iframes: their text is read from their srcdoc.
+		got, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(document.body ? document.body.innerText : "") + "\n" +
+			[...document.querySelectorAll('iframe')].map(f => {
+				try { return f.contentDocument.body.innerText; } catch (e) { return f.srcdoc || ""; }
+			}).join("\n")`))
 		if err == nil {
 			text = got
 			if strings.Contains(text, want) {
