@@ -190,11 +190,14 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 	say("HAProxy front door at %s, backend pg: dc1 ready, dc2 in maintenance", e.Front)
 
 	// plan apply: the plan enabled, the RPO monitor seeds dc2.
+	if err := os.MkdirAll(filepath.Join(e.Dir, "store"), 0o750); err != nil {
+		return nil, err
+	}
 	store, err := catalog.Open(filepath.Join(e.Dir, "store"))
 	if err != nil {
 		return nil, err
 	}
-	if _, err := store.Transition(p.Name, catalog.StateEnabled, "secondary", "drover estate postgres", time.Now()); err != nil && !strings.Contains(err.Error(), "already") {
+	if _, err := store.Transition(p.Name, catalog.StateEnabled, "secondary", "drover estate postgres", time.Now()); err != nil {
 		return nil, err
 	}
 	if err := startMonitor(ctx, st.Client, p); err != nil {

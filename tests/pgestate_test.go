@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,6 +41,10 @@ func TestPostgresEstateFailsOverAndBackWithTheRPOProof(t *testing.T) {
 		t.Skip(m)
 	}
 	dir := t.TempDir()
+	// The clusters run as the postgres OS user when the test runs as root:
+	// it must be able to reach the estate's directory.
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o755))
 	var out, errb bytes.Buffer
 	code := starter.Main([]string{"estate", "postgres", "--dir", dir,
 		"--dc1", freeAt(t, pgEstateAddr), "--dc2", freeAt(t, pgEstateAddr), "--front", freeAt(t, pgEstateAddr),

@@ -247,9 +247,9 @@ func (e *Estate) InitPgbench(ctx context.Context) error {
 	return err
 }
 
-// StartHAProxy writes the front door's configuration (the primary's server
-// ready, the standby's in maintenance) and starts HAProxy in the
-// foreground as a child of this process.
+// StartHAProxy writes the front door's configuration, starts HAProxy
+// (in the foreground, a child of this process) with the primary's server
+// ready and the standby's in maintenance.
 func (e *Estate) StartHAProxy() error {
 	cfg := fmt.Sprintf(`global
     stats socket %s mode 600 level admin
@@ -264,7 +264,7 @@ frontend pg_front
     default_backend pg
 backend pg
     server %s %s
-    server %s %s disabled
+    server %s %s
 `, e.Socket(), filepath.Join(e.Dir, "haproxy.pid"), e.Front, e.Primary.Name, e.Primary.Addr(), e.Standby.Name, e.Standby.Addr())
 	path := filepath.Join(e.Dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o640); err != nil {
@@ -284,8 +284,12 @@ backend pg
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("unix", e.Socket()); err == nil {
+			// The standby's server is put in maintenance at run time, not
+			// with "disabled" in the file: a configured maintenance is one
+			// the runtime API's "state ready" does not lift.
+			_, err = fmt.Fprintf(c, "set server pg/%s state maint\n", e.Standby.Name)
 			c.Close()
-			return nil
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("haproxy did not open its admin socket %s within 10s (log %s)", e.Socket(), log.Name())
