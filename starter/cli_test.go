@@ -109,8 +109,8 @@ func TestOutputFormatsAlike(t *testing.T) {
 
 	code, out, errs := runDrover("points", "describe", "p2", "--plan", planFile)
 	require.Equal(t, ExitOK, code, errs)
-	assert.Contains(t, out, "point p2 of plan bpm-golden")
-	assert.Contains(t, out, "cumulative on p1")
+	assert.Regexp(t, `point\s+p2 \(plan bpm-golden\)`, out)
+	assert.Regexp(t, `mode\s+cumulative of p1`, out)
 	assert.NotRegexp(t, rawGoValue, out)
 	code, out, _ = runDrover("points", "describe", "p9", "--plan", planFile)
 	assert.Equal(t, ExitBadInput, code)

@@ -188,19 +188,21 @@ func runFromPlan(ctx context.Context, g *Globals, f runFlags, spec runSpec) erro
 	if err != nil {
 		return err
 	}
-	in, err := spec.input(p)
-	if err != nil {
-		return err
-	}
 	c, err := g.Dial()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	// before may fill what the input carries (a follow-up's point), so the
+	// input is made after it.
 	if spec.before != nil {
 		if err := spec.before(ctx, c, p); err != nil {
 			return err
 		}
+	}
+	in, err := spec.input(p)
+	if err != nil {
+		return err
 	}
 	run, err := startRun(ctx, c, spec.id(p), p.Name, spec.kind, spec.wf, in)
 	if err != nil {
@@ -232,9 +234,7 @@ func newFailoverCmd(g *Globals) *cobra.Command {
 				kind: contract.KindFailover, id: switchoverOf, wf: workflows.FailoverWorkflow,
 				input: func(p *plan.Plan) (any, error) {
 					in.Plan = *p
-					// A pointer: before fills the point of a follow-up, and the
-					// input is encoded only when the run starts.
-					return &in, nil
+					return in, nil
 				},
 				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
 					if continueRun != "" {
