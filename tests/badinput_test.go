@@ -94,7 +94,7 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 	}{
 		{[]string{"plan", "validate"}, "accepts 1 arg"},
 		{[]string{"plan", "validate", filepath.Join(t.TempDir(), "missing.yaml")}, "missing.yaml"},
-		{[]string{"plan", "show", plan, "--output", "xml"}, "--output: must be text or json"},
+		{[]string{"plan", "show", plan, "--output", "xml"}, `--output "xml": want text, json or yaml`},
 		{[]string{"failover", "--plan", plan}, "exactly one of --planned or --unplanned"},
 		{[]string{"failover", "--plan", plan, "--planned", "--unplanned"}, "exactly one of --planned or --unplanned"},
 		{[]string{"failover", "--unplanned"}, `required flag(s) "plan" not set`},

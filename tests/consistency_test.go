@@ -96,7 +96,7 @@ func TestConsistencyGroupsMatter(t *testing.T) {
 	out, err := e.drover("points", "list", "--plan", e.planPath)
 	require.NoError(t, err)
 	t.Logf("drover points list:\n%s", out)
-	assert.Regexp(t, hp.ID+` .*unknown +invalid`, out)
+	assert.Regexp(t, hp.ID+` .*unknown +\S+ +invalid`, out)
 	assert.Contains(t, out, hp.ID+": invalid: "+v.Reason[:min(len(v.Reason), 40)])
 
 	// The same lab under the same load, captured quiesced.
@@ -115,7 +115,7 @@ func TestConsistencyGroupsMatter(t *testing.T) {
 	out, err = e.drover("points", "list", "--plan", e.planPath)
 	require.NoError(t, err)
 	t.Logf("drover points list:\n%s", out)
-	assert.Regexp(t, qp.ID+` .*quiesced +valid`, out)
+	assert.Regexp(t, qp.ID+` .*quiesced +\S+ +valid`, out)
 	assert.NotContains(t, out, hp.ID, "an invalid point kept after the next backup's retention")
 }
 

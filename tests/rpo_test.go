@@ -68,7 +68,7 @@ func TestScheduledPointsAndRPOBreach(t *testing.T) {
 	out, err := e.drover("points", "list", "--plan", e.planPath)
 	require.NoError(t, err)
 	t.Logf("drover points list:\n%s", out)
-	assert.Regexp(t, pt.ID+` +\d+s +full +quiesced +valid`, out)
+	assert.Regexp(t, pt.ID+` +\d+s +full +quiesced +\S+ +valid`, out)
 	out, err = e.drover("--output", "json", "points", "list", "--plan", e.planPath)
 	require.NoError(t, err)
 	assert.Contains(t, out, `"state": "valid"`)

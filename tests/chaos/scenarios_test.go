@@ -147,6 +147,9 @@ components:
       status: "exit 3"
       killGrace: 1s
     startTimeout: 3s
+    # The hang is cut off by the retry policy alone: a restart policy would
+    # run the three attempts again before the gate.
+    onFailure: gate
 verification:
   system:
     - name: db-listening
