@@ -188,21 +188,25 @@ func runFromPlan(ctx context.Context, g *Globals, f runFlags, spec runSpec) erro
 	if err != nil {
 		return err
 	}
+	// The input is made first so bad input is refused before dialing, and
+	// again after before, which may fill what it carries (a follow-up's
+	// point).
+	in, err := spec.input(p)
+	if err != nil {
+		return err
+	}
 	c, err := g.Dial()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	// before may fill what the input carries (a follow-up's point), so the
-	// input is made after it.
 	if spec.before != nil {
 		if err := spec.before(ctx, c, p); err != nil {
 			return err
 		}
-	}
-	in, err := spec.input(p)
-	if err != nil {
-		return err
+		if in, err = spec.input(p); err != nil {
+			return err
+		}
 	}
 	run, err := startRun(ctx, c, spec.id(p), p.Name, spec.kind, spec.wf, in)
 	if err != nil {
