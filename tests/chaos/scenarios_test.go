@@ -297,6 +297,8 @@ func (h *harness) frozenServer(t *testing.T) {
 	for i := range p.Components {
 		if p.Components[i].Name == victim {
 			p.Components[i].StartTimeout = plan.Duration(6 * time.Second)
+			// The scenario is the gate's retry: no policy acts first.
+			p.Components[i].OnFailure = plan.PolicyGate
 		}
 	}
 	id := "drover/chaos/switchover"
