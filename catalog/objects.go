@@ -444,20 +444,9 @@ func (s *Store) objList(plan string) ([]Point, error) {
 	var out []Point
 	for _, pl := range plans {
 		for _, id := range ids[pl] {
-			m, err := s.Load(pl, id)
-			if errors.Is(err, ErrNotFound) {
+			p, ok := s.pointSummary(pl, id)
+			if !ok {
 				continue
-			}
-			var p Point
-			if err != nil {
-				p = Point{ID: id, Plan: pl, Problem: err.Error(), Validity: Validity{State: Unverified}}
-			} else {
-				p = m.Summary()
-				v, verr := s.Validity(pl, id)
-				p.Validity = v
-				if verr != nil {
-					p.Problem = verr.Error()
-				}
 			}
 			p.Dir = strings.TrimSuffix(s.Root, "/") + "/" + pointKey(pl, id)
 			out = append(out, p)

@@ -593,20 +593,9 @@ func (s *Store) List(plan string) ([]Point, error) {
 			if CheckName("point", id) != nil {
 				continue
 			}
-			m, err := s.Load(pl, id)
-			if errors.Is(err, ErrNotFound) {
+			p, ok := s.pointSummary(pl, id)
+			if !ok {
 				continue
-			}
-			var p Point
-			if err != nil {
-				p = Point{ID: id, Plan: pl, Problem: err.Error(), Validity: Validity{State: Unverified}}
-			} else {
-				p = m.Summary()
-				v, verr := s.Validity(pl, id)
-				p.Validity = v
-				if verr != nil {
-					p.Problem = verr.Error()
-				}
 			}
 			p.Dir = dir
 			out = append(out, p)
@@ -810,4 +799,24 @@ func NewID(t time.Time, salt string) string {
 	h := NewHash()
 	_, _ = h.Write([]byte(salt))
 	return fmt.Sprintf("%s-%06x", t.UTC().Format("20060102T150405Z"), h.Sum64()&0xffffff)
+}
+
+// pointSummary is one point's line in a listing: its manifest's summary and
+// validity, or the problem that kept them from being read. A point whose
+// manifest is gone (deleted meanwhile) is not listed.
+func (s *Store) pointSummary(pl, id string) (Point, bool) {
+	m, err := s.Load(pl, id)
+	if errors.Is(err, ErrNotFound) {
+		return Point{}, false
+	}
+	if err != nil {
+		return Point{ID: id, Plan: pl, Problem: err.Error(), Validity: Validity{State: Unverified}}, true
+	}
+	p := m.Summary()
+	v, verr := s.Validity(pl, id)
+	p.Validity = v
+	if verr != nil {
+		p.Problem = verr.Error()
+	}
+	return p, true
 }
