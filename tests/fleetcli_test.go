@@ -114,8 +114,7 @@ func TestRegionalDisasterOneDeclaration(t *testing.T) {
 	approveAll := func(gate string, counted, skipped int) {
 		t.Helper()
 		waitDeclarationGates(t, ctx, drover, d, gate, 3)
-		code, out, errs := drover("-o", "json", "gates", "approve", "--declaration", d, "--gate", gate, "--as", "alice",
-			"--key", filepath.Join("..", "examples", "keys", "lab", "alice.key"))
+		code, out, errs := drover("-o", "json", "gates", "approve", "--declaration", d, "--gate", gate, "--as", "alice", "--key", keyFile(t, "alice"))
 		require.Equal(t, 0, code, "stdout %s\nstderr %s", out, errs)
 		var res []starter.DeclaredApproval
 		require.NoError(t, json.Unmarshal([]byte(out), &res), out)
@@ -139,8 +138,7 @@ func TestRegionalDisasterOneDeclaration(t *testing.T) {
 			id = p.WorkflowID
 		}
 	}
-	code, out, errs = drover("gates", "approve", id, "--gate", "start-secondary", "--as", "bob",
-		"--key", filepath.Join("..", "examples", "keys", "lab", "bob.key"))
+	code, out, errs = drover("gates", "approve", id, "--gate", "start-secondary", "--as", "bob", "--key", keyFile(t, "bob"))
 	require.Equal(t, 0, code, "stdout %s\nstderr %s", out, errs)
 
 	var sum starter.DeclarationStatus
@@ -167,6 +165,17 @@ func TestRegionalDisasterOneDeclaration(t *testing.T) {
 	for _, p := range plans {
 		assert.Contains(t, out, p.Name)
 	}
+}
+
+// keyFile is a copy of the lab's private key of name, readable by its
+// owner only, as the CLI wants a key file.
+func keyFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "examples", "keys", "lab", name+".key"))
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), name+".key")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
 }
 
 // waitDeclarationGates waits until n runs of declaration d wait at gate.
