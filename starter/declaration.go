@@ -68,11 +68,11 @@ type Declaration struct {
 // failed to start, or not affected (its primary is elsewhere).
 type DeclaredPlan struct {
 	Plan       string `json:"plan"`
-	File       string `json:"file,omitempty"`
 	Outcome    string `json:"outcome"`
-	Reason     string `json:"reason,omitempty"`
 	WorkflowID string `json:"workflowId,omitempty"`
 	RunID      string `json:"runId,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	File       string `json:"file,omitempty"`
 }
 
 // declaredPlan is a plan file loaded and checked, where its cell runs now,

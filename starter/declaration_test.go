@@ -15,7 +15,9 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
+	"github.com/drover-dr/drover/plan"
 )
 
 // declPlan writes the lab plan under another name into dir, edit changing
@@ -146,4 +148,32 @@ func TestFailoverManySkipsARunningPlanAndStartsTheRest(t *testing.T) {
 		rows, err := declarationRuns(context.Background(), c, d.Declaration)
 		return err == nil && len(rows) == 1 && rows[0].Plan == "decl-free" && rows[0].RunID == byPlan["decl-free"].RunID
 	}, 10*time.Second, 100*time.Millisecond, "the declaration finds the run it started, and only that one")
+}
+
+// Which plans a declaration concerns, from where plan status says each
+// cell runs: at the site and at its primary, it starts; elsewhere it is
+// not affected with --all and skipped when named; already at its
+// secondary (a failover recorded it there), a failback is its way back.
+func TestDeclarationConcernsPlansRunningAtTheSite(t *testing.T) {
+	p := &plan.Plan{Name: "shop", Sites: plan.Sites{Primary: &plan.Site{Name: "dc1"}, Secondary: &plan.Site{Name: "dc2"}}}
+	at := func(recorded string, all bool, site string) DeclaredPlan {
+		dp := &declaredPlan{file: "shop.yaml", p: p}
+		dp.primary, dp.why = currentPrimary(p, catalog.Lifecycle{Primary: recorded})
+		dp.classify(site, all)
+		return dp.row
+	}
+	assert.Empty(t, at("", false, "dc1").Outcome, "never failed over, primary dc1: started")
+	assert.Empty(t, at("dc1", true, "dc1").Outcome, "failed back to dc1: started")
+	r := at("", true, "dc2")
+	assert.Equal(t, declNotAffected, r.Outcome)
+	assert.Contains(t, r.Reason, "its cell runs at dc1 (the plan's primary; no failover recorded)")
+	r = at("", false, "dc2")
+	assert.Equal(t, declSkipped, r.Outcome, "named with --plans, it is skipped and said so")
+	assert.Contains(t, r.Reason, "not at dc2")
+	r = at("dc2", true, "dc2")
+	assert.Equal(t, declSkipped, r.Outcome)
+	assert.Contains(t, r.Reason, "drover failback --plan shop.yaml moves it back to dc1")
+	failed := &declaredPlan{p: p, row: DeclaredPlan{Outcome: declFailed, Reason: "store"}}
+	failed.classify("dc1", true)
+	assert.Equal(t, declFailed, failed.row.Outcome, "a plan whose store could not be read stays failed")
 }
