@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.uber.org/zap"
 
@@ -216,7 +217,7 @@ func Fleet(ctx context.Context, env Env, o FleetOptions) (doc FleetDoc, err erro
 		st.Close()
 		// The components' processes end with the benchmark.
 		for _, fp := range fleet {
-			if rerr := fp.resetSecondary(context.WithoutCancel(ctx), reg); rerr != nil {
+			if rerr := ResetFleetSecondary(context.WithoutCancel(ctx), reg, fp.p); rerr != nil {
 				log.Warn("stop a fleet plan's processes", zap.String("plan", fp.p.Name), zap.Error(rerr))
 			}
 		}
@@ -286,7 +287,6 @@ func portOfURL(u string) int {
 // fleetPlan is one plan of the fleet and its sites' folders.
 type fleetPlan struct {
 	p     *plan.Plan
-	store *catalog.Store
 	point string
 }
 
@@ -341,83 +341,108 @@ gates:
 	return b.String()
 }
 
+// WriteFleetPlan writes the fleet's plan NAME as dir/NAME.yaml (a folder of
+// plan files), its sites' folders and store under dir/NAME and a little
+// data at its primary. edit, when set, changes the plan's text first (the
+// tests give plans their own gates and approvers).
+func WriteFleetPlan(dir, name string, edit func(string) string) (string, error) {
+	pdir := filepath.Join(dir, name)
+	if err := os.RemoveAll(pdir); err != nil {
+		return "", err
+	}
+	data := filepath.Join(pdir, "dc1", "data", "db")
+	// dc2 holds nothing until a restore; its folder is where the data root
+	// goes (plan apply looks for it).
+	for _, d := range []string{data, filepath.Join(pdir, "store"), filepath.Join(pdir, "dc2")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(data, "rows.txt"), []byte(strings.Repeat(name+" row\n", 1000)), 0o644); err != nil {
+		return "", err
+	}
+	text := fleetPlanText(name, pdir)
+	if edit != nil {
+		text = edit(text)
+	}
+	path := filepath.Join(dir, name+".yaml")
+	return path, os.WriteFile(path, []byte(text), 0o644)
+}
+
+// PrepareFleetPlan loads a plan WriteFleetPlan wrote, enables it in its
+// store and takes a full recovery point of it, returning the plan and the
+// point.
+func PrepareFleetPlan(ctx context.Context, c client.Client, reg *drivers.Registry, path string) (*plan.Plan, string, error) {
+	p, err := plan.LoadAndValidate(path, reg)
+	if err != nil {
+		return nil, "", fmt.Errorf("the fleet's plan does not validate: %w", err)
+	}
+	store, _, err := catalog.OpenFromSettings(p.Storage.Store)
+	if err != nil {
+		return nil, "", fmt.Errorf("plan %s: recovery point store: %w", p.Name, err)
+	}
+	if _, err := store.Transition(p.Name, catalog.StateEnabled, "secondary", "drover bench fleet", time.Now()); err != nil {
+		return nil, "", fmt.Errorf("enable plan %s: %w", p.Name, err)
+	}
+	var backup workflows.BackupResult
+	err = stack.RunWorkflow(ctx, c, fmt.Sprintf("drover/%s/backup/bench", p.Name), p.Name, contract.KindBackup,
+		workflows.BackupWorkflow, workflows.BackupInput{Plan: *p, Reason: "bench", Mode: contract.ModeFull}, &backup)
+	if err != nil {
+		return nil, "", fmt.Errorf("recovery point of %s: %w", p.Name, err)
+	}
+	return p, backup.Point.ID, nil
+}
+
 // fleetPrepare writes n plans, enables each in its store, puts a little
 // data at each primary and takes a recovery point of each (several at
 // once; not measured).
 func fleetPrepare(ctx context.Context, st *stack.Stack, reg *drivers.Registry, dir string, n int) ([]*fleetPlan, error) {
-	fleet := make([]*fleetPlan, n)
-	for i := range fleet {
-		name := fmt.Sprintf("fleet-%03d", i+1)
-		pdir := filepath.Join(dir, name)
-		if err := os.RemoveAll(pdir); err != nil {
+	paths := make([]string, n)
+	for i := range paths {
+		var err error
+		if paths[i], err = WriteFleetPlan(dir, fmt.Sprintf("fleet-%03d", i+1), nil); err != nil {
 			return nil, err
 		}
-		data := filepath.Join(pdir, "dc1", "data", "db")
-		if err := os.MkdirAll(data, 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(filepath.Join(pdir, "store"), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(filepath.Join(data, "rows.txt"), []byte(strings.Repeat(name+" row\n", 1000)), 0o644); err != nil {
-			return nil, err
-		}
-		path := filepath.Join(pdir, "plan.yaml")
-		if err := os.WriteFile(path, []byte(fleetPlanText(name, pdir)), 0o644); err != nil {
-			return nil, err
-		}
-		p, err := plan.LoadAndValidate(path, reg)
-		if err != nil {
-			return nil, fmt.Errorf("the benchmark's own plan does not validate (a bug): %w", err)
-		}
-		store, _, err := catalog.OpenFromSettings(p.Storage.Store)
-		if err != nil {
-			return nil, fmt.Errorf("plan %s: recovery point store: %w", name, err)
-		}
-		if _, err := store.Transition(p.Name, catalog.StateEnabled, "secondary", "drover bench fleet", time.Now()); err != nil {
-			return nil, fmt.Errorf("enable plan %s: %w", p.Name, err)
-		}
-		fleet[i] = &fleetPlan{p: p, store: store}
 	}
 	// Backups a few at a time: they are set-up, not the figure.
+	fleet := make([]*fleetPlan, n)
 	sem := make(chan struct{}, 8)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i, fp := range fleet {
+	for i, path := range paths {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			var backup workflows.BackupResult
-			errs[i] = stack.RunWorkflow(ctx, st.Client, fmt.Sprintf("drover/%s/backup/bench", fp.p.Name), fp.p.Name, contract.KindBackup,
-				workflows.BackupWorkflow, workflows.BackupInput{Plan: *fp.p, Reason: "bench", Mode: contract.ModeFull}, &backup)
-			fp.point = backup.Point.ID
+			p, point, err := PrepareFleetPlan(ctx, st.Client, reg, path)
+			fleet[i], errs[i] = &fleetPlan{p: p, point: point}, err
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("recovery points: %w", err)
+		return nil, err
 	}
 	return fleet, nil
 }
 
-// resetSecondary stops the plan's processes at its secondary and empties
-// its data root, through the plan's own driver and the activities' target.
-func (fp *fleetPlan) resetSecondary(ctx context.Context, reg *drivers.Registry) error {
-	sec := contract.SiteRef{Role: plan.SiteSecondary, Site: *fp.p.Sites.Secondary}
-	for _, c := range fp.p.Components {
+// ResetFleetSecondary stops a fleet plan's processes at its secondary and
+// empties its data root, through the plan's own driver and the activities'
+// target.
+func ResetFleetSecondary(ctx context.Context, reg *drivers.Registry, p *plan.Plan) error {
+	sec := contract.SiteRef{Role: plan.SiteSecondary, Site: *p.Sites.Secondary}
+	for _, c := range p.Components {
 		m, err := reg.Middleware(c.Driver)
 		if err != nil {
 			return err
 		}
-		if _, err := m.Stop(ctx, activities.Target(contract.ComponentInput{Plan: fp.p.Name, Site: sec, Component: c}), drivers.StopImmediate); err != nil {
-			return fmt.Errorf("stop %s of %s: %w", c.Name, fp.p.Name, err)
+		if _, err := m.Stop(ctx, activities.Target(contract.ComponentInput{Plan: p.Name, Site: sec, Component: c}), drivers.StopImmediate); err != nil {
+			return fmt.Errorf("stop %s of %s: %w", c.Name, p.Name, err)
 		}
 	}
 	root, _ := sec.Site.Settings["dataRoot"].(string)
 	if root == "" {
-		return fmt.Errorf("plan %s: the secondary has no dataRoot", fp.p.Name)
+		return fmt.Errorf("plan %s: the secondary has no dataRoot", p.Name)
 	}
 	return os.RemoveAll(root)
 }
@@ -442,7 +467,7 @@ type fleetBatchResult struct {
 func fleetBatch(ctx context.Context, st *stack.Stack, rec *rtoRecorder, reg *drivers.Registry, plans []*fleetPlan, pgPort int) (fleetBatchResult, error) {
 	var out fleetBatchResult
 	for _, fp := range plans {
-		if err := fp.resetSecondary(ctx, reg); err != nil {
+		if err := ResetFleetSecondary(ctx, reg, fp.p); err != nil {
 			return out, err
 		}
 	}

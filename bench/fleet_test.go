@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,15 +19,16 @@ import (
 // The fleet's plan is valid, one component per tier, its group restorable.
 func TestFleetPlanValidates(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "plan.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fleetPlanText("fleet-001", dir)), 0o644))
+	path, err := WriteFleetPlan(dir, "fleet-001", nil)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "fleet-001.yaml"), path, "a folder of plan files, as failover --all reads")
 	p, err := plan.LoadAndValidate(path, builtin.Registry(nil))
 	require.NoError(t, err)
 	tiers, err := plan.Tiers(p)
 	require.NoError(t, err)
 	assert.Len(t, tiers, len(fleetComponents))
 	require.Len(t, p.Storage.Groups, 1)
-	assert.Equal(t, filepath.Join(dir, "dc2", "run"), p.Sites.Secondary.Settings["runDir"])
+	assert.Equal(t, filepath.Join(dir, "fleet-001", "dc2", "run"), p.Sites.Secondary.Settings["runDir"])
 }
 
 func TestPercentileNearestRank(t *testing.T) {

@@ -50,16 +50,20 @@ var (
 	SAPhase     = temporal.NewSearchAttributeKeyKeyword("DroverPhase")
 	SASite      = temporal.NewSearchAttributeKeyKeyword("DroverSite")
 	SARPOStatus = temporal.NewSearchAttributeKeyKeyword("DroverRPOStatus")
+	// SADeclaration is the disaster declaration a run belongs to: every
+	// failover one `drover failover --site S` starts carries the same one.
+	SADeclaration = temporal.NewSearchAttributeKeyKeyword("DroverDeclaration")
 )
 
 // SearchAttributes lists drover's search attributes with their types, for
 // registration on a namespace.
 var SearchAttributes = map[string]enumspb.IndexedValueType{
-	SAPlan.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	SAKind.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	SAPhase.GetName():     enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	SASite.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	SARPOStatus.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SAPlan.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SAKind.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SAPhase.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SASite.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SARPOStatus.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SADeclaration.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 // Kinds of run, the value of DroverKind.

@@ -132,6 +132,12 @@ func listRuns(ctx context.Context, c client.Client, planName, kind string, open 
 	if open {
 		conds = append(conds, "ExecutionStatus = 'Running'")
 	}
+	return listRunsWhere(ctx, c, conds, limit)
+}
+
+// listRunsWhere lists drover's runs that meet every condition (visibility
+// query terms), newest first, then by workflow ID.
+func listRunsWhere(ctx context.Context, c client.Client, conds []string, limit int) ([]RunRow, error) {
 	var rows []RunRow
 	var token []byte
 	dc := converter.GetDefaultDataConverter()
@@ -239,18 +245,34 @@ func newRunsListCmd(g *Globals) *cobra.Command {
 
 func newRunsDescribeCmd(g *Globals) *cobra.Command {
 	var watch bool
+	var declaration string
 	cmd := &cobra.Command{
-		Use:   "describe RUN [--watch]",
+		Use:   "describe RUN|--declaration D [--watch]",
 		Short: "Where a run stands: phase, tiers, transfers, open gates with their checklists and approve commands, steps",
 		Long: "RUN is a workflow ID (drover runs list shows them). --watch redraws until the run ends; on a terminal\n" +
-			"long captures and restores show bytes, rate and ETA; elsewhere a line is printed when something changes.",
-		Args: cobra.ExactArgs(1),
+			"long captures and restores show bytes, rate and ETA; elsewhere a line is printed when something changes.\n" +
+			"--declaration D summarises every run of a declaration (drover failover --site): per plan the run, phase,\n" +
+			"open gates, start and end and the RTO so far, with totals.",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case declaration != "" && len(args) > 0:
+				return BadInputf("give a RUN or --declaration D, not both")
+			case declaration == "" && len(args) == 0:
+				return BadInputf("give the RUN to describe (drover runs list shows them), or --declaration D")
+			case declaration != "":
+				if err := checkDeclarationID(declaration); err != nil {
+					return err
+				}
+			}
 			c, err := g.Dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			if declaration != "" {
+				return showDeclaration(cmd.Context(), g, c, declaration, watch)
+			}
 			if watch && !g.Structured() {
 				return watchRun(cmd.Context(), g, c, args[0], nil)
 			}
@@ -280,13 +302,14 @@ func newRunsDescribeCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&watch, "watch", false, "redraw until the run ends")
+	cmd.Flags().StringVar(&declaration, "declaration", "", "summarise every run of this declaration (drover failover --site prints its ID)")
 	return cmd
 }
 
 func newGatesListCmd(g *Globals) *cobra.Command {
-	var planArg string
+	var planArg, declaration string
 	cmd := &cobra.Command{
-		Use:   "list [--plan P]",
+		Use:   "list [--plan P] [--declaration D]",
 		Short: "Gates waiting now in running runs, oldest first, with their checklists and approve commands",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -294,12 +317,22 @@ func newGatesListCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if declaration != "" {
+				if err := checkDeclarationID(declaration); err != nil {
+					return err
+				}
+			}
 			c, err := g.Dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			gates, err := openGates(cmd.Context(), c, name)
+			var gates []GateView
+			if declaration == "" {
+				gates, err = openGates(cmd.Context(), c, name)
+			} else {
+				gates, err = declarationGates(cmd.Context(), c, declaration, name)
+			}
 			if err != nil {
 				return err
 			}
@@ -309,10 +342,19 @@ func newGatesListCmd(g *Globals) *cobra.Command {
 					return nil
 				}
 				now := time.Now()
+				var names []string
 				for _, gt := range gates {
 					fmt.Fprintf(w, "%s:\n", gt.WorkflowID)
 					for _, l := range gateLines(gt, now) {
 						fmt.Fprintln(w, l)
+					}
+					if !slices.Contains(names, gt.Name) {
+						names = append(names, gt.Name)
+					}
+				}
+				if declaration != "" {
+					for _, n := range names {
+						fmt.Fprintf(w, "decide %s in every run of the declaration that waits there: drover gates approve --declaration %s --gate %s --as NAME\n", n, declaration, n)
 					}
 				}
 				return nil
@@ -320,6 +362,7 @@ func newGatesListCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&planArg, "plan", "", "only gates of this plan's runs (a plan file or a plan name)")
+	cmd.Flags().StringVar(&declaration, "declaration", "", "only gates of the runs of this declaration (drover failover --site prints its ID)")
 	return cmd
 }
 
@@ -329,9 +372,15 @@ func openGates(ctx context.Context, c client.Client, planName string) ([]GateVie
 	if err != nil {
 		return nil, err
 	}
+	return openGatesOf(ctx, c, rows), nil
+}
+
+// openGatesOf asks each of the runs still running (and its child) for its
+// pending gates, oldest first.
+func openGatesOf(ctx context.Context, c client.Client, rows []RunRow) []GateView {
 	gates := []GateView{}
 	for _, r := range rows {
-		if r.Kind == contract.KindMonitor {
+		if r.Kind == contract.KindMonitor || r.Status != "running" {
 			continue
 		}
 		st, err := queryStatus(ctx, c, r.WorkflowID)
@@ -356,7 +405,7 @@ func openGates(ctx context.Context, c client.Client, planName string) ([]GateVie
 		}
 		return strings.Compare(a.WorkflowID+"/"+a.Name, b.WorkflowID+"/"+b.Name)
 	})
-	return gates, nil
+	return gates
 }
 
 // planRow is one plan known to Temporal, as `drover plan list` prints it.

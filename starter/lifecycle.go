@@ -428,10 +428,7 @@ func newPlanStatusCmd(g *Globals) *cobra.Command {
 			}
 			slices.Sort(roles)
 			fmt.Fprintf(g.Stdout, "plan %s: %s (roles enabled: %s)\n", p.Name, out.Lifecycle.State, orDash(strings.Join(roles, ", ")))
-			primary, why := out.Lifecycle.Primary, "recorded by the last failover or failback"
-			if primary == "" {
-				primary, why = siteName(p.Sites.Primary), "the plan's primary; no failover recorded"
-			}
+			primary, why := currentPrimary(p, out.Lifecycle)
 			fmt.Fprintf(g.Stdout, "primary site: %s (%s)\n", primary, why)
 			if out.Schedule != "" {
 				state, next := "active", "-"
@@ -481,6 +478,16 @@ func newBackupScheduleCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&planFile, "plan", "", "the plan file (required)")
 	_ = cmd.MarkFlagRequired("plan")
 	return cmd
+}
+
+// currentPrimary is the site the plan's cell runs at now, and why drover
+// believes so: what the last failover or failback recorded in the store
+// (reprotect), else the plan's primary.
+func currentPrimary(p *plan.Plan, lc catalog.Lifecycle) (site, why string) {
+	if lc.Primary != "" {
+		return lc.Primary, "recorded by the last failover or failback"
+	}
+	return siteName(p.Sites.Primary), "the plan's primary; no failover recorded"
 }
 
 func trustOr(trust string) string {

@@ -28,7 +28,7 @@ func TestReadmeClaimsHold(t *testing.T) {
 		code.Write(b)
 	}
 	for name, ident := range map[string]string{"DroverPlan": "SAPlan", "DroverKind": "SAKind", "DroverPhase": "SAPhase",
-		"DroverSite": "SASite", "DroverRPOStatus": "SARPOStatus"} {
+		"DroverSite": "SASite", "DroverRPOStatus": "SARPOStatus", "DroverDeclaration": "SADeclaration"} {
 		set := strings.Contains(code.String(), "contract."+ident+".ValueSet")
 		saysUnset := strings.Contains(string(readme), "`"+name+"` is registered (so a namespace set up now needs no change later) but no run sets it yet")
 		assert.True(t, set != saysUnset, "%s: set by a run=%v, README says unset=%v", name, set, saysUnset)

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
 
 	"github.com/drover-dr/drover/approval"
 	"github.com/drover-dr/drover/contract"
@@ -38,15 +39,36 @@ type runFlags struct {
 }
 
 func (f *runFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.plan, "plan", "", "the plan file (required)")
-	cmd.Flags().BoolVar(&f.watch, "watch", false, "follow the run until it ends, printing phases and open gates")
+	f.addWith(cmd, "the plan file (required)")
 	_ = cmd.MarkFlagRequired("plan")
+}
+
+// addWith adds the flags with --plan optional, for a command that can take
+// many plans instead.
+func (f *runFlags) addWith(cmd *cobra.Command, planUsage string) {
+	cmd.Flags().StringVar(&f.plan, "plan", "", planUsage)
+	cmd.Flags().BoolVar(&f.watch, "watch", false, "follow the run until it ends, printing phases and open gates")
+}
+
+// alreadyRunning is the refusal of a run whose workflow id has an open
+// run: bad input, and a fleet failover's reason to skip the plan.
+type alreadyRunning struct{ kind, plan, id, runID string }
+
+func (e *alreadyRunning) Error() string {
+	return fmt.Sprintf("%s of plan %s refused: a run is already in progress: workflow %s (run %s); follow it with drover status %s, or wait for it or cancel it",
+		e.kind, e.plan, e.id, e.runID, e.id)
 }
 
 // startRun starts a workflow with drover's search attributes. An id that is
 // already running is refused with the run that holds it.
 func startRun(ctx context.Context, c client.Client, id, planName, kind string, wf, in any) (client.WorkflowRun, error) {
-	opts := stack.StartOptions(id, planName, kind)
+	return startRunWith(ctx, c, stack.StartOptions(id, planName, kind), planName, kind, wf, in)
+}
+
+// startRunWith is startRun with the start options given (more search
+// attributes).
+func startRunWith(ctx context.Context, c client.Client, opts client.StartWorkflowOptions, planName, kind string, wf, in any) (client.WorkflowRun, error) {
+	id := opts.ID
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	// Without it the SDK hands back the running execution as if this call
@@ -56,8 +78,7 @@ func startRun(ctx context.Context, c client.Client, id, planName, kind string, w
 	run, err := c.ExecuteWorkflow(ctx, opts, wf, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil, BadInputf("%s of plan %s refused: a run is already in progress: workflow %s (run %s); follow it with drover status %s, or wait for it or cancel it",
-			kind, planName, id, started.RunId, id)
+		return nil, BadInput(&alreadyRunning{kind: kind, plan: planName, id: id, runID: started.RunId})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", id, err)
@@ -217,14 +238,44 @@ func runFromPlan(ctx context.Context, g *Globals, f runFlags, spec runSpec) erro
 
 func switchoverOf(p *plan.Plan) string { return contract.SwitchoverID(p.Name) }
 
+// failoverSpec is the failover run of one plan from in (the flags; the
+// plan is filled per plan): the single-plan command and a declaration's
+// failovers make their inputs the same way.
+func failoverSpec(g *Globals, in workflows.FailoverInput) runSpec {
+	return runSpec{
+		kind: contract.KindFailover, id: switchoverOf, wf: workflows.FailoverWorkflow,
+		input: func(p *plan.Plan) (any, error) {
+			in.Plan = *p
+			return in, nil
+		},
+		before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
+			if in.Continue != "" {
+				// The follow-up restores nothing: it starts the rest
+				// from the point the earlier run restored.
+				var earlier workflows.FailoverResult
+				if err := c.GetWorkflow(ctx, switchoverOf(p), in.Continue).Get(ctx, &earlier); err != nil {
+					return BadInputf("failover --continue %s: the earlier failover's result: %v", in.Continue, err)
+				}
+				in.PointID = earlier.Point.ID
+			}
+			if running(ctx, c, contract.DrillID(p.Name)) {
+				g.Logger().Warn("a drill of this plan is running; it uses the sandbox only and goes on", zap.String("plan", p.Name))
+			}
+			return nil
+		},
+		result: &workflows.FailoverResult{},
+	}
+}
+
 func newFailoverCmd(g *Globals) *cobra.Command {
 	var f runFlags
+	var m manyFlags
 	var planned, unplanned bool
 	var point, continueRun string
 	var only []string
 	cmd := &cobra.Command{
-		Use:   "failover --plan F --planned|--unplanned [--only CLASS] | --continue RUN [--only CLASS]",
-		Short: "Move the cell to the secondary site (planned or unplanned)",
+		Use:   "failover --plan F --planned|--unplanned [--only CLASS] | --continue RUN [--only CLASS] | --site S --plans F1,F2|--all --plan-dir DIR --planned|--unplanned",
+		Short: "Move the cell to the secondary site (planned or unplanned); --site moves every plan whose primary is there, on one declaration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -234,32 +285,14 @@ func newFailoverCmd(g *Globals) *cobra.Command {
 				return BadInputf("failover: give exactly one of --planned or --unplanned")
 			}
 			in := workflows.FailoverInput{Planned: planned, PointID: point, Only: only, Continue: continueRun}
-			return runFromPlan(cmd.Context(), g, f, runSpec{
-				kind: contract.KindFailover, id: switchoverOf, wf: workflows.FailoverWorkflow,
-				input: func(p *plan.Plan) (any, error) {
-					in.Plan = *p
-					return in, nil
-				},
-				before: func(ctx context.Context, c client.Client, p *plan.Plan) error {
-					if continueRun != "" {
-						// The follow-up restores nothing: it starts the rest
-						// from the point the earlier run restored.
-						var earlier workflows.FailoverResult
-						if err := c.GetWorkflow(ctx, switchoverOf(p), continueRun).Get(ctx, &earlier); err != nil {
-							return BadInputf("failover --continue %s: the earlier failover's result: %v", continueRun, err)
-						}
-						in.PointID = earlier.Point.ID
-					}
-					if running(ctx, c, contract.DrillID(p.Name)) {
-						g.Logger().Warn("a drill of this plan is running; it uses the sandbox only and goes on")
-					}
-					return nil
-				},
-				result: &workflows.FailoverResult{},
-			})
+			if m.many() || f.plan == "" {
+				return failoverMany(cmd.Context(), g, f, m, in)
+			}
+			return runFromPlan(cmd.Context(), g, f, failoverSpec(g, in))
 		},
 	}
-	f.add(cmd)
+	f.addWith(cmd, "the plan file (or --site S with --plans or --all)")
+	m.add(cmd)
 	cmd.Flags().BoolVar(&planned, "planned", false, "leave the primary on purpose: drain, final backup, orderly stop")
 	cmd.Flags().BoolVar(&unplanned, "unplanned", false, "the primary is gone")
 	cmd.Flags().StringVar(&point, "point", "", "restore this recovery point instead of the newest valid one")
@@ -364,14 +397,24 @@ func newBackupCmd(g *Globals) *cobra.Command {
 }
 
 func newApproveCmd(g *Globals) *cobra.Command {
-	var gate, as, comment, decision, keyFile string
+	var gate, as, comment, decision, keyFile, declaration string
 	var reject bool
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:   "approve WORKFLOW --gate G --as NAME [--reject] [--comment TEXT]",
-		Short: "Approve (or reject) a gate of a running workflow and wait until the run counted it",
-		Args:  cobra.ExactArgs(1),
+		Use:   "approve WORKFLOW|--declaration D --gate G --as NAME [--reject] [--comment TEXT]",
+		Short: "Approve (or reject) a gate of a running workflow (or of every run of a declaration waiting there) and wait until the run counted it",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case declaration != "" && len(args) > 0:
+				return BadInputf("approve: give a WORKFLOW or --declaration D, not both")
+			case declaration == "" && len(args) == 0:
+				return BadInputf("approve: give the WORKFLOW whose gate to decide, or --declaration D")
+			case declaration != "":
+				if err := checkDeclarationID(declaration); err != nil {
+					return err
+				}
+			}
 			if gate == "" || as == "" {
 				return BadInputf("approve: --gate and --as are required")
 			}
@@ -398,6 +441,9 @@ func newApproveCmd(g *Globals) *cobra.Command {
 			defer c.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
+			if declaration != "" {
+				return approveDeclaration(ctx, g, c, declaration, workflows.Approval{Gate: gate, Approver: as, Decision: d, Comment: comment}, key)
+			}
 			res, err := approve(ctx, c, args[0], workflows.Approval{Gate: gate, Approver: as, Decision: d, Comment: comment}, key)
 			if err != nil {
 				return err
@@ -413,6 +459,7 @@ func newApproveCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&comment, "comment", "", "why")
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the run to count the approval")
 	cmd.Flags().StringVar(&keyFile, "key", os.Getenv("DROVER_APPROVER_KEY"), "the approver's private key file: signs the approval (env DROVER_APPROVER_KEY)")
+	cmd.Flags().StringVar(&declaration, "declaration", "", "decide the gate in every run of this declaration that waits there and lists NAME as its approver (one signal each)")
 	return cmd
 }
 

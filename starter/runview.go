@@ -218,24 +218,35 @@ func (s *snapshotter) planTiers(ctx context.Context, id, runID string) []plan.Ti
 		return t
 	}
 	var tiers []plan.Tier
-	it := s.c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if it.HasNext() {
-		if ev, err := it.Next(); err == nil {
-			if in := ev.GetWorkflowExecutionStartedEventAttributes().GetInput(); in != nil && len(in.GetPayloads()) > 0 {
-				var arg struct {
-					Plan plan.Plan `json:"plan"`
-				}
-				if s.dc.FromPayload(in.GetPayloads()[0], &arg) == nil && len(arg.Plan.Components) > 0 {
-					tiers = arg.Plan.Order
-					if len(tiers) == 0 {
-						tiers, _ = plan.Tiers(&arg.Plan)
-					}
-				}
-			}
+	var arg struct {
+		Plan plan.Plan `json:"plan"`
+	}
+	if startInput(ctx, s.c, s.dc, id, runID, &arg) && len(arg.Plan.Components) > 0 {
+		tiers = arg.Plan.Order
+		if len(tiers) == 0 {
+			tiers, _ = plan.Tiers(&arg.Plan)
 		}
 	}
 	s.tiers[key] = tiers
 	return tiers
+}
+
+// startInput decodes the first argument run runID of id started with into
+// v, from the first event of its history; false when it cannot.
+func startInput(ctx context.Context, c client.Client, dc converter.DataConverter, id, runID string, v any) bool {
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return false
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return false
+	}
+	in := ev.GetWorkflowExecutionStartedEventAttributes().GetInput()
+	if in == nil || len(in.GetPayloads()) == 0 {
+		return false
+	}
+	return dc.FromPayload(in.GetPayloads()[0], v) == nil
 }
 
 // tierProgress counts, per tier, the members whose start began and those

@@ -97,7 +97,7 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 		{[]string{"plan", "show", plan, "--output", "xml"}, `--output "xml": want text, json or yaml`},
 		{[]string{"failover", "--plan", plan}, "exactly one of --planned or --unplanned"},
 		{[]string{"failover", "--plan", plan, "--planned", "--unplanned"}, "exactly one of --planned or --unplanned"},
-		{[]string{"failover", "--unplanned"}, `required flag(s) "plan" not set`},
+		{[]string{"failover", "--unplanned"}, "failover: give --plan F, or --site S with --plans F1,F2 or --all"},
 		{[]string{"approve", "wf"}, "--gate and --as are required"},
 		{[]string{"approve", "wf", "--gate", "g", "--as", "a", "--reject", "--decision", "skip"}, "give --reject or --decision, not both"},
 		{[]string{"approve", "wf", "--gate", "g", "--as", "a", "--key", filepath.Join(t.TempDir(), "nokey")}, "--key"},

@@ -23,6 +23,14 @@ func ScheduleSearchAttributes(planName, kind string) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(contract.SAPlan.ValueSet(planName), contract.SAKind.ValueSet(kind))
 }
 
+// DeclaredSearchAttributes are StartSearchAttributes with the disaster
+// declaration the run belongs to, so the runs one declaration started are
+// found together.
+func DeclaredSearchAttributes(planName, kind, declaration string) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(contract.SAPlan.ValueSet(planName), contract.SAKind.ValueSet(kind), contract.SAPhase.ValueSet("starting"),
+		contract.SADeclaration.ValueSet(declaration))
+}
+
 func workflowSearchAttributes(planName, kind string) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(contract.SAPlan.ValueSet(planName), contract.SAKind.ValueSet(kind), contract.SAPhase.ValueSet("starting"))
 }
