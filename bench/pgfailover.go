@@ -300,7 +300,7 @@ const shellRunbook = `#!/usr/bin/env bash
 #
 #   PGPASSWORD=... STANDBY=HOST:PORT HAPROXY_ADMIN=HOST:PORT PSQL=/path/to/psql shell-runbook.sh
 set -euo pipefail
-: "${STANDBY:?host:port of the standby at dc2}" "${HAPROXY_ADMIN:?host:port of HAProxy's runtime API}"
+: "${STANDBY:?host:port of the standby at dc2}" "${HAPROXY_ADMIN:?host:port of the HAProxy runtime API}"
 PSQL=${PSQL:-psql}
 
 # 1. Promote dc2: pg_promote waits (up to 60 s) until it accepts writes.
