@@ -96,10 +96,13 @@ type PgFailoverRun struct {
 // Phase is a span of drover's failover, offsets from the declaration.
 type Phase struct {
 	Name string `json:"name"`
-	// Steps are the report's steps in the phase.
-	Steps   []string `json:"steps,omitempty"`
-	Start   float64  `json:"startSeconds"`
-	Seconds float64  `json:"seconds"`
+	// Steps are the report's steps in the phase; Longest is the one that
+	// took longest and LongestSeconds its time.
+	Steps          []string `json:"steps,omitempty"`
+	Longest        string   `json:"longest,omitempty"`
+	LongestSeconds float64  `json:"longestSeconds,omitempty"`
+	Start          float64  `json:"startSeconds"`
+	Seconds        float64  `json:"seconds"`
 }
 
 // The phases drover's time is read in besides the report's own.
@@ -218,15 +221,19 @@ func medianPhases(runs []PgFailoverRun) []Phase {
 	}
 	var out []Phase
 	for _, p := range runs[0].Phases {
-		var starts, lens []float64
+		var starts, lens, longest []float64
 		for _, r := range runs {
 			for _, q := range r.Phases {
 				if q.Name == p.Name {
 					starts, lens = append(starts, q.Start), append(lens, q.Seconds)
+					if q.Longest == p.Longest {
+						longest = append(longest, q.LongestSeconds)
+					}
 				}
 			}
 		}
-		out = append(out, Phase{Name: p.Name, Steps: p.Steps, Start: spread(starts).P50, Seconds: spread(lens).P50})
+		out = append(out, Phase{Name: p.Name, Steps: p.Steps, Longest: p.Longest, LongestSeconds: spread(longest).P50,
+			Start: spread(starts).P50, Seconds: spread(lens).P50})
 	}
 	return out
 }
@@ -239,7 +246,7 @@ func phasesOf(rep report.Report, declared, firstCommit time.Time) []Phase {
 	index := map[string]int{}
 	var firstStep time.Time
 	for _, s := range rep.Steps {
-		if s.Started.IsZero() || s.Run != "" && s.Phase == "" {
+		if s.Started.IsZero() {
 			continue
 		}
 		if firstStep.IsZero() || s.Started.Before(firstStep) {
@@ -268,6 +275,9 @@ func phasesOf(rep report.Report, declared, firstCommit time.Time) []Phase {
 		}
 		if e := end.Sub(start).Seconds(); e > p.Seconds {
 			p.Seconds = e
+		}
+		if took := end.Sub(s.Started).Seconds(); p.Longest == "" || took > p.LongestSeconds {
+			p.Longest, p.LongestSeconds = s.Name, took
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Phase) int {
@@ -565,10 +575,11 @@ func (d PgFailoverDoc) Print(w io.Writer) {
 	fmt.Fprintf(w, "drover/Patroni %.2fx  (p50 over Patroni's defaults, ttl %s + loop_wait %s = %.0fs before it even starts to promote)\n",
 		d.PatroniRatio, PatroniTTL, PatroniLoopWait, d.PatroniSeconds)
 	fmt.Fprintf(w, "\nwhere drover's time goes (medians over the runs, seconds from the declaration):\n")
+	fmt.Fprintf(w, "   start   length  phase: its steps (the longest, its length)\n")
 	for _, p := range d.Phases {
 		steps := ""
 		if len(p.Steps) > 0 {
-			steps = "  " + strings.Join(p.Steps, "; ")
+			steps = fmt.Sprintf(": %s (%s %.2fs)", strings.Join(p.Steps, "; "), p.Longest, p.LongestSeconds)
 		}
 		fmt.Fprintf(w, "  %6.2fs +%6.2fs  %s%s\n", p.Start, p.Seconds, p.Name, steps)
 	}

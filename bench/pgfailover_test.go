@@ -114,6 +114,8 @@ func TestPhasesOfAFailoverReport(t *testing.T) {
 	assert.InDelta(t, 0.6, ps[2].Start, 1e-6)
 	assert.InDelta(t, 11.1, ps[2].Seconds, 1e-6)
 	assert.Equal(t, []string{"fence pg at dc1", "promote pg at dc2"}, ps[2].Steps)
+	assert.Equal(t, "fence pg at dc1", ps[2].Longest)
+	assert.InDelta(t, 10, ps[2].LongestSeconds, 1e-6)
 	assert.InDelta(t, 14, ps[6].Start, 1e-6)
 	assert.InDelta(t, 0.25, ps[6].Seconds, 1e-6)
 }
@@ -122,9 +124,9 @@ func TestPhasesOfAFailoverReport(t *testing.T) {
 // Patroni's ttl + loop_wait, and each phase's median.
 func TestPgFailoverFigures(t *testing.T) {
 	d := PgFailoverDoc{PatroniSeconds: 40, Runs: []PgFailoverRun{
-		{Drover: 12, Shell: 0.5, Phases: []Phase{{Name: "takeover", Start: 1, Seconds: 10}}},
-		{Drover: 16, Shell: 0.7, Phases: []Phase{{Name: "takeover", Start: 3, Seconds: 12}}},
-		{Drover: 14, Shell: 0.6, Phases: []Phase{{Name: "takeover", Start: 2, Seconds: 11}}},
+		{Drover: 12, Shell: 0.5, Phases: []Phase{{Name: "takeover", Longest: "fence", LongestSeconds: 9, Start: 1, Seconds: 10}}},
+		{Drover: 16, Shell: 0.7, Phases: []Phase{{Name: "takeover", Longest: "fence", LongestSeconds: 11, Start: 3, Seconds: 12}}},
+		{Drover: 14, Shell: 0.6, Phases: []Phase{{Name: "takeover", Longest: "promote", LongestSeconds: 1, Start: 2, Seconds: 11}}},
 	}}
 	d.figures()
 	assert.Equal(t, Spread{P50: 14, Max: 16}, d.Drover)
@@ -132,7 +134,7 @@ func TestPgFailoverFigures(t *testing.T) {
 	assert.InDelta(t, 14/0.6, d.Ratio, 1e-9)
 	assert.InDelta(t, 14.0/40, d.PatroniRatio, 1e-9)
 	require.Len(t, d.Phases, 1)
-	assert.Equal(t, Phase{Name: "takeover", Start: 2, Seconds: 11}, d.Phases[0])
+	assert.Equal(t, Phase{Name: "takeover", Longest: "fence", LongestSeconds: 10, Start: 2, Seconds: 11}, d.Phases[0])
 	assert.Equal(t, Spread{P50: 1.5, Max: 2}, spread([]float64{2, 1}))
 
 	var out bytes.Buffer
