@@ -24,10 +24,10 @@ import (
 	"github.com/drover-dr/drover/catalog"
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
-	"github.com/drover-dr/drover/devserver/pgtest"
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/drivers/secret"
+	"github.com/drover-dr/drover/lab/pgcluster"
 	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/stack"
 	"github.com/drover-dr/drover/worker"
@@ -183,7 +183,7 @@ func Fleet(ctx context.Context, env Env, o FleetOptions) (doc FleetDoc, err erro
 	pgPort := 0
 	if pg == nil {
 		env.progress("starting a throwaway PostgreSQL cluster ...")
-		cluster, err := pgtest.Start(ctx)
+		cluster, err := pgcluster.Start(ctx)
 		if err != nil {
 			return doc, fmt.Errorf("the fleet runs on PostgreSQL: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/drover-dr/drover/contract"
 	"github.com/drover-dr/drover/devserver"
 	"github.com/drover-dr/drover/drivers/builtin"
+	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/worker"
 	"github.com/drover-dr/drover/workflows"
 )
@@ -153,6 +154,14 @@ func RunWorkflow(ctx context.Context, c client.Client, id, planName, kind string
 		return fmt.Errorf("start %s: %w", id, err)
 	}
 	return run.Get(ctx, out)
+}
+
+// StartMonitor starts the plan's RPO monitor unless it already runs.
+func StartMonitor(ctx context.Context, c client.Client, p *plan.Plan) error {
+	opts := StartOptions(contract.MonitorID(p.Name), p.Name, contract.KindMonitor)
+	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	_, err := c.ExecuteWorkflow(ctx, opts, workflows.RPOMonitorWorkflow, workflows.MonitorInput{Plan: *p})
+	return err
 }
 
 // WaitPolling waits until a worker polls queue.

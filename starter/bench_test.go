@@ -17,6 +17,10 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{"rto", "--timeout=-1s"},
 		{"backup", "--size", "tiny"},
 		{"backup", "--snapshots", "0"},
+		{"pgfailover", "--runs", "0"},
+		{"pgfailover", "--clients", "0"},
+		{"pgfailover", "--load", "0s"},
+		{"pgfailover", "--timeout=-1s"},
 	} {
 		code, _, errs := runDrover(append([]string{"bench"}, args...)...)
 		assert.Equal(t, ExitBadInput, code, "%v: %s", args, errs)

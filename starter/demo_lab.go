@@ -192,7 +192,7 @@ func (d *demoStory) enable(ctx context.Context) error {
 	if _, err := st.Transition(d.p.Name, catalog.StateValidated, "", "demo", now); err != nil {
 		return err
 	}
-	if err := startMonitor(ctx, d.st.Client, d.p); err != nil {
+	if err := stack.StartMonitor(ctx, d.st.Client, d.p); err != nil {
 		return err
 	}
 	if _, err := st.Transition(d.p.Name, catalog.StateEnabled, "secondary", "RPO monitor", now); err != nil {

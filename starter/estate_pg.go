@@ -4,26 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
 
-	"github.com/drover-dr/drover/catalog"
-	"github.com/drover-dr/drover/contract"
-	"github.com/drover-dr/drover/drivers"
-	"github.com/drover-dr/drover/drivers/builtin"
-	"github.com/drover-dr/drover/examples/plans"
 	"github.com/drover-dr/drover/lab/pgestate"
-	"github.com/drover-dr/drover/plan"
 	"github.com/drover-dr/drover/report"
 	"github.com/drover-dr/drover/stack"
-	"github.com/drover-dr/drover/worker"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -97,27 +87,6 @@ func parseSite(name, addr string) (pgestate.Site, error) {
 	return pgestate.Site{Name: name, Host: host, Port: n}, nil
 }
 
-// estatePlan is examples/plans/postgres.yaml for the estate in e: its
-// directory and OS user filled in, the sites at the estate's addresses.
-func estatePlan(e *pgestate.Estate) (*plan.Plan, error) {
-	text := strings.NewReplacer("${DROVER_PG_DIR}", e.Dir, "${DROVER_PG_OSUSER}", e.OSUser, "127.0.0.1:15400", e.Front).Replace(string(plans.Postgres))
-	file := filepath.Join(e.Dir, "plan.yaml")
-	if err := os.WriteFile(file, []byte(text), 0o640); err != nil {
-		return nil, err
-	}
-	p, err := plan.Parse(file, []byte(text))
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range []struct {
-		site *plan.Site
-		at   pgestate.Site
-	}{{p.Sites.Primary, e.Primary}, {p.Sites.Secondary, e.Standby}} {
-		s.site.Settings["pghost"], s.site.Settings["pgport"] = s.at.Host, strconv.Itoa(s.at.Port)
-	}
-	return p, plan.Validate(p, builtin.Registry(nil))
-}
-
 func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*EstateResult, error) {
 	if m := pgestate.Missing(); m != "" {
 		return nil, fmt.Errorf("the PostgreSQL estate needs: %s", m)
@@ -138,72 +107,29 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 		return nil, err
 	}
 	defer e.Down(context.Background())
-	p, err := estatePlan(e)
-	if err != nil {
-		return nil, err
-	}
-	os.Setenv("DROVER_PG_PASSWORD", e.Password)
-	os.Setenv("DROVER_PG_DSN", e.DSN(dc1.Addr()))
-
-	// dc1 from the Debian binaries, started by drover's postgres driver.
-	if err := e.InitPrimary(ctx); err != nil {
-		return nil, err
-	}
 	st, err := startStack(ctx, g, stack.Options{DBFile: filepath.Join(e.Dir, "temporal.db")})
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	sites := map[string]*worker.Group{}
-	startSite := func(name string) error {
-		w, err := worker.New(st.Client, worker.Options{Sites: []contract.Placement{{Site: name}}, Registry: builtin.Registry(g.Logger()),
-			Logger: g.Logger().With(zap.String("site", name))})
-		if err != nil {
-			return err
-		}
-		if err := w.Start(); err != nil {
-			return err
-		}
-		sites[name] = w
-		return stack.WaitPolling(ctx, st.Client, contract.SiteQueue(name), 30*time.Second)
+	d, err := pgestate.NewDrover(ctx, st.Client, g.Logger(), e)
+	if err != nil {
+		return nil, err
 	}
-	defer func() {
-		for _, w := range sites {
-			w.Stop()
-		}
-	}()
-	for _, s := range []string{"dc1", "dc2"} {
-		if err := startSite(s); err != nil {
-			return nil, err
-		}
-	}
-	if err := startComponent(ctx, p, p.Components[0], "primary"); err != nil {
+	defer d.Close()
+
+	// dc1 from the Debian binaries, started by drover's postgres driver.
+	if err := d.StartPrimary(ctx); err != nil {
 		return nil, err
 	}
 	say("dc1: PostgreSQL primary up at %s (%s)", dc1.Addr(), e.DataDir(dc1))
-	if err := e.InitPgbench(ctx); err != nil {
-		return nil, err
-	}
 	if err := e.StartHAProxy(); err != nil {
 		return nil, err
 	}
 	say("HAProxy front door at %s, backend pg: dc1 ready, dc2 in maintenance", e.Front)
 
 	// plan apply: the plan enabled, the RPO monitor seeds dc2.
-	if err := os.MkdirAll(filepath.Join(e.Dir, "store"), 0o750); err != nil {
-		return nil, err
-	}
-	store, err := catalog.Open(filepath.Join(e.Dir, "store"))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := store.Transition(p.Name, catalog.StateEnabled, "secondary", "drover estate postgres", time.Now()); err != nil {
-		return nil, err
-	}
-	if err := startMonitor(ctx, st.Client, p); err != nil {
-		return nil, err
-	}
-	rpo, err := waitStreaming(ctx, st.Client, p, 5*time.Minute)
+	rpo, err := d.Enable(ctx, "drover estate postgres")
 	if err != nil {
 		return nil, err
 	}
@@ -222,20 +148,17 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 	res.CommittedDC1, _ = e.Committed(ctx, dc1.Addr())
 
 	// Disaster: dc1's postmaster killed and its site worker gone.
-	pid, err := e.KillPrimary()
+	pid, err := d.Disaster()
 	if err != nil {
 		return nil, err
 	}
-	sites["dc1"].Stop()
-	delete(sites, "dc1")
 	declared := time.Now()
 	stopWatch()
 	say("DISASTER at dc1: postmaster %d killed, dc1's drover worker stopped; %d pgbench transactions committed so far", pid, res.CommittedDC1)
 	out := bench.Wait()
 	say("pgbench at dc1 ended: %s", lastLine(out))
 
-	run, err := startRun(ctx, st.Client, contract.SwitchoverID(p.Name), p.Name, contract.KindFailover, workflows.FailoverWorkflow,
-		workflows.FailoverInput{Plan: *p, DeclaredAt: declared})
+	run, err := d.StartFailover(ctx, declared)
 	if err != nil {
 		return nil, err
 	}
@@ -285,17 +208,9 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 	say("report: %s", res.Failover.Report.Markdown)
 
 	if o.failback {
-		if err := startSite("dc1"); err != nil {
-			return res, err
-		}
-		run, err := startRun(ctx, st.Client, contract.SwitchoverID(p.Name), p.Name, contract.KindFailback, workflows.FailbackWorkflow,
-			workflows.FailbackInput{Plan: *p})
+		fb, err := d.Failback(ctx)
 		if err != nil {
 			return res, err
-		}
-		var fb workflows.FailbackResult
-		if err := run.Get(ctx, &fb); err != nil {
-			return res, fmt.Errorf("failback: %w", err)
 		}
 		res.Failback = &fb
 		n, err := e.Committed(ctx, dc1.Addr())
@@ -309,47 +224,6 @@ func runPostgresEstate(ctx context.Context, g *Globals, o estateOptions) (*Estat
 		}
 	}
 	return res, nil
-}
-
-// startComponent starts one component of the plan at the site playing
-// role through its driver, as a site's worker would.
-func startComponent(ctx context.Context, p *plan.Plan, c plan.Component, role string) error {
-	site := p.Sites.Primary
-	if role == "secondary" {
-		site = p.Sites.Secondary
-	}
-	d, err := builtin.Registry(nil).Middleware(c.Driver)
-	if err != nil {
-		return err
-	}
-	_, err = d.Start(ctx, drivers.Target{Plan: p.Name, Site: drivers.Site{Name: site.Name, Role: role, Settings: site.Settings},
-		Component: drivers.Component{Name: c.Name, Role: string(c.Role), Settings: c.Settings}})
-	return err
-}
-
-// waitStreaming waits until the RPO monitor says every standby streams.
-func waitStreaming(ctx context.Context, c client.Client, p *plan.Plan, within time.Duration) (workflows.RPOStatus, error) {
-	deadline := time.Now().Add(within)
-	var st workflows.RPOStatus
-	for {
-		if v, err := c.QueryWorkflow(ctx, contract.MonitorID(p.Name), "", contract.QueryRPO); err == nil && v.Get(&st) == nil {
-			ok := len(st.Replicas) > 0
-			for _, r := range st.Replicas {
-				ok = ok && r.Streaming
-			}
-			if ok {
-				return st, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return st, fmt.Errorf("the standby does not stream after %s: %+v", within, st.Replicas)
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 func lastLine(s string) string {

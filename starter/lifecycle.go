@@ -24,6 +24,7 @@ import (
 	"github.com/drover-dr/drover/drivers"
 	"github.com/drover-dr/drover/drivers/builtin"
 	"github.com/drover-dr/drover/plan"
+	"github.com/drover-dr/drover/stack"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -206,16 +207,6 @@ func scheduleColdBackups(ctx context.Context, g *Globals, c client.Client, p *pl
 	return nil
 }
 
-// startMonitor starts the plan's RPO monitor unless it already runs.
-func startMonitor(ctx context.Context, c client.Client, p *plan.Plan) error {
-	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: contract.MonitorID(p.Name), TaskQueue: contract.OrchestratorQueue,
-		TypedSearchAttributes:    workflows.StartSearchAttributes(p.Name, contract.KindMonitor),
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.RPOMonitorWorkflow, workflows.MonitorInput{Plan: *p})
-	return err
-}
-
 func fileDigest(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -327,7 +318,7 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 			}
 			defer c.Close()
 			// The secondary role first: the side that watches the points.
-			if err := startMonitor(ctx, c, p); err != nil {
+			if err := stack.StartMonitor(ctx, c, p); err != nil {
 				return fmt.Errorf("start the RPO monitor: %w", err)
 			}
 			if _, err := st.Transition(p.Name, catalog.StateEnabled, "secondary", "RPO monitor "+contract.MonitorID(p.Name), time.Now()); err != nil {

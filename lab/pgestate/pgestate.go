@@ -2,7 +2,10 @@
 // drover to protect: two clusters (the primary's site and the standby's),
 // HAProxy in front of them, pgbench through HAProxy, and a ledger that
 // proves the RPO after a failover. It creates the primary's cluster and
-// the front door; drover itself seeds the standby, fails over and back.
+// the front door; drover itself seeds the standby, fails over and back,
+// driven by Drover (the plan and the sites' workers), which `drover estate
+// postgres` and `drover bench pgfailover` share. The clusters are
+// lab/pgcluster's.
 package pgestate
 
 import (
@@ -13,7 +16,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -23,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/drover-dr/drover/lab/pgcluster"
 )
 
 // Site is one end of the estate: where its cluster listens.
@@ -41,16 +45,18 @@ func (e *Estate) DataDir(s Site) string { return filepath.Join(e.Dir, s.Name, "p
 // Estate is the processes and files of one estate.
 type Estate struct {
 	Dir      string
-	BinDir   string
+	Tools    *pgcluster.Tools
 	HAProxy  string
-	OSUser   string
 	Password string
 	Primary  Site
 	Standby  Site
 	// Front is HAProxy's listening address (host:port).
 	Front string
+	// Admin, when set, is a loopback host:port where HAProxy's runtime API
+	// answers too (beside the unix socket), for a shell runbook without
+	// socat: bash's /dev/tcp reaches it.
+	Admin string
 
-	cred    *syscall.Credential
 	haproxy *exec.Cmd
 }
 
@@ -60,44 +66,13 @@ func (e *Estate) Socket() string { return filepath.Join(e.Dir, "haproxy.sock") }
 // SocketDir is where the clusters put their unix sockets.
 func (e *Estate) SocketDir() string { return filepath.Join(e.Dir, "run") }
 
-// FindBinDir finds PostgreSQL's programs: pg_ctl on PATH (through its
-// symlink into the versioned directory) or the newest
-// /usr/lib/postgresql/*/bin.
-func FindBinDir() (string, error) {
-	if p, err := exec.LookPath("pg_ctl"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
-		}
-		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "initdb")); err == nil {
-			return filepath.Dir(p), nil
-		}
-	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	best, bestVer := "", -1.0
-	for _, m := range matches {
-		v, err := strconv.ParseFloat(filepath.Base(filepath.Dir(filepath.Dir(m))), 64)
-		if err == nil && v > bestVer {
-			best, bestVer = filepath.Dir(m), v
-		}
-	}
-	if best == "" {
-		return "", errors.New("PostgreSQL not found: no initdb next to a pg_ctl on PATH nor under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
-	}
-	return best, nil
-}
-
 // Missing says what the estate needs that this machine lacks, or "".
 func Missing() string {
-	if _, err := FindBinDir(); err != nil {
-		return err.Error()
+	if m := pgcluster.Missing(); m != "" {
+		return m
 	}
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		return "haproxy not found on PATH (apt-get install haproxy)"
-	}
-	if os.Geteuid() == 0 {
-		if _, err := user.Lookup("postgres"); err != nil {
-			return "running as root and there is no postgres OS user to run the clusters as"
-		}
 	}
 	return ""
 }
@@ -105,7 +80,7 @@ func Missing() string {
 // New prepares an estate in dir (created, owned by the clusters' OS user
 // when running as root) without starting anything.
 func New(dir string, primary, standby Site, front string) (*Estate, error) {
-	bin, err := FindBinDir()
+	tools, err := pgcluster.NewTools()
 	if err != nil {
 		return nil, err
 	}
@@ -117,24 +92,10 @@ func New(dir string, primary, standby Site, front string) (*Estate, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Estate{Dir: abs, BinDir: bin, HAProxy: hap, Primary: primary, Standby: standby, Front: front}
+	e := &Estate{Dir: abs, Tools: tools, HAProxy: hap, Primary: primary, Standby: standby, Front: front}
 	for _, d := range []string{abs, e.SocketDir(), filepath.Join(abs, primary.Name), filepath.Join(abs, standby.Name)} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+		if err := tools.Mkdir(d, 0o750); err != nil {
 			return nil, err
-		}
-	}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("running as root: the clusters run as the postgres OS user: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		e.OSUser, e.cred = "postgres", &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		for _, d := range []string{abs, e.SocketDir(), filepath.Join(abs, primary.Name), filepath.Join(abs, standby.Name)} {
-			if err := os.Chown(d, uid, gid); err != nil {
-				return nil, err
-			}
 		}
 	}
 	pwFile := filepath.Join(abs, "password")
@@ -146,30 +107,8 @@ func New(dir string, primary, standby Site, front string) (*Estate, error) {
 			return nil, err
 		}
 	}
+	tools.Env = append(tools.Env, "PGPASSWORD="+e.Password)
 	return e, nil
-}
-
-// run runs one of PostgreSQL's programs as the clusters' OS user.
-func (e *Estate) run(ctx context.Context, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, name), args...)
-	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "PGPASSWORD="+e.Password)
-	if e.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.cred}
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, tail(string(out)))
-	}
-	return string(out), nil
-}
-
-func tail(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) > 600 {
-		s = "…" + s[len(s)-600:]
-	}
-	return s
 }
 
 // InitPrimary creates the primary's cluster ready for streaming replication
@@ -180,51 +119,17 @@ func (e *Estate) InitPrimary(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err == nil {
 		return nil
 	}
-	pw := filepath.Join(e.Dir, e.Primary.Name, "initdb.pw")
-	if err := os.WriteFile(pw, []byte(e.Password+"\n"), 0o600); err != nil {
-		return err
-	}
-	defer os.Remove(pw)
-	if err := e.chown(pw); err != nil {
-		return err
-	}
-	if _, err := e.run(ctx, "initdb", "-D", dir, "-U", "postgres", "--pwfile="+pw, "--auth-local=trust",
-		"--auth-host=scram-sha-256", "--data-checksums", "-E", "UTF8", "--locale=C"); err != nil {
-		return err
-	}
-	conf := strings.Join([]string{"",
-		"wal_level = replica", "max_wal_senders = 10", "wal_keep_size = '512MB'", "hot_standby = on",
-		"wal_log_hints = on", "max_connections = 50", "shared_buffers = '32MB'", ""}, "\n")
-	hba := "\nhost all all 127.0.0.0/8 scram-sha-256\nhost replication all 127.0.0.0/8 scram-sha-256\n"
-	if err := appendFile(filepath.Join(dir, "postgresql.conf"), conf); err != nil {
-		return err
-	}
-	return appendFile(filepath.Join(dir, "pg_hba.conf"), hba)
-}
-
-func appendFile(path, text string) error {
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(text); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func (e *Estate) chown(path string) error {
-	if e.cred == nil {
-		return nil
-	}
-	return os.Chown(path, int(e.cred.Uid), int(e.cred.Gid))
+	return e.Tools.InitDB(ctx, pgcluster.InitOptions{DataDir: dir, User: "postgres", Password: e.Password, Checksums: true,
+		Conf: []string{"wal_level = replica", "max_wal_senders = 10", "wal_keep_size = '512MB'", "hot_standby = on",
+			"wal_log_hints = on", "max_connections = 50", "shared_buffers = '32MB'"},
+		HBA: []string{"host all all 127.0.0.0/8 scram-sha-256", "host replication all 127.0.0.0/8 scram-sha-256"}})
 }
 
 // DSN is a connection string to one site (or the front door).
 func (e *Estate) DSN(addr string) string {
 	host, port, _ := net.SplitHostPort(addr)
-	return fmt.Sprintf("host=%s port=%s user=postgres password=%s dbname=postgres sslmode=disable connect_timeout=3", host, port, e.Password)
+	n, _ := strconv.Atoi(port)
+	return pgcluster.DSN(host, n, "postgres", e.Password, "postgres")
 }
 
 // Connect opens a connection to addr.
@@ -235,7 +140,7 @@ func (e *Estate) Connect(ctx context.Context, addr string) (*pgx.Conn, error) {
 // InitPgbench creates pgbench's tables at the primary (scale 1) and gives
 // pgbench_history a row id, so the RPO proof can name rows.
 func (e *Estate) InitPgbench(ctx context.Context) error {
-	if _, err := e.run(ctx, "pgbench", "-i", "-q", "-s", "1", "-h", e.Primary.Host, "-p", strconv.Itoa(e.Primary.Port), "-U", "postgres", "postgres"); err != nil {
+	if _, err := e.Tools.Run(ctx, "pgbench", "-i", "-q", "-s", "1", "-h", e.Primary.Host, "-p", strconv.Itoa(e.Primary.Port), "-U", "postgres", "postgres"); err != nil {
 		return err
 	}
 	c, err := e.Connect(ctx, e.Primary.Addr())
@@ -251,11 +156,19 @@ func (e *Estate) InitPgbench(ctx context.Context) error {
 // (in the foreground, a child of this process) with the primary's server
 // ready and the standby's in maintenance.
 func (e *Estate) StartHAProxy() error {
+	admin := ""
+	if e.Admin != "" {
+		admin = fmt.Sprintf("\n    stats socket ipv4@%s level admin", e.Admin)
+	}
 	cfg := fmt.Sprintf(`global
-    stats socket %s mode 600 level admin
+    stats socket %s mode 600 level admin%s
     pidfile %s
 defaults
     mode tcp
+    # A client reconnecting while the primary is lost fails at once instead
+    # of retrying a dead server for seconds; its next attempt after the
+    # redirect reaches the new primary.
+    retries 0
     timeout connect 2s
     timeout client 1m
     timeout server 1m
@@ -265,7 +178,7 @@ frontend pg_front
 backend pg
     server %s %s
     server %s %s
-`, e.Socket(), filepath.Join(e.Dir, "haproxy.pid"), e.Front, e.Primary.Name, e.Primary.Addr(), e.Standby.Name, e.Standby.Addr())
+`, e.Socket(), admin, filepath.Join(e.Dir, "haproxy.pid"), e.Front, e.Primary.Name, e.Primary.Addr(), e.Standby.Name, e.Standby.Addr())
 	path := filepath.Join(e.Dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o640); err != nil {
 		return err
@@ -324,9 +237,7 @@ func (e *Estate) KillPrimary() (int, error) {
 // Down stops both clusters (fast) and HAProxy; what is not running is fine.
 func (e *Estate) Down(ctx context.Context) {
 	for _, s := range []Site{e.Primary, e.Standby} {
-		if _, err := os.Stat(filepath.Join(e.DataDir(s), "postmaster.pid")); err == nil {
-			_, _ = e.run(ctx, "pg_ctl", "stop", "-D", e.DataDir(s), "-m", "fast", "-w", "-t", "60")
-		}
+		_ = e.Tools.Stop(ctx, e.DataDir(s), "fast")
 	}
 	if e.haproxy != nil && e.haproxy.Process != nil {
 		_ = e.haproxy.Process.Kill()
@@ -346,7 +257,7 @@ type Pgbench struct {
 func (e *Estate) StartPgbench(duration time.Duration, clients int) (*Pgbench, error) {
 	host, port, _ := net.SplitHostPort(e.Front)
 	p := &Pgbench{}
-	p.cmd = exec.Command(filepath.Join(e.BinDir, "pgbench"), "-n", "-c", strconv.Itoa(clients), "-j", "1",
+	p.cmd = exec.Command(filepath.Join(e.Tools.BinDir, "pgbench"), "-n", "-c", strconv.Itoa(clients), "-j", "1",
 		"-T", strconv.Itoa(max(1, int(duration.Seconds()))), "-h", host, "-p", port, "-U", "postgres", "postgres")
 	p.cmd.Env = append(os.Environ(), "PGPASSWORD="+e.Password, "PGCONNECT_TIMEOUT=3")
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
