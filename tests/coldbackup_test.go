@@ -127,7 +127,7 @@ steps:
 	assert.Equal(t, before, e.serverPIDs("dc1"), "servers stopped or restarted before the gate was approved")
 	st, err := queryStatus(ctx, e.c, id)
 	require.NoError(t, err)
-	assert.Equal(t, "approval", st.Phase)
+	assert.Equal(t, "waiting:"+contract.GateColdBackup, st.Phase)
 
 	approved := time.Now()
 	payload, err := labkeys.Payload(ctx, e.c, id, contract.GateColdBackup, "alice", contract.DecisionApprove, "maintenance window")

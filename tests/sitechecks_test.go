@@ -292,7 +292,7 @@ func TestSiteChecksFailoverPreflightRefuses(t *testing.T) {
 
 	st, err := queryStatus(ctx, e.c, id)
 	require.NoError(t, err)
-	assert.Equal(t, "preflight", st.Phase, "the run went past its preflight before the gate was decided")
+	assert.Equal(t, "waiting:"+contract.GateSiteChecks, st.Phase, "the run went past its preflight before the gate was decided")
 
 	payload, err := labkeys.Payload(ctx, e.c, id, contract.GateSiteChecks, "alice", contract.DecisionReject, "dc2 is not ready")
 	require.NoError(t, err)
