@@ -185,7 +185,7 @@ func (d *demoStory) enable(ctx context.Context) error {
 		return err
 	}
 	d.store = st
-	if problems := validateForEnable(ctx, d.g, d.p, st); len(problems) > 0 {
+	if problems := validateForEnable(ctx, d.g, d.p, st, nil); len(problems) > 0 {
 		return fmt.Errorf("plan not validated: %s", strings.Join(problems, "; "))
 	}
 	now := time.Now()

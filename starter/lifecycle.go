@@ -220,8 +220,9 @@ func fileDigest(path string) string {
 // roots (or the folders they go in) found from where drover runs (a local
 // os.Stat: it says nothing of a remote site's worker), installation
 // manifests matching, the store writable. The drivers' settings were
-// accepted when the plan loaded.
-func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalog.Store) []string {
+// accepted when the plan loaded. Each site check is passed to seen (when
+// not nil), passed or failed, with its evidence.
+func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalog.Store, seen func(contract.CheckOutput)) []string {
 	var problems []string
 	if err := st.CheckWritable(p.Name); err != nil {
 		problems = append(problems, fmt.Sprintf("storage.store: %v", err))
@@ -252,6 +253,9 @@ func validateForEnable(ctx context.Context, g *Globals, p *plan.Plan, st *catalo
 			problems = append(problems, fmt.Sprintf("siteChecks: %v", err))
 		}
 		for _, c := range res.Checks {
+			if seen != nil {
+				seen(c)
+			}
 			if !c.Result.Passed {
 				problems = append(problems, fmt.Sprintf("siteChecks: %s at %s: %s", c.Name, secondary.Site.Name, c.Result.Summary))
 			}
@@ -301,7 +305,17 @@ func newPlanApplyCmd(g *Globals) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(g.Stdout, "plan %s: defined\n", p.Name)
-			if problems := validateForEnable(ctx, g, p, st); len(problems) > 0 {
+			// Every site check by name with its evidence, as the seed's
+			// checklist would record it.
+			printCheck := func(c contract.CheckOutput) {
+				outcome := "passed"
+				if !c.Result.Passed {
+					outcome = "FAILED"
+				}
+				fmt.Fprintf(g.Stdout, "plan %s: site check %s at %s: %s: %s (%s)\n", p.Name, c.Name, p.Sites.Secondary.Name,
+					outcome, c.Result.Summary, c.Result.Evidence.Action)
+			}
+			if problems := validateForEnable(ctx, g, p, st, printCheck); len(problems) > 0 {
 				for _, pr := range problems {
 					fmt.Fprintf(g.Stderr, "%s: %s\n", file, pr)
 				}

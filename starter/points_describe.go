@@ -107,6 +107,14 @@ func writePointDescription(g *Globals, d describedPoint) {
 	fmt.Fprintf(tw, "backup run\t%s to %s (%s)\n", stamp(d.Started), stamp(d.Ended), d.Ended.Sub(d.Started).Round(time.Millisecond))
 	fmt.Fprintf(tw, "writes paused\t%s\n", pausedText(d.Quiesce, true))
 	fmt.Fprintf(tw, "consistency\t%s\n", d.Consistency)
+	// Only on the points that have them: a cold backup, a plan that
+	// watches its configuration.
+	if d.Cold {
+		fmt.Fprintf(tw, "cold\tyes: captured with the whole scope stopped\n")
+	}
+	if c := d.Configuration; c != nil {
+		fmt.Fprintf(tw, "configuration\t%s (first seen %s)\n", c.Fingerprint, stamp(c.FirstSeen))
+	}
 	validity := string(d.Validity.State)
 	if d.Validity.Reason != "" {
 		validity += ": " + d.Validity.Reason
