@@ -112,7 +112,9 @@ func TestUserStepsRunAtTheirPhasesInALabFailover(t *testing.T) {
 		assert.Contains(t, err.Error(), "user step change-freeze")
 		r := userStepsReport(t, e, contract.DrillID(e.p.Name))
 		assert.Equal(t, "failed", r.Outcome)
-		assert.Contains(t, r.Error, "user step change-freeze")
+		// The report's error is the step's own message (the root cause);
+		// the step itself names what failed.
+		assert.Contains(t, r.Error, "change freeze in force at sandbox")
 		s := userStepsStep(t, r, "user step change-freeze")
 		assert.Equal(t, workflows.OutcomeFailed, s.Outcome)
 		assert.Equal(t, "sandbox", s.Site)
@@ -249,12 +251,16 @@ func userStepsReport(t *testing.T, e *labEnv, run string) report.Report {
 }
 
 // userStepsApprove approves a gate from the CLI, as each approver with the
-// lab's throwaway key.
+// lab's throwaway key (copied readable by its owner only, as the CLI wants).
 func userStepsApprove(t *testing.T, e *labEnv, id, gate string, approvers ...string) {
 	t.Helper()
 	for _, who := range approvers {
+		key := filepath.Join(e.dir, who+".key")
+		data, err := os.ReadFile(filepath.Join("..", "examples", "keys", "lab", who+".key"))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(key, data, 0o600))
 		out, err := e.drover("approve", id, "--gate", gate, "--as", who,
-			"--key", filepath.Join("..", "examples", "keys", "lab", who+".key"), "--comment", "approved by the user steps test")
+			"--key", key, "--comment", "approved by the user steps test")
 		require.NoError(t, err)
 		t.Logf("%s", strings.TrimSpace(out))
 	}
