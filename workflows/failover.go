@@ -575,6 +575,10 @@ func (f *failover) restoreAndVerify(ctx workflow.Context, pt contract.Point) (co
 			f.sites.set("secondary", f.p.Sites.Secondary, "running, verified")
 			return pt, up, nil
 		}
+		if f.partialVerification(ctx, up.Verify) {
+			f.sites.set("secondary", f.p.Sites.Secondary, "running (DR subset), verification at the "+string(up.Verify.FailedLevel)+" level failed while the rest waits")
+			return pt, up, nil
+		}
 		reason := fmt.Sprintf("verification failed at the %s level", up.Verify.FailedLevel)
 		f.sites.set("secondary", f.p.Sites.Secondary, "running, "+reason)
 		older, err := f.offerRollback(ctx, pt, reason)

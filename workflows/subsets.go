@@ -95,3 +95,30 @@ func (f *failover) continueSubset(ctx workflow.Context) (contract.Point, BringUp
 	}
 	return pt, up, f.recoverInFlight(ctx)
 }
+
+// versionSubsetVerify marks subset failovers that do not judge the point by
+// a verification of the part of the cell they started.
+const versionSubsetVerify = "dr-subset-verify"
+
+// partialVerification reports whether a failed verification of a subset
+// run is to be taken as expected: the plan's checks look at the whole
+// cell, and the deferred components are down on purpose. The point is then
+// not marked invalid nor rolled back from; the report says so, and the
+// follow-up run verifies the whole cell.
+func (f *failover) partialVerification(ctx workflow.Context, v VerifyResult) bool {
+	var deferred []string
+	for _, c := range f.p.Components {
+		if !slices.Contains(f.only, c.Name) {
+			deferred = append(deferred, c.Name)
+		}
+	}
+	if len(f.only) == 0 || f.continued || len(deferred) == 0 {
+		return false
+	}
+	if workflow.GetVersion(ctx, versionSubsetVerify, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return false
+	}
+	f.rep.Notes = append(f.rep.Notes, fmt.Sprintf("DR subset: verification of %s failed at the %s level while %s wait for the follow-up run: the point is not judged by a partial cell; the follow-up verifies the whole cell",
+		v.Site, v.FailedLevel, strings.Join(deferred, ", ")))
+	return true
+}
