@@ -22,6 +22,7 @@ import (
 	"github.com/drover-dr/drover/drivers/sitefs"
 	labkeys "github.com/drover-dr/drover/examples/keys/lab"
 	"github.com/drover-dr/drover/lab"
+	"github.com/drover-dr/drover/lab/pgcluster"
 	"github.com/drover-dr/drover/workflows"
 )
 
@@ -208,7 +209,7 @@ func TestSiteChecksPlanApply(t *testing.T) {
 	}
 
 	// No database instance answers where the plan says it is.
-	t.Setenv("SITECHK_DSN", "postgres://"+pgtest.User+"@127.0.0.1:1/postgres")
+	t.Setenv("SITECHK_DSN", "postgres://"+pgcluster.User+"@127.0.0.1:1/postgres")
 	out, err := e.drover("plan", "apply", e.planPath)
 	t.Logf("db-instance-down: %v\nstdout:\n%s", err, out)
 	require.Error(t, err, "plan apply enabled a plan whose database instance does not answer")
