@@ -32,6 +32,17 @@ const siteStartTimeout = time.Minute
 // (the primary in an unplanned failover): nobody waits for it.
 const probeStartTimeout = 10 * time.Second
 
+// probeGoneFor is how long a site whose worker did not pick up a look stays
+// gone for the run's later looks. Temporal lists a worker that died as a
+// poller for a while, so asking again would wait out probeStartTimeout at
+// every look (the preflight's, then the fence's); after this, a site that
+// came back is seen again.
+const probeGoneFor = 2 * time.Minute
+
+// versionProbeGone keeps a gone site gone for probeGoneFor. Runs from before
+// forgot it at the next look and asked again at the one after.
+const versionProbeGone = "probe-gone"
+
 // componentAt places a component at a site: on the site's host that stands
 // for the component's host, and the host's own queue when it runs a worker.
 func componentAt(site contract.SiteRef, c plan.Component) (contract.Placement, plan.Host) {
@@ -179,6 +190,7 @@ func (r *run) atSite(ctx workflow.Context, where contract.Placement, probe bool,
 			f, set := workflow.NewFuture(ctx)
 			set.Set(nil, gone)
 			r.reach[queue] = f
+			r.goneAt[queue] = workflow.Now(ctx)
 			return gone
 		}
 		if err := r.unreachable(ctx, where, detail); err != nil {
@@ -204,6 +216,15 @@ func (r *run) reachable(ctx workflow.Context, where contract.Placement, probe bo
 		if err == nil {
 			return nil
 		}
+		if probe && r.remembersGone(ctx, queue) {
+			if workflow.Now(ctx).Sub(r.goneAt[queue]) < probeGoneFor {
+				return err
+			}
+			// Long enough ago that the site may be back: ask again.
+			delete(r.reach, queue)
+			delete(r.goneAt, queue)
+			continue
+		}
 		delete(r.reach, queue)
 		if probe || !isSiteUnreachable(err) {
 			return err
@@ -212,6 +233,13 @@ func (r *run) reachable(ctx workflow.Context, where contract.Placement, probe bo
 			return err
 		}
 	}
+}
+
+// remembersGone says whether this run keeps a site whose worker did not
+// pick up a look gone for probeGoneFor.
+func (r *run) remembersGone(ctx workflow.Context, queue string) bool {
+	_, ok := r.goneAt[queue]
+	return ok && workflow.GetVersion(ctx, versionProbeGone, workflow.DefaultVersion, 1) == 1
 }
 
 func (r *run) askWorkers(ctx workflow.Context, where contract.Placement) error {

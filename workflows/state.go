@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -52,6 +53,8 @@ type run struct {
 	gk *gateKeeper
 	// reach holds, per queue, the check that a worker polls it.
 	reach map[string]workflow.Future
+	// goneAt is when a look at a queue found no worker to pick it up.
+	goneAt map[string]time.Time
 	// notifyTo are the plan's notify receivers.
 	notifyTo plan.Settings
 	// siteGates are the open site-unreachable gates, per site.
@@ -70,7 +73,7 @@ const versionTells = "child-phase"
 // cluster without them still runs drover's workflows.
 func newRun(ctx workflow.Context, kind, planName string) (*run, error) {
 	r := &run{status: Status{Kind: kind, Plan: planName, Phase: "starting", Steps: []StepRecord{}},
-		reach: map[string]workflow.Future{}, siteGates: map[string]workflow.Future{}}
+		reach: map[string]workflow.Future{}, goneAt: map[string]time.Time{}, siteGates: map[string]workflow.Future{}}
 	r.placed = workflow.GetVersion(ctx, versionSites, workflow.DefaultVersion, 1) == 1
 	r.safe = workflow.GetVersion(ctx, versionSafe, workflow.DefaultVersion, 1) == 1
 	r.tells = workflow.GetVersion(ctx, versionTells, workflow.DefaultVersion, 1) == 1
