@@ -115,6 +115,7 @@ func TestUserStepsRunAtTheirPhasesInALabFailover(t *testing.T) {
 		// The report's error is the step's own message (the root cause);
 		// the step itself names what failed.
 		assert.Contains(t, r.Error, "change freeze in force at sandbox")
+		assert.Contains(t, r.Error, "user step change-freeze", "the report names the step that failed the run")
 		s := userStepsStep(t, r, "user step change-freeze")
 		assert.Equal(t, workflows.OutcomeFailed, s.Outcome)
 		assert.Equal(t, "sandbox", s.Site)

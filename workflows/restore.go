@@ -257,6 +257,22 @@ func trial(ctx workflow.Context, r *run, p *plan.Plan, store contract.StoreRef, 
 	return res, err
 }
 
+// versionStepFailure makes a run failed by a user step say which step in its
+// report. Runs from before gave only the command's own message.
+const versionStepFailure = "user-step-failure"
+
+// runFailure is the one line a report gives for why the run failed: the
+// root cause, or a failed user step's whole line (its name, phase and site
+// before the command's message).
+func runFailure(ctx workflow.Context, err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == contract.ErrTypeUserStepFailed &&
+		workflow.GetVersion(ctx, versionStepFailure, workflow.DefaultVersion, 1) == 1 {
+		return app.Message()
+	}
+	return rootMessage(err)
+}
+
 // finishReport fills the parts of a report every run shares and stores it.
 func finishReport(ctx workflow.Context, r *run, store contract.StoreRef, rep *report.Report, runErr error) contract.ReportPaths {
 	info := workflow.GetInfo(ctx)
@@ -265,7 +281,7 @@ func finishReport(ctx workflow.Context, r *run, store contract.StoreRef, rep *re
 	rep.Started, rep.Ended = info.WorkflowStartTime, workflow.Now(ctx)
 	rep.Outcome = "completed"
 	if runErr != nil {
-		rep.Outcome, rep.Error = "failed", rootMessage(runErr)
+		rep.Outcome, rep.Error = "failed", runFailure(ctx, runErr)
 		if ctx.Err() != nil {
 			rep.Outcome = "cancelled"
 		}

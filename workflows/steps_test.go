@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,12 @@ func TestAFailingUserStepAbortsContinuesOrAsks(t *testing.T) {
 				require.Error(t, env.GetWorkflowError())
 				require.Contains(t, env.GetWorkflowError().Error(), "user step license-keys (after restore at dc2) failed: license-keys failed at dc2")
 				require.Empty(t, e.cell.starts, "nothing started after the failed step")
+				reports, err := filepath.Glob(filepath.Join(e.dir, "store", "cell", "reports", "*.json"))
+				require.NoError(t, err)
+				require.Len(t, reports, 1)
+				rep, err := report.Read(reports[0])
+				require.NoError(t, err)
+				require.Contains(t, rep.Error, "user step license-keys (after restore at dc2) failed", "the report names the step that failed the run")
 				return
 			}
 			require.NoError(t, env.GetWorkflowError())
