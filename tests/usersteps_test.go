@@ -112,8 +112,7 @@ func TestUserStepsRunAtTheirPhasesInALabFailover(t *testing.T) {
 		assert.Contains(t, err.Error(), "user step change-freeze")
 		r := userStepsReport(t, e, contract.DrillID(e.p.Name))
 		assert.Equal(t, "failed", r.Outcome)
-		// The report's error is the step's own message (the root cause);
-		// the step itself names what failed.
+		// The report's error names the step and keeps the command's message.
 		assert.Contains(t, r.Error, "change freeze in force at sandbox")
 		assert.Contains(t, r.Error, "user step change-freeze", "the report names the step that failed the run")
 		s := userStepsStep(t, r, "user step change-freeze")
