@@ -62,6 +62,12 @@ func TestUserSteps(t *testing.T) {
 			`p.yaml:56: steps[4].runs[0]: unknown kind of run "validate" (want failover, failback, drill, backup)`,
 		}, problems(t, src))
 	})
+	t.Run("a manual step in a backup's capture is refused", func(t *testing.T) {
+		src := withSteps("  - name: ask\n    before: capture\n    gate: failback\n")
+		assert.Equal(t, []string{
+			`p.yaml:40: steps[0].gate: a manual step cannot wait in a backup's capture: scheduled backups have nobody to ask and would stop until someone did (a cold backup asks first with storage.schedule.cold.approve)`,
+		}, problems(t, src))
+	})
 	t.Run("an unknown field is refused", func(t *testing.T) {
 		_, err := Parse("p.yaml", []byte(withSteps("  - name: a\n    after: restore\n    driver: http\n    command: db2 catalog\n")))
 		require.Error(t, err)

@@ -1135,6 +1135,9 @@ func (v *validator) userSteps() {
 			if len(s.Settings) > 0 {
 				v.add(path+".settings", "a manual step has no driver settings")
 			}
+			if phase == PhaseCapture {
+				v.add(path+".gate", "a manual step cannot wait in a backup's capture: scheduled backups have nobody to ask and would stop until someone did (a cold backup asks first with storage.schedule.cold.approve)")
+			}
 		case s.Driver == "":
 			v.add(path+".driver", "required: a probe driver to call (exec, sql, http, tcp) or a gate for a manual step")
 		default:

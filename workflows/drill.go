@@ -35,6 +35,7 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (_ DrillResult, err erro
 	defer func() { r.finish(ctx, err) }()
 	r.setSite(ctx, siteName(in.Plan.Sites.Sandbox))
 	r.notifyWith(&in.Plan)
+	askAtManualSteps(ctx, r, &in.Plan, contract.KindDrill)
 	r.tell(ctx, contract.NotifyEvent{Type: eventRunStarted, Message: "drill of plan " + in.Plan.Name + " started"}, false)
 	var res DrillResult
 	p := &in.Plan

@@ -51,6 +51,8 @@ type run struct {
 	safe bool
 	// gk asks people at gates; nil in runs that have nobody to ask.
 	gk *gateKeeper
+	// stepGates asks at the manual user steps of a run that has no gk.
+	stepGates *gateKeeper
 	// reach holds, per queue, the check that a worker polls it.
 	reach map[string]workflow.Future
 	// goneAt is when a look at a queue found no worker to pick it up.

@@ -16,6 +16,22 @@ import (
 // phases. Runs from before ran none.
 const versionUserSteps = "user-steps"
 
+// versionDrillManualSteps lets a drill ask at its manual steps' gates. Drills
+// from before had nobody to ask and failed such a step.
+const versionDrillManualSteps = "drill-manual-steps"
+
+// askAtManualSteps gives a run with no gates of its own (a drill) someone to
+// ask at the manual user steps the plan gives its kind of run.
+func askAtManualSteps(ctx workflow.Context, r *run, p *plan.Plan, kind string) {
+	manual := false
+	for _, s := range p.Steps {
+		manual = manual || s.Gate != "" && s.RunsIn(kind)
+	}
+	if manual && workflow.GetVersion(ctx, versionDrillManualSteps, workflow.DefaultVersion, 1) == 1 {
+		r.stepGates = listenForApprovals(ctx, r, p)
+	}
+}
+
 // defaultUserStepTimeout bounds a user step's driver call when the plan
 // sets no timeout.
 const defaultUserStepTimeout = 10 * time.Minute
@@ -110,10 +126,14 @@ func userStep(ctx workflow.Context, r *run, p *plan.Plan, s plan.UserStep, at ph
 // step calls its probe at the step's place. It returns what to report.
 func runUserStep(ctx workflow.Context, r *run, p *plan.Plan, s plan.UserStep, at phaseAt, place contract.Placement, host plan.Host, step int) (string, error) {
 	if s.Gate != "" {
-		if r.gk == nil {
+		gk := r.gk
+		if gk == nil {
+			gk = r.stepGates
+		}
+		if gk == nil {
 			return "", fmt.Errorf("manual step at gate %s, but this run has nobody to ask", s.Gate)
 		}
-		decision, err := r.gk.wait(ctx, gateRequest{Name: s.Gate, Checklist: s.Checklist,
+		decision, err := gk.wait(ctx, gateRequest{Name: s.Gate, Checklist: s.Checklist,
 			Detail: fmt.Sprintf("user step %s at %s: work through the checklist, then approve", s.Name, at.site.Site.Name)})
 		if err != nil {
 			return "", err

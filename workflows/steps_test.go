@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -143,4 +144,38 @@ func TestUserStepsAroundABackupsCapture(t *testing.T) {
 	env.ExecuteWorkflow(BackupWorkflow, BackupInput{Plan: e.plan})
 	require.Error(t, env.GetWorkflowError())
 	require.Len(t, e.points(), 1, "no point when the step before the capture failed")
+}
+
+// A drill has no gates of its own, yet a manual step the plan gives drills
+// asks at its gate; without the approval the drill does not go on.
+func TestADrillAsksAtItsManualUserStep(t *testing.T) {
+	for _, approved := range []bool{true, false} {
+		t.Run(fmt.Sprintf("approved=%v", approved), func(t *testing.T) {
+			e := newDREnv(t)
+			pt := e.backup("").Point
+			e.setValidity(pt.ID, catalog.Valid)
+			e.plan.Gates = append(e.plan.Gates, plan.Gate{Name: "drill-check", Approvers: []string{"ops"}, Quorum: 1, Timeout: plan.Duration(time.Hour)})
+			e.plan.Steps = []plan.UserStep{{Name: "look-at-sandbox", After: plan.PhaseVerify, Gate: "drill-check", Runs: []string{"drill"},
+				Checklist: []string{"log in to the sandbox's console"}}}
+			env := e.env()
+			if approved {
+				e.approve(env, time.Minute, "drill-check")
+			}
+			env.ExecuteWorkflow(DrillWorkflow, DrillInput{Plan: e.plan})
+			if !approved {
+				require.Error(t, env.GetWorkflowError())
+				require.Contains(t, env.GetWorkflowError().Error(), "drill-check")
+				return
+			}
+			require.NoError(t, env.GetWorkflowError())
+			var res DrillResult
+			require.NoError(t, env.GetWorkflowResult(&res))
+			rep, err := report.Read(res.Report.JSON)
+			require.NoError(t, err)
+			s, ok := stepNamed(rep, "user step look-at-sandbox")
+			require.True(t, ok)
+			require.Equal(t, OutcomeOK, s.Outcome, s.Detail)
+			require.Contains(t, s.Detail, "approved at gate drill-check")
+		})
+	}
 }
