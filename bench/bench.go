@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -220,4 +221,28 @@ func median(ds []time.Duration) time.Duration {
 		return (ds[n/2-1] + ds[n/2]) / 2
 	}
 	return ds[len(ds)/2]
+}
+
+// workDir is a benchmark's work folder: the caller's --dir (made absolute,
+// created, kept), or a new temporary folder that cleanup removes unless
+// keep.
+func workDir(dir string, keep bool, prefix string) (string, func(), error) {
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", prefix)
+		if err != nil {
+			return "", nil, err
+		}
+		if keep {
+			return tmp, func() {}, nil
+		}
+		return tmp, func() { _ = os.RemoveAll(tmp) }, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", nil, badInput("--dir: %v", err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", nil, badInput("--dir: %v", err)
+	}
+	return abs, func() {}, nil
 }

@@ -163,22 +163,11 @@ var fleetComponents = []struct{ name, role, product string }{{"db", "database", 
 // a lone plan failed over just before it on the same server.
 func Fleet(ctx context.Context, env Env, o FleetOptions) (doc FleetDoc, err error) {
 	log := env.log()
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "drover-bench-fleet-"); err != nil {
-			return doc, err
-		}
-		if !o.Keep {
-			defer os.RemoveAll(dir)
-		}
-	} else {
-		if dir, err = filepath.Abs(dir); err != nil {
-			return doc, badInput("--dir: %v", err)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return doc, badInput("--dir: %v", err)
-		}
+	dir, cleanup, err := workDir(o.Dir, o.Keep, "drover-bench-fleet-")
+	if err != nil {
+		return doc, err
 	}
+	defer cleanup()
 	pg := o.Postgres
 	pgPort := 0
 	if pg == nil {

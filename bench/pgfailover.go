@@ -119,22 +119,11 @@ func PgFailover(ctx context.Context, env Env, o PgFailoverOptions) (doc PgFailov
 	if m := pgestate.Missing(); m != "" {
 		return doc, fmt.Errorf("the PostgreSQL estate needs: %s", m)
 	}
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "drover-bench-pgfailover-"); err != nil {
-			return doc, err
-		}
-		if !o.Keep {
-			defer os.RemoveAll(dir)
-		}
-	} else {
-		if dir, err = filepath.Abs(dir); err != nil {
-			return doc, badInput("--dir: %v", err)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return doc, badInput("--dir: %v", err)
-		}
+	dir, cleanup, err := workDir(o.Dir, o.Keep, "drover-bench-pgfailover-")
+	if err != nil {
+		return doc, err
 	}
+	defer cleanup()
 	// The clusters run as the postgres OS user when drover runs as root:
 	// it must reach the estates below dir.
 	if err := os.Chmod(dir, 0o755); err != nil {

@@ -444,23 +444,13 @@ type RTODoc struct {
 // runbook through the same drivers.
 func RTO(ctx context.Context, env Env, o RTOOptions) (doc RTODoc, err error) {
 	log := env.log()
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "drover-bench-rto-"); err != nil {
-			return doc, err
-		}
-		if !o.Keep {
-			defer os.RemoveAll(dir)
-		}
-	} else {
-		if dir, err = filepath.Abs(dir); err != nil {
-			return doc, badInput("--dir: %v", err)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return doc, badInput("--dir: %v", err)
-		}
-		o.Keep = true
+	dir, cleanup, err := workDir(o.Dir, o.Keep, "drover-bench-rto-")
+	if err != nil {
+		return doc, err
 	}
+	defer cleanup()
+	// A folder the caller named keeps each N's lab too.
+	o.Keep = o.Keep || o.Dir != ""
 	exe, labExeNote, err := rtoLabExecutable(ctx, log, dir, o.LabExe)
 	if err != nil {
 		return doc, err
