@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drover-dr/drover/catalog/blob"
@@ -140,7 +141,7 @@ func (s *Store) ResetGroup(plan, id, group string) (string, error) {
 	if err := os.RemoveAll(gdir); err != nil {
 		return "", fmt.Errorf("reset group %s of %s: %w", group, id, err)
 	}
-	if err := os.MkdirAll(gdir, 0o750); err != nil {
+	if err := s.mkdir(gdir); err != nil {
 		return "", fmt.Errorf("stage group %s of %s: %w", group, id, StoreError(err))
 	}
 	return gdir, nil
@@ -625,7 +626,7 @@ func (s *Store) Delete(plan, id string) error {
 		return nil
 	}
 	trash := filepath.Join(s.planDir(plan), trashDir)
-	if err := os.MkdirAll(trash, 0o750); err != nil {
+	if err := s.mkdir(trash); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	dst := filepath.Join(trash, id+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
@@ -722,10 +723,18 @@ func (s *Store) mkdir(dir string) error {
 	if s.objects != nil {
 		return os.MkdirAll(dir, 0o750)
 	}
-	if _, err := os.Stat(s.Root); err != nil {
+	rel, err := filepath.Rel(s.Root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("store %s: %s is not inside it", s.Root, dir)
+	}
+	// Through the root's own handle: the root is never made, and a root
+	// renamed away meanwhile gets the folders where it went, not anew.
+	root, err := os.OpenRoot(s.Root)
+	if err != nil {
 		return fmt.Errorf("store %s: %w", s.Root, err)
 	}
-	return os.MkdirAll(dir, 0o750)
+	defer root.Close()
+	return root.MkdirAll(rel, 0o750)
 }
 
 // CheckWritable proves the store accepts writes for a plan by writing,
